@@ -1,0 +1,204 @@
+//! The environment given to the wrapped process (§3.4 of the reference behaviour).
+//!
+//! It starts from the (resolved) environment of the wrapper, adds the configuration as JSON
+//! (`TASK_CONFIG` by default) and then the `PROC_WRAPPER_*` variables that tell the process
+//! how it is being run. This module only computes the variables; spawning is
+//! [`crate::process`]'s job.
+
+use std::collections::BTreeMap;
+use std::ffi::OsString;
+use std::time::Duration;
+
+use crate::config::Config;
+
+/// Variables for the child, in a stable order.
+pub type ChildEnv = BTreeMap<OsString, OsString>;
+
+/// `TRUE` or `FALSE`, as the original writes booleans.
+pub fn bool_text(b: bool) -> &'static str {
+    if b { "TRUE" } else { "FALSE" }
+}
+
+/// Whole seconds (or fractional ones when given so), `-1` for "no limit".
+pub fn limit_text(d: Option<Duration>) -> String {
+    d.map_or_else(|| "-1".to_owned(), seconds_text)
+}
+
+/// A duration as seconds: `30`, or `2.5` when not whole.
+pub fn seconds_text(d: Duration) -> String {
+    if d.subsec_nanos() == 0 {
+        d.as_secs().to_string()
+    } else {
+        format!("{}", d.as_secs_f64())
+    }
+}
+
+/// A probability like Python's float `repr`: `1.0`, `0.5`, `1e-10`.
+pub fn float_text(p: f64) -> String {
+    // Rust's `Debug` of f64 matches Python's `repr` for these values.
+    format!("{p:?}")
+}
+
+/// Builds the child's environment from `base` (the wrapper's resolved environment) and
+/// `config_json`, the JSON text of the resolved configuration (`None` for `{}`).
+pub fn build<I, K, V>(config: &Config, base: I, config_json: Option<&str>) -> ChildEnv
+where
+    I: IntoIterator<Item = (K, V)>,
+    K: Into<OsString>,
+    V: Into<OsString>,
+{
+    let mut env: ChildEnv = base
+        .into_iter()
+        .map(|(k, v)| (k.into(), v.into()))
+        .collect();
+    let mut set = |k: &str, v: String| {
+        env.insert(k.into(), v.into());
+    };
+
+    if let Some(name) = &config.resolver.env_var_name_for_config {
+        set(name, config_json.unwrap_or("{}").to_owned());
+    }
+
+    set(
+        "PROC_WRAPPER_OFFLINE_MODE",
+        bool_text(config.offline_mode).to_owned(),
+    );
+    set(
+        "PROC_WRAPPER_PROCESS_TIMEOUT_SECONDS",
+        limit_text(config.process.timeout),
+    );
+    set(
+        "PROC_WRAPPER_PROCESS_TERMINATION_GRACE_PERIOD_SECONDS",
+        limit_text(config.process.termination_grace_period),
+    );
+    set(
+        "PROC_WRAPPER_MAX_CONCURRENCY",
+        config.task.max_concurrency.unwrap_or(-1).to_string(),
+    );
+    set(
+        "PROC_WRAPPER_PREVENT_OFFLINE_EXECUTION",
+        bool_text(config.prevent_offline_execution).to_owned(),
+    );
+
+    let r = &config.resolver;
+    let io = &config.io;
+    let optional: [(&str, Option<String>); 13] = [
+        (
+            "PROC_WRAPPER_ENV_OUTPUT_FILENAME",
+            r.env_output_filename.clone(),
+        ),
+        (
+            "PROC_WRAPPER_ENV_OUTPUT_FORMAT",
+            r.env_output_format.clone(),
+        ),
+        (
+            "PROC_WRAPPER_CONFIG_OUTPUT_FILENAME",
+            r.config_output_filename.clone(),
+        ),
+        (
+            "PROC_WRAPPER_CONFIG_OUTPUT_FORMAT",
+            r.config_output_format.clone(),
+        ),
+        ("PROC_WRAPPER_INPUT_FILENAME", io.input_filename.clone()),
+        (
+            "PROC_WRAPPER_INPUT_VALUE_FORMAT",
+            io.input_value_format.clone(),
+        ),
+        (
+            "PROC_WRAPPER_INPUT_ENV_VAR_NAME",
+            io.input_env_var_name.clone(),
+        ),
+        ("PROC_WRAPPER_RESULT_FILENAME", io.result_filename.clone()),
+        (
+            "PROC_WRAPPER_RESULT_VALUE_FORMAT",
+            io.result_value_format.clone(),
+        ),
+        ("PROC_WRAPPER_DEPLOYMENT", config.api.deployment.clone()),
+        (
+            "PROC_WRAPPER_TASK_VERSION_NUMBER",
+            config.task.version_number.map(|n| n.to_string()),
+        ),
+        (
+            "PROC_WRAPPER_TASK_VERSION_TEXT",
+            config.task.version_text.clone(),
+        ),
+        (
+            "PROC_WRAPPER_TASK_VERSION_SIGNATURE",
+            config.task.version_signature.clone(),
+        ),
+    ];
+    for (k, v) in optional {
+        if let Some(v) = v {
+            set(k, v);
+        }
+    }
+    if let Some(meta) = &config.task.instance_metadata {
+        set(
+            "PROC_WRAPPER_TASK_INSTANCE_METADATA",
+            serde_json::Value::Object(meta.clone()).to_string(),
+        );
+    }
+    env
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Args;
+
+    fn get<'a>(env: &'a ChildEnv, k: &str) -> Option<&'a str> {
+        env.get(&OsString::from(k)).and_then(|v| v.to_str())
+    }
+
+    #[test]
+    fn offline_child_environment() {
+        let vars = [
+            ("PROC_WRAPPER_OFFLINE_MODE", "TRUE"),
+            ("PROC_WRAPPER_PROCESS_TIMEOUT_SECONDS", "5"),
+            ("PROC_WRAPPER_TASK_VERSION_SIGNATURE", "abc"),
+            ("OTHER", "kept"),
+        ];
+        let config = Config::from_sources(&Args::default(), &|k| {
+            vars.iter()
+                .find(|(n, _)| *n == k)
+                .map(|(_, v)| (*v).to_owned())
+        })
+        .unwrap();
+        let env = build(&config, vars, None);
+        assert_eq!(get(&env, "OTHER"), Some("kept"));
+        assert_eq!(get(&env, "TASK_CONFIG"), Some("{}"));
+        assert_eq!(get(&env, "PROC_WRAPPER_OFFLINE_MODE"), Some("TRUE"));
+        assert_eq!(get(&env, "PROC_WRAPPER_PROCESS_TIMEOUT_SECONDS"), Some("5"));
+        assert_eq!(
+            get(
+                &env,
+                "PROC_WRAPPER_PROCESS_TERMINATION_GRACE_PERIOD_SECONDS"
+            ),
+            Some("30")
+        );
+        assert_eq!(get(&env, "PROC_WRAPPER_MAX_CONCURRENCY"), Some("-1"));
+        assert_eq!(
+            get(&env, "PROC_WRAPPER_PREVENT_OFFLINE_EXECUTION"),
+            Some("FALSE")
+        );
+        assert_eq!(
+            get(&env, "PROC_WRAPPER_TASK_VERSION_SIGNATURE"),
+            Some("abc")
+        );
+        assert_eq!(get(&env, "PROC_WRAPPER_DEPLOYMENT"), None);
+        assert_eq!(
+            get(&env, "PROC_WRAPPER_STATUS_UPDATE_INTERVAL_SECONDS"),
+            None
+        );
+    }
+
+    #[test]
+    fn number_texts() {
+        assert_eq!(limit_text(None), "-1");
+        assert_eq!(limit_text(Some(Duration::from_secs(30))), "30");
+        assert_eq!(seconds_text(Duration::from_millis(2500)), "2.5");
+        assert_eq!(float_text(1.0), "1.0");
+        assert_eq!(float_text(0.5), "0.5");
+        assert_eq!(float_text(1e-10), "1e-10");
+    }
+}

@@ -1,0 +1,1450 @@
+//! The validated configuration of a wrapper run.
+//!
+//! [`Config::from_sources`] combines the command line ([`Args`]) with the environment,
+//! following the precedence of the Python original (§3.3 of the reference behaviour):
+//! for Task, API, process and logging settings the environment wins; for the
+//! environment/configuration resolution settings the command line wins and location lists
+//! are appended. Every number is parsed and validated here; a value that does not parse is a
+//! [`ConfigError`] naming the option or variable, which the CLI turns into exit code 78.
+//!
+//! This module does not fetch secrets; the resolver works on the environment first and then
+//! calls [`Config::from_sources`] with the resolved environment as the lookup.
+
+pub mod args;
+pub mod parse;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+pub use args::Args;
+use args::{LogLevelArg, MergeStrategyArg, ShellModeArg};
+use parse::{
+    Lookup, Origin, Sources, bool_setting, cli, cli_wins, env_wins, parse_count, parse_delay,
+    parse_int, parse_json_object, parse_limit, parse_probability, split_locations,
+};
+use serde_json::{Map, Value};
+
+/// The default API server.
+pub const DEFAULT_API_BASE_URL: &str = "https://api.cloudreactor.io";
+/// The default UDP port of the status update listener.
+pub const DEFAULT_STATUS_UPDATE_PORT: u16 = 2373;
+
+/// A configuration value that cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// A value that does not parse or is out of range.
+    #[error("invalid value '{value}' for {origin}: expected {expected}")]
+    InvalidValue {
+        /// Option or variable at fault.
+        origin: Origin,
+        /// The offending text (shortened).
+        value: String,
+        /// What was expected instead.
+        expected: &'static str,
+    },
+    /// Settings that contradict each other, or a missing required setting.
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// JSON object used for the free-form properties of the API.
+pub type JsonObject = Map<String, Value>;
+
+/// Task identity and the properties reported when creating Task Executions.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct TaskConfig {
+    /// Task name.
+    pub name: Option<String>,
+    /// Task UUID.
+    pub uuid: Option<String>,
+    /// Create the Task if the API server does not know it.
+    pub auto_create: bool,
+    /// Run Environment name of an auto-created Task.
+    pub run_environment_name: Option<String>,
+    /// Run Environment UUID of an auto-created Task.
+    pub run_environment_uuid: Option<String>,
+    /// Extra properties of an auto-created Task.
+    pub auto_create_task_props: Option<JsonObject>,
+    /// The auto-created Task is passive (not scheduled or kept running by CloudReactor).
+    pub passive: bool,
+    /// Existing Task Execution to attach to.
+    pub execution_uuid: Option<String>,
+    /// Numeric version of the Task's code.
+    pub version_number: Option<i64>,
+    /// Human readable version.
+    pub version_text: Option<String>,
+    /// Version signature, such as a commit hash.
+    pub version_signature: Option<String>,
+    /// Task Execution that built the Task.
+    pub build_task_execution_uuid: Option<String>,
+    /// Task Execution that deployed the Task.
+    pub deployment_task_execution_uuid: Option<String>,
+    /// Extra properties of the execution method.
+    pub execution_method_props: Option<JsonObject>,
+    /// Forced execution method type (`AWS ECS`, ...); detected when `None`.
+    pub execution_method_type: Option<String>,
+    /// Metadata about this instance of the Task.
+    pub instance_metadata: Option<JsonObject>,
+    /// The Task is a service that runs indefinitely.
+    pub is_service: bool,
+    /// Schedule reported to the API server.
+    pub schedule: Option<String>,
+    /// Maximum concurrent executions; `Some(-1)` means no limit.
+    pub max_concurrency: Option<i64>,
+    /// Maximum age of conflicting executions; `None` means no limit.
+    pub max_conflicting_age: Option<Duration>,
+}
+
+/// API client settings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ApiConfig {
+    /// Base URL, without a trailing `/`.
+    pub base_url: String,
+    /// API key (a secret).
+    pub api_key: Option<String>,
+    /// Interval between heartbeats; `None` means no heartbeats.
+    pub heartbeat_interval: Option<Duration>,
+    /// How long to retry recoverable errors; `None` means forever.
+    pub error_timeout: Option<Duration>,
+    /// How long to retry the final update; `None` means forever.
+    pub final_update_timeout: Option<Duration>,
+    /// Delay before retrying a request.
+    pub retry_delay: Duration,
+    /// Delay before resuming requests after giving up; `None` means never resume.
+    pub resume_delay: Option<Duration>,
+    /// How long to retry Task Execution creation on errors; `None` means forever.
+    pub creation_error_timeout: Option<Duration>,
+    /// How long to retry Task Execution creation on conflicts; `None` means forever.
+    pub creation_conflict_timeout: Option<Duration>,
+    /// Delay between creation attempts after a conflict.
+    pub creation_conflict_retry_delay: Duration,
+    /// Timeout of one HTTP request; `None` means none.
+    pub request_timeout: Option<Duration>,
+    /// Probability that an execution is reported at all.
+    pub managed_probability: f64,
+    /// Probability that an unreported execution's failure is reported.
+    pub failure_report_probability: f64,
+    /// Probability that an unreported execution's timeout is reported.
+    pub timeout_report_probability: f64,
+    /// Deployment name.
+    pub deployment: Option<String>,
+    /// Send the input value.
+    pub send_input_value: bool,
+    /// Send the process ID.
+    pub send_pid: bool,
+    /// Send the hostname.
+    pub send_hostname: bool,
+    /// Send runtime metadata.
+    pub send_runtime_metadata: bool,
+    /// Interval between runtime metadata refreshes; `None` means never.
+    pub runtime_metadata_refresh_interval: Option<Duration>,
+}
+
+/// Input and result value settings.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct IoConfig {
+    /// Input value, as text.
+    pub input_value: Option<String>,
+    /// Variable holding the input value.
+    pub input_env_var_name: Option<String>,
+    /// File holding the input value.
+    pub input_filename: Option<String>,
+    /// Delete the input file at the end; `None` means only if the wrapper wrote it.
+    pub cleanup_input_file: Option<bool>,
+    /// Format of the input value.
+    pub input_value_format: Option<String>,
+    /// File the process writes its result to.
+    pub result_filename: Option<String>,
+    /// Format of the result value.
+    pub result_value_format: Option<String>,
+    /// Delete the result file at the end.
+    pub cleanup_result_file: bool,
+}
+
+/// Log level of the wrapper's own log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum LogLevel {
+    /// Very verbose.
+    Trace,
+    /// Verbose.
+    Debug,
+    /// Lifecycle events.
+    Info,
+    /// Recoverable trouble.
+    Warning,
+    /// Failures.
+    Error,
+    /// Critical failures only.
+    Critical,
+}
+
+impl LogLevel {
+    fn from_text(text: &str) -> Option<Self> {
+        Some(match text.trim().to_ascii_uppercase().as_str() {
+            "TRACE" => Self::Trace,
+            "DEBUG" => Self::Debug,
+            "INFO" => Self::Info,
+            "WARNING" | "WARN" => Self::Warning,
+            "ERROR" => Self::Error,
+            "CRITICAL" => Self::Critical,
+            _ => return None,
+        })
+    }
+}
+
+/// Logging and log capture settings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LogConfig {
+    /// Level of the wrapper's own log.
+    pub level: LogLevel,
+    /// Secret values may appear in the log.
+    pub log_secrets: bool,
+    /// Log the input value.
+    pub log_input_value: bool,
+    /// Log the result value.
+    pub log_result_value: bool,
+    /// Prefix log lines with a timestamp.
+    pub include_timestamps: bool,
+    /// Log lines sent on failure.
+    pub num_log_lines_sent_on_failure: usize,
+    /// Log lines sent on timeout or abort.
+    pub num_log_lines_sent_on_timeout: usize,
+    /// Log lines sent on success.
+    pub num_log_lines_sent_on_success: usize,
+    /// Longer lines are truncated.
+    pub max_log_line_length: usize,
+    /// One tail for both standard output and standard error.
+    pub merge_stdout_and_stderr: bool,
+    /// Do not capture standard output.
+    pub ignore_stdout: bool,
+    /// Do not capture standard error.
+    pub ignore_stderr: bool,
+}
+
+/// Whether the command runs in a shell.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ShellMode {
+    /// Detect from the command.
+    Auto,
+    /// Always.
+    Enable,
+    /// Never.
+    Disable,
+}
+
+/// Process supervision settings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProcessConfig {
+    /// Command and arguments given as positional arguments.
+    pub command: Vec<String>,
+    /// Command line given as one string (wins over `command`).
+    pub command_line: Option<String>,
+    /// Working directory of the child.
+    pub work_dir: PathBuf,
+    /// Shell mode.
+    pub shell_mode: ShellMode,
+    /// Strip `/bin/sh -c` wrapping.
+    pub strip_shell_wrapping: bool,
+    /// Signal the child's whole process group.
+    pub group_termination: bool,
+    /// Timeout of one attempt; `None` means none.
+    pub timeout: Option<Duration>,
+    /// Retries after a failure or timeout; `None` means forever.
+    pub max_retries: Option<u32>,
+    /// Delay before retrying after a failure.
+    pub retry_delay: Duration,
+    /// Interval between checks of the child.
+    pub check_interval: Duration,
+    /// Time between SIGTERM and SIGKILL; `None` means wait forever.
+    pub termination_grace_period: Option<Duration>,
+}
+
+/// Status update listener settings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StatusConfig {
+    /// Listen for UDP status updates.
+    pub enabled: bool,
+    /// UDP port.
+    pub port: u16,
+    /// Largest accepted message.
+    pub message_max_bytes: usize,
+    /// Minimum interval between API updates; `None` means only with heartbeats.
+    pub interval: Option<Duration>,
+}
+
+/// How configuration from several locations is merged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MergeStrategy {
+    /// Recursive merge; later values win (the default).
+    Deep,
+    /// Later top-level keys replace earlier ones.
+    Shallow,
+    /// Recursive, later values replace.
+    Replace,
+    /// Recursive, lists concatenated.
+    Additive,
+    /// Replace, with type changes rejected.
+    TypesafeReplace,
+    /// Additive, with type changes rejected.
+    TypesafeAdditive,
+}
+
+/// Environment/configuration resolution settings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ResolverConfig {
+    /// Locations of environment variables.
+    pub env_locations: Vec<String>,
+    /// Locations of configuration.
+    pub config_locations: Vec<String>,
+    /// Merge strategy.
+    pub merge_strategy: MergeStrategy,
+    /// Resolved values overwrite variables that are already set.
+    pub overwrite_env: bool,
+    /// Maximum depth of resolution in nested configuration.
+    pub max_depth: u32,
+    /// Maximum number of resolution passes.
+    pub max_iterations: u32,
+    /// Time after which resolved values are fetched again; `None` means never.
+    pub config_ttl: Option<Duration>,
+    /// Stop at the first resolution failure.
+    pub fail_fast: bool,
+    /// Prefix of variables to resolve.
+    pub env_var_name_prefix: String,
+    /// Suffix of variables to resolve.
+    pub env_var_name_suffix: String,
+    /// Prefix of configuration properties to resolve.
+    pub config_property_name_prefix: String,
+    /// Suffix of configuration properties to resolve.
+    pub config_property_name_suffix: String,
+    /// Variable receiving the configuration as JSON.
+    pub env_var_name_for_config: Option<String>,
+    /// Configuration property receiving the environment.
+    pub config_property_name_for_env: Option<String>,
+    /// File receiving the resolved environment.
+    pub env_output_filename: Option<String>,
+    /// Its format.
+    pub env_output_format: Option<String>,
+    /// File receiving the resolved configuration.
+    pub config_output_filename: Option<String>,
+    /// Its format.
+    pub config_output_format: Option<String>,
+    /// Exit after writing the output files.
+    pub exit_after_writing_variables: bool,
+    /// Region of AWS secret providers.
+    pub secrets_aws_region: Option<String>,
+    /// Secret values may be logged.
+    pub log_secrets: bool,
+}
+
+/// ECS sidecar settings.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ContainerConfig {
+    /// Container running the main process.
+    pub main_container_name: Option<String>,
+    /// Container running the wrapper.
+    pub monitor_container_name: Option<String>,
+    /// Monitor another container; `None` means detect.
+    pub sidecar_container_mode: Option<bool>,
+}
+
+/// Rollbar settings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RollbarConfig {
+    /// Access token (a secret); Rollbar is off without it.
+    pub access_token: Option<String>,
+    /// Retries of a request; `None` means forever.
+    pub retries: Option<u32>,
+    /// Delay between retries.
+    pub retry_delay: Duration,
+    /// Timeout of one request.
+    pub timeout: Duration,
+}
+
+/// The whole validated configuration.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    /// No API server at all.
+    pub offline_mode: bool,
+    /// Do not run without the API server's permission.
+    pub prevent_offline_execution: bool,
+    /// Task settings.
+    pub task: TaskConfig,
+    /// API settings.
+    pub api: ApiConfig,
+    /// Input/result settings.
+    pub io: IoConfig,
+    /// Logging settings.
+    pub log: LogConfig,
+    /// Process settings.
+    pub process: ProcessConfig,
+    /// Status update settings.
+    pub status: StatusConfig,
+    /// Resolver settings.
+    pub resolver: ResolverConfig,
+    /// Container settings.
+    pub container: ContainerConfig,
+    /// Rollbar settings.
+    pub rollbar: RollbarConfig,
+    /// Warnings found while building the configuration, to be logged once logging is set up.
+    pub warnings: Vec<String>,
+}
+
+fn secs(n: u64) -> Duration {
+    Duration::from_secs(n)
+}
+
+fn string(env: Option<parse::Raw>, cli_value: Option<&String>) -> Option<String> {
+    env.map(|r| r.text).or_else(|| {
+        cli_value
+            .map(|s| s.trim().to_owned())
+            .filter(|s| !s.is_empty())
+    })
+}
+
+fn string_cli_wins(cli_value: Option<&String>, env: Option<parse::Raw>) -> Option<String> {
+    cli_value.cloned().or(env.map(|r| r.text))
+}
+
+fn retries(raw: Option<parse::Raw>, default: Option<u32>) -> Result<Option<u32>, ConfigError> {
+    Ok(match parse_int(raw)? {
+        None => default,
+        Some(n) if n < 0 => None,
+        Some(n) => Some(u32::try_from(n).unwrap_or(u32::MAX)),
+    })
+}
+
+impl Config {
+    /// Builds the configuration from the process environment alone, as embedded mode and the
+    /// Lambda extension do.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_sources(&Args::default(), &|k| std::env::var(k).ok())
+    }
+
+    /// Builds the configuration from the command line and an environment lookup.
+    pub fn from_sources(args: &Args, lookup: Lookup<'_>) -> Result<Self, ConfigError> {
+        let mut src = Sources::new(lookup);
+        let mut warnings = Vec::new();
+
+        let offline_mode = bool_setting(
+            src.env(&["PROC_WRAPPER_OFFLINE_MODE"]),
+            args.api.offline_mode,
+        );
+        let prevent_offline_execution = bool_setting(
+            src.env(&["PROC_WRAPPER_PREVENT_OFFLINE_EXECUTION"]),
+            args.api.prevent_offline_execution,
+        );
+        src.offline = offline_mode;
+
+        let task = Self::task(args, &src)?;
+        let api = Self::api(args, &src)?;
+        let io = Self::io(args, &src);
+        let log = Self::log(args, &src, &mut warnings)?;
+        let process = Self::process(args, &src, task.is_service, &mut warnings)?;
+        let status = Self::status(args, &src)?;
+        let resolver = Self::resolver(args, &src, log.log_secrets)?;
+        let container = ContainerConfig {
+            main_container_name: string(
+                src.env(&["PROC_WRAPPER_MAIN_CONTAINER_NAME"]),
+                args.container.main_container_name.as_ref(),
+            ),
+            monitor_container_name: string(
+                src.env(&["PROC_WRAPPER_MONITOR_CONTAINER_NAME"]),
+                args.container.monitor_container_name.as_ref(),
+            ),
+            sidecar_container_mode: src
+                .env(&["PROC_WRAPPER_SIDECAR_CONTAINER_MODE"])
+                .map(|r| parse::parse_bool_text(&r.text))
+                .or(args.container.sidecar_container_mode.then_some(true)),
+        };
+        let rollbar = Self::rollbar(args, &src)?;
+
+        // Offline mode is also forced when no execution could ever be reported.
+        let all_zero = api.managed_probability <= 0.0
+            && api.failure_report_probability <= 0.0
+            && api.timeout_report_probability <= 0.0;
+
+        Ok(Self {
+            offline_mode: offline_mode || all_zero,
+            prevent_offline_execution,
+            task,
+            api,
+            io,
+            log,
+            process,
+            status,
+            resolver,
+            container,
+            rollbar,
+            warnings,
+        })
+    }
+
+    fn task(args: &Args, src: &Sources<'_>) -> Result<TaskConfig, ConfigError> {
+        let t = &args.task;
+        // The Task name and UUID are read even in offline mode, so that the final log line
+        // can name the Task (6.0.2 skips them; its changelog says otherwise).
+        let auto_create_task_props = parse_json_object(env_wins(
+            src.online_env(&["PROC_WRAPPER_AUTO_CREATE_TASK_PROPS"]),
+            cli(
+                "--auto-create-task-props",
+                t.auto_create_task_props.as_ref(),
+            ),
+        ))?;
+        let props_flag = |key: &str| {
+            auto_create_task_props
+                .as_ref()
+                .and_then(|p| p.get(key))
+                .and_then(Value::as_bool)
+        };
+        let auto_create = bool_setting(
+            src.online_env(&["PROC_WRAPPER_AUTO_CREATE_TASK"]),
+            t.auto_create_task,
+        ) || auto_create_task_props.is_some()
+            || props_flag("was_auto_created") == Some(true);
+        // Passive precedence: env > props > --force-task-active > default (passive).
+        let passive = match src.online_env(&["PROC_WRAPPER_TASK_IS_PASSIVE"]) {
+            Some(raw) => parse::parse_bool_text(&raw.text),
+            None => props_flag("passive").unwrap_or(!t.force_task_active),
+        };
+        let min_instances = auto_create_task_props
+            .as_ref()
+            .and_then(|p| p.get("min_service_instance_count"))
+            .and_then(Value::as_i64)
+            .unwrap_or(0);
+        let is_service = bool_setting(src.online_env(&["PROC_WRAPPER_TASK_IS_SERVICE"]), t.service)
+            || min_instances > 0;
+        let max_concurrency = parse_int(env_wins(
+            src.online_env(&[
+                "PROC_WRAPPER_TASK_MAX_CONCURRENCY",
+                "PROC_WRAPPER_MAX_CONCURRENCY",
+            ]),
+            cli("--max-concurrency", t.max_concurrency.as_ref()),
+        ))?
+        .map(|n| n.max(-1));
+        let execution_method_props = if auto_create {
+            parse_json_object(env_wins(
+                src.online_env(&["PROC_WRAPPER_EXECUTION_METHOD_PROPS"]),
+                cli(
+                    "--execution-method-props",
+                    t.execution_method_props.as_ref(),
+                ),
+            ))?
+        } else {
+            parse_json_object(cli(
+                "--execution-method-props",
+                t.execution_method_props.as_ref(),
+            ))?
+        };
+        let execution_method_type = string(
+            src.env(&["PROC_WRAPPER_EXECUTION_METHOD_TYPE"]),
+            t.execution_method_type.as_ref(),
+        );
+        if let Some(em) = &execution_method_type {
+            const TYPES: [&str; 5] = [
+                "AWS ECS",
+                "AWS Lambda",
+                "AWS CodeBuild",
+                "AWS EC2",
+                "Unknown",
+            ];
+            if !TYPES.contains(&em.as_str()) {
+                return Err(ConfigError::Invalid(format!(
+                    "invalid execution method type '{em}' (PROC_WRAPPER_EXECUTION_METHOD_TYPE or \
+                     --execution_method_type): expected one of {}",
+                    TYPES.join(", ")
+                )));
+            }
+        }
+        Ok(TaskConfig {
+            name: string(src.env(&["PROC_WRAPPER_TASK_NAME"]), t.task_name.as_ref()),
+            uuid: string(src.env(&["PROC_WRAPPER_TASK_UUID"]), t.task_uuid.as_ref()),
+            auto_create,
+            run_environment_name: string(
+                src.online_env(&["PROC_WRAPPER_AUTO_CREATE_TASK_RUN_ENVIRONMENT_NAME"]),
+                t.auto_create_task_run_environment_name.as_ref(),
+            ),
+            run_environment_uuid: string(
+                src.online_env(&["PROC_WRAPPER_AUTO_CREATE_TASK_RUN_ENVIRONMENT_UUID"]),
+                t.auto_create_task_run_environment_uuid.as_ref(),
+            ),
+            auto_create_task_props,
+            passive,
+            execution_uuid: string(
+                src.online_env(&["PROC_WRAPPER_TASK_EXECUTION_UUID"]),
+                t.task_execution_uuid.as_ref(),
+            ),
+            version_number: parse_int(env_wins(
+                src.env(&["PROC_WRAPPER_TASK_VERSION_NUMBER"]),
+                cli("--task-version-number", t.task_version_number.as_ref()),
+            ))?
+            .filter(|n| *n >= 0),
+            version_text: string(
+                src.env(&["PROC_WRAPPER_TASK_VERSION_TEXT"]),
+                t.task_version_text.as_ref(),
+            ),
+            version_signature: string(
+                src.env(&["PROC_WRAPPER_TASK_VERSION_SIGNATURE"]),
+                t.task_version_signature.as_ref(),
+            ),
+            build_task_execution_uuid: string(
+                src.env(&["PROC_WRAPPER_BUILD_TASK_EXECUTION_UUID"]),
+                t.build_task_execution_uuid.as_ref(),
+            ),
+            deployment_task_execution_uuid: string(
+                src.env(&["PROC_WRAPPER_DEPLOYMENT_TASK_EXECUTION_UUID"]),
+                t.deployment_task_execution_uuid.as_ref(),
+            ),
+            execution_method_props,
+            execution_method_type,
+            instance_metadata: parse_json_object(env_wins(
+                src.env(&["PROC_WRAPPER_TASK_INSTANCE_METADATA"]),
+                cli(
+                    "--task-instance-metadata",
+                    t.task_instance_metadata.as_ref(),
+                ),
+            ))?,
+            is_service,
+            schedule: string(
+                src.online_env(&["PROC_WRAPPER_SCHEDULE"]),
+                t.schedule.as_ref(),
+            ),
+            max_concurrency,
+            max_conflicting_age: parse_limit(
+                env_wins(
+                    src.online_env(&["PROC_WRAPPER_MAX_CONFLICTING_AGE_SECONDS"]),
+                    cli("--max-conflicting-age", t.max_conflicting_age.as_ref()),
+                ),
+                None,
+            )?,
+        })
+    }
+
+    fn api(args: &Args, src: &Sources<'_>) -> Result<ApiConfig, ConfigError> {
+        let a = &args.api;
+        let limit = |env: &'static str, alt: Option<&'static str>, opt, value, default| {
+            let names: &[&'static str] = match alt {
+                Some(alt) => &[env, alt][..],
+                None => &[env][..],
+            };
+            parse_limit(env_wins(src.online_env(names), cli(opt, value)), default)
+        };
+        let probability = |names: &[&'static str], opt, value| {
+            parse_probability(env_wins(src.online_env(names), cli(opt, value)), 1.0)
+        };
+        let base_url = string(
+            src.online_env(&["PROC_WRAPPER_API_BASE_URL"]),
+            a.api_base_url.as_ref(),
+        )
+        .unwrap_or_else(|| DEFAULT_API_BASE_URL.to_owned())
+        .trim_end_matches('/')
+        .to_owned();
+        Ok(ApiConfig {
+            base_url,
+            api_key: string(
+                src.online_env(&["PROC_WRAPPER_API_KEY"]),
+                a.api_key.as_ref(),
+            ),
+            heartbeat_interval: limit(
+                "PROC_WRAPPER_API_HEARTBEAT_INTERVAL_SECONDS",
+                None,
+                "--api-heartbeat-interval",
+                a.api_heartbeat_interval.as_ref(),
+                Some(secs(300)),
+            )?
+            .filter(|d| !d.is_zero()),
+            error_timeout: limit(
+                "PROC_WRAPPER_API_ERROR_TIMEOUT_SECONDS",
+                None,
+                "--api-error-timeout",
+                a.api_error_timeout.as_ref(),
+                Some(secs(300)),
+            )?,
+            final_update_timeout: limit(
+                "PROC_WRAPPER_API_FINAL_UPDATE_TIMEOUT_SECONDS",
+                None,
+                "--api-final-update-timeout",
+                a.api_final_update_timeout.as_ref(),
+                Some(secs(1800)),
+            )?,
+            retry_delay: parse_delay(
+                env_wins(
+                    src.online_env(&["PROC_WRAPPER_API_RETRY_DELAY_SECONDS"]),
+                    cli("--api-retry-delay", a.api_retry_delay.as_ref()),
+                ),
+                secs(120),
+            )?,
+            // -1 means never resume (the documented meaning; 6.0.2 turned it into 0).
+            resume_delay: limit(
+                "PROC_WRAPPER_API_RESUME_DELAY_SECONDS",
+                None,
+                "--api-resume-delay",
+                a.api_resume_delay.as_ref(),
+                Some(secs(600)),
+            )?,
+            creation_error_timeout: limit(
+                "PROC_WRAPPER_API_TASK_EXECUTION_CREATION_ERROR_TIMEOUT_SECONDS",
+                Some("PROC_WRAPPER_API_TASK_CREATION_ERROR_TIMEOUT_SECONDS"),
+                "--api-task-execution-creation-error-timeout",
+                a.api_task_execution_creation_error_timeout.as_ref(),
+                Some(secs(1800)),
+            )?,
+            creation_conflict_timeout: limit(
+                "PROC_WRAPPER_API_TASK_EXECUTION_CREATION_CONFLICT_TIMEOUT_SECONDS",
+                None,
+                "--api-task-execution-creation-conflict-timeout",
+                a.api_task_execution_creation_conflict_timeout.as_ref(),
+                Some(secs(300)),
+            )?,
+            creation_conflict_retry_delay: parse_delay(
+                env_wins(
+                    src.online_env(&[
+                        "PROC_WRAPPER_API_TASK_EXECUTION_CREATION_CONFLICT_RETRY_DELAY_SECONDS",
+                    ]),
+                    cli(
+                        "--api-task-execution-creation-conflict-retry-delay",
+                        a.api_task_execution_creation_conflict_retry_delay.as_ref(),
+                    ),
+                ),
+                secs(120),
+            )?,
+            request_timeout: limit(
+                "PROC_WRAPPER_API_REQUEST_TIMEOUT_SECONDS",
+                None,
+                "--api-request-timeout",
+                a.api_request_timeout.as_ref(),
+                Some(secs(30)),
+            )?,
+            managed_probability: probability(
+                &[
+                    "PROC_WRAPPER_API_MANAGED_PROBABILITY",
+                    "PROC_WRAPPER_MANAGED_PROBABILITY",
+                ],
+                "--api-managed-probability",
+                a.api_managed_probability.as_ref(),
+            )?,
+            failure_report_probability: probability(
+                &[
+                    "PROC_WRAPPER_API_FAILURE_REPORT_PROBABILITY",
+                    "PROC_WRAPPER_FAILURE_REPORT_PROBABILITY",
+                ],
+                "--api-failure-report-probability",
+                a.api_failure_report_probability.as_ref(),
+            )?,
+            timeout_report_probability: probability(
+                &[
+                    "PROC_WRAPPER_API_TIMEOUT_REPORT_PROBABILITY",
+                    "PROC_WRAPPER_TIMEOUT_REPORT_PROBABILITY",
+                ],
+                "--api-timeout-report-probability",
+                a.api_timeout_report_probability.as_ref(),
+            )?,
+            deployment: string(
+                src.online_env(&["PROC_WRAPPER_DEPLOYMENT"]),
+                a.deployment.as_ref(),
+            ),
+            send_input_value: bool_setting(
+                src.online_env(&["PROC_WRAPPER_SEND_INPUT_VALUE"]),
+                a.send_input_value,
+            ),
+            send_pid: bool_setting(src.online_env(&["PROC_WRAPPER_SEND_PID"]), a.send_pid),
+            send_hostname: bool_setting(
+                src.online_env(&["PROC_WRAPPER_SEND_HOSTNAME"]),
+                a.send_hostname,
+            ),
+            send_runtime_metadata: bool_setting(
+                src.online_env(&["PROC_WRAPPER_SEND_RUNTIME_METADATA"]),
+                !a.no_send_runtime_metadata,
+            ),
+            runtime_metadata_refresh_interval: limit(
+                "PROC_WRAPPER_RUNTIME_METADATA_REFRESH_INTERVAL_SECONDS",
+                None,
+                "--runtime-metadata-refresh-interval",
+                a.runtime_metadata_refresh_interval.as_ref(),
+                None,
+            )?
+            .filter(|d| !d.is_zero()),
+        })
+    }
+
+    fn io(args: &Args, src: &Sources<'_>) -> IoConfig {
+        let i = &args.io;
+        IoConfig {
+            input_value: src
+                .raw_env("PROC_WRAPPER_INPUT_VALUE")
+                .or_else(|| i.input_value.clone()),
+            input_env_var_name: string(
+                src.env(&["PROC_WRAPPER_INPUT_ENV_VAR_NAME"]),
+                i.input_env_var_name.as_ref(),
+            ),
+            input_filename: string(
+                src.env(&["PROC_WRAPPER_INPUT_FILENAME"]),
+                i.input_filename.as_ref(),
+            ),
+            cleanup_input_file: src
+                .env(&["PROC_WRAPPER_CLEANUP_INPUT_FILE"])
+                .map(|r| parse::parse_bool_text(&r.text))
+                .or(i.cleanup_input_file.then_some(true)),
+            input_value_format: string(
+                src.env(&["PROC_WRAPPER_INPUT_VALUE_FORMAT"]),
+                i.input_value_format.as_ref(),
+            ),
+            result_filename: string(
+                src.online_env(&["PROC_WRAPPER_RESULT_FILENAME"]),
+                i.result_filename.as_ref(),
+            ),
+            result_value_format: string(
+                src.online_env(&["PROC_WRAPPER_RESULT_VALUE_FORMAT"]),
+                i.result_value_format.as_ref(),
+            ),
+            cleanup_result_file: bool_setting(
+                src.online_env(&["PROC_WRAPPER_CLEANUP_RESULT_FILE"]),
+                !i.no_cleanup_result_file,
+            ),
+        }
+    }
+
+    fn log(
+        args: &Args,
+        src: &Sources<'_>,
+        warnings: &mut Vec<String>,
+    ) -> Result<LogConfig, ConfigError> {
+        let l = &args.log;
+        let cli_level = match l.log_level {
+            None | Some(LogLevelArg::Info) => LogLevel::Info,
+            Some(LogLevelArg::Debug) => LogLevel::Debug,
+            Some(LogLevelArg::Warning) => LogLevel::Warning,
+            Some(LogLevelArg::Error) => LogLevel::Error,
+            Some(LogLevelArg::Critical) => LogLevel::Critical,
+        };
+        let level = match src.env(&["PROC_WRAPPER_LOG_LEVEL"]) {
+            None => cli_level,
+            Some(raw) => LogLevel::from_text(&raw.text).unwrap_or_else(|| {
+                warnings.push(format!(
+                    "PROC_WRAPPER_LOG_LEVEL '{}' is not one of TRACE, DEBUG, INFO, WARNING, \
+                     ERROR, CRITICAL; using INFO",
+                    raw.text
+                ));
+                LogLevel::Info
+            }),
+        };
+        let count = |name: &'static str, opt, value, default| {
+            parse_count(env_wins(src.online_env(&[name]), cli(opt, value)), default)
+        };
+        Ok(LogConfig {
+            level,
+            log_secrets: bool_setting(src.env(&["PROC_WRAPPER_LOG_SECRETS"]), l.log_secrets),
+            log_input_value: bool_setting(
+                src.env(&["PROC_WRAPPER_LOG_INPUT_VALUE"]),
+                l.log_input_value,
+            ),
+            log_result_value: bool_setting(
+                src.online_env(&["PROC_WRAPPER_LOG_RESULT_VALUE"]),
+                l.log_result_value,
+            ),
+            include_timestamps: bool_setting(
+                src.env(&["PROC_WRAPPER_INCLUDE_TIMESTAMPS_IN_LOG"]),
+                !l.exclude_timestamps_in_log,
+            ),
+            num_log_lines_sent_on_failure: count(
+                "PROC_WRAPPER_NUM_LOG_LINES_SENT_ON_FAILURE",
+                "--num-log-lines-sent-on-failure",
+                l.num_log_lines_sent_on_failure.as_ref(),
+                0,
+            )?,
+            num_log_lines_sent_on_timeout: count(
+                "PROC_WRAPPER_NUM_LOG_LINES_SENT_ON_TIMEOUT",
+                "--num-log-lines-sent-on-timeout",
+                l.num_log_lines_sent_on_timeout.as_ref(),
+                0,
+            )?,
+            num_log_lines_sent_on_success: count(
+                "PROC_WRAPPER_NUM_LOG_LINES_SENT_ON_SUCCESS",
+                "--num-log-lines-sent-on-success",
+                l.num_log_lines_sent_on_success.as_ref(),
+                0,
+            )?,
+            max_log_line_length: count(
+                "PROC_WRAPPER_MAX_LOG_LINE_LENGTH",
+                "--max-log-line-length",
+                l.max_log_line_length.as_ref(),
+                1000,
+            )?
+            .max(4),
+            merge_stdout_and_stderr: bool_setting(
+                src.online_env(&["PROC_WRAPPER_MERGE_STDOUT_AND_STDERR_LOGS"]),
+                !l.separate_stdout_and_stderr_logs,
+            ),
+            ignore_stdout: bool_setting(
+                src.online_env(&["PROC_WRAPPER_IGNORE_STDOUT"]),
+                l.ignore_stdout,
+            ),
+            ignore_stderr: bool_setting(
+                src.online_env(&["PROC_WRAPPER_IGNORE_STDERR"]),
+                l.ignore_stderr,
+            ),
+        })
+    }
+
+    fn process(
+        args: &Args,
+        src: &Sources<'_>,
+        is_service: bool,
+        warnings: &mut Vec<String>,
+    ) -> Result<ProcessConfig, ConfigError> {
+        let p = &args.process;
+        let shell_mode = match src.env(&["PROC_WRAPPER_SHELL_MODE"]) {
+            Some(raw) => match raw.text.to_ascii_lowercase().as_str() {
+                "auto" => ShellMode::Auto,
+                "enable" | "true" | "1" => ShellMode::Enable,
+                "disable" | "false" | "0" => ShellMode::Disable,
+                _ => {
+                    return Err(ConfigError::InvalidValue {
+                        origin: raw.origin,
+                        value: raw.text,
+                        expected: "auto, enable (TRUE) or disable (FALSE)",
+                    });
+                }
+            },
+            None => match p.shell_mode {
+                None | Some(ShellModeArg::Auto) => ShellMode::Auto,
+                Some(ShellModeArg::Enable) => ShellMode::Enable,
+                Some(ShellModeArg::Disable) => ShellMode::Disable,
+            },
+        };
+        let timeout_raw = env_wins(
+            src.env(&["PROC_WRAPPER_PROCESS_TIMEOUT_SECONDS"]),
+            cli("--process-timeout", p.process_timeout.as_ref()),
+        );
+        let timeout_given = timeout_raw.as_ref().map(|r| r.origin.clone());
+        let mut timeout = parse_limit(timeout_raw, None)?;
+        if timeout.is_some_and(|d| d.is_zero()) {
+            warnings.push(format!(
+                "process timeout of 0 seconds ({}) means no timeout",
+                timeout_given
+                    .as_ref()
+                    .map_or(String::new(), ToString::to_string)
+            ));
+            timeout = None;
+        }
+        if is_service && timeout.is_some() {
+            warnings.push("the process timeout is ignored for services".to_owned());
+            timeout = None;
+        }
+        let check_raw = env_wins(
+            src.env(&["PROC_WRAPPER_PROCESS_CHECK_INTERVAL_SECONDS"]),
+            cli(
+                "--process-check-interval",
+                p.process_check_interval.as_ref(),
+            ),
+        );
+        let mut check_interval = parse_delay(check_raw, secs(10))?;
+        if check_interval.is_zero() {
+            warnings
+                .push("the process check interval must be positive; using 10 seconds".to_owned());
+            check_interval = secs(10);
+        }
+        Ok(ProcessConfig {
+            command: args.command.clone(),
+            command_line: src
+                .env(&["PROC_WRAPPER_TASK_COMMAND"])
+                .map(|r| r.text)
+                .or_else(|| p.command_line.clone()),
+            work_dir: PathBuf::from(
+                string(src.env(&["PROC_WRAPPER_WORK_DIR"]), p.work_dir.as_ref())
+                    .unwrap_or_else(|| ".".to_owned()),
+            ),
+            shell_mode,
+            strip_shell_wrapping: bool_setting(
+                src.env(&["PROC_WRAPPER_STRIP_SHELL_WRAPPING"]),
+                !p.no_strip_shell_wrapping,
+            ),
+            group_termination: bool_setting(
+                src.env(&[
+                    "PROC_WRAPPER_PROCESS_GROUP_TERMINATION",
+                    "PROC_WRAPPER_TERMINATE_PROCESS_GROUP",
+                ]),
+                !p.no_process_group_termination,
+            ),
+            timeout,
+            max_retries: retries(
+                env_wins(
+                    src.env(&[
+                        "PROC_WRAPPER_PROCESS_MAX_RETRIES",
+                        "PROC_WRAPPER_TASK_MAX_RETRIES",
+                    ]),
+                    cli("--process-max-retries", p.process_max_retries.as_ref()),
+                ),
+                Some(0),
+            )?,
+            retry_delay: parse_delay(
+                env_wins(
+                    src.env(&["PROC_WRAPPER_PROCESS_RETRY_DELAY_SECONDS"]),
+                    cli("--process-retry-delay", p.process_retry_delay.as_ref()),
+                ),
+                Duration::ZERO,
+            )?,
+            check_interval,
+            termination_grace_period: parse_limit(
+                env_wins(
+                    src.env(&["PROC_WRAPPER_PROCESS_TERMINATION_GRACE_PERIOD_SECONDS"]),
+                    cli(
+                        "--process-termination-grace-period",
+                        p.process_termination_grace_period.as_ref(),
+                    ),
+                ),
+                Some(secs(30)),
+            )?,
+        })
+    }
+
+    fn status(args: &Args, src: &Sources<'_>) -> Result<StatusConfig, ConfigError> {
+        let u = &args.updates;
+        let enabled = bool_setting(
+            src.online_env(&["PROC_WRAPPER_ENABLE_STATUS_UPDATE_LISTENER"]),
+            u.enable_status_update_listener,
+        );
+        // As in the original, the other variables are only read when the listener is on.
+        let env = |names: &[&'static str]| if enabled { src.online_env(names) } else { None };
+        let port = match parse_int(env_wins(
+            env(&[
+                "PROC_WRAPPER_STATUS_UPDATE_SOCKET_PORT",
+                "PROC_WRAPPER_STATUS_UPDATE_PORT",
+            ]),
+            cli(
+                "--status-update-socket-port",
+                u.status_update_socket_port.as_ref(),
+            ),
+        ))? {
+            None => DEFAULT_STATUS_UPDATE_PORT,
+            Some(n) if n <= 0 => DEFAULT_STATUS_UPDATE_PORT,
+            Some(n) => u16::try_from(n).map_err(|_| {
+                ConfigError::Invalid(format!(
+                    "status update port {n} (PROC_WRAPPER_STATUS_UPDATE_SOCKET_PORT or \
+                     --status-update-socket-port) is above 65535"
+                ))
+            })?,
+        };
+        Ok(StatusConfig {
+            enabled,
+            port,
+            message_max_bytes: parse_count(
+                env_wins(
+                    env(&["PROC_WRAPPER_STATUS_UPDATE_MESSAGE_MAX_BYTES"]),
+                    cli(
+                        "--status-update-message-max-bytes",
+                        u.status_update_message_max_bytes.as_ref(),
+                    ),
+                ),
+                65536,
+            )?,
+            interval: parse_limit(
+                env_wins(
+                    env(&["PROC_WRAPPER_STATUS_UPDATE_INTERVAL_SECONDS"]),
+                    cli(
+                        "--status-update-interval",
+                        u.status_update_interval.as_ref(),
+                    ),
+                ),
+                None,
+            )?,
+        })
+    }
+
+    fn resolver(
+        args: &Args,
+        src: &Sources<'_>,
+        log_secrets: bool,
+    ) -> Result<ResolverConfig, ConfigError> {
+        let c = &args.configuration;
+        let list = |name: &'static str, extra: &[String]| {
+            let mut items = src
+                .raw_env(name)
+                .map(|t| split_locations(&t))
+                .unwrap_or_default();
+            items.extend(extra.iter().cloned());
+            items
+        };
+        let merge_strategy = match src.env(&["PROC_WRAPPER_CONFIG_MERGE_STRATEGY"]) {
+            _ if c.config_merge_strategy.is_some() => match c.config_merge_strategy {
+                Some(MergeStrategyArg::Shallow) => MergeStrategy::Shallow,
+                Some(MergeStrategyArg::Replace) => MergeStrategy::Replace,
+                Some(MergeStrategyArg::Additive) => MergeStrategy::Additive,
+                Some(MergeStrategyArg::TypesafeReplace) => MergeStrategy::TypesafeReplace,
+                Some(MergeStrategyArg::TypesafeAdditive) => MergeStrategy::TypesafeAdditive,
+                Some(MergeStrategyArg::Deep) | None => MergeStrategy::Deep,
+            },
+            None => MergeStrategy::Deep,
+            Some(raw) => match raw.text.to_ascii_uppercase().as_str() {
+                "DEEP" => MergeStrategy::Deep,
+                "SHALLOW" => MergeStrategy::Shallow,
+                "REPLACE" => MergeStrategy::Replace,
+                "ADDITIVE" => MergeStrategy::Additive,
+                "TYPESAFE_REPLACE" => MergeStrategy::TypesafeReplace,
+                "TYPESAFE_ADDITIVE" => MergeStrategy::TypesafeAdditive,
+                _ => {
+                    return Err(ConfigError::InvalidValue {
+                        origin: raw.origin,
+                        value: raw.text,
+                        expected: "DEEP, SHALLOW, REPLACE, ADDITIVE, TYPESAFE_REPLACE or \
+                                   TYPESAFE_ADDITIVE",
+                    });
+                }
+            },
+        };
+        let resolve = bool_setting(src.env(&["PROC_WRAPPER_RESOLVE_SECRETS"]), true);
+        let bounded = |name: &'static str, default: usize| -> Result<u32, ConfigError> {
+            let n = parse_count(src.env(&[name]), default)?;
+            Ok(if resolve {
+                u32::try_from(n).unwrap_or(u32::MAX)
+            } else {
+                0
+            })
+        };
+        let text = |name: &'static str, value: Option<&String>, default: &str| {
+            value
+                .cloned()
+                .or_else(|| src.raw_env(name).filter(|s| !s.trim().is_empty()))
+                .unwrap_or_else(|| default.to_owned())
+        };
+        Ok(ResolverConfig {
+            env_locations: list("PROC_WRAPPER_ENV_LOCATIONS", &c.env_locations),
+            config_locations: list("PROC_WRAPPER_CONFIG_LOCATIONS", &c.config_locations),
+            merge_strategy,
+            overwrite_env: c.overwrite_env_during_resolution
+                || bool_setting(src.env(&["PROC_WRAPPER_OVERWRITE_ENV_WITH_SECRETS"]), false),
+            max_depth: bounded("PROC_WRAPPER_MAX_CONFIG_RESOLUTION_DEPTH", 5)?,
+            max_iterations: bounded("PROC_WRAPPER_MAX_CONFIG_RESOLUTION_ITERATIONS", 3)?,
+            config_ttl: parse_limit(
+                cli_wins(
+                    src.env(&["PROC_WRAPPER_CONFIG_TTL_SECONDS"]),
+                    cli("--config-ttl", c.config_ttl.as_ref()),
+                ),
+                None,
+            )?,
+            fail_fast: !c.no_fail_fast_config_resolution
+                && bool_setting(src.env(&["PROC_WRAPPER_FAIL_FAST_CONFIG_RESOLUTION"]), true),
+            env_var_name_prefix: text(
+                "PROC_WRAPPER_RESOLVABLE_ENV_VAR_NAME_PREFIX",
+                c.resolved_env_var_name_prefix.as_ref(),
+                "",
+            ),
+            env_var_name_suffix: text(
+                "PROC_WRAPPER_RESOLVABLE_ENV_VAR_NAME_SUFFIX",
+                c.resolved_env_var_name_suffix.as_ref(),
+                "_FOR_PROC_WRAPPER_TO_RESOLVE",
+            ),
+            config_property_name_prefix: text(
+                "PROC_WRAPPER_RESOLVABLE_CONFIG_PROPERTY_NAME_PREFIX",
+                c.resolved_config_property_name_prefix.as_ref(),
+                "",
+            ),
+            config_property_name_suffix: text(
+                "PROC_WRAPPER_RESOLVABLE_CONFIG_PROPERTY_NAME_SUFFIX",
+                c.resolved_config_property_name_suffix.as_ref(),
+                "__to_resolve",
+            ),
+            env_var_name_for_config: Some(text(
+                "PROC_WRAPPER_ENV_VAR_NAME_FOR_CONFIG",
+                c.env_var_name_for_config.as_ref(),
+                "TASK_CONFIG",
+            )),
+            config_property_name_for_env: Some(text(
+                "PROC_WRAPPER_CONFIG_PROPERTY_NAME_FOR_ENV",
+                c.config_property_name_for_env.as_ref(),
+                "ENV",
+            )),
+            env_output_filename: string_cli_wins(
+                c.env_output_filename.as_ref(),
+                src.env(&["PROC_WRAPPER_ENV_OUTPUT_FILENAME"]),
+            ),
+            env_output_format: string_cli_wins(
+                c.env_output_format.as_ref(),
+                src.env(&["PROC_WRAPPER_ENV_OUTPUT_FORMAT"]),
+            ),
+            config_output_filename: string_cli_wins(
+                c.config_output_filename.as_ref(),
+                src.env(&["PROC_WRAPPER_CONFIG_OUTPUT_FILENAME"]),
+            ),
+            config_output_format: string_cli_wins(
+                c.config_output_format.as_ref(),
+                src.env(&["PROC_WRAPPER_CONFIG_OUTPUT_FORMAT"]),
+            ),
+            exit_after_writing_variables: c.exit_after_writing_variables,
+            secrets_aws_region: src
+                .env(&["PROC_WRAPPER_SECRETS_AWS_REGION"])
+                .map(|r| r.text),
+            log_secrets,
+        })
+    }
+
+    fn rollbar(args: &Args, src: &Sources<'_>) -> Result<RollbarConfig, ConfigError> {
+        let r = &args.rollbar;
+        let access_token = string(
+            src.env(&["PROC_WRAPPER_ROLLBAR_ACCESS_TOKEN"]),
+            r.rollbar_access_token.as_ref(),
+        );
+        // As in the original, the other variables are only read when a token is set.
+        let env = |names: &[&'static str]| {
+            if access_token.is_some() {
+                src.env(names)
+            } else {
+                None
+            }
+        };
+        Ok(RollbarConfig {
+            retries: retries(
+                env_wins(
+                    env(&["PROC_WRAPPER_ROLLBAR_RETRIES"]),
+                    cli("--rollbar-retries", r.rollbar_retries.as_ref()),
+                ),
+                Some(2),
+            )?,
+            retry_delay: parse_delay(
+                env_wins(
+                    env(&["PROC_WRAPPER_ROLLBAR_RETRY_DELAY_SECONDS"]),
+                    cli("--rollbar-retry-delay", r.rollbar_retry_delay.as_ref()),
+                ),
+                secs(120),
+            )?,
+            timeout: parse_delay(
+                env_wins(
+                    env(&[
+                        "PROC_WRAPPER_ROLLBAR_TIMEOUT_SECONDS",
+                        "PROC_WRAPPER_ROLLBAR_TIMEOUT",
+                    ]),
+                    cli("--rollbar-timeout", r.rollbar_timeout.as_ref()),
+                ),
+                secs(30),
+            )?,
+            access_token,
+        })
+    }
+
+    /// The name used for the Task in log lines: its name, else its UUID, else `[Unnamed]`.
+    pub fn task_display_name(&self) -> &str {
+        self.task
+            .name
+            .as_deref()
+            .or(self.task.uuid.as_deref())
+            .unwrap_or("[Unnamed]")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+    use std::collections::HashMap;
+
+    fn build(argv: &[&str], env: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let args =
+            Args::try_parse_from(std::iter::once("proc_wrapper").chain(argv.iter().copied()))
+                .expect("UNWRAP: test arguments parse");
+        let env: HashMap<String, String> = env
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        Config::from_sources(&args, &|k| env.get(k).cloned())
+    }
+
+    #[test]
+    fn effective_defaults_of_the_original() {
+        let c = build(&[], &[]).unwrap();
+        assert!(!c.offline_mode);
+        assert_eq!(c.api.base_url, DEFAULT_API_BASE_URL);
+        assert_eq!(c.api.heartbeat_interval, Some(secs(300)));
+        assert_eq!(c.api.error_timeout, Some(secs(300)));
+        assert_eq!(c.api.final_update_timeout, Some(secs(1800)));
+        assert_eq!(c.api.retry_delay, secs(120));
+        assert_eq!(c.api.resume_delay, Some(secs(600)));
+        assert_eq!(c.api.creation_error_timeout, Some(secs(1800)));
+        assert_eq!(c.api.creation_conflict_timeout, Some(secs(300)));
+        assert_eq!(c.api.creation_conflict_retry_delay, secs(120));
+        assert_eq!(c.api.request_timeout, Some(secs(30)));
+        assert_eq!(c.process.max_retries, Some(0));
+        assert_eq!(c.process.retry_delay, Duration::ZERO);
+        assert_eq!(c.process.check_interval, secs(10));
+        assert_eq!(c.process.termination_grace_period, Some(secs(30)));
+        assert_eq!(c.process.timeout, None);
+        assert!(c.process.group_termination);
+        assert!(c.process.strip_shell_wrapping);
+        assert_eq!(c.process.work_dir, PathBuf::from("."));
+        assert_eq!(c.status.port, 2373);
+        assert_eq!(c.status.message_max_bytes, 65536);
+        assert_eq!(c.resolver.max_depth, 5);
+        assert_eq!(c.resolver.max_iterations, 3);
+        assert_eq!(
+            c.resolver.env_var_name_suffix,
+            "_FOR_PROC_WRAPPER_TO_RESOLVE"
+        );
+        assert_eq!(c.resolver.config_property_name_suffix, "__to_resolve");
+        assert_eq!(
+            c.resolver.env_var_name_for_config.as_deref(),
+            Some("TASK_CONFIG")
+        );
+        assert_eq!(
+            c.resolver.config_property_name_for_env.as_deref(),
+            Some("ENV")
+        );
+        assert_eq!(c.rollbar.retries, Some(2));
+        assert!(c.task.passive);
+        assert_eq!(c.log.level, LogLevel::Info);
+        assert_eq!(c.log.max_log_line_length, 1000);
+    }
+
+    #[test]
+    fn environment_wins_over_the_command_line() {
+        let c = build(
+            &["-t", "5", "-r", "2", "-n", "cli"],
+            &[
+                ("PROC_WRAPPER_PROCESS_TIMEOUT_SECONDS", "7"),
+                ("PROC_WRAPPER_TASK_NAME", "env"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(c.process.timeout, Some(secs(7)));
+        assert_eq!(c.process.max_retries, Some(2));
+        assert_eq!(c.task.name.as_deref(), Some("env"));
+    }
+
+    #[test]
+    fn both_spellings_are_accepted_and_the_documented_one_wins() {
+        let c = build(&[], &[("PROC_WRAPPER_TASK_MAX_RETRIES", "3")]).unwrap();
+        assert_eq!(c.process.max_retries, Some(3));
+        let c = build(
+            &[],
+            &[
+                ("PROC_WRAPPER_TASK_MAX_RETRIES", "3"),
+                ("PROC_WRAPPER_PROCESS_MAX_RETRIES", "4"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(c.process.max_retries, Some(4));
+        let c = build(&[], &[("PROC_WRAPPER_TERMINATE_PROCESS_GROUP", "FALSE")]).unwrap();
+        assert!(!c.process.group_termination);
+        let c = build(
+            &[],
+            &[("PROC_WRAPPER_API_TASK_CREATION_ERROR_TIMEOUT_SECONDS", "9")],
+        )
+        .unwrap();
+        assert_eq!(c.api.creation_error_timeout, Some(secs(9)));
+        let c = build(&[], &[("PROC_WRAPPER_MANAGED_PROBABILITY", "0.5")]).unwrap();
+        assert_eq!(c.api.managed_probability, 0.5);
+    }
+
+    #[test]
+    fn minus_one_means_forever_for_retries_and_never_for_resume() {
+        let c = build(&["-r", "-1", "--api-resume-delay", "-1"], &[]).unwrap();
+        assert_eq!(c.process.max_retries, None);
+        assert_eq!(c.api.resume_delay, None);
+        let c = build(&[], &[("PROC_WRAPPER_PROCESS_MAX_RETRIES", "-1")]).unwrap();
+        assert_eq!(c.process.max_retries, None);
+    }
+
+    #[test]
+    fn bad_numbers_name_the_variable_or_option() {
+        let err = build(&[], &[("PROC_WRAPPER_PROCESS_TIMEOUT_SECONDS", "abc")])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("PROC_WRAPPER_PROCESS_TIMEOUT_SECONDS"),
+            "{err}"
+        );
+        let err = build(&["--process-retry-delay", "soon"], &[])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("--process-retry-delay"), "{err}");
+        let err = build(&[], &[("PROC_WRAPPER_SHELL_MODE", "maybe")])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("PROC_WRAPPER_SHELL_MODE"), "{err}");
+    }
+
+    #[test]
+    fn offline_mode_hides_api_variables_but_not_process_ones() {
+        let c = build(
+            &["-o"],
+            &[
+                ("PROC_WRAPPER_API_HEARTBEAT_INTERVAL_SECONDS", "abc"),
+                ("PROC_WRAPPER_API_KEY", "k"),
+                ("PROC_WRAPPER_PROCESS_TIMEOUT_SECONDS", "4"),
+            ],
+        )
+        .unwrap();
+        assert!(c.offline_mode);
+        assert_eq!(c.api.api_key, None);
+        assert_eq!(c.process.timeout, Some(secs(4)));
+        let c = build(&[], &[("PROC_WRAPPER_OFFLINE_MODE", "1")]).unwrap();
+        assert!(c.offline_mode);
+        let c = build(&["-o"], &[("PROC_WRAPPER_OFFLINE_MODE", "FALSE")]).unwrap();
+        assert!(!c.offline_mode);
+    }
+
+    #[test]
+    fn zero_probabilities_force_offline_mode() {
+        let c = build(
+            &["-m", "0", "--api-failure-report-probability", "0"],
+            &[("PROC_WRAPPER_API_TIMEOUT_REPORT_PROBABILITY", "0")],
+        )
+        .unwrap();
+        assert!(c.offline_mode);
+    }
+
+    #[test]
+    fn zero_timeout_and_interval_warn() {
+        let c = build(&["-t", "0", "--process-check-interval", "0"], &[]).unwrap();
+        assert_eq!(c.process.timeout, None);
+        assert_eq!(c.process.check_interval, secs(10));
+        assert_eq!(c.warnings.len(), 2);
+        let c = build(&["-s", "-t", "5"], &[]).unwrap();
+        assert_eq!(c.process.timeout, None);
+    }
+
+    #[test]
+    fn invalid_log_level_in_env_warns_and_uses_info() {
+        let c = build(&["-l", "DEBUG"], &[("PROC_WRAPPER_LOG_LEVEL", "LOUD")]).unwrap();
+        assert_eq!(c.log.level, LogLevel::Info);
+        assert_eq!(c.warnings.len(), 1);
+        let c = build(&["-l", "debug"], &[]).unwrap();
+        assert_eq!(c.log.level, LogLevel::Debug);
+    }
+
+    #[test]
+    fn locations_from_env_then_cli() {
+        let c = build(
+            &["-e", "c.env", "--config", "x.json"],
+            &[("PROC_WRAPPER_ENV_LOCATIONS", "a.env, b.env")],
+        )
+        .unwrap();
+        assert_eq!(c.resolver.env_locations, ["a.env", "b.env", "c.env"]);
+        assert_eq!(c.resolver.config_locations, ["x.json"]);
+        let c = build(&[], &[("PROC_WRAPPER_RESOLVE_SECRETS", "FALSE")]).unwrap();
+        assert_eq!((c.resolver.max_depth, c.resolver.max_iterations), (0, 0));
+    }
+
+    #[test]
+    fn auto_create_props_imply_auto_create_and_service() {
+        let c = build(
+            &[],
+            &[(
+                "PROC_WRAPPER_AUTO_CREATE_TASK_PROPS",
+                r#"{"passive": false, "min_service_instance_count": 1}"#,
+            )],
+        )
+        .unwrap();
+        assert!(c.task.auto_create);
+        assert!(!c.task.passive);
+        assert!(c.task.is_service);
+        let err = build(&[], &[("PROC_WRAPPER_AUTO_CREATE_TASK_PROPS", "{")]).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("PROC_WRAPPER_AUTO_CREATE_TASK_PROPS")
+        );
+    }
+
+    #[test]
+    fn base_url_loses_its_trailing_slash() {
+        let c = build(&["--api-base-url", "http://x:1/"], &[]).unwrap();
+        assert_eq!(c.api.base_url, "http://x:1");
+    }
+}

@@ -1,0 +1,280 @@
+//! Value parsing shared by every setting, with the rules of the Python original (§3.1 of the
+//! reference behaviour) and errors that name the option or variable at fault.
+//!
+//! A [`Sources`] pairs one command-line value with the environment variable(s) of the same
+//! setting and picks the winner; the `parse_*` functions turn the winner's text into a typed
+//! value. Nothing here reads the process environment directly: the environment arrives as a
+//! lookup function so that tests, embedded mode and the Lambda extension can supply their own.
+
+use std::time::Duration;
+
+use super::ConfigError;
+
+/// Reads one environment variable; `None` when it is not set.
+pub type Lookup<'a> = &'a dyn Fn(&str) -> Option<String>;
+
+/// Where a value came from, for error messages.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Origin {
+    /// A command-line option, such as `--process-timeout`.
+    Option(&'static str),
+    /// An environment variable, such as `PROC_WRAPPER_PROCESS_TIMEOUT_SECONDS`.
+    Env(&'static str),
+}
+
+impl std::fmt::Display for Origin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Origin::Option(name) => write!(f, "option {name}"),
+            Origin::Env(name) => write!(f, "environment variable {name}"),
+        }
+    }
+}
+
+/// A raw value and where it came from.
+#[derive(Debug, Clone)]
+pub struct Raw {
+    /// Option or variable that supplied the value.
+    pub origin: Origin,
+    /// The text, trimmed.
+    pub text: String,
+}
+
+/// The environment as seen by the configuration: a lookup, and whether offline mode hides
+/// the variables that only matter when talking to the API server.
+pub struct Sources<'a> {
+    lookup: Lookup<'a>,
+    /// When true, [`Sources::online_env`] reads nothing (the `[off]` variables of §3.2).
+    pub offline: bool,
+}
+
+impl<'a> Sources<'a> {
+    /// Creates sources over `lookup`, online until [`Sources::offline`] is set.
+    pub fn new(lookup: Lookup<'a>) -> Self {
+        Self {
+            lookup,
+            offline: false,
+        }
+    }
+
+    /// The first of `names` that is set to something other than blanks, trimmed. Where a
+    /// setting has two spellings, the first name (the documented one) wins.
+    pub fn env(&self, names: &[&'static str]) -> Option<Raw> {
+        names.iter().find_map(|name| {
+            let value = (self.lookup)(name)?;
+            let text = value.trim();
+            (!text.is_empty()).then(|| Raw {
+                origin: Origin::Env(name),
+                text: text.to_owned(),
+            })
+        })
+    }
+
+    /// Like [`Sources::env`], but reads nothing in offline mode.
+    pub fn online_env(&self, names: &[&'static str]) -> Option<Raw> {
+        if self.offline { None } else { self.env(names) }
+    }
+
+    /// The untrimmed value of one variable, for settings where blanks are meaningful.
+    pub fn raw_env(&self, name: &str) -> Option<String> {
+        (self.lookup)(name)
+    }
+}
+
+/// The command-line value of a setting, if given.
+pub fn cli(option: &'static str, value: Option<&String>) -> Option<Raw> {
+    value.map(|text| Raw {
+        origin: Origin::Option(option),
+        text: text.trim().to_owned(),
+    })
+}
+
+/// The environment value wins over the command-line value (§3.3).
+pub fn env_wins(env: Option<Raw>, cli: Option<Raw>) -> Option<Raw> {
+    env.or(cli)
+}
+
+/// The command-line value wins over the environment value (resolver settings).
+pub fn cli_wins(env: Option<Raw>, cli: Option<Raw>) -> Option<Raw> {
+    cli.or(env)
+}
+
+/// `"1"` or case-insensitive `"TRUE"` is true; anything else is false (§3.1).
+pub fn parse_bool_text(text: &str) -> bool {
+    let text = text.trim();
+    text == "1" || text.eq_ignore_ascii_case("true")
+}
+
+/// A boolean setting: the environment value if set, else the command-line flag.
+pub fn bool_setting(env: Option<Raw>, flag: bool) -> bool {
+    env.map_or(flag, |raw| parse_bool_text(&raw.text))
+}
+
+fn invalid(raw: &Raw, expected: &'static str) -> ConfigError {
+    let mut value = raw.text.clone();
+    if value.chars().count() > 40 {
+        value = value.chars().take(40).collect::<String>() + "...";
+    }
+    ConfigError::InvalidValue {
+        origin: raw.origin.clone(),
+        value,
+        expected,
+    }
+}
+
+/// An integer. Blank values never reach here (they count as unset).
+pub fn parse_int(raw: Option<Raw>) -> Result<Option<i64>, ConfigError> {
+    raw.map(|raw| {
+        raw.text
+            .parse::<i64>()
+            .map_err(|_| invalid(&raw, "an integer"))
+    })
+    .transpose()
+}
+
+/// A number of seconds where a negative value means "no limit" (`None`); `default` applies
+/// when the setting is not given.
+pub fn parse_limit(
+    raw: Option<Raw>,
+    default: Option<Duration>,
+) -> Result<Option<Duration>, ConfigError> {
+    Ok(match parse_seconds(raw)? {
+        None => default,
+        Some(s) if s < 0.0 => None,
+        Some(s) => Some(Duration::from_secs_f64(s)),
+    })
+}
+
+/// A number of seconds where a negative value means zero.
+pub fn parse_delay(raw: Option<Raw>, default: Duration) -> Result<Duration, ConfigError> {
+    Ok(match parse_seconds(raw)? {
+        None => default,
+        Some(s) => Duration::from_secs_f64(s.max(0.0)),
+    })
+}
+
+/// A number of seconds: an integer or a decimal number, finite.
+fn parse_seconds(raw: Option<Raw>) -> Result<Option<f64>, ConfigError> {
+    raw.map(|raw| match raw.text.parse::<f64>() {
+        Ok(v) if v.is_finite() && v < 1e12 => Ok(v),
+        _ => Err(invalid(&raw, "a number of seconds")),
+    })
+    .transpose()
+}
+
+/// A count where a negative value means zero.
+pub fn parse_count(raw: Option<Raw>, default: usize) -> Result<usize, ConfigError> {
+    Ok(match parse_int(raw)? {
+        None => default,
+        Some(n) => usize::try_from(n.max(0)).unwrap_or(usize::MAX),
+    })
+}
+
+/// A probability between 0 and 1; a negative value means `default`.
+pub fn parse_probability(raw: Option<Raw>, default: f64) -> Result<f64, ConfigError> {
+    let Some(raw) = raw else { return Ok(default) };
+    match raw.text.parse::<f64>() {
+        Ok(p) if p < 0.0 => Ok(default),
+        Ok(p) if p <= 1.0 => Ok(p),
+        _ => Err(invalid(&raw, "a probability between 0.0 and 1.0")),
+    }
+}
+
+/// A JSON object.
+pub fn parse_json_object(
+    raw: Option<Raw>,
+) -> Result<Option<serde_json::Map<String, serde_json::Value>>, ConfigError> {
+    raw.map(|raw| match serde_json::from_str(&raw.text) {
+        Ok(serde_json::Value::Object(map)) => Ok(map),
+        _ => Err(invalid(&raw, "a JSON object")),
+    })
+    .transpose()
+}
+
+/// Splits a location list on `,` or `;`, except where the separator is escaped with a
+/// backslash; items are trimmed and empty items dropped (§3.1).
+pub fn split_locations(text: &str) -> Vec<String> {
+    let mut items = Vec::new();
+    let mut current = String::new();
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' if matches!(chars.peek(), Some(',' | ';')) => {
+                current.extend(chars.next());
+            }
+            ',' | ';' => items.push(std::mem::take(&mut current)),
+            _ => current.push(c),
+        }
+    }
+    items.push(current);
+    items
+        .into_iter()
+        .map(|s| s.trim().to_owned())
+        .filter(|s| !s.is_empty())
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(text: &str) -> Option<Raw> {
+        Some(Raw {
+            origin: Origin::Env("PROC_WRAPPER_X"),
+            text: text.to_owned(),
+        })
+    }
+
+    #[test]
+    fn booleans_follow_the_original() {
+        for t in ["1", "TRUE", "true", "True", " true "] {
+            assert!(parse_bool_text(t), "{t}");
+        }
+        for t in ["yes", "false", "0", "on", "2"] {
+            assert!(!parse_bool_text(t), "{t}");
+        }
+        assert!(bool_setting(None, true));
+        assert!(!bool_setting(env("FALSE"), true));
+    }
+
+    #[test]
+    fn limits_map_negative_to_none() {
+        let d = Some(Duration::from_secs(300));
+        assert_eq!(parse_limit(None, d).unwrap(), d);
+        assert_eq!(parse_limit(env("-1"), d).unwrap(), None);
+        assert_eq!(
+            parse_limit(env("2.5"), d).unwrap(),
+            Some(Duration::from_millis(2500))
+        );
+        assert_eq!(
+            parse_delay(env("-5"), Duration::from_secs(1)).unwrap(),
+            Duration::ZERO
+        );
+    }
+
+    #[test]
+    fn errors_name_the_variable_and_the_value() {
+        let err = parse_limit(env("abc"), None).unwrap_err().to_string();
+        assert!(err.contains("PROC_WRAPPER_X"), "{err}");
+        assert!(err.contains("'abc'"), "{err}");
+        let err = parse_int(cli("--max-concurrency", Some(&"1.5".to_owned())))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("--max-concurrency"), "{err}");
+        assert!(parse_probability(env("1.5"), 1.0).is_err());
+        assert_eq!(parse_probability(env("-1"), 1.0).unwrap(), 1.0);
+        assert!(parse_json_object(env("[1]")).is_err());
+        assert!(parse_seconds(env("inf")).is_err());
+        assert!(parse_seconds(env("NaN")).is_err());
+    }
+
+    #[test]
+    fn location_lists_split_with_escapes() {
+        assert_eq!(split_locations("a, b;c"), ["a", "b", "c"]);
+        assert_eq!(split_locations(r"a\,b , c\;d"), ["a,b", "c;d"]);
+        assert!(split_locations("").is_empty());
+        assert!(split_locations("  ").is_empty());
+        assert!(split_locations(",").is_empty());
+        assert_eq!(split_locations("PLAIN:{}"), ["PLAIN:{}"]);
+    }
+}

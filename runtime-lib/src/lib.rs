@@ -1,0 +1,26 @@
+//! # proc_wrapper for Rust
+//!
+//! The shared library of the Rust re-implementation of CloudReactor's `proc_wrapper`: it
+//! configures, supervises and (in later modules) reports on a wrapped task.
+//!
+//! | module | owns |
+//! |---|---|
+//! | [`config`] | the command line, the `PROC_WRAPPER_*` variables, their precedence and validation |
+//! | [`process`] | command resolution, spawning, timeouts, retries, signal forwarding, reaping |
+//! | [`child_env`] | the environment given to the wrapped process |
+//! | [`logging`] | the wrapper's own log format |
+//! | [`exit_codes`] | the exit codes of `proc_wrapper` |
+//! | [`time`] | UTC timestamps |
+
+pub mod child_env;
+pub mod config;
+pub mod exit_codes;
+pub mod logging;
+pub mod process;
+pub mod time;
+
+/// Version of this crate, reported as `wrapper_version`.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// `wrapper_family` reported to the API server.
+pub const WRAPPER_FAMILY: &str = "CloudReactor Rust proc_wrapper";

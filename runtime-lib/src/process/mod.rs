@@ -1,0 +1,381 @@
+//! Process supervision in wrapped mode (§6 of the reference behaviour): attempts, timeouts,
+//! retries, signal forwarding, and the outcome that decides the final status and exit code.
+//!
+//! # Theory of operation
+//!
+//! [`Supervisor::run`] is a single task. Each attempt spawns the child (in its own session
+//! when process-group termination is on), then waits in one `select!` for whichever comes
+//! first: the child's exit (through the [`child::Reaper`]), the attempt's deadline, a signal
+//! to the wrapper, or a stop request from [`Hooks::stop_requested`]. Timeouts and signals
+//! stop the child's whole group with [`child::Child::terminate`]. Retries wait
+//! `process_retry_delay` (after failures only; timeouts retry at once), and that wait is
+//! interrupted by signals too. Nothing here talks to the API server: the reporting layer
+//! plugs in through [`Hooks`].
+
+pub mod child;
+pub mod command;
+
+use std::time::Instant;
+
+use nix::sys::signal::Signal;
+use tokio::signal::unix::{SignalKind, signal};
+use tracing::{error, info, warn};
+
+use crate::child_env::ChildEnv;
+use crate::config::ProcessConfig;
+use crate::exit_codes;
+use crate::time::UtcTime;
+use child::{ExitKind, Reaper};
+pub use command::Command;
+
+/// Final status of a Task Execution, as the API names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FinalStatus {
+    /// The process exited with code 0.
+    Succeeded,
+    /// The process failed, could not be started, or the wrapper was interrupted (SIGINT).
+    Failed,
+    /// The last attempt timed out.
+    TerminatedAfterTimeOut,
+    /// The wrapper was told to stop (SIGTERM, SIGHUP, SIGQUIT).
+    Aborted,
+    /// The API server asked the execution to stop.
+    Stopped,
+}
+
+impl FinalStatus {
+    /// The status string of the API.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FinalStatus::Succeeded => "SUCCEEDED",
+            FinalStatus::Failed => "FAILED",
+            FinalStatus::TerminatedAfterTimeOut => "TERMINATED_AFTER_TIME_OUT",
+            FinalStatus::Aborted => "ABORTED",
+            FinalStatus::Stopped => "STOPPED",
+        }
+    }
+}
+
+/// How a supervised run ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outcome {
+    /// Final status to report.
+    pub status: FinalStatus,
+    /// Exit code to report: the child's code, `-N` for signal N, 1 when it could not start;
+    /// `None` when no attempt ended on its own.
+    pub exit_code: Option<i32>,
+    /// The wrapper's own exit code.
+    pub wrapper_exit_code: i32,
+    /// Attempts started (including ones that could not be spawned).
+    pub attempts: u32,
+    /// Attempts that failed.
+    pub failed_attempts: u32,
+    /// Attempts that timed out.
+    pub timed_out_attempts: u32,
+    /// The signal that ended the run, if any.
+    pub signal: Option<Signal>,
+}
+
+/// Why [`Hooks::stop_requested`] fired.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StopRequest;
+
+/// Callbacks from the supervisor to the reporting layer. All methods default to doing
+/// nothing, which is offline mode.
+#[allow(async_fn_in_trait)]
+pub trait Hooks {
+    /// An attempt's process started.
+    async fn attempt_started(&mut self, _attempt: u32, _pid: u32) {}
+    /// An attempt failed and another will follow.
+    async fn attempt_failed(&mut self, _failed_attempts: u32, _exit_code: i32) {}
+    /// An attempt timed out and another will follow.
+    async fn attempt_timed_out(&mut self, _timed_out_attempts: u32) {}
+    /// Resolves when the execution must stop (for example, the API server said so).
+    /// Must be cancel-safe; the default never resolves.
+    async fn stop_requested(&mut self) -> StopRequest {
+        std::future::pending().await
+    }
+}
+
+/// Offline mode: nobody to tell.
+#[derive(Debug, Default)]
+pub struct NoHooks;
+impl Hooks for NoHooks {}
+
+/// Signals the wrapper forwards to the child's group.
+struct WrapperSignals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+    hup: tokio::signal::unix::Signal,
+    quit: tokio::signal::unix::Signal,
+}
+
+impl WrapperSignals {
+    fn new() -> std::io::Result<Self> {
+        Ok(Self {
+            term: signal(SignalKind::terminate())?,
+            int: signal(SignalKind::interrupt())?,
+            hup: signal(SignalKind::hangup())?,
+            quit: signal(SignalKind::quit())?,
+        })
+    }
+
+    /// Resolves with the next signal received.
+    async fn recv(&mut self) -> Signal {
+        tokio::select! {
+            _ = self.term.recv() => Signal::SIGTERM,
+            _ = self.int.recv() => Signal::SIGINT,
+            _ = self.hup.recv() => Signal::SIGHUP,
+            _ = self.quit.recv() => Signal::SIGQUIT,
+        }
+    }
+}
+
+/// Runs the attempts of one command.
+pub struct Supervisor<'a> {
+    config: &'a ProcessConfig,
+    command: Command,
+    env: ChildEnv,
+    task_name: String,
+    reaper: Reaper,
+    signals: WrapperSignals,
+}
+
+enum Wake {
+    Exited(ExitKind),
+    TimedOut,
+    Signal(Signal),
+    Stop,
+}
+
+impl<'a> Supervisor<'a> {
+    /// Prepares to run `command`. Registers the signal handlers now, so that a signal
+    /// arriving from here on is forwarded rather than killing the wrapper.
+    pub fn new(
+        config: &'a ProcessConfig,
+        command: Command,
+        env: ChildEnv,
+        task_name: String,
+    ) -> std::io::Result<Self> {
+        Ok(Self {
+            config,
+            command,
+            env,
+            task_name,
+            reaper: Reaper::new(std::process::id() == 1)?,
+            signals: WrapperSignals::new()?,
+        })
+    }
+
+    fn max_attempts_text(&self) -> String {
+        self.config
+            .max_retries
+            .map_or_else(|| "infinity".to_owned(), |r| (u64::from(r) + 1).to_string())
+    }
+
+    fn is_last_attempt(&self, attempt: u32) -> bool {
+        self.config.max_retries.is_some_and(|r| attempt > r)
+    }
+
+    /// Runs attempts until one succeeds, attempts run out, or the run is interrupted.
+    pub async fn run<H: Hooks>(&mut self, hooks: &mut H) -> Outcome {
+        let run_start = Instant::now();
+        let mut out = Outcome {
+            status: FinalStatus::Failed,
+            exit_code: None,
+            wrapper_exit_code: exit_codes::GENERAL_ERROR,
+            attempts: 0,
+            failed_attempts: 0,
+            timed_out_attempts: 0,
+            signal: None,
+        };
+        let argv = self.command.argv();
+        loop {
+            out.attempts += 1;
+            let attempt = out.attempts;
+            let attempt_start = Instant::now();
+            let last = self.is_last_attempt(attempt);
+            let child = match child::spawn(
+                &argv,
+                &self.env,
+                &self.config.work_dir,
+                self.config.group_termination,
+            ) {
+                Ok(child) => child,
+                Err(e) => {
+                    error!(
+                        "could not start '{}' in {}: {e}",
+                        argv[0],
+                        self.config.work_dir.display()
+                    );
+                    out.failed_attempts += 1;
+                    out.exit_code = Some(1);
+                    if last {
+                        out.status = FinalStatus::Failed;
+                        out.wrapper_exit_code = exit_codes::CONFIGURATION_ERROR;
+                        self.summary(
+                            &out,
+                            "failed due to wrapping error",
+                            attempt_start,
+                            run_start,
+                        );
+                        return out;
+                    }
+                    hooks
+                        .attempt_failed(out.failed_attempts, exit_codes::CONFIGURATION_ERROR)
+                        .await;
+                    if let Some(end) = self.retry_delay(hooks, &mut out).await {
+                        return end;
+                    }
+                    continue;
+                }
+            };
+            self.reaper.watch(child.pid);
+            let pid = u32::try_from(child.pid.as_raw()).unwrap_or(0);
+            info!(
+                "started process {pid}, attempt {attempt} / {}",
+                self.max_attempts_text()
+            );
+            hooks.attempt_started(attempt, pid).await;
+
+            let deadline = self.config.timeout.map(|t| tokio::time::Instant::now() + t);
+            let wake = tokio::select! {
+                kind = self.reaper.wait(child.pid) => Wake::Exited(kind),
+                () = sleep_until_opt(deadline) => Wake::TimedOut,
+                sig = self.signals.recv() => Wake::Signal(sig),
+                _ = hooks.stop_requested() => Wake::Stop,
+            };
+            let grace = self.config.termination_grace_period;
+            match wake {
+                Wake::Exited(ExitKind::Code(0)) => {
+                    out.status = FinalStatus::Succeeded;
+                    out.exit_code = Some(0);
+                    out.wrapper_exit_code = exit_codes::SUCCESS;
+                    self.summary(&out, "succeeded", attempt_start, run_start);
+                    return out;
+                }
+                Wake::Exited(kind) => {
+                    out.failed_attempts += 1;
+                    out.exit_code = Some(kind.api_code());
+                    if last {
+                        out.status = FinalStatus::Failed;
+                        out.wrapper_exit_code = kind.shell_code();
+                        let how = format!("failed with exit code {}", kind.api_code());
+                        self.summary(&out, &how, attempt_start, run_start);
+                        return out;
+                    }
+                    warn!(
+                        "process {pid} failed with exit code {}; retrying",
+                        kind.api_code()
+                    );
+                    hooks
+                        .attempt_failed(out.failed_attempts, kind.api_code())
+                        .await;
+                    if let Some(end) = self.retry_delay(hooks, &mut out).await {
+                        return end;
+                    }
+                }
+                Wake::TimedOut => {
+                    out.timed_out_attempts += 1;
+                    warn!("process {pid} timed out; terminating it");
+                    if !last {
+                        hooks.attempt_timed_out(out.timed_out_attempts).await;
+                    }
+                    let kind = child
+                        .terminate(&mut self.reaper, Signal::SIGTERM, grace)
+                        .await;
+                    out.exit_code = Some(kind.api_code());
+                    if last {
+                        out.status = FinalStatus::TerminatedAfterTimeOut;
+                        out.wrapper_exit_code = exit_codes::GENERAL_ERROR;
+                        self.summary(&out, "timed out", attempt_start, run_start);
+                        return out;
+                    }
+                }
+                Wake::Signal(sig) => {
+                    info!("received {sig}; stopping process {pid}");
+                    let kind = child.terminate(&mut self.reaper, sig, grace).await;
+                    out.exit_code = Some(kind.api_code());
+                    self.end_by_signal(&mut out, sig);
+                    self.summary(
+                        &out,
+                        &format!("was stopped by {sig}"),
+                        attempt_start,
+                        run_start,
+                    );
+                    return out;
+                }
+                Wake::Stop => {
+                    info!("stop requested; stopping process {pid}");
+                    let kind = child
+                        .terminate(&mut self.reaper, Signal::SIGTERM, grace)
+                        .await;
+                    out.exit_code = Some(kind.api_code());
+                    out.status = FinalStatus::Stopped;
+                    out.wrapper_exit_code = exit_codes::CONFLICT;
+                    self.summary(&out, "was stopped on request", attempt_start, run_start);
+                    return out;
+                }
+            }
+        }
+    }
+
+    fn end_by_signal(&self, out: &mut Outcome, sig: Signal) {
+        out.signal = Some(sig);
+        match sig {
+            Signal::SIGINT => {
+                out.status = FinalStatus::Failed;
+                out.wrapper_exit_code = 128 + Signal::SIGINT as i32;
+            }
+            Signal::SIGTERM => {
+                out.status = FinalStatus::Aborted;
+                out.wrapper_exit_code = exit_codes::SUCCESS;
+            }
+            other => {
+                out.status = FinalStatus::Aborted;
+                out.wrapper_exit_code = 128 + other as i32;
+            }
+        }
+    }
+
+    /// Waits the retry delay; returns the outcome if a signal or stop request ended the run.
+    async fn retry_delay<H: Hooks>(&mut self, hooks: &mut H, out: &mut Outcome) -> Option<Outcome> {
+        let delay = self.config.retry_delay;
+        if delay.is_zero() {
+            return None;
+        }
+        info!("waiting {} seconds before retrying", delay.as_secs_f64());
+        tokio::select! {
+            () = tokio::time::sleep(delay) => None,
+            sig = self.signals.recv() => {
+                info!("received {sig} while waiting to retry");
+                self.end_by_signal(out, sig);
+                Some(out.clone())
+            }
+            _ = hooks.stop_requested() => {
+                out.status = FinalStatus::Stopped;
+                out.wrapper_exit_code = exit_codes::CONFLICT;
+                Some(out.clone())
+            }
+        }
+    }
+
+    fn summary(&self, out: &Outcome, how: &str, attempt_start: Instant, run_start: Instant) {
+        info!(
+            "Task '{}' {how} at {} in {:.3} seconds on attempt {} / {}, for a total duration of {:.3} second(s).",
+            self.task_name,
+            UtcTime::now().summary_format(),
+            attempt_start.elapsed().as_secs_f64(),
+            out.attempts,
+            self.max_attempts_text(),
+            run_start.elapsed().as_secs_f64(),
+        );
+    }
+}
+
+async fn sleep_until_opt(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d).await,
+        None => std::future::pending().await,
+    }
+}

@@ -1,0 +1,59 @@
+//! Helpers shared by the end-to-end tests and benchmarks of the workspace: polling instead
+//! of sleeping, and checks on processes.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+/// Polls `cond` every 10 ms until it holds or `limit` passes; returns whether it held.
+/// The limit only bounds a failing test; a passing one returns as soon as `cond` holds.
+pub fn wait_until(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let start = Instant::now();
+    loop {
+        if cond() {
+            return true;
+        }
+        if start.elapsed() > limit {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// True if `pid` no longer runs (it does not exist, or is a zombie waiting to be reaped).
+pub fn process_gone(pid: i32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Err(_) => true,
+        // The state follows the parenthesised command name, which may contain spaces.
+        Ok(stat) => stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.trim_start().chars().next())
+            .is_some_and(|state| state == 'Z' || state == 'X'),
+    }
+}
+
+/// Reads a PID that a test command wrote to `path`, once the file is complete.
+pub fn read_pid(path: &Path, limit: Duration) -> Option<i32> {
+    let mut pid = None;
+    wait_until(limit, || {
+        pid = std::fs::read_to_string(path)
+            .ok()
+            .filter(|s| s.ends_with('\n'))
+            .and_then(|s| s.trim().parse().ok());
+        pid.is_some()
+    });
+    pid
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn own_process_is_not_gone_and_a_reaped_one_is() {
+        assert!(!process_gone(i32::try_from(std::process::id()).unwrap()));
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let pid = i32::try_from(child.id()).unwrap();
+        child.wait().unwrap();
+        assert!(process_gone(pid));
+    }
+}
