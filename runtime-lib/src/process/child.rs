@@ -131,6 +131,16 @@ impl Reaper {
     }
 }
 
+/// The process group of a `/proc/<pid>/stat` line, unless the process is a zombie.
+fn running_in_group(stat: &str) -> Option<i32> {
+    // Fields after the parenthesised command name: state, ppid, pgrp, ...
+    let mut fields = stat.rsplit_once(')')?.1.split_whitespace();
+    let state = fields.next()?;
+    let _ppid = fields.next()?;
+    let pgrp = fields.next()?.parse().ok()?;
+    (state != "Z" && state != "X").then_some(pgrp)
+}
+
 fn exit_kind(status: WaitStatus) -> Option<ExitKind> {
     match status {
         WaitStatus::Exited(_, code) => Some(ExitKind::Code(code)),
@@ -196,8 +206,29 @@ impl Child {
         }
     }
 
+    /// True while a member of the child's process group still runs. Zombies do not count:
+    /// orphans are reaped by PID 1, which may be slow to do so.
     fn group_alive(&self) -> bool {
-        self.group && killpg(self.pid, None).is_ok()
+        if !self.group || killpg(self.pid, None).is_err() {
+            return false;
+        }
+        match std::fs::read_dir("/proc") {
+            Ok(entries) => entries.flatten().any(|entry| {
+                let Some(pid) = entry
+                    .file_name()
+                    .to_str()
+                    .and_then(|n| n.parse::<i32>().ok())
+                else {
+                    return false;
+                };
+                std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                    .ok()
+                    .and_then(|stat| running_in_group(&stat))
+                    == Some(self.pid.as_raw())
+            }),
+            // Without /proc, trust kill(2), which also counts zombies.
+            Err(_) => true,
+        }
     }
 
     /// Stops the child: `sig` to the group, up to `grace` (forever when `None`) for the
@@ -252,5 +283,18 @@ impl Child {
             debug!("killing what is left of process group {}", self.pid);
             self.signal(Signal::SIGKILL);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_the_group_of_a_stat_line() {
+        assert_eq!(running_in_group("12 (sleep) S 1 12 12 0 -1"), Some(12));
+        assert_eq!(running_in_group("13 (a) b) (c) R 1 7 7 0"), Some(7));
+        assert_eq!(running_in_group("14 (sleep) Z 1 12 12 0"), None);
+        assert_eq!(running_in_group("garbage"), None);
     }
 }

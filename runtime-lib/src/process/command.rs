@@ -88,6 +88,11 @@ pub fn resolve_parts(
         ShellMode::Disable => false,
         ShellMode::Auto => stripped || needs_shell(&line),
     };
+    if shell && !from_line && !stripped && is_shell_invocation(command) {
+        // `sh -c 'a | b'` given as a list is already a shell running a script; wrapping it
+        // in another shell would only add a process that signals have to get through.
+        return Some(Command::Exec(command.to_vec()));
+    }
     if shell {
         let script = match quoted {
             Some(q) if !stripped => q,
@@ -137,9 +142,21 @@ fn strip_one_wrapper(line: &str) -> Option<String> {
     (words.len() == 1).then(|| words.remove(0))
 }
 
+const SHELLS: [&str; 7] = ["sh", "bash", "csh", "zsh", "fish", "dash", "ash"];
+
+/// `[<shell>, "-c", <script>]`, with the shell named bare or by path.
+fn is_shell_invocation(command: &[String]) -> bool {
+    match command {
+        [program, flag, _script] => {
+            let name = program.rsplit('/').next().unwrap_or(program);
+            flag == "-c" && SHELLS.contains(&name)
+        }
+        _ => false,
+    }
+}
+
 /// Length of a leading absolute path whose last component is a known shell.
 fn shell_path_len(s: &str) -> Option<usize> {
-    const SHELLS: [&str; 7] = ["sh", "bash", "csh", "zsh", "fish", "dash", "ash"];
     if !s.starts_with('/') {
         return None;
     }
@@ -246,7 +263,8 @@ mod tests {
                 true,
                 shell("ls -la"),
             ),
-            (List(sh_list), Auto, false, shell("/bin/sh -c '\"ls -la\"'")),
+            // A list that already is `<shell> -c <script>` runs as it is: a shell, once.
+            (List(sh_list), Auto, false, exec(sh_list)),
             (
                 Line("/bin/bash -c \"ls -la\""),
                 Auto,
@@ -293,7 +311,15 @@ mod tests {
         };
         assert_eq!(
             run_list(&["sh", "-c", "a | b"], true),
-            shell("sh -c 'a | b'")
+            exec(&["sh", "-c", "a | b"])
+        );
+        assert_eq!(
+            run_list(&["sh", "-c", "a | b"], false),
+            exec(&["sh", "-c", "a | b"])
+        );
+        assert_eq!(
+            run_list(&["env", "sh", "-c", "a | b"], true),
+            shell("env sh -c 'a | b'")
         );
         assert_eq!(run_list(&["/bin/sh", "-c", "a | b"], true), shell("a | b"));
         assert_eq!(
