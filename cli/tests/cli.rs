@@ -1,4 +1,5 @@
 //! Black-box tests of the real `proc_wrapper` binary in offline mode.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
