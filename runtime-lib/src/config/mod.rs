@@ -1064,17 +1064,20 @@ impl Config {
             items.extend(extra.iter().cloned());
             items
         };
-        let merge_strategy = match src.env(&["PROC_WRAPPER_CONFIG_MERGE_STRATEGY"]) {
-            _ if c.config_merge_strategy.is_some() => match c.config_merge_strategy {
-                Some(MergeStrategyArg::Shallow) => MergeStrategy::Shallow,
-                Some(MergeStrategyArg::Replace) => MergeStrategy::Replace,
-                Some(MergeStrategyArg::Additive) => MergeStrategy::Additive,
-                Some(MergeStrategyArg::TypesafeReplace) => MergeStrategy::TypesafeReplace,
-                Some(MergeStrategyArg::TypesafeAdditive) => MergeStrategy::TypesafeAdditive,
-                Some(MergeStrategyArg::Deep) | None => MergeStrategy::Deep,
+        let merge_strategy = match (
+            c.config_merge_strategy,
+            src.env(&["PROC_WRAPPER_CONFIG_MERGE_STRATEGY"]),
+        ) {
+            (Some(arg), _) => match arg {
+                MergeStrategyArg::Deep => MergeStrategy::Deep,
+                MergeStrategyArg::Shallow => MergeStrategy::Shallow,
+                MergeStrategyArg::Replace => MergeStrategy::Replace,
+                MergeStrategyArg::Additive => MergeStrategy::Additive,
+                MergeStrategyArg::TypesafeReplace => MergeStrategy::TypesafeReplace,
+                MergeStrategyArg::TypesafeAdditive => MergeStrategy::TypesafeAdditive,
             },
-            None => MergeStrategy::Deep,
-            Some(raw) => match raw.text.to_ascii_uppercase().as_str() {
+            (None, None) => MergeStrategy::Deep,
+            (None, Some(raw)) => match raw.text.to_ascii_uppercase().as_str() {
                 "DEEP" => MergeStrategy::Deep,
                 "SHALLOW" => MergeStrategy::Shallow,
                 "REPLACE" => MergeStrategy::Replace,
