@@ -17,6 +17,7 @@ pub mod config;
 pub mod exit_codes;
 pub mod logging;
 pub mod process;
+pub mod secrets;
 pub mod time;
 
 /// Version of this crate, reported as `wrapper_version`.

@@ -73,13 +73,11 @@ pub fn resolve_parts(
     let mut stripped = false;
     if strip {
         stripped = strip_all(&mut line);
-        if !stripped {
-            if let Some(q) = &quoted {
-                let mut candidate = q.clone();
-                if strip_all(&mut candidate) {
-                    line = candidate;
-                    stripped = true;
-                }
+        if !stripped && let Some(q) = &quoted {
+            let mut candidate = q.clone();
+            if strip_all(&mut candidate) {
+                line = candidate;
+                stripped = true;
             }
         }
     }

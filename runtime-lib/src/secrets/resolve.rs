@@ -1,0 +1,546 @@
+//! Resolution (§8.5 to §8.8): top-level fetching and merging of env and config locations,
+//! then passes that replace every `NAME_FOR_PROC_WRAPPER_TO_RESOLVE=<location>` variable
+//! (and `name__to_resolve` property) with the value at the location.
+//!
+//! # Theory of operation
+//!
+//! Each pass first collects the locations still to resolve, fetches the distinct cacheable
+//! ones concurrently ([`super::Fetcher::prefetch`]), then resolves every key from the cache
+//! in order. `ENV` and `CONFIG` references that are not there yet are retried in the next
+//! pass (up to `max_iterations`); whatever is still unresolved then is a failure. With
+//! fail-fast, the first failure ends resolution.
+
+use std::collections::HashMap;
+
+use jsonpath_rust::JsonPath;
+use serde_json::{Map, Value};
+use tracing::{debug, info};
+
+use super::format::{Format, env_text, python_json};
+use super::location::{Location, Provider, Transform, provider_from_name};
+use super::merge::merge;
+use super::{Fetcher, SecretError};
+use crate::config::{MergeStrategy, ResolverConfig};
+
+/// A variable or property that could not be resolved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failure {
+    /// Variable name, or dotted property path (`db.user`, `hosts[0]`).
+    pub name: String,
+    /// The location, with secret text hidden.
+    pub location: String,
+    /// What went wrong.
+    pub error: String,
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} (from {}): {}", self.name, self.location, self.error)
+    }
+}
+
+/// The result of resolution.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Resolved {
+    /// The environment, every value as text (§8.8), including the configuration as JSON in
+    /// `env_var_name_for_config`.
+    pub env: Map<String, Value>,
+    /// The resolved configuration.
+    pub config: Map<String, Value>,
+    /// Variables and properties that failed.
+    pub failures: Vec<Failure>,
+}
+
+/// A top-level location (`-e`, `--config`) that could not be used.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("cannot use {kind} location '{location}': {error}")]
+pub struct TopLevelError {
+    /// `env` or `config`.
+    pub kind: &'static str,
+    /// The location, with secret text hidden.
+    pub location: String,
+    /// What went wrong.
+    pub error: SecretError,
+}
+
+enum Outcome {
+    Resolved(Value),
+    NotFound(String),
+    Failed(SecretError),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum Seg {
+    Key(String),
+    Index(usize),
+}
+
+/// One key to resolve.
+struct Item {
+    /// Path of the container holding the key (empty: top level).
+    parent: Vec<Seg>,
+    /// The key with prefix and suffix.
+    key: String,
+    /// The name the value goes to.
+    target: String,
+    /// Location text.
+    text: String,
+    /// Provider chosen by a legacy name prefix.
+    provider: Option<Provider>,
+}
+
+fn display_path(parent: &[Seg], target: &str) -> String {
+    let mut s = String::new();
+    for seg in parent {
+        match seg {
+            Seg::Key(k) if s.is_empty() => s.push_str(k),
+            Seg::Key(k) => {
+                s.push('.');
+                s.push_str(k);
+            }
+            Seg::Index(i) => s.push_str(&format!("[{i}]")),
+        }
+    }
+    if s.is_empty() {
+        target.to_owned()
+    } else {
+        format!("{s}.{target}")
+    }
+}
+
+fn container_mut<'a>(root: &'a mut Value, path: &[Seg]) -> Option<&'a mut Map<String, Value>> {
+    let mut cur = root;
+    for seg in path {
+        cur = match seg {
+            Seg::Key(k) => cur.as_object_mut()?.get_mut(k)?,
+            Seg::Index(i) => cur.as_array_mut()?.get_mut(*i)?,
+        };
+    }
+    cur.as_object_mut()
+}
+
+/// Resolves locations with a [`Fetcher`].
+pub struct Resolver {
+    params: ResolverConfig,
+    fetcher: Fetcher,
+}
+
+impl Resolver {
+    /// A resolver with `params`.
+    pub fn new(params: ResolverConfig) -> Self {
+        let fetcher = Fetcher::new(params.config_ttl, params.secrets_aws_region.clone());
+        Self { params, fetcher }
+    }
+
+    /// The settings in use.
+    pub fn params(&self) -> &ResolverConfig {
+        &self.params
+    }
+
+    /// Replaces the settings (after the environment from env locations changed them); the
+    /// cache is kept.
+    pub fn set_params(&mut self, params: ResolverConfig) {
+        self.params = params;
+    }
+
+    /// The fetcher, for its fetch count.
+    pub fn fetcher(&self) -> &Fetcher {
+        &self.fetcher
+    }
+
+    /// Fetches and merges the env and config locations, then overlays `process_env` on the
+    /// environment (the process environment wins).
+    pub async fn fetch_top_level(
+        &self,
+        process_env: impl IntoIterator<Item = (String, String)>,
+        initial_config: Map<String, Value>,
+    ) -> Result<(Map<String, Value>, Map<String, Value>), TopLevelError> {
+        let parse = |kind: &'static str, text: &String| {
+            Location::parse(text, None, true).map_err(|error| TopLevelError {
+                kind,
+                location: text.clone(),
+                error,
+            })
+        };
+        let env_locs = self
+            .params
+            .env_locations
+            .iter()
+            .map(|t| parse("env", t))
+            .collect::<Result<Vec<_>, _>>()?;
+        let config_locs = self
+            .params
+            .config_locations
+            .iter()
+            .map(|t| parse("config", t))
+            .collect::<Result<Vec<_>, _>>()?;
+        self.fetcher
+            .prefetch(env_locs.iter().chain(config_locs.iter()))
+            .await;
+
+        let mut env = Value::Object(Map::new());
+        for loc in &env_locs {
+            let v = self.top_level_value(loc, Format::Dotenv, "env").await?;
+            merge(&mut env, v, self.params.merge_strategy).map_err(|error| TopLevelError {
+                kind: "env",
+                location: loc.to_string(),
+                error,
+            })?;
+        }
+        let mut env = match env {
+            Value::Object(m) => m,
+            _ => Map::new(),
+        };
+        for (k, v) in process_env {
+            env.insert(k, Value::String(v));
+        }
+        let mut config = Value::Object(initial_config);
+        for loc in &config_locs {
+            let v = self.top_level_value(loc, Format::Json, "config").await?;
+            merge(&mut config, v, self.params.merge_strategy).map_err(|error| TopLevelError {
+                kind: "config",
+                location: loc.to_string(),
+                error,
+            })?;
+        }
+        let config = match config {
+            Value::Object(m) => m,
+            _ => Map::new(),
+        };
+        Ok((env, config))
+    }
+
+    async fn top_level_value(
+        &self,
+        loc: &Location,
+        default: Format,
+        kind: &'static str,
+    ) -> Result<Value, TopLevelError> {
+        let err = |error| TopLevelError {
+            kind,
+            location: loc.to_string(),
+            error,
+        };
+        let fetched = self.fetcher.fetch(loc).await.map_err(err)?;
+        let format = loc
+            .format
+            .or(fetched.format)
+            .or_else(|| Format::guess(&loc.address))
+            .unwrap_or(default);
+        let value = format.parse(&fetched.text).map_err(err)?;
+        let value = match apply_transform(value, loc.transform.as_ref()).map_err(err)? {
+            Some(v) => v,
+            None => {
+                return Err(err(SecretError::Parse(
+                    "the JSONPath matched nothing".into(),
+                )));
+            }
+        };
+        if value.is_object() {
+            Ok(value)
+        } else {
+            Err(err(SecretError::Parse(format!(
+                "the value is not a dictionary (it is {})",
+                kind_of(&value)
+            ))))
+        }
+    }
+
+    /// Resolves the variables of `env` and the properties of `config`, then projects the
+    /// environment to text and adds the configuration as JSON.
+    pub async fn resolve(&self, env: Map<String, Value>, config: Map<String, Value>) -> Resolved {
+        let mut env = Value::Object(env);
+        let mut config = Value::Object(config);
+        let mut failures = Vec::new();
+        let p = &self.params;
+        if p.max_depth > 0 && p.max_iterations > 0 {
+            self.passes(&mut env, &mut config, &mut failures).await;
+        }
+        let config = match config {
+            Value::Object(m) => m,
+            _ => Map::new(),
+        };
+        let mut flat: Map<String, Value> = match env {
+            Value::Object(m) => m
+                .into_iter()
+                .map(|(k, v)| {
+                    let text = env_text(&v);
+                    (k, Value::String(text))
+                })
+                .collect(),
+            _ => Map::new(),
+        };
+        if let Some(name) = &self.params.env_var_name_for_config {
+            flat.insert(
+                name.clone(),
+                Value::String(python_json(&Value::Object(config.clone()))),
+            );
+        }
+        Resolved {
+            env: flat,
+            config,
+            failures,
+        }
+    }
+
+    fn collect(
+        &self,
+        value: &Value,
+        path: &mut Vec<Seg>,
+        level: u32,
+        env_side: bool,
+        out: &mut Vec<Item>,
+    ) {
+        if level >= self.params.max_depth {
+            return;
+        }
+        let (prefix, suffix) = if env_side {
+            (
+                &self.params.env_var_name_prefix,
+                &self.params.env_var_name_suffix,
+            )
+        } else {
+            (
+                &self.params.config_property_name_prefix,
+                &self.params.config_property_name_suffix,
+            )
+        };
+        match value {
+            Value::Object(map) => {
+                for (k, v) in map {
+                    if let Value::String(text) = v
+                        && k.len() > prefix.len() + suffix.len()
+                        && let Some(stripped) = k
+                            .strip_prefix(prefix.as_str())
+                            .and_then(|r| r.strip_suffix(suffix.as_str()))
+                    {
+                        let (provider, target) = match provider_from_name(stripped) {
+                            Some((p, rest)) => (Some(p), rest),
+                            None => (None, stripped),
+                        };
+                        out.push(Item {
+                            parent: path.clone(),
+                            key: k.clone(),
+                            target: target.to_owned(),
+                            text: text.clone(),
+                            provider,
+                        });
+                        continue;
+                    }
+                    if v.is_object() || v.is_array() {
+                        path.push(Seg::Key(k.clone()));
+                        self.collect(v, path, level + 1, env_side, out);
+                        path.pop();
+                    }
+                }
+            }
+            Value::Array(items) => {
+                for (i, v) in items.iter().enumerate() {
+                    if v.is_object() || v.is_array() {
+                        path.push(Seg::Index(i));
+                        self.collect(v, path, level + 1, env_side, out);
+                        path.pop();
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+
+    async fn passes(&self, env: &mut Value, config: &mut Value, failures: &mut Vec<Failure>) {
+        let p = &self.params;
+        for pass in 0..p.max_iterations {
+            let last = pass + 1 == p.max_iterations;
+            for env_side in [true, false] {
+                let mut items = Vec::new();
+                let root: &Value = if env_side { env } else { config };
+                self.collect(root, &mut Vec::new(), 0, env_side, &mut items);
+                if items.is_empty() {
+                    continue;
+                }
+                let mut parsed = Vec::with_capacity(items.len());
+                for item in items {
+                    let loc = Location::parse(&item.text, item.provider, false);
+                    parsed.push((item, loc));
+                }
+                let fetch_errors: HashMap<_, _> = self
+                    .fetcher
+                    .prefetch(parsed.iter().filter_map(|(_, l)| l.as_ref().ok()))
+                    .await;
+                for (item, loc) in parsed {
+                    let name = if env_side {
+                        item.target.clone()
+                    } else {
+                        display_path(&item.parent, &item.target)
+                    };
+                    let outcome = match &loc {
+                        Err(e) => Outcome::Failed(e.clone()),
+                        Ok(loc) => match fetch_errors.get(&loc.cache_key()) {
+                            Some(e) if loc.provider.cacheable() => Outcome::Failed(e.clone()),
+                            _ => self.resolve_one(loc, env, config),
+                        },
+                    };
+                    let location = loc
+                        .as_ref()
+                        .map_or_else(|_| "an invalid location".to_owned(), ToString::to_string);
+                    let root: &mut Value = if env_side { env } else { config };
+                    match outcome {
+                        Outcome::Resolved(value) => {
+                            if p.log_secrets {
+                                debug!("resolved {name} from {location}: {value}");
+                            } else {
+                                debug!("resolved {name} from {location}");
+                            }
+                            self.apply(root, &item, Some(value));
+                        }
+                        Outcome::NotFound(why) if !last => {
+                            debug!(
+                                "{name} not resolved yet ({why}); trying again in the next pass"
+                            );
+                        }
+                        Outcome::NotFound(why) => {
+                            self.apply(root, &item, None);
+                            failures.push(Failure {
+                                name,
+                                location,
+                                error: format!("not resolved: {why}"),
+                            });
+                        }
+                        Outcome::Failed(e) => {
+                            self.apply(root, &item, None);
+                            failures.push(Failure {
+                                name,
+                                location,
+                                error: e.to_string(),
+                            });
+                        }
+                    }
+                    if p.fail_fast && !failures.is_empty() {
+                        return;
+                    }
+                }
+            }
+        }
+        if !failures.is_empty() {
+            info!(
+                "{} variable(s) or propert(ies) could not be resolved",
+                failures.len()
+            );
+        }
+    }
+
+    /// Removes the resolvable key and, with a value, stores it under the target name (merged
+    /// onto an existing object unless the strategy is SHALLOW).
+    fn apply(&self, root: &mut Value, item: &Item, value: Option<Value>) {
+        let Some(map) = container_mut(root, &item.parent) else {
+            return;
+        };
+        map.remove(&item.key);
+        let Some(value) = value else { return };
+        match map.get_mut(&item.target) {
+            Some(existing)
+                if existing.is_object()
+                    && value.is_object()
+                    && self.params.merge_strategy != MergeStrategy::Shallow =>
+            {
+                if merge(existing, value.clone(), self.params.merge_strategy).is_err() {
+                    *existing = value;
+                }
+            }
+            _ => {
+                map.insert(item.target.clone(), value);
+            }
+        }
+    }
+
+    fn resolve_one(&self, loc: &Location, env: &Value, config: &Value) -> Outcome {
+        let (value, provider_format) = match loc.provider {
+            Provider::Env => match env.get(&loc.address) {
+                None => return Outcome::NotFound(format!("variable {} is not set", loc.address)),
+                Some(Value::String(s)) => (Value::String(s.clone()), None),
+                Some(v) => (v.clone(), Some(Format::Json)),
+            },
+            Provider::Config => match config.query(&loc.address) {
+                Err(e) => {
+                    return Outcome::Failed(SecretError::Invalid(format!(
+                        "invalid JSONPath '{}': {e}",
+                        loc.address
+                    )));
+                }
+                Ok(found) if found.is_empty() => {
+                    return Outcome::NotFound(format!("{} matched nothing", loc.address));
+                }
+                Ok(found) if found.len() == 1 => (found[0].clone(), Some(Format::Json)),
+                Ok(found) => (
+                    Value::Array(found.into_iter().cloned().collect()),
+                    Some(Format::Json),
+                ),
+            },
+            _ => match self.fetcher.cached(loc) {
+                Some(f) => (Value::String(f.text), f.format),
+                None => {
+                    return Outcome::Failed(SecretError::Fetch("the value was not fetched".into()));
+                }
+            },
+        };
+        let guessed = match loc.provider {
+            Provider::Plain | Provider::Env | Provider::Config => None,
+            _ => Format::guess(&loc.address),
+        };
+        let value = match (value, loc.format.or(provider_format).or(guessed)) {
+            (Value::String(text), Some(format)) => match format.parse(&text) {
+                Ok(v) => v,
+                Err(e) => return Outcome::Failed(e),
+            },
+            (Value::String(text), None)
+                if matches!(loc.transform, Some(Transform::JsonPath { .. })) =>
+            {
+                match serde_json::from_str(&text) {
+                    Ok(v) => v,
+                    Err(e) => {
+                        return Outcome::Failed(SecretError::Parse(format!(
+                            "the value is not JSON, so the JSONPath cannot apply: {e}"
+                        )));
+                    }
+                }
+            }
+            (v, _) => v,
+        };
+        match apply_transform(value, loc.transform.as_ref()) {
+            Ok(Some(v)) => Outcome::Resolved(v),
+            Ok(None) => Outcome::NotFound("the JSONPath matched nothing".into()),
+            Err(e) => Outcome::Failed(e),
+        }
+    }
+}
+
+fn kind_of(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "a list",
+        Value::Object(_) => "an object",
+    }
+}
+
+/// Applies a transform; `Ok(None)` when a JSONPath matched nothing (§8.3).
+fn apply_transform(
+    value: Value,
+    transform: Option<&Transform>,
+) -> Result<Option<Value>, SecretError> {
+    match transform {
+        None | Some(Transform::SelfValue) => Ok(Some(value)),
+        Some(Transform::JsonPath { expr, splat }) => {
+            let found = value
+                .query(expr)
+                .map_err(|e| SecretError::Invalid(format!("invalid JSONPath '{expr}': {e}")))?;
+            Ok(match found.len() {
+                0 => None,
+                1 if !splat => Some(found[0].clone()),
+                _ => Some(Value::Array(found.into_iter().cloned().collect())),
+            })
+        }
+    }
+}
