@@ -12,8 +12,14 @@ use clap::error::ErrorKind;
 use proc_wrapper::child_env;
 use proc_wrapper::config::{Args, Config};
 use proc_wrapper::exit_codes;
-use proc_wrapper::process::{NoHooks, Supervisor, command};
-use tracing::{error, warn};
+use std::path::PathBuf;
+
+use proc_wrapper::child_env::ChildEnv;
+use proc_wrapper::process::{Hooks, Supervisor, command};
+use proc_wrapper::secrets::format::Format;
+use proc_wrapper::secrets::{Resolved, Resolver, output};
+use serde_json::{Map, Value};
+use tracing::{debug, error, info, warn};
 
 /// Parses `args` (including the program name) and the process environment, runs, and
 /// returns the exit code.
@@ -61,11 +67,200 @@ pub fn main_with_args<I: IntoIterator<Item = OsString>>(args: I) -> i32 {
             return exit_codes::GENERAL_ERROR;
         }
     };
-    runtime.block_on(run(config))
+    runtime.block_on(run(&args, config))
 }
 
-/// Runs the configured command and returns the wrapper's exit code.
-pub async fn run(config: Config) -> i32 {
+/// A variable that is not UTF-8.
+type OsVar = (OsString, OsString);
+
+/// The process environment as text; variables that are not UTF-8 are passed to the child
+/// unchanged but cannot be resolved or read as settings.
+fn process_env() -> (Vec<(String, String)>, Vec<OsVar>) {
+    let mut text = Vec::new();
+    let mut other = Vec::new();
+    for (k, v) in std::env::vars_os() {
+        match (k.into_string(), v.into_string()) {
+            (Ok(k), Ok(v)) => text.push((k, v)),
+            (k, v) => other.push((
+                k.map_or_else(|k| k, OsString::from),
+                v.map_or_else(|v| v, OsString::from),
+            )),
+        }
+    }
+    (text, other)
+}
+
+fn lookup(env: &Map<String, Value>) -> impl Fn(&str) -> Option<String> + '_ {
+    |k| env.get(k).and_then(Value::as_str).map(str::to_owned)
+}
+
+/// Fetches and resolves the environment and configuration; `Err` holds the exit code.
+async fn resolve(
+    args: &Args,
+    resolver: &mut Resolver,
+    env_text: &[(String, String)],
+) -> Result<Resolved, i32> {
+    let (env, config) = match resolver
+        .fetch_top_level(env_text.iter().cloned(), Map::new())
+        .await
+    {
+        Ok(found) => found,
+        Err(e) => {
+            error!("{e}");
+            return Err(exit_codes::CONFIGURATION_ERROR);
+        }
+    };
+    if !resolver.params().env_locations.is_empty() {
+        // Variables from env locations may change the resolution settings themselves.
+        match Config::from_sources(args, &lookup(&env)) {
+            Ok(c) => resolver.set_params(c.resolver),
+            Err(e) => {
+                error!("{e}");
+                return Err(exit_codes::CONFIGURATION_ERROR);
+            }
+        }
+    }
+    let resolved = resolver.resolve(env, config).await;
+    if !resolved.failures.is_empty() {
+        for failure in &resolved.failures {
+            error!("could not resolve {failure}");
+        }
+        error!(
+            "not running the command, because some variables or properties could not be resolved"
+        );
+        return Err(exit_codes::CONFIGURATION_ERROR);
+    }
+    Ok(resolved)
+}
+
+/// Output files of the resolved environment and configuration, written before the command
+/// runs and deleted after it ends.
+struct OutputFiles(Vec<PathBuf>);
+
+impl OutputFiles {
+    fn write(config: &Config, resolved: &Resolved) -> Self {
+        let r = &config.resolver;
+        let plans = [
+            (
+                output::plan(
+                    r.env_output_filename.as_deref(),
+                    r.env_output_format.as_deref(),
+                    Format::Dotenv,
+                    "env",
+                    "env",
+                ),
+                &resolved.env,
+            ),
+            (
+                output::plan(
+                    r.config_output_filename.as_deref(),
+                    r.config_output_format.as_deref(),
+                    Format::Json,
+                    "config",
+                    "config",
+                ),
+                &resolved.config,
+            ),
+        ];
+        let mut written = Vec::new();
+        for (plan, value) in plans {
+            match plan.and_then(|file| {
+                file.map(|file| output::write(&file, value).map(|()| file.path))
+                    .transpose()
+            }) {
+                Ok(Some(path)) => {
+                    debug!("wrote {}", path.display());
+                    written.push(path);
+                }
+                Ok(None) => {}
+                // As in the original, a bad output setting is reported but does not stop
+                // the command.
+                Err(e) => error!("{e}"),
+            }
+        }
+        Self(written)
+    }
+
+    fn remove(self) {
+        for path in self.0 {
+            if let Err(e) = std::fs::remove_file(&path) {
+                warn!("could not delete {}: {e}", path.display());
+            }
+        }
+    }
+}
+
+fn child_env(config: &Config, resolved: &Resolved, other: &[OsVar]) -> ChildEnv {
+    let base = resolved
+        .env
+        .iter()
+        .map(|(k, v)| {
+            (
+                OsString::from(k),
+                OsString::from(v.as_str().unwrap_or_default()),
+            )
+        })
+        .chain(other.iter().cloned());
+    child_env::build(config, base, None)
+}
+
+/// Re-resolves before a retry when `config_ttl` is set, so that expired secrets are fetched
+/// again.
+struct RefreshingHooks<'a> {
+    args: &'a Args,
+    config: &'a Config,
+    resolver: Resolver,
+    env_text: Vec<(String, String)>,
+    env_other: Vec<OsVar>,
+}
+
+impl Hooks for RefreshingHooks<'_> {
+    async fn before_retry(&mut self) -> Option<ChildEnv> {
+        self.config.resolver.config_ttl?;
+        match resolve(self.args, &mut self.resolver, &self.env_text).await {
+            Ok(resolved) => Some(child_env(self.config, &resolved, &self.env_other)),
+            Err(_) => {
+                warn!("keeping the previous environment for the retry");
+                None
+            }
+        }
+    }
+}
+
+/// Resolves secrets, runs the configured command and returns the wrapper's exit code.
+pub async fn run(args: &Args, initial: Config) -> i32 {
+    let (env_text, env_other) = process_env();
+    let mut resolver = Resolver::new(initial.resolver.clone());
+    let resolved = match resolve(args, &mut resolver, &env_text).await {
+        Ok(r) => r,
+        Err(code) => return code,
+    };
+    // Settings may come from resolved secrets and env locations (§3.3).
+    let config = match Config::from_sources(args, &lookup(&resolved.env)) {
+        Ok(c) => c,
+        Err(e) => {
+            error!("{e}");
+            return exit_codes::CONFIGURATION_ERROR;
+        }
+    };
+    let outputs = OutputFiles::write(&config, &resolved);
+    if config.resolver.exit_after_writing_variables {
+        info!("wrote the output files; exiting without running a command");
+        return exit_codes::SUCCESS;
+    }
+    let hooks = RefreshingHooks {
+        args,
+        config: &config,
+        resolver,
+        env_text,
+        env_other,
+    };
+    let code = run_command(&config, &resolved, hooks).await;
+    outputs.remove();
+    code
+}
+
+async fn run_command(config: &Config, resolved: &Resolved, mut hooks: RefreshingHooks<'_>) -> i32 {
     if !config.offline_mode {
         if config.prevent_offline_execution {
             error!(
@@ -92,7 +287,7 @@ pub async fn run(config: Config) -> i32 {
         );
         return exit_codes::CONFIGURATION_ERROR;
     };
-    let env = child_env::build(&config, std::env::vars_os(), None);
+    let env = child_env(config, resolved, &hooks.env_other);
     let mut supervisor = match Supervisor::new(
         &config.process,
         command,
@@ -105,5 +300,5 @@ pub async fn run(config: Config) -> i32 {
             return exit_codes::GENERAL_ERROR;
         }
     };
-    supervisor.run(&mut NoHooks).await.wrapper_exit_code
+    supervisor.run(&mut hooks).await.wrapper_exit_code
 }

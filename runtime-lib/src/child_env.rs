@@ -40,7 +40,8 @@ pub fn float_text(p: f64) -> String {
 }
 
 /// Builds the child's environment from `base` (the wrapper's resolved environment) and
-/// `config_json`, the JSON text of the resolved configuration (`None` for `{}`).
+/// `config_json`, the JSON text of the resolved configuration. When `None`, `base` is
+/// expected to hold it already (as the resolver's output does), else `{}` is used.
 pub fn build<I, K, V>(config: &Config, base: I, config_json: Option<&str>) -> ChildEnv
 where
     I: IntoIterator<Item = (K, V)>,
@@ -51,13 +52,19 @@ where
         .into_iter()
         .map(|(k, v)| (k.into(), v.into()))
         .collect();
+    if let Some(name) = &config.resolver.env_var_name_for_config {
+        match config_json {
+            Some(json) => {
+                env.insert(name.into(), json.into());
+            }
+            None => {
+                env.entry(name.into()).or_insert_with(|| "{}".into());
+            }
+        }
+    }
     let mut set = |k: &str, v: String| {
         env.insert(k.into(), v.into());
     };
-
-    if let Some(name) = &config.resolver.env_var_name_for_config {
-        set(name, config_json.unwrap_or("{}").to_owned());
-    }
 
     set(
         "PROC_WRAPPER_OFFLINE_MODE",

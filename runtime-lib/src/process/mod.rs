@@ -90,6 +90,11 @@ pub trait Hooks {
     async fn attempt_failed(&mut self, _failed_attempts: u32, _exit_code: i32) {}
     /// An attempt timed out and another will follow.
     async fn attempt_timed_out(&mut self, _timed_out_attempts: u32) {}
+    /// Called before each retry; a returned environment replaces the child's (after the
+    /// configuration was fetched again because `config_ttl` expired).
+    async fn before_retry(&mut self) -> Option<ChildEnv> {
+        None
+    }
     /// Resolves when the execution must stop (for example, the API server said so).
     /// Must be cancel-safe; the default never resolves.
     async fn stop_requested(&mut self) -> StopRequest {
@@ -191,6 +196,11 @@ impl<'a> Supervisor<'a> {
         };
         let argv = self.command.argv();
         loop {
+            if out.attempts > 0
+                && let Some(env) = hooks.before_retry().await
+            {
+                self.env = env;
+            }
             out.attempts += 1;
             let attempt = out.attempts;
             let attempt_start = Instant::now();
