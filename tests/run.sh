@@ -1,17 +1,19 @@
 #!/usr/bin/env bash
 # The one command that runs every test of the workspace on a fresh machine:
-#   tests/run.sh
-# It prepares what the tests need (later: a Python venv with moto and cfn-lint, and the
-# services they start), runs the whole suite against the real binaries, and stops what it
-# started, whatever the outcome. Extra arguments go to `cargo test`.
+#   tests/run.sh [extra cargo test arguments]
+# It installs what the tests need (a Python venv with moto[server] and cfn-lint under
+# tests/.venv), starts moto_server on a free loopback port, runs the whole suite against the
+# real binaries, and stops what it started, whatever the outcome.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-for tool in cargo unshare; do
+for tool in cargo python3 unshare; do
   command -v "$tool" >/dev/null || { echo "tests/run.sh: '$tool' is required" >&2; exit 1; }
 done
 
-cleanup() { :; }
-trap cleanup EXIT
+source tests/services.sh
+trap stop_services EXIT
+setup_venv
+start_moto
 
 cargo test --workspace --all-targets "$@"

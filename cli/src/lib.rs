@@ -121,6 +121,10 @@ async fn resolve(
         }
     }
     let resolved = resolver.resolve(env, config).await;
+    debug!(
+        "{} fetch(es) from secret providers so far",
+        resolver.fetcher().fetch_count()
+    );
     if !resolved.failures.is_empty() {
         for failure in &resolved.failures {
             error!("could not resolve {failure}");

@@ -81,8 +81,39 @@ impl Format {
     }
 }
 
+/// Drops lines that cannot be assignments (no `=`, outside a multi-line quoted value), which
+/// python-dotenv tolerates and dotenvy rejects.
+fn assignment_lines(text: &str) -> String {
+    let mut kept = String::with_capacity(text.len());
+    let mut open_quote: Option<char> = None;
+    for line in text.lines() {
+        if let Some(q) = open_quote {
+            if line.contains(q) {
+                open_quote = None;
+            }
+        } else {
+            let t = line.trim();
+            if !t.is_empty() && !t.starts_with('#') {
+                let Some((_, value)) = t.split_once('=') else {
+                    continue;
+                };
+                let value = value.trim_start();
+                if let Some(q) = value.chars().next().filter(|c| *c == '"' || *c == '\'')
+                    && !value[1..].contains(q)
+                {
+                    open_quote = Some(q);
+                }
+            }
+        }
+        kept.push_str(line);
+        kept.push('\n');
+    }
+    kept
+}
+
 fn parse_dotenv(text: &str) -> Result<Value, SecretError> {
     let mut map = Map::new();
+    let text = assignment_lines(text);
     for item in dotenvy::from_read_iter(text.as_bytes()) {
         match item {
             Ok((k, v)) => {

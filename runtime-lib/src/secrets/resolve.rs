@@ -454,11 +454,13 @@ impl Resolver {
     }
 
     fn resolve_one(&self, loc: &Location, env: &Value, config: &Value) -> Outcome {
-        let (value, provider_format) = match loc.provider {
+        // `parsed`: the value is already structured (from the env or the config), so no
+        // format applies to it.
+        let (value, parsed, provider_format) = match loc.provider {
             Provider::Env => match env.get(&loc.address) {
                 None => return Outcome::NotFound(format!("variable {} is not set", loc.address)),
-                Some(Value::String(s)) => (Value::String(s.clone()), None),
-                Some(v) => (v.clone(), Some(Format::Json)),
+                Some(Value::String(s)) => (Value::String(s.clone()), false, None),
+                Some(v) => (v.clone(), true, None),
             },
             Provider::Config => match config.query(&loc.address) {
                 Err(e) => {
@@ -470,14 +472,15 @@ impl Resolver {
                 Ok(found) if found.is_empty() => {
                     return Outcome::NotFound(format!("{} matched nothing", loc.address));
                 }
-                Ok(found) if found.len() == 1 => (found[0].clone(), Some(Format::Json)),
+                Ok(found) if found.len() == 1 => (found[0].clone(), true, None),
                 Ok(found) => (
                     Value::Array(found.into_iter().cloned().collect()),
-                    Some(Format::Json),
+                    true,
+                    None,
                 ),
             },
             _ => match self.fetcher.cached(loc) {
-                Some(f) => (Value::String(f.text), f.format),
+                Some(f) => (Value::String(f.text), false, f.format),
                 None => {
                     return Outcome::Failed(SecretError::Fetch("the value was not fetched".into()));
                 }
@@ -488,6 +491,7 @@ impl Resolver {
             _ => Format::guess(&loc.address),
         };
         let value = match (value, loc.format.or(provider_format).or(guessed)) {
+            (v, _) if parsed => v,
             (Value::String(text), Some(format)) => match format.parse(&text) {
                 Ok(v) => v,
                 Err(e) => return Outcome::Failed(e),
