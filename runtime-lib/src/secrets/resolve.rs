@@ -548,3 +548,137 @@ fn apply_transform(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{Args, Config};
+    use serde_json::json;
+
+    fn params(vars: &[(&str, &str)]) -> ResolverConfig {
+        let vars: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        Config::from_sources(&Args::default(), &|k| vars.get(k).cloned())
+            .unwrap()
+            .resolver
+    }
+
+    fn obj(v: Value) -> Map<String, Value> {
+        match v {
+            Value::Object(m) => m,
+            _ => panic!("not an object"),
+        }
+    }
+
+    async fn run(p: ResolverConfig, env: Value, config: Value) -> Resolved {
+        Resolver::new(p).resolve(obj(env), obj(config)).await
+    }
+
+    #[tokio::test]
+    async fn resolves_env_from_config() {
+        let r = run(
+            params(&[]),
+            json!({"SOME_ENV_FOR_PROC_WRAPPER_TO_RESOLVE": "CONFIG:$.a"}),
+            json!({"a": "bug"}),
+        )
+        .await;
+        assert!(r.failures.is_empty());
+        assert_eq!(r.env["SOME_ENV"], "bug");
+        assert_eq!(r.env["TASK_CONFIG"], r#"{"a": "bug"}"#);
+    }
+
+    #[tokio::test]
+    async fn splat_keeps_a_list() {
+        let r = run(
+            params(&[]),
+            json!({}),
+            json!({"x__to_resolve": r#"PLAIN:{"d": [1]}|JP:$.d[*]"#, "y__to_resolve": r#"PLAIN:{"d": [1]}|JP:$.d"#}),
+        )
+        .await;
+        assert_eq!(r.config["x"], json!([[1]]));
+        assert_eq!(r.config["y"], json!([1]));
+    }
+
+    #[tokio::test]
+    async fn chained_values_are_not_re_resolved() {
+        let r = run(
+            params(&[]),
+            json!({}),
+            json!({"chain__to_resolve": "PLAIN:PLAIN:zzz"}),
+        )
+        .await;
+        assert_eq!(r.config["chain"], "PLAIN:zzz");
+    }
+
+    #[tokio::test]
+    async fn depth_limits_nested_resolution() {
+        let config = json!({"a__to_resolve": "PLAIN:1", "n": {"b__to_resolve": "PLAIN:2"}});
+        let r = run(
+            params(&[("PROC_WRAPPER_MAX_CONFIG_RESOLUTION_DEPTH", "1")]),
+            json!({}),
+            config.clone(),
+        )
+        .await;
+        assert_eq!(r.config["a"], "1");
+        assert_eq!(r.config["n"], json!({"b__to_resolve": "PLAIN:2"}));
+        let r = run(params(&[]), json!({}), config).await;
+        assert_eq!(r.config["n"], json!({"b": "2"}));
+    }
+
+    #[tokio::test]
+    async fn nested_failures_are_named_by_path() {
+        let r = run(
+            params(&[]),
+            json!({}),
+            json!({"lst": [{"a__to_resolve": "CONFIG:$.nothing"}]}),
+        )
+        .await;
+        assert_eq!(r.failures.len(), 1);
+        assert_eq!(r.failures[0].name, "lst[0].a");
+    }
+
+    #[tokio::test]
+    async fn zero_iterations_disable_resolution() {
+        let r = run(
+            params(&[("PROC_WRAPPER_MAX_CONFIG_RESOLUTION_ITERATIONS", "0")]),
+            json!({"X_FOR_PROC_WRAPPER_TO_RESOLVE": "PLAIN:y"}),
+            json!({}),
+        )
+        .await;
+        assert_eq!(r.env["X_FOR_PROC_WRAPPER_TO_RESOLVE"], "PLAIN:y");
+        assert!(r.failures.is_empty());
+    }
+
+    #[tokio::test]
+    async fn env_projection_stringifies_values() {
+        let r = run(
+            params(&[]),
+            json!({"B": true, "N": null, "I": 1, "F": 1.5, "L": [1, 2], "D": {"a": 1}}),
+            json!({}),
+        )
+        .await;
+        assert_eq!(r.env["B"], "TRUE");
+        assert_eq!(r.env["N"], "");
+        assert_eq!(r.env["I"], "1");
+        assert_eq!(r.env["F"], "1.5");
+        assert_eq!(r.env["L"], "[1, 2]");
+        assert_eq!(r.env["D"], r#"{"a": 1}"#);
+    }
+
+    #[tokio::test]
+    async fn prefixes_and_suffixes_are_configurable() {
+        let r = run(
+            params(&[
+                ("PROC_WRAPPER_RESOLVABLE_ENV_VAR_NAME_PREFIX", "SECRET_"),
+                ("PROC_WRAPPER_RESOLVABLE_ENV_VAR_NAME_SUFFIX", "_LOC"),
+            ]),
+            json!({"SECRET_DB_LOC": "PLAIN:pw", "DB_FOR_PROC_WRAPPER_TO_RESOLVE": "PLAIN:x"}),
+            json!({}),
+        )
+        .await;
+        assert_eq!(r.env["DB"], "pw");
+        assert_eq!(r.env["DB_FOR_PROC_WRAPPER_TO_RESOLVE"], "PLAIN:x");
+    }
+}

@@ -83,7 +83,10 @@ fn main() {
     let env: Map<String, Value> = (0..VARIABLES)
         .map(|v| {
             let loc = format!("{}|JP:$.k{}", arns[v % SECRETS], v / SECRETS);
-            (format!("VAR_{v}_FOR_PROC_WRAPPER_TO_RESOLVE"), Value::String(loc))
+            (
+                format!("VAR_{v}_FOR_PROC_WRAPPER_TO_RESOLVE"),
+                Value::String(loc),
+            )
         })
         .collect();
     let params = Config::from_sources(&Args::default(), &|k| std::env::var(k).ok())
@@ -141,7 +144,10 @@ fn time(
         let start = Instant::now();
         rt.block_on(async {
             for loc in &locations {
-                fetcher.fetch(loc).await.expect("UNWRAP: moto has the secret");
+                fetcher
+                    .fetch(loc)
+                    .await
+                    .expect("UNWRAP: moto has the secret");
             }
         });
         sequential.push(start.elapsed());
