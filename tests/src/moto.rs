@@ -42,6 +42,7 @@ impl Moto {
             .expect("UNWRAP: a runtime can be built");
         let sdk = rt.block_on(
             aws_config::defaults(BehaviorVersion::latest())
+                .http_client(proc_wrapper::secrets::aws::https_client())
                 .region(Region::new(REGION))
                 .endpoint_url(&endpoint)
                 .credentials_provider(aws_sdk_s3::config::Credentials::new(

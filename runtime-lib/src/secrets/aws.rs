@@ -38,6 +38,15 @@ fn aws_error(what: &str, e: &impl std::error::Error) -> SecretError {
     SecretError::Fetch(msg)
 }
 
+/// The HTTPS client of every AWS client: rustls with ring (smaller than aws-lc, which the
+/// SDK uses by default), certificates verified against the system's roots.
+pub fn https_client() -> aws_sdk_secretsmanager::config::SharedHttpClient {
+    use aws_smithy_http_client::tls::{Provider, rustls_provider::CryptoMode};
+    aws_smithy_http_client::Builder::new()
+        .tls_provider(Provider::Rustls(CryptoMode::Ring))
+        .build_https()
+}
+
 /// The region field of an ARN (`arn:aws:service:REGION:...`), if not empty.
 pub fn region_of_arn(arn: &str) -> Option<&str> {
     let mut parts = arn.split(':');
@@ -59,7 +68,8 @@ impl AwsClients {
     async fn sdk(&self) -> &SdkConfig {
         self.sdk
             .get_or_init(|| async {
-                let mut loader = aws_config::defaults(BehaviorVersion::latest());
+                let mut loader =
+                    aws_config::defaults(BehaviorVersion::latest()).http_client(https_client());
                 if let Some(region) = &self.default_region {
                     loader = loader.region(Region::new(region.clone()));
                 }
