@@ -14,8 +14,10 @@ use proc_wrapper::config::{Args, Config};
 use proc_wrapper::exit_codes;
 use std::path::PathBuf;
 
+use proc_wrapper::api::{ApiError, CreationFailure, Reporter, task_param_errors};
 use proc_wrapper::child_env::ChildEnv;
-use proc_wrapper::process::{Hooks, Supervisor, command};
+use proc_wrapper::metadata::RuntimeMetadata;
+use proc_wrapper::process::{Hooks, StopRequest, Supervisor, command};
 use proc_wrapper::secrets::format::Format;
 use proc_wrapper::secrets::{Resolved, Resolver, output};
 use serde_json::{Map, Value};
@@ -194,7 +196,12 @@ impl OutputFiles {
     }
 }
 
-fn child_env(config: &Config, resolved: &Resolved, other: &[OsVar]) -> ChildEnv {
+fn child_env(
+    config: &Config,
+    resolved: &Resolved,
+    other: &[OsVar],
+    reporter: Option<&Reporter>,
+) -> ChildEnv {
     let base = resolved
         .env
         .iter()
@@ -205,28 +212,68 @@ fn child_env(config: &Config, resolved: &Resolved, other: &[OsVar]) -> ChildEnv 
             )
         })
         .chain(other.iter().cloned());
-    child_env::build(config, base, None)
+    let mut env = child_env::build(config, base, None);
+    if let Some(r) = reporter {
+        env.extend(
+            r.child_env_additions()
+                .into_iter()
+                .map(|(k, v)| (OsString::from(k), OsString::from(v))),
+        );
+    }
+    env
 }
 
-/// Re-resolves before a retry when `config_ttl` is set, so that expired secrets are fetched
+/// The supervisor's hooks in wrapped mode: reporting to the API server (when online), and
+/// re-resolving before a retry when `config_ttl` is set, so that expired secrets are fetched
 /// again.
-struct RefreshingHooks<'a> {
+struct CliHooks<'a> {
     args: &'a Args,
     config: &'a Config,
     resolver: Resolver,
     env_text: Vec<(String, String)>,
     env_other: Vec<OsVar>,
+    reporter: Option<Reporter>,
 }
 
-impl Hooks for RefreshingHooks<'_> {
+impl Hooks for CliHooks<'_> {
+    async fn attempt_started(&mut self, attempt: u32, pid: u32) {
+        if let Some(r) = &mut self.reporter {
+            r.attempt_started(attempt, pid).await;
+        }
+    }
+
+    async fn attempt_failed(&mut self, failed_attempts: u32, exit_code: i32) {
+        if let Some(r) = &mut self.reporter {
+            r.attempt_failed(failed_attempts, exit_code).await;
+        }
+    }
+
+    async fn attempt_timed_out(&mut self, timed_out_attempts: u32) {
+        if let Some(r) = &mut self.reporter {
+            r.attempt_timed_out(timed_out_attempts).await;
+        }
+    }
+
     async fn before_retry(&mut self) -> Option<ChildEnv> {
         self.config.resolver.config_ttl?;
         match resolve(self.args, &mut self.resolver, &self.env_text).await {
-            Ok(resolved) => Some(child_env(self.config, &resolved, &self.env_other)),
+            Ok(resolved) => Some(child_env(
+                self.config,
+                &resolved,
+                &self.env_other,
+                self.reporter.as_ref(),
+            )),
             Err(_) => {
                 warn!("keeping the previous environment for the retry");
                 None
             }
+        }
+    }
+
+    async fn stop_requested(&mut self) -> StopRequest {
+        match &mut self.reporter {
+            Some(r) => r.stop_requested().await,
+            None => std::future::pending().await,
         }
     }
 }
@@ -252,38 +299,77 @@ pub async fn run(args: &Args, initial: Config) -> i32 {
         info!("wrote the output files; exiting without running a command");
         return exit_codes::SUCCESS;
     }
-    let hooks = RefreshingHooks {
+    let hooks = CliHooks {
         args,
         config: &config,
         resolver,
         env_text,
         env_other,
+        reporter: None,
     };
     let code = run_command(&config, &resolved, hooks).await;
     outputs.remove();
     code
 }
 
-async fn run_command(config: &Config, resolved: &Resolved, mut hooks: RefreshingHooks<'_>) -> i32 {
-    if !config.offline_mode {
+/// Sets up reporting; `Err` holds the exit code when the command must not run.
+async fn start_reporting(config: &Config) -> Result<Option<Reporter>, i32> {
+    if config.offline_mode {
         if config.prevent_offline_execution {
             error!(
-                "--prevent-offline-execution is set, but this build of proc_wrapper cannot \
-                 report to the API server yet; not running the command"
+                "offline mode and --prevent-offline-execution \
+                 (PROC_WRAPPER_PREVENT_OFFLINE_EXECUTION) are both set, so the command may not run"
             );
-            return exit_codes::CONFIGURATION_ERROR;
+            return Err(exit_codes::CONFIGURATION_ERROR);
         }
-        warn!(
-            "this build of proc_wrapper cannot report to the API server yet; running the \
-             command as in offline mode"
-        );
-    } else if config.prevent_offline_execution {
-        error!(
-            "offline mode and --prevent-offline-execution (PROC_WRAPPER_PREVENT_OFFLINE_EXECUTION) \
-             are both set, so the command may not run"
-        );
-        return exit_codes::CONFIGURATION_ERROR;
+        return Ok(None);
     }
+    let problems = task_param_errors(config);
+    if !problems.is_empty() {
+        for p in &problems {
+            error!("cannot report to the API server: {p}");
+        }
+        if config.prevent_offline_execution {
+            error!("not running the command, because --prevent-offline-execution is set");
+            return Err(exit_codes::CONFIGURATION_ERROR);
+        }
+        warn!("running the command without reporting to the API server");
+        return Ok(None);
+    }
+    let mut reporter = match Reporter::new(config, RuntimeMetadata::detect(config)) {
+        Ok(r) => r,
+        Err(e) => {
+            error!("could not create the HTTP client: {e}");
+            return Err(exit_codes::GENERAL_ERROR);
+        }
+    };
+    match reporter.create().await {
+        Ok(()) => Ok(Some(reporter)),
+        Err(CreationFailure::Conflict) => {
+            error!(
+                "the API server did not allow the Task to start (conflict with other \
+                 executions); not running the command"
+            );
+            Err(exit_codes::CONFLICT)
+        }
+        Err(CreationFailure::Failed(e)) if config.prevent_offline_execution => {
+            error!(
+                "could not create the Task Execution ({e}); not running the command, because \
+                 --prevent-offline-execution is set"
+            );
+            Err(match e {
+                ApiError::Rejected(403) => exit_codes::PERMISSION_DENIED,
+                _ => exit_codes::GENERAL_ERROR,
+            })
+        }
+        Err(CreationFailure::Failed(e)) => {
+            warn!("could not create the Task Execution ({e}); running the command anyway");
+            Ok(Some(reporter))
+        }
+    }
+}
+
+async fn run_command(config: &Config, resolved: &Resolved, mut hooks: CliHooks<'_>) -> i32 {
     let Some(command) = command::resolve(&config.process) else {
         error!(
             "no command to run: give it as arguments, with -c/--command-line, or in \
@@ -291,7 +377,11 @@ async fn run_command(config: &Config, resolved: &Resolved, mut hooks: Refreshing
         );
         return exit_codes::CONFIGURATION_ERROR;
     };
-    let env = child_env(config, resolved, &hooks.env_other);
+    hooks.reporter = match start_reporting(config).await {
+        Ok(r) => r,
+        Err(code) => return code,
+    };
+    let env = child_env(config, resolved, &hooks.env_other, hooks.reporter.as_ref());
     let mut supervisor = match Supervisor::new(
         &config.process,
         command,
@@ -304,5 +394,9 @@ async fn run_command(config: &Config, resolved: &Resolved, mut hooks: Refreshing
             return exit_codes::GENERAL_ERROR;
         }
     };
-    supervisor.run(&mut hooks).await.wrapper_exit_code
+    let outcome = supervisor.run(&mut hooks).await;
+    if let Some(r) = &mut hooks.reporter {
+        r.final_update(&outcome, Map::new()).await;
+    }
+    outcome.wrapper_exit_code
 }

@@ -12,10 +12,12 @@
 //! | [`exit_codes`] | the exit codes of `proc_wrapper` |
 //! | [`time`] | UTC timestamps |
 
+pub mod api;
 pub mod child_env;
 pub mod config;
 pub mod exit_codes;
 pub mod logging;
+pub mod metadata;
 pub mod process;
 pub mod secrets;
 pub mod time;

@@ -69,10 +69,10 @@ impl UtcTime {
         )
     }
 
-    /// `2024-01-31T13:45:07.123456Z` (ISO-8601, as sent to the API server).
+    /// `2024-01-31T13:45:07.123456+00:00` (ISO-8601, as sent to the API server).
     pub fn iso8601(&self) -> String {
         format!(
-            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:06}Z",
+            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:06}+00:00",
             self.year, self.month, self.day, self.hour, self.minute, self.second, self.micros
         )
     }
@@ -105,14 +105,14 @@ mod tests {
     #[test]
     fn formats_known_instants() {
         let t = UtcTime::from_system(UNIX_EPOCH + Duration::from_micros(1_629_124_014_123_456));
-        assert_eq!(t.iso8601(), "2021-08-16T14:26:54.123456Z");
+        assert_eq!(t.iso8601(), "2021-08-16T14:26:54.123456+00:00");
         assert_eq!(t.log_format(), "2021-08-16 14:26:54,123");
         assert_eq!(t.summary_format(), "2021-08-16 14:26:54+00:00");
         let leap = UtcTime::from_system(UNIX_EPOCH + Duration::from_secs(951_782_400));
-        assert_eq!(leap.iso8601(), "2000-02-29T00:00:00.000000Z");
+        assert_eq!(leap.iso8601(), "2000-02-29T00:00:00.000000+00:00");
         assert_eq!(
             UtcTime::from_system(UNIX_EPOCH).iso8601(),
-            "1970-01-01T00:00:00.000000Z"
+            "1970-01-01T00:00:00.000000+00:00"
         );
     }
 }

@@ -62,7 +62,7 @@ pub struct Outcome {
     /// Final status to report.
     pub status: FinalStatus,
     /// Exit code to report: the child's code, `-N` for signal N, 1 when it could not start;
-    /// `None` when no attempt ended on its own.
+    /// `None` when the wrapper stopped the last attempt (timeout, signal, stop request).
     pub exit_code: Option<i32>,
     /// The wrapper's own exit code.
     pub wrapper_exit_code: i32,
@@ -291,10 +291,10 @@ impl<'a> Supervisor<'a> {
                     if !last {
                         hooks.attempt_timed_out(out.timed_out_attempts).await;
                     }
-                    let kind = child
+                    child
                         .terminate(&mut self.reaper, Signal::SIGTERM, grace)
                         .await;
-                    out.exit_code = Some(kind.api_code());
+                    out.exit_code = None;
                     if last {
                         out.status = FinalStatus::TerminatedAfterTimeOut;
                         out.wrapper_exit_code = exit_codes::GENERAL_ERROR;
@@ -304,8 +304,8 @@ impl<'a> Supervisor<'a> {
                 }
                 Wake::Signal(sig) => {
                     info!("received {sig}; stopping process {pid}");
-                    let kind = child.terminate(&mut self.reaper, sig, grace).await;
-                    out.exit_code = Some(kind.api_code());
+                    child.terminate(&mut self.reaper, sig, grace).await;
+                    out.exit_code = None;
                     self.end_by_signal(&mut out, sig);
                     self.summary(
                         &out,
@@ -317,10 +317,10 @@ impl<'a> Supervisor<'a> {
                 }
                 Wake::Stop => {
                     info!("stop requested; stopping process {pid}");
-                    let kind = child
+                    child
                         .terminate(&mut self.reaper, Signal::SIGTERM, grace)
                         .await;
-                    out.exit_code = Some(kind.api_code());
+                    out.exit_code = None;
                     out.status = FinalStatus::Stopped;
                     out.wrapper_exit_code = exit_codes::CONFLICT;
                     self.summary(&out, "was stopped on request", attempt_start, run_start);

@@ -1,0 +1,442 @@
+//! Wrapped mode against the fake CloudReactor API server: the lifecycle of a Task Execution
+//! and how the wrapper behaves under API faults. Ports `test_wrapped_mode_with_server` of the
+//! original's suite, plus fault scenarios.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::Duration;
+
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+use procwrapper_tests::fake_api::{API_KEY, FakeApi, Fault, Recorded, TASK_UUID};
+use procwrapper_tests::{process_gone, read_pid, wait_until};
+use serde_json::Value;
+
+const LIMIT: Duration = Duration::from_secs(30);
+
+/// `proc_wrapper` pointed at `api`, with the base environment of the original's tests.
+fn wrapper(api: &FakeApi) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_proc_wrapper"));
+    cmd.env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("PROC_WRAPPER_TASK_UUID", TASK_UUID)
+        .env(
+            "PROC_WRAPPER_TASK_VERSION_SIGNATURE",
+            "43cfd2b905d5cb4f3e8e4bd7b8ea3ac7",
+        )
+        .env("PROC_WRAPPER_API_BASE_URL", &api.url)
+        .env("PROC_WRAPPER_API_KEY", API_KEY)
+        .env(
+            "PROC_WRAPPER_API_TASK_EXECUTION_CREATION_ERROR_TIMEOUT_SECONDS",
+            "1",
+        )
+        .env(
+            "PROC_WRAPPER_API_TASK_EXECUTION_CREATION_CONFLICT_TIMEOUT_SECONDS",
+            "1",
+        )
+        .env("PROC_WRAPPER_API_FINAL_UPDATE_TIMEOUT_SECONDS", "1")
+        .env("PROC_WRAPPER_API_RETRY_DELAY_SECONDS", "1")
+        .env("PROC_WRAPPER_API_RESUME_DELAY_SECONDS", "-1");
+    cmd
+}
+
+fn run(cmd: &mut Command) -> Output {
+    cmd.output().expect("proc_wrapper runs")
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+fn creation(requests: &[Recorded]) -> &Recorded {
+    let first = requests.first().expect("a creation request");
+    assert_eq!(first.method, "POST");
+    assert_eq!(first.path, "/api/v1/task_executions/");
+    first
+}
+
+fn last(requests: &[Recorded]) -> &Recorded {
+    requests.last().expect("requests")
+}
+
+fn uuid_of(requests: &[Recorded]) -> String {
+    let patch = requests
+        .iter()
+        .find(|r| r.method == "PATCH")
+        .expect("an update");
+    patch
+        .path
+        .trim_start_matches("/api/v1/task_executions/")
+        .trim_end_matches('/')
+        .to_owned()
+}
+
+#[test]
+fn success_is_reported_with_creation_and_final_update() {
+    let api = FakeApi::start();
+    let out = run(wrapper(&api).args(["--", "sh", "-c", "env > /dev/null; echo hi"]));
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let reqs = api.requests();
+    assert_eq!(reqs.len(), 2, "{reqs:#?}");
+    let c = creation(&reqs);
+    assert_eq!(c.authorization.as_deref(), Some("Bearer SOMEAPIKEY"));
+    assert_eq!(c.content_type.as_deref(), Some("application/json"));
+    assert_eq!(c.accept.as_deref(), Some("application/json"));
+    let b = &c.body;
+    assert_eq!(b["status"], "RUNNING");
+    assert_eq!(b["is_service"], false);
+    assert_eq!(b["embedded_mode"], false);
+    assert_eq!(b["wrapper_family"], "CloudReactor Rust proc_wrapper");
+    assert_eq!(b["wrapper_version"], env!("CARGO_PKG_VERSION"));
+    assert_eq!(b["task"]["uuid"], TASK_UUID);
+    assert_eq!(
+        b["task_version_signature"],
+        "43cfd2b905d5cb4f3e8e4bd7b8ea3ac7"
+    );
+    assert_eq!(b["process_max_retries"], 0);
+    assert_eq!(b["api_resume_delay_seconds"], -1);
+    assert_eq!(b["heartbeat_interval_seconds"], 300);
+    assert!(b["started_at"].as_str().unwrap().ends_with("+00:00"));
+    let f = last(&reqs);
+    assert_eq!(f.method, "PATCH");
+    assert_eq!(f.query.as_deref(), Some("content=false"));
+    assert_eq!(f.status(), Some("SUCCEEDED"));
+    assert_eq!(f.body["exit_code"], 0);
+    assert!(f.body.get("failed_attempts").is_none());
+    assert!(f.body["finished_at"].as_str().unwrap().contains('T'));
+    assert_eq!(f.body["execution_method_type"], "Unknown");
+    assert_eq!(api.status_of(&uuid_of(&reqs)).as_deref(), Some("SUCCEEDED"));
+}
+
+#[test]
+fn child_environment_when_reporting() {
+    let api = FakeApi::start();
+    let out = run(wrapper(&api).args(["--", "env"]));
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let env = String::from_utf8_lossy(&out.stdout).into_owned();
+    let uuid = uuid_of(&api.requests());
+    for line in [
+        "PROC_WRAPPER_OFFLINE_MODE=FALSE".to_owned(),
+        "PROC_WRAPPER_API_ERROR_TIMEOUT_SECONDS=300".to_owned(),
+        "PROC_WRAPPER_API_REQUEST_TIMEOUT_SECONDS=30".to_owned(),
+        "PROC_WRAPPER_API_RETRY_DELAY_SECONDS=1".to_owned(),
+        "PROC_WRAPPER_API_RESUME_DELAY_SECONDS=-1".to_owned(),
+        "PROC_WRAPPER_ENABLE_STATUS_UPDATE_LISTENER=FALSE".to_owned(),
+        "PROC_WRAPPER_PROCESS_TIMEOUT_SECONDS=-1".to_owned(),
+        "PROC_WRAPPER_PROCESS_TERMINATION_GRACE_PERIOD_SECONDS=30".to_owned(),
+        "PROC_WRAPPER_MAX_CONCURRENCY=-1".to_owned(),
+        "PROC_WRAPPER_PREVENT_OFFLINE_EXECUTION=FALSE".to_owned(),
+        "PROC_WRAPPER_API_MANAGED_PROBABILITY=1.0".to_owned(),
+        format!("PROC_WRAPPER_TASK_EXECUTION_UUID={uuid}"),
+        format!("PROC_WRAPPER_TASK_UUID={TASK_UUID}"),
+        format!("PROC_WRAPPER_API_BASE_URL={}", api.url),
+        format!("PROC_WRAPPER_API_KEY={API_KEY}"),
+    ] {
+        assert!(env.lines().any(|l| l == line), "missing {line} in\n{env}");
+    }
+}
+
+#[test]
+fn no_command_makes_no_api_calls() {
+    let api = FakeApi::start();
+    let out = run(&mut wrapper(&api));
+    assert_eq!(out.status.code(), Some(78));
+    assert!(api.requests().is_empty());
+}
+
+#[test]
+fn timeout_is_reported() {
+    let api = FakeApi::start();
+    let out = run(wrapper(&api)
+        .env("PROC_WRAPPER_PROCESS_TIMEOUT_SECONDS", "1")
+        .args(["--", "sleep", "60"]));
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let reqs = api.requests();
+    assert_eq!(creation(&reqs).body["process_timeout_seconds"], 1);
+    let f = last(&reqs);
+    assert_eq!(f.status(), Some("TERMINATED_AFTER_TIME_OUT"));
+    assert_eq!(f.body["timed_out_attempts"], 1);
+    assert_eq!(f.body["exit_code"], 1);
+}
+
+#[test]
+fn failed_attempts_are_reported_then_the_final_failure() {
+    let api = FakeApi::start();
+    let out = run(wrapper(&api)
+        .env("PROC_WRAPPER_PROCESS_MAX_RETRIES", "1")
+        .args(["--", "sh", "-c", "exit 3"]));
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    let reqs = api.requests();
+    assert_eq!(reqs.len(), 3, "{reqs:#?}");
+    assert_eq!(reqs[1].status(), Some("RUNNING"));
+    assert_eq!(reqs[1].body["failed_attempts"], 1);
+    assert_eq!(reqs[1].body["exit_code"], 3);
+    assert_eq!(reqs[2].status(), Some("FAILED"));
+    assert_eq!(reqs[2].body["failed_attempts"], 2);
+    assert_eq!(reqs[2].body["exit_code"], 3);
+}
+
+#[test]
+fn known_execution_uuid_is_patched_instead_of_created() {
+    let api = FakeApi::start();
+    // Create one first, as CloudReactor does when it starts a Task itself.
+    let out = run(wrapper(&api).args(["--", "true"]));
+    assert_eq!(out.status.code(), Some(0));
+    let uuid = uuid_of(&api.requests());
+    let api2 = FakeApi::start();
+    let out = run(wrapper(&api2)
+        .env("PROC_WRAPPER_TASK_EXECUTION_UUID", &uuid)
+        .args(["--", "true"]));
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let reqs = api2.requests();
+    assert_eq!(reqs[0].method, "PATCH");
+    assert_eq!(reqs[0].path, format!("/api/v1/task_executions/{uuid}/"));
+    assert_eq!(reqs[0].query, None);
+    assert!(reqs[0].body.get("task").is_none());
+    assert_eq!(last(&reqs).status(), Some("SUCCEEDED"));
+}
+
+#[test]
+fn send_pid_reports_the_process_id() {
+    let api = FakeApi::start();
+    let out = run(wrapper(&api)
+        .env("PROC_WRAPPER_SEND_PID", "TRUE")
+        .args(["--", "sh", "-c", "echo $$"]));
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let pid: i64 = String::from_utf8_lossy(&out.stdout).trim().parse().unwrap();
+    let reqs = api.requests();
+    assert!(
+        reqs.iter()
+            .any(|r| r.body.get("pid").and_then(Value::as_i64) == Some(pid)),
+        "{reqs:#?}"
+    );
+}
+
+#[test]
+fn server_down_for_the_whole_run_still_runs_the_child() {
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", closed.local_addr().unwrap());
+    drop(closed);
+    let api = FakeApi::start();
+    let out = run(wrapper(&api)
+        .env("PROC_WRAPPER_API_BASE_URL", &url)
+        .args(["--", "sh", "-c", "exit 4"]));
+    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+    assert!(stderr(&out).contains("could not reach the API server"));
+}
+
+#[test]
+fn a_503_then_recovery_delivers_everything() {
+    let api = FakeApi::start();
+    api.push_faults([Fault::RetryAfter(503, "1".into())]);
+    let out = run(wrapper(&api)
+        .env(
+            "PROC_WRAPPER_API_TASK_EXECUTION_CREATION_ERROR_TIMEOUT_SECONDS",
+            "60",
+        )
+        .args(["--", "true"]));
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let reqs = api.requests();
+    assert_eq!(reqs.len(), 3, "{reqs:#?}");
+    assert_eq!(reqs[0].method, "POST");
+    assert_eq!(reqs[1].method, "POST");
+    assert_eq!(last(&reqs).status(), Some("SUCCEEDED"));
+}
+
+#[test]
+fn a_503_on_the_final_update_is_retried() {
+    let api = FakeApi::start();
+    let marker = tempfile::NamedTempFile::new().unwrap();
+    // The creation succeeds; the final update is answered 503 once.
+    let out = {
+        let mut child = wrapper(&api)
+            .env("PROC_WRAPPER_API_FINAL_UPDATE_TIMEOUT_SECONDS", "60")
+            .args(["--", "sh", "-c"])
+            .arg(format!(
+                "while [ -e {} ]; do sleep 0.05; done",
+                marker.path().display()
+            ))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        assert!(api.wait_for(LIMIT, |r| r.len() == 1));
+        api.push_faults([Fault::Status(503)]);
+        drop(marker);
+        let _ = child.try_wait();
+        child.wait_with_output().unwrap()
+    };
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let reqs = api.requests();
+    assert_eq!(reqs.len(), 3, "{reqs:#?}");
+    assert_eq!(reqs[1].status(), Some("SUCCEEDED"));
+    assert_eq!(reqs[2].status(), Some("SUCCEEDED"));
+}
+
+#[test]
+fn creation_conflict_beyond_the_timeout_exits_75_without_starting() {
+    let api = FakeApi::start();
+    api.push_faults((0..20).map(|_| Fault::Status(409)));
+    let dir = tempfile::tempdir().unwrap();
+    let marker = dir.path().join("started");
+    let out = run(wrapper(&api)
+        .env(
+            "PROC_WRAPPER_API_TASK_EXECUTION_CREATION_CONFLICT_TIMEOUT_SECONDS",
+            "3",
+        )
+        .env(
+            "PROC_WRAPPER_API_TASK_EXECUTION_CREATION_CONFLICT_RETRY_DELAY_SECONDS",
+            "1",
+        )
+        .args(["--", "touch"])
+        .arg(&marker));
+    assert_eq!(out.status.code(), Some(75), "{}", stderr(&out));
+    assert!(!marker.exists());
+    let reqs = api.requests();
+    assert_eq!(reqs.len(), 3, "{reqs:#?}");
+    assert!(reqs.iter().all(|r| r.method == "POST"));
+}
+
+fn start_tree(cmd: &mut Command, dir: &Path) -> (Child, i32, i32) {
+    let child_pid = dir.join("child.pid");
+    let grandchild_pid = dir.join("grandchild.pid");
+    let script = format!(
+        "sleep 300 >/dev/null 2>&1 & echo $! > {}; echo $$ > {}; wait",
+        grandchild_pid.display(),
+        child_pid.display()
+    );
+    let wrapper = cmd
+        .args([
+            "--process-termination-grace-period",
+            "2",
+            "--",
+            "sh",
+            "-c",
+            &script,
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let child = read_pid(&child_pid, LIMIT).expect("child PID written");
+    let grandchild = read_pid(&grandchild_pid, LIMIT).expect("grandchild PID written");
+    (wrapper, child, grandchild)
+}
+
+#[test]
+fn a_stop_request_terminates_the_group_and_exits_75() {
+    let api = FakeApi::start();
+    let dir = tempfile::tempdir().unwrap();
+    let (wrapper, child, grandchild) = start_tree(
+        wrapper(&api).env("PROC_WRAPPER_API_HEARTBEAT_INTERVAL_SECONDS", "1"),
+        dir.path(),
+    );
+    assert!(api.wait_for(LIMIT, |r| !r.is_empty()));
+    let created = api.requests();
+    assert_eq!(created.len(), 1);
+    // The fake creates UUIDs in sequence; the first is ...000000000001.
+    let uuid = "d9554f00-eaeb-4a16-96e4-000000000001";
+    api.request_stop(uuid);
+    let out = wrapper.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(75), "{}", stderr(&out));
+    assert!(wait_until(LIMIT, || process_gone(child) && process_gone(grandchild)));
+    let reqs = api.requests();
+    assert_eq!(
+        last(&reqs).status(),
+        Some("RUNNING"),
+        "no final update after a stop: {reqs:#?}"
+    );
+    assert_eq!(api.status_of(uuid).as_deref(), Some("STOPPED"));
+}
+
+#[test]
+fn a_slow_server_never_delays_noticing_the_exit() {
+    let api = FakeApi::start();
+    let dir = tempfile::tempdir().unwrap();
+    let go = dir.path().join("go");
+    let mut wrapper = wrapper(&api)
+        .env("PROC_WRAPPER_API_HEARTBEAT_INTERVAL_SECONDS", "1")
+        .env("PROC_WRAPPER_API_FINAL_UPDATE_TIMEOUT_SECONDS", "60")
+        .args(["--", "sh", "-c"])
+        .arg(format!(
+            "while [ ! -e {} ]; do sleep 0.05; done; exit 6",
+            go.display()
+        ))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    assert!(api.wait_for(LIMIT, |r| r.len() == 1));
+    // The first heartbeat hangs for ten minutes.
+    api.push_faults([Fault::Delay(Duration::from_secs(600))]);
+    assert!(
+        api.wait_for(LIMIT, |r| r.len() == 2),
+        "a heartbeat was sent"
+    );
+    std::fs::write(&go, "").unwrap();
+    let exited = wait_until(LIMIT, || wrapper.try_wait().unwrap().is_some());
+    assert!(exited, "the wrapper waited for the stuck heartbeat");
+    let out = wrapper.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(6), "{}", stderr(&out));
+    let reqs = api.requests();
+    assert_eq!(last(&reqs).status(), Some("FAILED"));
+    assert_eq!(last(&reqs).body["exit_code"], 6);
+}
+
+#[test]
+fn sigterm_reports_aborted() {
+    let api = FakeApi::start();
+    let dir = tempfile::tempdir().unwrap();
+    let (wrapper, _, _) = start_tree(&mut wrapper(&api), dir.path());
+    kill(
+        Pid::from_raw(i32::try_from(wrapper.id()).unwrap()),
+        Signal::SIGTERM,
+    )
+    .unwrap();
+    let out = wrapper.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let f = api.requests();
+    assert_eq!(last(&f).status(), Some("ABORTED"));
+    assert_eq!(last(&f).body["exit_code"], 1);
+}
+
+#[test]
+fn forbidden_with_prevent_offline_execution_exits_77() {
+    let api = FakeApi::start();
+    api.set_api_key("another key");
+    let dir = tempfile::tempdir().unwrap();
+    let marker = dir.path().join("started");
+    let out = run(wrapper(&api).args(["-p", "--", "touch"]).arg(&marker));
+    assert_eq!(out.status.code(), Some(77), "{}", stderr(&out));
+    assert!(!marker.exists());
+    // Without -p the command runs anyway.
+    let out = run(wrapper(&api).args(["--", "touch"]).arg(&marker));
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(marker.exists());
+}
+
+#[test]
+fn prevent_offline_execution_without_an_api_key_exits_78() {
+    let api = FakeApi::start();
+    let out = run(wrapper(&api)
+        .env_remove("PROC_WRAPPER_API_KEY")
+        .args(["-p", "--", "true"]));
+    assert_eq!(out.status.code(), Some(78), "{}", stderr(&out));
+    assert!(stderr(&out).contains("no API key"));
+    assert!(api.requests().is_empty());
+    // Without -p it runs without reporting.
+    let out = run(wrapper(&api)
+        .env_remove("PROC_WRAPPER_API_KEY")
+        .args(["--", "true"]));
+    assert_eq!(out.status.code(), Some(0));
+    assert!(api.requests().is_empty());
+}
+
+#[test]
+fn the_api_key_never_reaches_the_log() {
+    let api = FakeApi::start();
+    let out = run(wrapper(&api).args(["-l", "DEBUG", "--", "true"]));
+    assert_eq!(out.status.code(), Some(0));
+    assert!(!stderr(&out).contains(API_KEY), "{}", stderr(&out));
+}

@@ -1,0 +1,587 @@
+//! Reporting to the CloudReactor API (§4 of the reference behaviour).
+//!
+//! * [`client`]: HTTP transport and the retry policy.
+//! * [`Reporter`]: the lifecycle of one Task Execution in wrapped mode: creation, heartbeats
+//!   and status updates while the process runs, failed and timed-out attempts, and the final
+//!   update. It plugs into the supervisor as its [`Hooks`].
+//!
+//! # Theory of operation
+//!
+//! The supervisor awaits [`Hooks::stop_requested`] in the same `select!` as the child's exit.
+//! The reporter implements it as a loop that sends pending status updates when they are due
+//! and heartbeats when their interval has passed, and returns only when the server answers an
+//! update with 409 (it wants the execution stopped). When the child exits first, the loop's
+//! future is dropped, in-flight request included, so a slow or unreachable API server never
+//! delays noticing the exit; state only changes after a request succeeded.
+
+pub mod client;
+
+use std::time::{Duration, Instant};
+
+use reqwest::Method;
+use serde_json::{Map, Value, json};
+use tracing::{info, warn};
+
+use crate::child_env::{bool_text, float_text, limit_text, seconds_text};
+use crate::config::{Config, LogLevel};
+use crate::metadata::RuntimeMetadata;
+use crate::process::{FinalStatus, Hooks, Outcome, StopRequest};
+use crate::time::UtcTime;
+pub use client::{ApiClient, ApiError, RequestKind};
+
+fn secs_or_minus_one(d: Option<Duration>) -> Value {
+    d.map_or(json!(-1), seconds_json)
+}
+
+fn seconds_json(d: Duration) -> Value {
+    if d.subsec_nanos() == 0 {
+        json!(d.as_secs())
+    } else {
+        json!(d.as_secs_f64())
+    }
+}
+
+fn secs_or_null(d: Option<Duration>) -> Value {
+    d.map_or(Value::Null, seconds_json)
+}
+
+/// Problems with the Task settings that make reporting impossible (§11.1).
+pub fn task_param_errors(config: &Config) -> Vec<String> {
+    let mut errors = Vec::new();
+    if config.api.api_key.is_none() {
+        errors.push("no API key (PROC_WRAPPER_API_KEY or --api-key)".to_owned());
+    }
+    if config.task.name.is_none() && config.task.uuid.is_none() {
+        errors.push(
+            "no Task name or UUID (PROC_WRAPPER_TASK_NAME, PROC_WRAPPER_TASK_UUID, --task-name \
+             or --task-uuid)"
+                .to_owned(),
+        );
+    }
+    if config.task.auto_create
+        && config.task.run_environment_name.is_none()
+        && config.task.run_environment_uuid.is_none()
+        && config.api.deployment.is_none()
+    {
+        errors.push(
+            "an auto-created Task needs a Run Environment (--auto-create-task-run-environment-name \
+             or -uuid, or --deployment)"
+                .to_owned(),
+        );
+    }
+    errors
+}
+
+/// How Task Execution creation ended, when it did not succeed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CreationFailure {
+    /// The server kept reporting a conflict: do not start (exit 75).
+    Conflict,
+    /// Any other failure.
+    Failed(ApiError),
+}
+
+/// The lifecycle of one Task Execution in wrapped mode.
+pub struct Reporter {
+    client: ApiClient,
+    config: Config,
+    metadata: RuntimeMetadata,
+    /// UUID of the Task Execution, once known.
+    pub execution_uuid: Option<String>,
+    /// Status fields waiting to be sent with the next update.
+    pending: Map<String, Value>,
+    /// Pending fields should be sent now rather than with the next heartbeat.
+    due: bool,
+    last_success: Option<Instant>,
+    /// When the last heartbeat was tried, successful or not.
+    last_heartbeat: Option<Instant>,
+    attempt_started: Option<Instant>,
+    /// The server asked the execution to stop (409 on an update).
+    stop: bool,
+    started_at: UtcTime,
+}
+
+impl Reporter {
+    /// A reporter for `config`, which must have passed [`task_param_errors`].
+    pub fn new(config: &Config, metadata: RuntimeMetadata) -> Result<Self, reqwest::Error> {
+        Ok(Self {
+            client: ApiClient::new(config.api.clone())?,
+            execution_uuid: config.task.execution_uuid.clone(),
+            config: config.clone(),
+            metadata,
+            pending: Map::new(),
+            due: false,
+            last_success: None,
+            last_heartbeat: None,
+            attempt_started: None,
+            stop: false,
+            started_at: UtcTime::now(),
+        })
+    }
+
+    fn common(&self) -> Map<String, Value> {
+        let c = &self.config;
+        let mut m = Map::new();
+        m.insert("is_service".into(), json!(c.task.is_service));
+        m.insert(
+            "schedule".into(),
+            json!(c.task.schedule.clone().unwrap_or_default()),
+        );
+        m.insert(
+            "heartbeat_interval_seconds".into(),
+            secs_or_minus_one(c.api.heartbeat_interval),
+        );
+        m.insert(
+            "api_managed_probability".into(),
+            json!(c.api.managed_probability),
+        );
+        m.insert(
+            "api_failure_report_probability".into(),
+            json!(c.api.failure_report_probability),
+        );
+        m.insert(
+            "api_timeout_report_probability".into(),
+            json!(c.api.timeout_report_probability),
+        );
+        m
+    }
+
+    /// The body of the creation request (§4.3).
+    pub fn creation_body(&self) -> Value {
+        let c = &self.config;
+        let level = match c.log.level {
+            LogLevel::Trace | LogLevel::Debug => "DEBUG",
+            LogLevel::Info => "INFO",
+            LogLevel::Warning => "WARNING",
+            LogLevel::Error => "ERROR",
+            LogLevel::Critical => "CRITICAL",
+        };
+        let mut b = Map::new();
+        b.insert("embedded_mode".into(), json!(false));
+        b.insert("started_at".into(), json!(self.started_at.iso8601()));
+        b.insert("status".into(), json!("RUNNING"));
+        b.insert("task_version_number".into(), json!(c.task.version_number));
+        b.insert("task_version_text".into(), json!(c.task.version_text));
+        b.insert(
+            "task_version_signature".into(),
+            json!(c.task.version_signature),
+        );
+        b.insert(
+            "process_timeout_seconds".into(),
+            secs_or_null(c.process.timeout),
+        );
+        b.insert(
+            "process_max_retries".into(),
+            json!(c.process.max_retries.map_or(-1, i64::from)),
+        );
+        b.insert(
+            "process_retry_delay_seconds".into(),
+            seconds_json(c.process.retry_delay),
+        );
+        b.insert("task_max_concurrency".into(), json!(c.task.max_concurrency));
+        b.insert(
+            "max_conflicting_age_seconds".into(),
+            secs_or_null(c.task.max_conflicting_age),
+        );
+        b.insert(
+            "prevent_offline_execution".into(),
+            json!(c.prevent_offline_execution),
+        );
+        b.insert(
+            "process_termination_grace_period_seconds".into(),
+            secs_or_minus_one(c.process.termination_grace_period),
+        );
+        b.insert("wrapper_log_level".into(), json!(level));
+        b.insert("wrapper_family".into(), json!(crate::WRAPPER_FAMILY));
+        b.insert("wrapper_version".into(), json!(crate::VERSION));
+        b.insert(
+            "api_error_timeout_seconds".into(),
+            secs_or_minus_one(c.api.error_timeout),
+        );
+        b.insert(
+            "api_retry_delay_seconds".into(),
+            seconds_json(c.api.retry_delay),
+        );
+        b.insert(
+            "api_resume_delay_seconds".into(),
+            secs_or_minus_one(c.api.resume_delay),
+        );
+        b.insert(
+            "api_task_execution_creation_error_timeout_seconds".into(),
+            secs_or_minus_one(c.api.creation_error_timeout),
+        );
+        b.insert(
+            "api_task_execution_creation_conflict_timeout_seconds".into(),
+            secs_or_minus_one(c.api.creation_conflict_timeout),
+        );
+        b.insert(
+            "api_task_execution_creation_conflict_retry_delay_seconds".into(),
+            seconds_json(c.api.creation_conflict_retry_delay),
+        );
+        b.insert(
+            "api_final_update_timeout_seconds".into(),
+            secs_or_minus_one(c.api.final_update_timeout),
+        );
+        b.insert(
+            "api_request_timeout_seconds".into(),
+            secs_or_minus_one(c.api.request_timeout),
+        );
+        b.insert(
+            "status_update_interval_seconds".into(),
+            secs_or_null(c.status.interval),
+        );
+        b.insert("status_update_port".into(), json!(c.status.port));
+        b.insert(
+            "status_update_message_max_bytes".into(),
+            json!(c.status.message_max_bytes),
+        );
+        b.insert(
+            "num_log_lines_sent_on_failure".into(),
+            json!(c.log.num_log_lines_sent_on_failure),
+        );
+        b.insert(
+            "num_log_lines_sent_on_timeout".into(),
+            json!(c.log.num_log_lines_sent_on_timeout),
+        );
+        b.insert(
+            "num_log_lines_sent_on_success".into(),
+            json!(c.log.num_log_lines_sent_on_success),
+        );
+        b.insert(
+            "max_log_line_length".into(),
+            json!(c.log.max_log_line_length),
+        );
+        b.insert(
+            "merge_stdout_and_stderr_logs".into(),
+            json!(c.log.merge_stdout_and_stderr),
+        );
+        b.insert("ignore_stdout".into(), json!(c.log.ignore_stdout));
+        b.insert("ignore_stderr".into(), json!(c.log.ignore_stderr));
+        b.extend(self.common());
+        if let Some(u) = &c.task.build_task_execution_uuid {
+            b.insert("build".into(), json!({"task_execution": {"uuid": u}}));
+        }
+        if let Some(u) = &c.task.deployment_task_execution_uuid {
+            b.insert("deploy".into(), json!({"task_execution": {"uuid": u}}));
+        }
+        if c.process.command_line.is_none() && !c.process.command.is_empty() {
+            b.insert("process_command".into(), json!(c.process.command.join(" ")));
+        }
+        if c.api.send_hostname
+            && let Some(h) = self.metadata.hostname()
+        {
+            b.insert("hostname".into(), json!(h));
+        }
+        if let Some(m) = &c.task.instance_metadata {
+            b.insert("other_instance_metadata".into(), Value::Object(m.clone()));
+        }
+        if c.api.send_runtime_metadata {
+            b.extend(self.metadata.execution_fields(c));
+        }
+        if self.execution_uuid.is_none() {
+            let mut task = c.task.auto_create_task_props.clone().unwrap_or_default();
+            task.extend(self.common());
+            match (&c.task.uuid, &c.task.name) {
+                (Some(u), _) => {
+                    task.insert("uuid".into(), json!(u));
+                }
+                (None, Some(n)) => {
+                    task.insert("name".into(), json!(n));
+                }
+                (None, None) => {}
+            }
+            task.insert(
+                "max_concurrency".into(),
+                json!(c.task.max_concurrency.unwrap_or(-1)),
+            );
+            task.insert("was_auto_created".into(), json!(c.task.auto_create));
+            task.insert("passive".into(), json!(c.task.passive));
+            let mut run_env = Map::new();
+            let run_env_name = c.task.run_environment_name.clone().or_else(|| {
+                c.task
+                    .run_environment_uuid
+                    .is_none()
+                    .then(|| c.api.deployment.clone())
+                    .flatten()
+            });
+            if let Some(n) = run_env_name {
+                run_env.insert("name".into(), json!(n));
+            }
+            if let Some(u) = &c.task.run_environment_uuid {
+                run_env.insert("uuid".into(), json!(u));
+            }
+            task.insert("run_environment".into(), Value::Object(run_env));
+            if c.api.send_runtime_metadata {
+                task.extend(self.metadata.task_fields(c));
+            } else if let Some(t) = &c.task.execution_method_type {
+                task.insert("execution_method_type".into(), json!(t));
+            }
+            b.insert("task".into(), Value::Object(task));
+        }
+        Value::Object(b)
+    }
+
+    /// Creates the Task Execution: POST, or PATCH when its UUID is already known.
+    pub async fn create(&mut self) -> Result<(), CreationFailure> {
+        let body = self.creation_body();
+        let (method, path) = match &self.execution_uuid {
+            Some(uuid) => (Method::PATCH, format!("/api/v1/task_executions/{uuid}/")),
+            None => (Method::POST, "/api/v1/task_executions/".to_owned()),
+        };
+        match self
+            .client
+            .send(method, &path, &body, RequestKind::Creation)
+            .await
+        {
+            Ok(response) => {
+                if let Some(uuid) = response.get("uuid").and_then(Value::as_str) {
+                    self.execution_uuid.get_or_insert_with(|| uuid.to_owned());
+                }
+                if let Some(task) = response.get("task") {
+                    if self.config.task.uuid.is_none() {
+                        self.config.task.uuid =
+                            task.get("uuid").and_then(Value::as_str).map(str::to_owned);
+                    }
+                    if self.config.task.name.is_none() {
+                        self.config.task.name =
+                            task.get("name").and_then(Value::as_str).map(str::to_owned);
+                    }
+                }
+                if self.execution_uuid.is_none() {
+                    return Err(CreationFailure::Failed(ApiError::InvalidResponse(
+                        "no uuid in the creation response".into(),
+                    )));
+                }
+                self.last_success = Some(Instant::now());
+                info!(
+                    task_execution_uuid = self.execution_uuid.as_deref().unwrap_or_default(),
+                    "created Task Execution {}",
+                    self.execution_uuid.as_deref().unwrap_or_default()
+                );
+                Ok(())
+            }
+            Err(ApiError::Conflict) => Err(CreationFailure::Conflict),
+            Err(e) => Err(CreationFailure::Failed(e)),
+        }
+    }
+
+    /// Variables the child gets when reporting is on (§3.4).
+    pub fn child_env_additions(&self) -> Vec<(String, String)> {
+        let c = &self.config;
+        let mut v = vec![
+            (
+                "PROC_WRAPPER_API_BASE_URL".to_owned(),
+                c.api.base_url.clone(),
+            ),
+            (
+                "PROC_WRAPPER_API_MANAGED_PROBABILITY".to_owned(),
+                float_text(c.api.managed_probability),
+            ),
+            (
+                "PROC_WRAPPER_API_FAILURE_REPORT_PROBABILITY".to_owned(),
+                float_text(c.api.failure_report_probability),
+            ),
+            (
+                "PROC_WRAPPER_API_TIMEOUT_REPORT_PROBABILITY".to_owned(),
+                float_text(c.api.timeout_report_probability),
+            ),
+            (
+                "PROC_WRAPPER_API_ERROR_TIMEOUT_SECONDS".to_owned(),
+                limit_text(c.api.error_timeout),
+            ),
+            (
+                "PROC_WRAPPER_API_RETRY_DELAY_SECONDS".to_owned(),
+                seconds_text(c.api.retry_delay),
+            ),
+            (
+                "PROC_WRAPPER_API_RESUME_DELAY_SECONDS".to_owned(),
+                limit_text(c.api.resume_delay),
+            ),
+            (
+                "PROC_WRAPPER_API_REQUEST_TIMEOUT_SECONDS".to_owned(),
+                limit_text(c.api.request_timeout),
+            ),
+            (
+                "PROC_WRAPPER_ENABLE_STATUS_UPDATE_LISTENER".to_owned(),
+                bool_text(c.status.enabled).to_owned(),
+            ),
+        ];
+        if let Some(k) = &c.api.api_key {
+            v.push(("PROC_WRAPPER_API_KEY".to_owned(), k.clone()));
+        }
+        if c.status.enabled {
+            v.push((
+                "PROC_WRAPPER_STATUS_UPDATE_SOCKET_PORT".to_owned(),
+                c.status.port.to_string(),
+            ));
+            v.push((
+                "PROC_WRAPPER_STATUS_UPDATE_MESSAGE_MAX_BYTES".to_owned(),
+                c.status.message_max_bytes.to_string(),
+            ));
+            v.push((
+                "PROC_WRAPPER_STATUS_UPDATE_HOST".to_owned(),
+                "127.0.0.1".to_owned(),
+            ));
+            if let Some(i) = c.status.interval {
+                v.push((
+                    "PROC_WRAPPER_STATUS_UPDATE_INTERVAL_SECONDS".to_owned(),
+                    seconds_text(i),
+                ));
+            }
+        }
+        for (k, val) in [
+            ("PROC_WRAPPER_TASK_EXECUTION_UUID", &self.execution_uuid),
+            ("PROC_WRAPPER_TASK_UUID", &c.task.uuid),
+            ("PROC_WRAPPER_TASK_NAME", &c.task.name),
+        ] {
+            if let Some(val) = val {
+                v.push((k.to_owned(), val.clone()));
+            }
+        }
+        v
+    }
+
+    fn update_path(&self) -> Option<String> {
+        self.execution_uuid
+            .as_ref()
+            .map(|u| format!("/api/v1/task_executions/{u}/?content=false"))
+    }
+
+    /// Sends an update with `fields` plus the pending status fields. A 409 marks the
+    /// execution as to be stopped.
+    async fn update(&mut self, mut fields: Map<String, Value>, kind: RequestKind) -> bool {
+        let Some(path) = self.update_path() else {
+            return false;
+        };
+        let mut body = self.pending.clone();
+        body.append(&mut fields);
+        body.entry("status").or_insert_with(|| json!("RUNNING"));
+        match self
+            .client
+            .send(Method::PATCH, &path, &Value::Object(body), kind)
+            .await
+        {
+            Ok(_) => {
+                self.pending.clear();
+                self.due = false;
+                self.last_success = Some(Instant::now());
+                true
+            }
+            Err(ApiError::Conflict) => {
+                warn!("got response code 409 after the Task Execution started; stopping");
+                self.stop = true;
+                false
+            }
+            Err(e) => {
+                warn!("could not update the Task Execution: {e}");
+                false
+            }
+        }
+    }
+
+    /// Merges status fields (from a status update message) into the pending update; they are
+    /// sent at once if due, else with the next heartbeat or the final update.
+    pub fn add_status(&mut self, fields: Map<String, Value>) {
+        self.pending.extend(fields);
+        let due = match (self.last_success, self.config.status.interval) {
+            (None, _) => true,
+            (Some(_), None) => false,
+            (Some(at), Some(interval)) => at.elapsed() > interval,
+        };
+        self.due |= due;
+    }
+
+    /// One interval after the latest of: the attempt's start, the last successful update,
+    /// the last heartbeat tried.
+    fn next_heartbeat(&self) -> Option<Instant> {
+        let interval = self.config.api.heartbeat_interval?;
+        let base = [self.attempt_started, self.last_success, self.last_heartbeat]
+            .into_iter()
+            .flatten()
+            .max()?;
+        Some(base + interval)
+    }
+
+    /// Sends the final update (§4.6), unless the server stopped the execution, the start was
+    /// never reported, or retries were exhausted.
+    pub async fn final_update(&mut self, outcome: &Outcome, extra: Map<String, Value>) {
+        if self.stop || outcome.status == FinalStatus::Stopped {
+            return;
+        }
+        if self.execution_uuid.is_none() {
+            warn!("exited before the API server was notified of the start; not reporting the end");
+            return;
+        }
+        if self.client.exhausted() {
+            warn!("the API server was not responding properly; not sending the final update");
+            return;
+        }
+        let mut fields = Map::new();
+        fields.insert("status".into(), json!(outcome.status.as_str()));
+        let exit_code = outcome.exit_code.unwrap_or(match outcome.status {
+            FinalStatus::Succeeded => 0,
+            _ => 1,
+        });
+        fields.insert("exit_code".into(), json!(exit_code));
+        if outcome.failed_attempts > 0 {
+            fields.insert("failed_attempts".into(), json!(outcome.failed_attempts));
+        }
+        if outcome.timed_out_attempts > 0 {
+            fields.insert(
+                "timed_out_attempts".into(),
+                json!(outcome.timed_out_attempts),
+            );
+        }
+        fields.insert("finished_at".into(), json!(UtcTime::now().iso8601()));
+        if self.config.api.send_runtime_metadata {
+            fields.extend(self.metadata.execution_fields(&self.config));
+        }
+        fields.extend(extra);
+        if self.update(fields, RequestKind::Final).await {
+            info!("sent the final update ({})", outcome.status.as_str());
+        }
+    }
+}
+
+impl Hooks for Reporter {
+    async fn attempt_started(&mut self, _attempt: u32, pid: u32) {
+        self.attempt_started = Some(Instant::now());
+        if self.config.api.send_pid {
+            self.pending.insert("pid".into(), json!(pid));
+            self.due = true;
+        }
+    }
+
+    async fn attempt_failed(&mut self, failed_attempts: u32, exit_code: i32) {
+        let mut f = Map::new();
+        f.insert("failed_attempts".into(), json!(failed_attempts));
+        f.insert("exit_code".into(), json!(exit_code));
+        self.update(f, RequestKind::Update).await;
+    }
+
+    async fn attempt_timed_out(&mut self, timed_out_attempts: u32) {
+        let mut f = Map::new();
+        f.insert("timed_out_attempts".into(), json!(timed_out_attempts));
+        self.update(f, RequestKind::Update).await;
+    }
+
+    async fn stop_requested(&mut self) -> StopRequest {
+        loop {
+            if self.stop {
+                return StopRequest;
+            }
+            if self.due {
+                self.update(Map::new(), RequestKind::Update).await;
+                continue;
+            }
+            match self.next_heartbeat() {
+                Some(at) => {
+                    tokio::time::sleep_until(at.into()).await;
+                    self.last_heartbeat = Some(Instant::now());
+                    self.update(Map::new(), RequestKind::Update).await;
+                }
+                None => std::future::pending::<()>().await,
+            }
+        }
+    }
+}

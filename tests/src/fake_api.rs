@@ -1,0 +1,304 @@
+//! A fake CloudReactor API server (decisions §7): it answers like the real one and records
+//! every request, and its answers can be scripted to inject faults.
+//!
+//! * `POST /api/v1/task_executions/` → 201 with `uuid` and `task {uuid, name}`.
+//! * `PATCH /api/v1/task_executions/<uuid>/` → 200 with the execution, or 204 with
+//!   `?content=false`; a `RUNNING` update of an execution that was asked to stop
+//!   ([`FakeApi::request_stop`]) → 409 and the execution becomes `STOPPED`, as the real server
+//!   does; any update after a final status → 409.
+//! * A wrong `Authorization: Bearer` key → 403.
+//! * Scripted faults ([`Fault`]) answer the next requests, in order.
+
+use std::collections::{HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path, RawQuery};
+use axum::http::{HeaderMap, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{patch, post};
+use serde_json::{Value, json};
+
+/// The API key the fake accepts unless told otherwise.
+pub const API_KEY: &str = "SOMEAPIKEY";
+/// The Task UUID the fake reports.
+pub const TASK_UUID: &str = "13b4cfbc-6ed5-4fd5-85e8-73e84e2f1b82";
+/// The Task name the fake reports.
+pub const TASK_NAME: &str = "A Task";
+
+/// One recorded request.
+#[derive(Debug, Clone)]
+pub struct Recorded {
+    /// `POST` or `PATCH`.
+    pub method: String,
+    /// The path.
+    pub path: String,
+    /// The query string, if any.
+    pub query: Option<String>,
+    /// The `Authorization` header.
+    pub authorization: Option<String>,
+    /// The `Content-Type` header.
+    pub content_type: Option<String>,
+    /// The `Accept` header.
+    pub accept: Option<String>,
+    /// The JSON body (`Null` if not JSON).
+    pub body: Value,
+}
+
+impl Recorded {
+    /// The `status` field of the body.
+    pub fn status(&self) -> Option<&str> {
+        self.body.get("status").and_then(Value::as_str)
+    }
+}
+
+/// A scripted answer to the next request.
+#[derive(Debug, Clone)]
+pub enum Fault {
+    /// Answer with this status and no body.
+    Status(u16),
+    /// Answer with this status and a `Retry-After` header.
+    RetryAfter(u16, String),
+    /// Wait this long, then answer normally.
+    Delay(Duration),
+}
+
+#[derive(Default)]
+struct Inner {
+    requests: Vec<Recorded>,
+    faults: VecDeque<Fault>,
+    statuses: HashMap<String, String>,
+    stop_requested: Vec<String>,
+    next: u32,
+    api_key: String,
+}
+
+type Shared = Arc<Mutex<Inner>>;
+
+fn lock(s: &Shared) -> MutexGuard<'_, Inner> {
+    s.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// A running fake server, stopped when dropped.
+pub struct FakeApi {
+    /// Base URL, `http://127.0.0.1:PORT`.
+    pub url: String,
+    state: Shared,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+const FINAL: [&str; 5] = [
+    "SUCCEEDED",
+    "FAILED",
+    "TERMINATED_AFTER_TIME_OUT",
+    "ABORTED",
+    "STOPPED",
+];
+
+fn header(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+}
+
+async fn handle(
+    state: Shared,
+    method: Method,
+    uuid: Option<String>,
+    query: Option<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let path = match &uuid {
+        Some(u) => format!("/api/v1/task_executions/{u}/"),
+        None => "/api/v1/task_executions/".to_owned(),
+    };
+    let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    let fault = {
+        let mut s = lock(&state);
+        s.requests.push(Recorded {
+            method: method.to_string(),
+            path,
+            query: query.clone(),
+            authorization: header(&headers, "authorization"),
+            content_type: header(&headers, "content-type"),
+            accept: header(&headers, "accept"),
+            body: body.clone(),
+        });
+        s.faults.pop_front()
+    };
+    match fault {
+        Some(Fault::Status(code)) => {
+            return StatusCode::from_u16(code)
+                .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+                .into_response();
+        }
+        Some(Fault::RetryAfter(code, after)) => {
+            return (
+                StatusCode::from_u16(code).unwrap_or(StatusCode::SERVICE_UNAVAILABLE),
+                [("Retry-After", after)],
+            )
+                .into_response();
+        }
+        Some(Fault::Delay(d)) => tokio::time::sleep(d).await,
+        None => {}
+    }
+    let mut s = lock(&state);
+    if header(&headers, "authorization") != Some(format!("Bearer {}", s.api_key)) {
+        return StatusCode::FORBIDDEN.into_response();
+    }
+    let requested = body
+        .get("status")
+        .and_then(Value::as_str)
+        .unwrap_or("RUNNING");
+    match uuid {
+        None => {
+            s.next += 1;
+            let uuid = format!("d9554f00-eaeb-4a16-96e4-{:012}", s.next);
+            s.statuses.insert(uuid.clone(), requested.to_owned());
+            (
+                StatusCode::CREATED,
+                axum::Json(json!({
+                    "uuid": uuid,
+                    "status": requested,
+                    "task": {"uuid": TASK_UUID, "name": TASK_NAME},
+                    "input_value": body.get("input_value"),
+                })),
+            )
+                .into_response()
+        }
+        Some(uuid) => {
+            let current = s.statuses.get(&uuid).cloned();
+            let stopping = s.stop_requested.contains(&uuid);
+            if current.as_deref().is_some_and(|c| FINAL.contains(&c)) {
+                return StatusCode::CONFLICT.into_response();
+            }
+            if stopping && requested == "RUNNING" {
+                s.statuses.insert(uuid, "STOPPED".into());
+                return StatusCode::CONFLICT.into_response();
+            }
+            let new = if stopping && (requested == "FAILED" || requested == "ABORTED") {
+                "STOPPED"
+            } else {
+                requested
+            };
+            s.statuses.insert(uuid.clone(), new.to_owned());
+            if query
+                .as_deref()
+                .is_some_and(|q| q.contains("content=false"))
+            {
+                StatusCode::NO_CONTENT.into_response()
+            } else {
+                (
+                    StatusCode::OK,
+                    axum::Json(json!({
+                        "uuid": uuid,
+                        "status": new,
+                        "task": {"uuid": TASK_UUID, "name": TASK_NAME},
+                    })),
+                )
+                    .into_response()
+            }
+        }
+    }
+}
+
+impl FakeApi {
+    /// Starts a server on a free loopback port.
+    pub fn start() -> Self {
+        let state: Shared = Arc::new(Mutex::new(Inner {
+            api_key: API_KEY.to_owned(),
+            ..Inner::default()
+        }));
+        let listener =
+            std::net::TcpListener::bind("127.0.0.1:0").expect("UNWRAP: loopback can be bound");
+        listener
+            .set_nonblocking(true)
+            .expect("UNWRAP: a socket can be non-blocking");
+        let addr: SocketAddr = listener.local_addr().expect("UNWRAP: bound");
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let app_state = state.clone();
+        let thread = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("UNWRAP: a runtime can be built");
+            rt.block_on(async move {
+                let create = {
+                    let st = app_state.clone();
+                    move |q: RawQuery, h: HeaderMap, b: Bytes| {
+                        handle(st.clone(), Method::POST, None, q.0, h, b)
+                    }
+                };
+                let update = {
+                    let st = app_state.clone();
+                    move |Path(uuid): Path<String>, q: RawQuery, h: HeaderMap, b: Bytes| {
+                        handle(st.clone(), Method::PATCH, Some(uuid), q.0, h, b)
+                    }
+                };
+                let app = Router::new()
+                    .route("/api/v1/task_executions/", post(create))
+                    .route("/api/v1/task_executions/{uuid}/", patch(update));
+                let listener = tokio::net::TcpListener::from_std(listener)
+                    .expect("UNWRAP: the listener is usable");
+                let _ = axum::serve(listener, app)
+                    .with_graceful_shutdown(async {
+                        let _ = rx.await;
+                    })
+                    .await;
+            });
+        });
+        Self {
+            url: format!("http://{addr}"),
+            state,
+            shutdown: Some(tx),
+            thread: Some(thread),
+        }
+    }
+
+    /// Accept only this API key.
+    pub fn set_api_key(&self, key: &str) {
+        key.clone_into(&mut lock(&self.state).api_key);
+    }
+
+    /// Answers the next requests with these faults, in order.
+    pub fn push_faults(&self, faults: impl IntoIterator<Item = Fault>) {
+        lock(&self.state).faults.extend(faults);
+    }
+
+    /// Every request so far.
+    pub fn requests(&self) -> Vec<Recorded> {
+        lock(&self.state).requests.clone()
+    }
+
+    /// Asks for execution `uuid` to stop: its next `RUNNING` update gets 409.
+    pub fn request_stop(&self, uuid: &str) {
+        lock(&self.state).stop_requested.push(uuid.to_owned());
+    }
+
+    /// The server-side status of an execution.
+    pub fn status_of(&self, uuid: &str) -> Option<String> {
+        lock(&self.state).statuses.get(uuid).cloned()
+    }
+
+    /// Polls until `pred` holds for the recorded requests, or `limit` passes.
+    pub fn wait_for(&self, limit: Duration, pred: impl Fn(&[Recorded]) -> bool) -> bool {
+        crate::wait_until(limit, || pred(&lock(&self.state).requests))
+    }
+}
+
+impl Drop for FakeApi {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
