@@ -343,7 +343,9 @@ async fn start_reporting(config: &Config) -> Result<Option<Reporter>, i32> {
             return Err(exit_codes::GENERAL_ERROR);
         }
     };
-    match reporter.create().await {
+    let created = reporter.create().await;
+    reporter.start_listener().await;
+    match created {
         Ok(()) => Ok(Some(reporter)),
         Err(CreationFailure::Conflict) => {
             error!(

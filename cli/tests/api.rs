@@ -440,3 +440,72 @@ fn the_api_key_never_reaches_the_log() {
     assert_eq!(out.status.code(), Some(0));
     assert!(!stderr(&out).contains(API_KEY), "{}", stderr(&out));
 }
+
+fn free_udp_port() -> u16 {
+    std::net::UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A child that sends UDP datagrams to the wrapper's status port with Python.
+fn udp_sender(datagrams: &[&str]) -> Vec<String> {
+    let script = format!(
+        "import os, socket, time\n\
+         s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n\
+         port = int(os.environ['PROC_WRAPPER_STATUS_UPDATE_SOCKET_PORT'])\n\
+         for d in {datagrams:?}:\n    s.sendto(d.encode(), ('127.0.0.1', port))\n    time.sleep(0.05)\n"
+    );
+    vec!["python3".into(), "-c".into(), script]
+}
+
+#[test]
+fn status_updates_over_udp_are_coalesced_and_sent() {
+    let api = FakeApi::start();
+    let port = free_udp_port().to_string();
+    let out = run(wrapper(&api)
+        .env("PROC_WRAPPER_ENABLE_STATUS_UPDATE_LISTENER", "TRUE")
+        .env("PROC_WRAPPER_STATUS_UPDATE_SOCKET_PORT", &port)
+        .env("PROC_WRAPPER_STATUS_UPDATE_INTERVAL_SECONDS", "600")
+        .arg("--")
+        .args(udp_sender(&[
+            "{\"success_count\": 1}\n",
+            "not json\n{\"success_count\": 2, \"expected_count\": 9}\n{\"error_",
+            "count\": 1}\n",
+            "{\"success_count\": 3, \"last_status_message\": \"almost\"}\n",
+        ])));
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let reqs = api.requests();
+    // The first message goes at once; the rest ride on the final update.
+    assert_eq!(reqs.len(), 3, "{reqs:#?}");
+    assert_eq!(reqs[1].status(), Some("RUNNING"));
+    assert_eq!(reqs[1].body["success_count"], 1);
+    let f = &reqs[2].body;
+    assert_eq!(f["status"], "SUCCEEDED");
+    assert_eq!(f["success_count"], 3);
+    assert_eq!(f["expected_count"], 9);
+    assert_eq!(f["error_count"], 1);
+    assert_eq!(f["last_status_message"], "almost");
+}
+
+#[test]
+fn child_gets_the_status_listener_settings() {
+    let api = FakeApi::start();
+    let port = free_udp_port().to_string();
+    let out = run(wrapper(&api)
+        .env("PROC_WRAPPER_ENABLE_STATUS_UPDATE_LISTENER", "TRUE")
+        .env("PROC_WRAPPER_STATUS_UPDATE_SOCKET_PORT", &port)
+        .args(["--", "env"]));
+    let env = String::from_utf8_lossy(&out.stdout).into_owned();
+    for line in [
+        "PROC_WRAPPER_ENABLE_STATUS_UPDATE_LISTENER=TRUE".to_owned(),
+        format!("PROC_WRAPPER_STATUS_UPDATE_SOCKET_PORT={port}"),
+        "PROC_WRAPPER_STATUS_UPDATE_MESSAGE_MAX_BYTES=65536".to_owned(),
+        "PROC_WRAPPER_STATUS_UPDATE_HOST=127.0.0.1".to_owned(),
+    ] {
+        assert!(env.lines().any(|l| l == line), "missing {line} in\n{env}");
+    }
+    // Unset interval: not passed as the text "None" (6.0.2's quirk).
+    assert!(!env.contains("PROC_WRAPPER_STATUS_UPDATE_INTERVAL_SECONDS"));
+}

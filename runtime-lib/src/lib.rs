@@ -20,6 +20,7 @@ pub mod logging;
 pub mod metadata;
 pub mod process;
 pub mod secrets;
+pub mod status;
 pub mod time;
 
 /// Version of this crate, reported as `wrapper_version`.

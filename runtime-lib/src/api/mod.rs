@@ -20,12 +20,13 @@ use std::time::{Duration, Instant};
 
 use reqwest::Method;
 use serde_json::{Map, Value, json};
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use crate::child_env::{bool_text, float_text, limit_text, seconds_text};
 use crate::config::{Config, LogLevel};
 use crate::metadata::RuntimeMetadata;
 use crate::process::{FinalStatus, Hooks, Outcome, StopRequest};
+use crate::status::MessageBuffer;
 use crate::time::UtcTime;
 pub use client::{ApiClient, ApiError, RequestKind};
 
@@ -99,6 +100,17 @@ pub struct Reporter {
     /// The server asked the execution to stop (409 on an update).
     stop: bool,
     started_at: UtcTime,
+    /// When a status update message was last sent.
+    last_status_sent: Option<Instant>,
+    /// The UDP status update listener, when enabled.
+    socket: Option<tokio::net::UdpSocket>,
+    messages: MessageBuffer,
+    recv_buf: Vec<u8>,
+}
+
+enum Event {
+    Heartbeat,
+    Datagram(usize),
 }
 
 impl Reporter {
@@ -116,7 +128,48 @@ impl Reporter {
             attempt_started: None,
             stop: false,
             started_at: UtcTime::now(),
+            last_status_sent: None,
+            socket: None,
+            messages: MessageBuffer::new(config.status.message_max_bytes),
+            recv_buf: vec![0; 65536],
         })
+    }
+
+    /// Opens the UDP status update listener on `127.0.0.1` when it is enabled. A port that
+    /// cannot be bound is logged; the process runs anyway.
+    pub async fn start_listener(&mut self) {
+        if !self.config.status.enabled {
+            return;
+        }
+        let port = self.config.status.port;
+        match tokio::net::UdpSocket::bind(("127.0.0.1", port)).await {
+            Ok(s) => {
+                debug!("listening for status updates on 127.0.0.1:{port}");
+                self.socket = Some(s);
+            }
+            Err(e) => warn!("cannot listen for status updates on 127.0.0.1:{port}: {e}"),
+        }
+    }
+
+    fn ingest(&mut self, n: usize) {
+        let data = std::mem::take(&mut self.recv_buf);
+        let mut received = Vec::new();
+        self.messages.push(&data[..n], |m| received.push(m));
+        self.recv_buf = data;
+        for m in received {
+            self.add_status(m);
+        }
+    }
+
+    /// Reads every datagram already waiting, without blocking.
+    fn drain(&mut self) {
+        while let Some(n) = self
+            .socket
+            .as_ref()
+            .and_then(|s| s.try_recv(&mut self.recv_buf).ok())
+        {
+            self.ingest(n);
+        }
     }
 
     fn common(&self) -> Map<String, Value> {
@@ -453,6 +506,10 @@ impl Reporter {
         let Some(path) = self.update_path() else {
             return false;
         };
+        // Whatever happens, the pending fields wait for the next update rather than being
+        // retried in a loop.
+        self.due = false;
+        let has_status = !self.pending.is_empty();
         let mut body = self.pending.clone();
         body.append(&mut fields);
         body.entry("status").or_insert_with(|| json!("RUNNING"));
@@ -463,8 +520,10 @@ impl Reporter {
         {
             Ok(_) => {
                 self.pending.clear();
-                self.due = false;
                 self.last_success = Some(Instant::now());
+                if has_status {
+                    self.last_status_sent = self.last_success;
+                }
                 true
             }
             Err(ApiError::Conflict) => {
@@ -483,10 +542,10 @@ impl Reporter {
     /// sent at once if due, else with the next heartbeat or the final update.
     pub fn add_status(&mut self, fields: Map<String, Value>) {
         self.pending.extend(fields);
-        let due = match (self.last_success, self.config.status.interval) {
+        let due = match (self.last_status_sent, self.config.status.interval) {
             (None, _) => true,
             (Some(_), None) => false,
-            (Some(at), Some(interval)) => at.elapsed() > interval,
+            (Some(_), Some(interval)) => self.last_success.is_none_or(|at| at.elapsed() > interval),
         };
         self.due |= due;
     }
@@ -511,6 +570,13 @@ impl Reporter {
         if self.execution_uuid.is_none() {
             warn!("exited before the API server was notified of the start; not reporting the end");
             return;
+        }
+        self.drain();
+        if self.socket.is_some() {
+            debug!(
+                "status update listener: accepted {} message(s), dropped {}",
+                self.messages.accepted, self.messages.dropped
+            );
         }
         if self.client.exhausted() {
             warn!("the API server was not responding properly; not sending the final update");
@@ -574,14 +640,42 @@ impl Hooks for Reporter {
                 self.update(Map::new(), RequestKind::Update).await;
                 continue;
             }
-            match self.next_heartbeat() {
-                Some(at) => {
-                    tokio::time::sleep_until(at.into()).await;
+            let heartbeat = self.next_heartbeat();
+            let event = {
+                let socket = self.socket.as_ref();
+                let buf = &mut self.recv_buf;
+                tokio::select! {
+                    () = sleep_until_opt(heartbeat) => Event::Heartbeat,
+                    n = recv_opt(socket, buf) => Event::Datagram(n),
+                }
+            };
+            match event {
+                Event::Heartbeat => {
                     self.last_heartbeat = Some(Instant::now());
                     self.update(Map::new(), RequestKind::Update).await;
                 }
-                None => std::future::pending::<()>().await,
+                Event::Datagram(n) => self.ingest(n),
             }
+        }
+    }
+}
+
+async fn sleep_until_opt(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at.into()).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Receives one datagram (retrying after transient errors); never resolves without a socket.
+async fn recv_opt(socket: Option<&tokio::net::UdpSocket>, buf: &mut [u8]) -> usize {
+    let Some(socket) = socket else {
+        return std::future::pending().await;
+    };
+    loop {
+        match socket.recv(buf).await {
+            Ok(n) => return n,
+            Err(e) => debug!("status update listener: {e}"),
         }
     }
 }
