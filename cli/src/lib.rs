@@ -17,10 +17,12 @@ use std::path::PathBuf;
 use proc_wrapper::api::{ApiError, CreationFailure, Reporter, task_param_errors};
 use proc_wrapper::child_env::ChildEnv;
 use proc_wrapper::metadata::RuntimeMetadata;
-use proc_wrapper::process::{Hooks, StopRequest, Supervisor, command};
+use proc_wrapper::process::capture::LogCapture;
+use proc_wrapper::process::{FinalStatus, Hooks, StopRequest, Supervisor, command};
 use proc_wrapper::secrets::format::Format;
 use proc_wrapper::secrets::{Resolved, Resolver, output};
 use serde_json::{Map, Value};
+use std::time::Duration;
 use tracing::{debug, error, info, warn};
 
 /// Parses `args` (including the program name) and the process environment, runs, and
@@ -384,7 +386,7 @@ async fn run_command(config: &Config, resolved: &Resolved, mut hooks: CliHooks<'
         Err(code) => return code,
     };
     let env = child_env(config, resolved, &hooks.env_other, hooks.reporter.as_ref());
-    let mut supervisor = match Supervisor::new(
+    let supervisor = match Supervisor::new(
         &config.process,
         command,
         env,
@@ -396,9 +398,34 @@ async fn run_command(config: &Config, resolved: &Resolved, mut hooks: CliHooks<'
             return exit_codes::GENERAL_ERROR;
         }
     };
+    // Output is captured only to be reported.
+    let capture = hooks
+        .reporter
+        .as_ref()
+        .and_then(|_| LogCapture::from_config(&config.log));
+    let mut supervisor = supervisor.with_capture(capture.clone());
     let outcome = supervisor.run(&mut hooks).await;
+    let mut extra = Map::new();
+    if let Some(c) = &capture {
+        c.finish(Duration::from_secs(2)).await;
+        let log = &config.log;
+        let lines = match outcome.status {
+            FinalStatus::Succeeded => log.num_log_lines_sent_on_success,
+            FinalStatus::Failed => log.num_log_lines_sent_on_failure,
+            _ => log.num_log_lines_sent_on_timeout,
+        };
+        if lines > 0 {
+            let (debug_tail, error_tail) = c.tails(lines);
+            if let Some(t) = debug_tail {
+                extra.insert("debug_log_tail".into(), Value::String(t));
+            }
+            if let Some(t) = error_tail {
+                extra.insert("error_log_tail".into(), Value::String(t));
+            }
+        }
+    }
     if let Some(r) = &mut hooks.reporter {
-        r.final_update(&outcome, Map::new()).await;
+        r.final_update(&outcome, extra).await;
     }
     outcome.wrapper_exit_code
 }

@@ -509,3 +509,96 @@ fn child_gets_the_status_listener_settings() {
     // Unset interval: not passed as the text "None" (6.0.2's quirk).
     assert!(!env.contains("PROC_WRAPPER_STATUS_UPDATE_INTERVAL_SECONDS"));
 }
+
+/// `test_wrapped_mode_with_logs_sent_to_server` of the original.
+#[test]
+fn log_tails_are_sent_with_the_final_update() {
+    struct Case {
+        vars: &'static [(&'static str, &'static str)],
+        script: &'static str,
+        debug_has: Option<&'static str>,
+        error_has: Option<&'static str>,
+    }
+    let cases = [
+        Case {
+            vars: &[("PROC_WRAPPER_NUM_LOG_LINES_SENT_ON_SUCCESS", "2")],
+            script: "echo hi",
+            debug_has: Some("hi"),
+            error_has: None,
+        },
+        Case {
+            vars: &[("PROC_WRAPPER_NUM_LOG_LINES_SENT_ON_FAILURE", "2")],
+            script: "ls notafile",
+            debug_has: Some("notafile"),
+            error_has: None,
+        },
+        Case {
+            vars: &[("PROC_WRAPPER_NUM_LOG_LINES_SENT_ON_FAILURE", "2")],
+            script: "echo aya; echo bus; echo cab; badcmd",
+            debug_has: Some("cab"),
+            error_has: None,
+        },
+        Case {
+            vars: &[
+                ("PROC_WRAPPER_NUM_LOG_LINES_SENT_ON_FAILURE", "2"),
+                ("PROC_WRAPPER_MERGE_STDOUT_AND_STDERR_LOGS", "0"),
+            ],
+            script: "ls notafile",
+            debug_has: None,
+            error_has: Some("notafile"),
+        },
+        Case {
+            vars: &[
+                ("PROC_WRAPPER_PROCESS_TIMEOUT_SECONDS", "2"),
+                ("PROC_WRAPPER_NUM_LOG_LINES_SENT_ON_TIMEOUT", "2"),
+            ],
+            script: "echo agh; sleep 5;",
+            debug_has: Some("agh"),
+            error_has: None,
+        },
+    ];
+    for case in cases {
+        let api = FakeApi::start();
+        let out = run(wrapper(&api).envs(case.vars.iter().copied()).args([
+            "--",
+            "sh",
+            "-c",
+            case.script,
+        ]));
+        let f = last(&api.requests()).body.clone();
+        let debug = f.get("debug_log_tail").and_then(Value::as_str);
+        let error = f.get("error_log_tail").and_then(Value::as_str);
+        match case.debug_has {
+            Some(s) => assert!(debug.is_some_and(|d| d.contains(s)), "{}: {f}", case.script),
+            None => assert!(debug.is_none(), "{}: {f}", case.script),
+        }
+        match case.error_has {
+            Some(s) => assert!(error.is_some_and(|e| e.contains(s)), "{}: {f}", case.script),
+            None => assert!(error.is_none(), "{}: {f}", case.script),
+        }
+        // The output still reaches the wrapper's own stdout/stderr.
+        let all = format!("{}{}", String::from_utf8_lossy(&out.stdout), stderr(&out));
+        assert!(all.contains(case.debug_has.or(case.error_has).unwrap()));
+    }
+}
+
+#[test]
+fn log_tails_keep_the_last_lines_truncated() {
+    let api = FakeApi::start();
+    let out = run(wrapper(&api)
+        .env("PROC_WRAPPER_NUM_LOG_LINES_SENT_ON_FAILURE", "2")
+        .env("PROC_WRAPPER_MAX_LOG_LINE_LENGTH", "10")
+        .args([
+            "--",
+            "sh",
+            "-c",
+            "echo first; echo second; echo a-very-long-third-line; exit 1",
+        ]));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "first\nsecond\na-very-long-third-line\n",
+        "output passes through unchanged"
+    );
+    let f = last(&api.requests()).body.clone();
+    assert_eq!(f["debug_log_tail"], "second\na-very-...\n");
+}

@@ -14,6 +14,7 @@ use std::ffi::OsString;
 use std::io;
 use std::os::unix::process::CommandExt;
 use std::path::Path;
+use std::process::Stdio;
 use std::time::Duration;
 
 use nix::errno::Errno;
@@ -23,6 +24,8 @@ use nix::unistd::Pid;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::time::{Instant, sleep, timeout};
 use tracing::{debug, warn};
+
+use super::capture::{LogCapture, Stream};
 
 /// How a child ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -159,18 +162,28 @@ pub struct Child {
 }
 
 /// Spawns `argv` in `work_dir` with exactly `env`. With `group`, the child starts a new
-/// session, so it leads its own process group and has no controlling terminal.
+/// session, so it leads its own process group and has no controlling terminal. With
+/// `capture`, the captured streams are piped to its readers.
 pub fn spawn(
     argv: &[String],
     env: &std::collections::BTreeMap<OsString, OsString>,
     work_dir: &Path,
     group: bool,
+    capture: Option<&LogCapture>,
 ) -> io::Result<Child> {
     let (program, args) = argv
         .split_first()
         .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "empty command"))?;
     let mut cmd = std::process::Command::new(program);
     cmd.args(args).env_clear().envs(env).current_dir(work_dir);
+    if let Some(c) = capture {
+        if c.stdout {
+            cmd.stdout(Stdio::piped());
+        }
+        if c.stderr {
+            cmd.stderr(Stdio::piped());
+        }
+    }
     if group {
         // SAFETY: setsid is async-signal-safe and touches no memory of the parent.
         unsafe {
@@ -182,8 +195,16 @@ pub fn spawn(
             });
         }
     }
-    let child = cmd.spawn()?;
+    let mut child = cmd.spawn()?;
     let pid = i32::try_from(child.id()).map_err(|_| io::Error::other("process ID out of range"))?;
+    if let Some(c) = capture {
+        if let Some(out) = child.stdout.take() {
+            c.read(out.into(), Stream::Out);
+        }
+        if let Some(err) = child.stderr.take() {
+            c.read(err.into(), Stream::Err);
+        }
+    }
     // The std handle is dropped without waiting: the Reaper owns waiting.
     drop(child);
     Ok(Child {

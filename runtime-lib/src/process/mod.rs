@@ -12,6 +12,7 @@
 //! interrupted by signals too. Nothing here talks to the API server: the reporting layer
 //! plugs in through [`Hooks`].
 
+pub mod capture;
 pub mod child;
 pub mod command;
 
@@ -144,6 +145,7 @@ pub struct Supervisor<'a> {
     task_name: String,
     reaper: Reaper,
     signals: WrapperSignals,
+    capture: Option<capture::LogCapture>,
 }
 
 enum Wake {
@@ -169,7 +171,14 @@ impl<'a> Supervisor<'a> {
             task_name,
             reaper: Reaper::new(std::process::id() == 1)?,
             signals: WrapperSignals::new()?,
+            capture: None,
         })
+    }
+
+    /// Captures the child's output into `capture` (and passes it through).
+    pub fn with_capture(mut self, capture: Option<capture::LogCapture>) -> Self {
+        self.capture = capture;
+        self
     }
 
     fn max_attempts_text(&self) -> String {
@@ -210,6 +219,7 @@ impl<'a> Supervisor<'a> {
                 &self.env,
                 &self.config.work_dir,
                 self.config.group_termination,
+                self.capture.as_ref(),
             ) {
                 Ok(child) => child,
                 Err(e) => {
