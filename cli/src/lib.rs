@@ -18,9 +18,10 @@ use proc_wrapper::api::{ApiError, CreationFailure, Reporter, task_param_errors};
 use proc_wrapper::child_env::ChildEnv;
 use proc_wrapper::metadata::RuntimeMetadata;
 use proc_wrapper::process::capture::LogCapture;
-use proc_wrapper::process::{FinalStatus, Hooks, StopRequest, Supervisor, command};
+use proc_wrapper::process::{FinalStatus, Hooks, Outcome, StopRequest, Supervisor, command};
 use proc_wrapper::secrets::format::Format;
 use proc_wrapper::secrets::{Resolved, Resolver, output};
+use proc_wrapper::values;
 use serde_json::{Map, Value};
 use std::time::Duration;
 use tracing::{debug, error, info, warn};
@@ -315,7 +316,7 @@ pub async fn run(args: &Args, initial: Config) -> i32 {
 }
 
 /// Sets up reporting; `Err` holds the exit code when the command must not run.
-async fn start_reporting(config: &Config) -> Result<Option<Reporter>, i32> {
+async fn start_reporting(config: &Config, input: Option<Value>) -> Result<Option<Reporter>, i32> {
     if config.offline_mode {
         if config.prevent_offline_execution {
             error!(
@@ -345,6 +346,7 @@ async fn start_reporting(config: &Config) -> Result<Option<Reporter>, i32> {
             return Err(exit_codes::GENERAL_ERROR);
         }
     };
+    reporter.input_value = input;
     let created = reporter.create().await;
     reporter.start_listener().await;
     match created {
@@ -373,6 +375,47 @@ async fn start_reporting(config: &Config) -> Result<Option<Reporter>, i32> {
     }
 }
 
+/// Files the wrapper created for the child and deletes at the end.
+struct RunFiles {
+    input: Option<PathBuf>,
+    result: Option<PathBuf>,
+}
+
+impl RunFiles {
+    fn remove(self) {
+        for path in [self.input, self.result].into_iter().flatten() {
+            match std::fs::remove_file(&path) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => warn!("could not delete {}: {e}", path.display()),
+            }
+        }
+    }
+}
+
+/// Reads the result file after a success; a result that cannot be read turns the success
+/// into a failure (exit 1), as in the original.
+fn read_result(config: &Config, outcome: &mut Outcome, extra: &mut Map<String, Value>) {
+    if outcome.status != FinalStatus::Succeeded {
+        return;
+    }
+    match values::result_value(config) {
+        Ok(Some(v)) => {
+            if config.log.log_result_value {
+                info!("result value: {v}");
+            }
+            extra.insert("output_value".into(), v);
+        }
+        Ok(None) => {}
+        Err(e) => {
+            error!("{e}");
+            outcome.status = FinalStatus::Failed;
+            outcome.exit_code = Some(1);
+            outcome.wrapper_exit_code = exit_codes::GENERAL_ERROR;
+        }
+    }
+}
+
 async fn run_command(config: &Config, resolved: &Resolved, mut hooks: CliHooks<'_>) -> i32 {
     let Some(command) = command::resolve(&config.process) else {
         error!(
@@ -381,11 +424,65 @@ async fn run_command(config: &Config, resolved: &Resolved, mut hooks: CliHooks<'
         );
         return exit_codes::CONFIGURATION_ERROR;
     };
-    hooks.reporter = match start_reporting(config).await {
+    let input = match values::input_value(config, &resolved.env) {
+        Ok(v) => v,
+        Err(e) => {
+            error!("{e}");
+            return exit_codes::CONFIGURATION_ERROR;
+        }
+    };
+    hooks.reporter = match start_reporting(config, input.clone()).await {
         Ok(r) => r,
         Err(code) => return code,
     };
-    let env = child_env(config, resolved, &hooks.env_other, hooks.reporter.as_ref());
+    let input = hooks
+        .reporter
+        .as_ref()
+        .map_or(input, |r| r.input_value.clone());
+    let mut env = child_env(config, resolved, &hooks.env_other, hooks.reporter.as_ref());
+    let mut files = RunFiles {
+        input: None,
+        result: config
+            .io
+            .cleanup_result_file
+            .then(|| config.io.result_filename.as_ref().map(PathBuf::from))
+            .flatten(),
+    };
+    if let Some(v) = &input {
+        if config.log.log_input_value {
+            info!("input value: {v}");
+        }
+        let name = config
+            .io
+            .input_env_var_name
+            .as_deref()
+            .unwrap_or("PROC_WRAPPER_INPUT_VALUE");
+        env.insert(name.into(), values::input_text(v).into());
+        match values::write_input_file(config, v) {
+            Ok(wrote) => {
+                if config.io.cleanup_input_file.unwrap_or(wrote) {
+                    files.input = config.io.input_filename.as_ref().map(PathBuf::from);
+                }
+            }
+            Err(e) => {
+                error!("{e}");
+                return exit_codes::CONFIGURATION_ERROR;
+            }
+        }
+    } else if config.io.cleanup_input_file == Some(true) {
+        files.input = config.io.input_filename.as_ref().map(PathBuf::from);
+    }
+    let code = supervise(config, command, env, &mut hooks).await;
+    files.remove();
+    code
+}
+
+async fn supervise(
+    config: &Config,
+    command: command::Command,
+    env: ChildEnv,
+    hooks: &mut CliHooks<'_>,
+) -> i32 {
     let supervisor = match Supervisor::new(
         &config.process,
         command,
@@ -404,8 +501,9 @@ async fn run_command(config: &Config, resolved: &Resolved, mut hooks: CliHooks<'
         .as_ref()
         .and_then(|_| LogCapture::from_config(&config.log));
     let mut supervisor = supervisor.with_capture(capture.clone());
-    let outcome = supervisor.run(&mut hooks).await;
+    let mut outcome = supervisor.run(hooks).await;
     let mut extra = Map::new();
+    read_result(config, &mut outcome, &mut extra);
     if let Some(c) = &capture {
         c.finish(Duration::from_secs(2)).await;
         let log = &config.log;

@@ -602,3 +602,146 @@ fn log_tails_keep_the_last_lines_truncated() {
     let f = last(&api.requests()).body.clone();
     assert_eq!(f["debug_log_tail"], "second\na-very-...\n");
 }
+
+/// Cases 8 to 17 of `test_wrapped_mode_with_server`: input and result values.
+#[test]
+fn input_values_are_sent_when_asked() {
+    let dir = tempfile::tempdir().unwrap();
+    let plain_file = dir.path().join("input");
+    std::fs::write(&plain_file, r#"{"a":7}"#).unwrap();
+    let json_file = dir.path().join("input.json");
+    std::fs::write(&json_file, r#"{"a":7}"#).unwrap();
+    let plain = plain_file.to_str().unwrap();
+    let json = json_file.to_str().unwrap();
+    let cases: Vec<(Vec<(&str, &str)>, Option<Value>)> = vec![
+        (
+            vec![
+                ("PROC_WRAPPER_SEND_INPUT_VALUE", "1"),
+                ("PROC_WRAPPER_INPUT_VALUE", "is cool"),
+            ],
+            Some(serde_json::json!("is cool")),
+        ),
+        (
+            vec![
+                ("PROC_WRAPPER_INPUT_ENV_VAR_NAME", "THE_INPUT"),
+                ("PROC_WRAPPER_SEND_INPUT_VALUE", "1"),
+                ("THE_INPUT", "is cool"),
+            ],
+            Some(serde_json::json!("is cool")),
+        ),
+        (
+            vec![
+                ("PROC_WRAPPER_INPUT_ENV_VAR_NAME", "THE_INPUT"),
+                ("PROC_WRAPPER_SEND_INPUT_VALUE", "1"),
+                ("PROC_WRAPPER_INPUT_VALUE_FORMAT", "json"),
+                ("THE_INPUT", r#"{"a":7}"#),
+            ],
+            Some(serde_json::json!({"a": 7})),
+        ),
+        (
+            vec![
+                ("PROC_WRAPPER_INPUT_VALUE", r#"{"a":7}"#),
+                ("PROC_WRAPPER_INPUT_VALUE_FORMAT", "json"),
+                ("PROC_WRAPPER_SEND_INPUT_VALUE", "1"),
+            ],
+            Some(serde_json::json!({"a": 7})),
+        ),
+        (
+            vec![
+                ("PROC_WRAPPER_INPUT_FILENAME", plain),
+                ("PROC_WRAPPER_INPUT_VALUE_FORMAT", "json"),
+                ("PROC_WRAPPER_SEND_INPUT_VALUE", "1"),
+            ],
+            Some(serde_json::json!({"a": 7})),
+        ),
+        (
+            vec![
+                ("PROC_WRAPPER_INPUT_FILENAME", json),
+                ("PROC_WRAPPER_SEND_INPUT_VALUE", "1"),
+            ],
+            Some(serde_json::json!({"a": 7})),
+        ),
+        (
+            vec![
+                ("PROC_WRAPPER_INPUT_ENV_VAR_NAME", "THE_INPUT"),
+                ("PROC_WRAPPER_INPUT_VALUE_FORMAT", "json"),
+                ("THE_INPUT", r#"{"a":7}"#),
+            ],
+            None,
+        ),
+    ];
+    for (vars, expected) in cases {
+        let api = FakeApi::start();
+        let out = run(wrapper(&api).envs(vars.iter().copied()).args([
+            "--",
+            "sh",
+            "-c",
+            "echo $PROC_WRAPPER_INPUT_VALUE",
+        ]));
+        assert_eq!(out.status.code(), Some(0), "{vars:?}: {}", stderr(&out));
+        let reqs = api.requests();
+        assert_eq!(
+            creation(&reqs).body.get("input_value"),
+            expected.as_ref(),
+            "{vars:?}"
+        );
+        assert_eq!(last(&reqs).status(), Some("SUCCEEDED"));
+        // Files the wrapper did not write are kept.
+        assert!(plain_file.exists() && json_file.exists());
+    }
+    // The child gets the input value.
+    let api = FakeApi::start();
+    let out = run(wrapper(&api)
+        .env("PROC_WRAPPER_INPUT_VALUE", "is cool")
+        .args(["--", "sh", "-c", "echo $PROC_WRAPPER_INPUT_VALUE"]));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "is cool\n");
+}
+
+#[test]
+fn result_files_become_the_output_value() {
+    for (name, format, cleanup) in [
+        ("result", Some("json"), true),
+        ("result.json", None, true),
+        ("result", Some("json"), false),
+    ] {
+        let api = FakeApi::start();
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join(name);
+        let mut cmd = wrapper(&api);
+        cmd.env("PROC_WRAPPER_RESULT_FILENAME", &file);
+        if let Some(f) = format {
+            cmd.env("PROC_WRAPPER_RESULT_VALUE_FORMAT", f);
+        }
+        if !cleanup {
+            cmd.env("PROC_WRAPPER_CLEANUP_RESULT_FILE", "0");
+        }
+        let out = run(cmd.args([
+            "--",
+            "sh",
+            "-c",
+            "echo '{\"b\":8}' > $PROC_WRAPPER_RESULT_FILENAME",
+        ]));
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        let f = last(&api.requests()).body.clone();
+        assert_eq!(f["status"], "SUCCEEDED");
+        assert_eq!(f["output_value"], serde_json::json!({"b": 8}));
+        assert_eq!(file.exists(), !cleanup, "{name}");
+    }
+}
+
+#[test]
+fn an_unreadable_result_turns_success_into_failure() {
+    let api = FakeApi::start();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("result.json");
+    let out = run(wrapper(&api)
+        .env("PROC_WRAPPER_RESULT_FILENAME", &file)
+        .args([
+            "--",
+            "sh",
+            "-c",
+            "echo 'not json' > $PROC_WRAPPER_RESULT_FILENAME",
+        ]));
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert_eq!(last(&api.requests()).status(), Some("FAILED"));
+}

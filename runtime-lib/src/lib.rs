@@ -22,6 +22,7 @@ pub mod process;
 pub mod secrets;
 pub mod status;
 pub mod time;
+pub mod values;
 
 /// Version of this crate, reported as `wrapper_version`.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -102,6 +102,8 @@ pub struct Reporter {
     started_at: UtcTime,
     /// When a status update message was last sent.
     last_status_sent: Option<Instant>,
+    /// The input value, if known (sent at creation with `--send-input-value`).
+    pub input_value: Option<Value>,
     /// The UDP status update listener, when enabled.
     socket: Option<tokio::net::UdpSocket>,
     messages: MessageBuffer,
@@ -129,6 +131,7 @@ impl Reporter {
             stop: false,
             started_at: UtcTime::now(),
             last_status_sent: None,
+            input_value: None,
             socket: None,
             messages: MessageBuffer::new(config.status.message_max_bytes),
             recv_buf: vec![0; 65536],
@@ -328,6 +331,11 @@ impl Reporter {
         if let Some(m) = &c.task.instance_metadata {
             b.insert("other_instance_metadata".into(), Value::Object(m.clone()));
         }
+        if c.api.send_input_value
+            && let Some(v) = &self.input_value
+        {
+            b.insert("input_value".into(), v.clone());
+        }
         if c.api.send_runtime_metadata {
             b.extend(self.metadata.execution_fields(c));
         }
@@ -389,6 +397,11 @@ impl Reporter {
             Ok(response) => {
                 if let Some(uuid) = response.get("uuid").and_then(Value::as_str) {
                     self.execution_uuid.get_or_insert_with(|| uuid.to_owned());
+                }
+                if self.input_value.is_none()
+                    && let Some(v) = response.get("input_value").filter(|v| !v.is_null())
+                {
+                    self.input_value = Some(v.clone());
                 }
                 if let Some(task) = response.get("task") {
                     if self.config.task.uuid.is_none() {

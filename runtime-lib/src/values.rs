@@ -1,0 +1,142 @@
+//! Input and result values (§10.1, §10.2 of the reference behaviour): the value a Task
+//! Execution starts with, and the value the process leaves behind in its result file.
+
+use std::path::Path;
+
+use serde_json::{Map, Value};
+
+use crate::config::Config;
+use crate::secrets::format::{Format, env_text};
+
+fn format_for(explicit: Option<&str>, filename: Option<&str>) -> Result<Format, String> {
+    match explicit {
+        Some(name) => Format::from_name(name).ok_or_else(|| {
+            format!("unknown value format '{name}': expected json, yaml, dotenv or text")
+        }),
+        None => Ok(filename.and_then(Format::guess).unwrap_or(Format::Text)),
+    }
+}
+
+fn parse(text: &str, format: Format, what: &str) -> Result<Value, String> {
+    format
+        .parse(text)
+        .map_err(|e| format!("cannot parse the {what}: {e}"))
+}
+
+/// The input value: `-i`/`PROC_WRAPPER_INPUT_VALUE`, else (when it is to be sent) the
+/// variable named by `--input-env-var-name` in `env`, or the input file.
+pub fn input_value(config: &Config, env: &Map<String, Value>) -> Result<Option<Value>, String> {
+    let io = &config.io;
+    let format = format_for(
+        io.input_value_format.as_deref(),
+        io.input_filename.as_deref(),
+    )?;
+    if let Some(text) = &io.input_value {
+        let format = format_for(io.input_value_format.as_deref(), None)?;
+        return parse(text, format, "input value").map(Some);
+    }
+    if !config.api.send_input_value {
+        return Ok(None);
+    }
+    if let Some(name) = &io.input_env_var_name {
+        return match env.get(name).and_then(Value::as_str) {
+            Some(text) => parse(text, format, "input value").map(Some),
+            None => Ok(None),
+        };
+    }
+    if let Some(file) = &io.input_filename {
+        return match std::fs::read_to_string(file) {
+            Ok(text) => parse(&text, format, "input file").map(Some),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(format!("cannot read the input file '{file}': {e}")),
+        };
+    }
+    Ok(None)
+}
+
+/// The input value as the child receives it.
+pub fn input_text(value: &Value) -> String {
+    env_text(value)
+}
+
+/// Writes the input value to the input file when there is one and it does not exist yet;
+/// returns whether it was written.
+pub fn write_input_file(config: &Config, value: &Value) -> Result<bool, String> {
+    let Some(file) = &config.io.input_filename else {
+        return Ok(false);
+    };
+    if Path::new(file).exists() {
+        return Ok(false);
+    }
+    let format = format_for(config.io.input_value_format.as_deref(), Some(file))?;
+    let text = match (format, value) {
+        (Format::Text, v) => env_text(v),
+        (f, v) => crate::secrets::format::serialize(v, f).map_err(|e| e.to_string())?,
+    };
+    std::fs::write(file, text).map_err(|e| format!("cannot write the input file '{file}': {e}"))?;
+    Ok(true)
+}
+
+/// Reads the result file, if one is configured and exists.
+pub fn result_value(config: &Config) -> Result<Option<Value>, String> {
+    let io = &config.io;
+    let Some(file) = &io.result_filename else {
+        return Ok(None);
+    };
+    let format = format_for(io.result_value_format.as_deref(), Some(file))?;
+    match std::fs::read_to_string(file) {
+        Ok(text) => parse(&text, format, "result file").map(Some),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(format!("cannot read the result file '{file}': {e}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Args;
+    use serde_json::json;
+
+    fn config(vars: &[(&str, &str)]) -> Config {
+        Config::from_sources(&Args::default(), &|k| {
+            vars.iter()
+                .find(|(n, _)| *n == k)
+                .map(|(_, v)| (*v).to_owned())
+        })
+        .unwrap()
+    }
+
+    #[test]
+    fn input_from_value_env_and_formats() {
+        let env = Map::new();
+        let c = config(&[("PROC_WRAPPER_INPUT_VALUE", "is cool")]);
+        assert_eq!(input_value(&c, &env).unwrap(), Some(json!("is cool")));
+        let c = config(&[
+            ("PROC_WRAPPER_INPUT_VALUE", r#"{"a":7}"#),
+            ("PROC_WRAPPER_INPUT_VALUE_FORMAT", "json"),
+        ]);
+        assert_eq!(input_value(&c, &env).unwrap(), Some(json!({"a": 7})));
+        let mut env = Map::new();
+        env.insert("THE_INPUT".into(), json!(r#"{"a":7}"#));
+        let c = config(&[
+            ("PROC_WRAPPER_INPUT_ENV_VAR_NAME", "THE_INPUT"),
+            ("PROC_WRAPPER_INPUT_VALUE_FORMAT", "json"),
+        ]);
+        assert_eq!(
+            input_value(&c, &env).unwrap(),
+            None,
+            "not sent, so not read"
+        );
+        let c = config(&[
+            ("PROC_WRAPPER_INPUT_ENV_VAR_NAME", "THE_INPUT"),
+            ("PROC_WRAPPER_INPUT_VALUE_FORMAT", "json"),
+            ("PROC_WRAPPER_SEND_INPUT_VALUE", "1"),
+        ]);
+        assert_eq!(input_value(&c, &env).unwrap(), Some(json!({"a": 7})));
+        let c = config(&[
+            ("PROC_WRAPPER_INPUT_VALUE", "x"),
+            ("PROC_WRAPPER_INPUT_VALUE_FORMAT", "toml"),
+        ]);
+        assert!(input_value(&c, &env).is_err());
+    }
+}
