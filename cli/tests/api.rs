@@ -613,7 +613,8 @@ fn input_values_are_sent_when_asked() {
     std::fs::write(&json_file, r#"{"a":7}"#).unwrap();
     let plain = plain_file.to_str().unwrap();
     let json = json_file.to_str().unwrap();
-    let cases: Vec<(Vec<(&str, &str)>, Option<Value>)> = vec![
+    type Vars<'a> = Vec<(&'a str, &'a str)>;
+    let cases: Vec<(Vars, Option<Value>)> = vec![
         (
             vec![
                 ("PROC_WRAPPER_SEND_INPUT_VALUE", "1"),
