@@ -347,6 +347,9 @@ async fn start_reporting(config: &Config, input: Option<Value>) -> Result<Option
         }
     };
     reporter.input_value = input;
+    if !reporter.sample() {
+        return Ok(Some(reporter));
+    }
     let created = reporter.create().await;
     reporter.start_listener().await;
     match created {

@@ -746,3 +746,42 @@ fn an_unreadable_result_turns_success_into_failure() {
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     assert_eq!(last(&api.requests()).status(), Some("FAILED"));
 }
+
+/// Cases 4 to 7 of `test_wrapped_mode_with_server`, and the sampled-out failure report.
+#[test]
+fn sampled_out_executions_report_only_failures() {
+    let api = FakeApi::start();
+    let out = run(wrapper(&api)
+        .env("PROC_WRAPPER_API_MANAGED_PROBABILITY", "1e-10")
+        .args(["--", "echo"]));
+    assert_eq!(out.status.code(), Some(0));
+    assert!(api.requests().is_empty());
+
+    let out = run(wrapper(&api)
+        .env("PROC_WRAPPER_API_MANAGED_PROBABILITY", "1e-10")
+        .args(["--", "fakecmdo"]));
+    assert_eq!(out.status.code(), Some(78));
+    let reqs = api.requests();
+    assert_eq!(reqs.len(), 1, "{reqs:#?}");
+    assert_eq!(reqs[0].method, "POST");
+    assert_eq!(reqs[0].status(), Some("FAILED"));
+    assert_eq!(reqs[0].body["failed_attempts"], 1);
+    assert!(reqs[0].body["finished_at"].is_string());
+    assert_eq!(reqs[0].body["task"]["uuid"], TASK_UUID);
+
+    let api = FakeApi::start();
+    let out = run(wrapper(&api)
+        .env("PROC_WRAPPER_API_MANAGED_PROBABILITY", "1e-10")
+        .env("PROC_WRAPPER_API_FAILURE_REPORT_PROBABILITY", "1e-10")
+        .args(["--", "ls", "-zsfadsgadsg"]));
+    assert_ne!(out.status.code(), Some(0));
+    assert!(api.requests().is_empty());
+
+    let out = run(wrapper(&api)
+        .env("PROC_WRAPPER_PROCESS_TIMEOUT_SECONDS", "1")
+        .env("PROC_WRAPPER_API_MANAGED_PROBABILITY", "1e-10")
+        .env("PROC_WRAPPER_API_TIMEOUT_REPORT_PROBABILITY", "1e-10")
+        .args(["--", "sleep", "60"]));
+    assert_eq!(out.status.code(), Some(1));
+    assert!(api.requests().is_empty());
+}

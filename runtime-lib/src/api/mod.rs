@@ -104,6 +104,10 @@ pub struct Reporter {
     last_status_sent: Option<Instant>,
     /// The input value, if known (sent at creation with `--send-input-value`).
     pub input_value: Option<Value>,
+    /// The start was not reported because of `api_managed_probability` (§11.3): nothing is
+    /// sent while the process runs, and its end only if it failed or timed out (each with
+    /// its own probability).
+    pub sampled_out: bool,
     /// The UDP status update listener, when enabled.
     socket: Option<tokio::net::UdpSocket>,
     messages: MessageBuffer,
@@ -132,10 +136,23 @@ impl Reporter {
             started_at: UtcTime::now(),
             last_status_sent: None,
             input_value: None,
+            sampled_out: false,
             socket: None,
             messages: MessageBuffer::new(config.status.message_max_bytes),
             recv_buf: vec![0; 65536],
         })
+    }
+
+    /// Decides whether this execution is reported at all (`api_managed_probability`); a
+    /// known Task Execution UUID is always reported. Returns true when it is.
+    pub fn sample(&mut self) -> bool {
+        let p = self.config.api.managed_probability;
+        self.sampled_out =
+            self.execution_uuid.is_none() && (p <= 0.0 || (p < 1.0 && fastrand::f64() > p));
+        if self.sampled_out {
+            info!("not reporting this execution (api_managed_probability {p})");
+        }
+        !self.sampled_out
     }
 
     /// Opens the UDP status update listener on `127.0.0.1` when it is enabled. A port that
@@ -580,6 +597,10 @@ impl Reporter {
         if self.stop || outcome.status == FinalStatus::Stopped {
             return;
         }
+        if self.sampled_out {
+            self.report_unsampled_end(outcome, extra).await;
+            return;
+        }
         if self.execution_uuid.is_none() {
             warn!("exited before the API server was notified of the start; not reporting the end");
             return;
@@ -595,6 +616,16 @@ impl Reporter {
             warn!("the API server was not responding properly; not sending the final update");
             return;
         }
+        let mut fields = self.final_fields(outcome);
+        fields.extend(extra);
+        if self.update(fields, RequestKind::Final).await {
+            info!("sent the final update ({})", outcome.status.as_str());
+        }
+    }
+}
+
+impl Reporter {
+    fn final_fields(&self, outcome: &Outcome) -> Map<String, Value> {
         let mut fields = Map::new();
         fields.insert("status".into(), json!(outcome.status.as_str()));
         let exit_code = outcome.exit_code.unwrap_or(match outcome.status {
@@ -615,9 +646,40 @@ impl Reporter {
         if self.config.api.send_runtime_metadata {
             fields.extend(self.metadata.execution_fields(&self.config));
         }
-        fields.extend(extra);
-        if self.update(fields, RequestKind::Final).await {
-            info!("sent the final update ({})", outcome.status.as_str());
+        fields
+    }
+
+    /// The end of an execution whose start was not reported: nothing for a success; a
+    /// creation that carries the final status for a failure or timeout, with the matching
+    /// probability.
+    async fn report_unsampled_end(&mut self, outcome: &Outcome, extra: Map<String, Value>) {
+        let p = match outcome.status {
+            FinalStatus::Succeeded => return,
+            FinalStatus::TerminatedAfterTimeOut => self.config.api.timeout_report_probability,
+            _ => self.config.api.failure_report_probability,
+        };
+        if p <= 0.0 || (p < 1.0 && fastrand::f64() > p) {
+            return;
+        }
+        let mut body = match self.creation_body() {
+            Value::Object(m) => m,
+            _ => Map::new(),
+        };
+        body.extend(self.pending.clone());
+        body.extend(self.final_fields(outcome));
+        body.extend(extra);
+        match self
+            .client
+            .send(
+                Method::POST,
+                "/api/v1/task_executions/",
+                &Value::Object(body),
+                RequestKind::Final,
+            )
+            .await
+        {
+            Ok(_) => info!("reported the end ({})", outcome.status.as_str()),
+            Err(e) => warn!("could not report the end: {e}"),
         }
     }
 }
@@ -632,6 +694,9 @@ impl Hooks for Reporter {
     }
 
     async fn attempt_failed(&mut self, failed_attempts: u32, exit_code: i32) {
+        if self.sampled_out {
+            return;
+        }
         let mut f = Map::new();
         f.insert("failed_attempts".into(), json!(failed_attempts));
         f.insert("exit_code".into(), json!(exit_code));
@@ -639,12 +704,18 @@ impl Hooks for Reporter {
     }
 
     async fn attempt_timed_out(&mut self, timed_out_attempts: u32) {
+        if self.sampled_out {
+            return;
+        }
         let mut f = Map::new();
         f.insert("timed_out_attempts".into(), json!(timed_out_attempts));
         self.update(f, RequestKind::Update).await;
     }
 
     async fn stop_requested(&mut self) -> StopRequest {
+        if self.sampled_out {
+            return std::future::pending().await;
+        }
         loop {
             if self.stop {
                 return StopRequest;
