@@ -1,6 +1,7 @@
 //! Helpers shared by the end-to-end tests and benchmarks of the workspace: polling instead
 //! of sleeping, and checks on processes.
 
+pub mod bench;
 pub mod fake_api;
 pub mod moto;
 

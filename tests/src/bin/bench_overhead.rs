@@ -5,60 +5,9 @@
 //! and reads each run's peak resident set size from `wait4`. Prints medians, p90s and the
 //! overhead. `tests/bench/overhead.sh` builds the release binary and runs this.
 
-use std::ffi::CString;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-struct Sample {
-    wall: Duration,
-    max_rss_kb: i64,
-}
-
-fn run_once(argv: &[&str]) -> Sample {
-    let c_args: Vec<CString> = argv
-        .iter()
-        .map(|a| CString::new(*a).expect("UNWRAP: arguments have no NUL"))
-        .collect();
-    let mut ptrs: Vec<*const libc::c_char> = c_args.iter().map(|a| a.as_ptr()).collect();
-    ptrs.push(std::ptr::null());
-    let start = Instant::now();
-    // SAFETY: fork + execvp + _exit in the child, with pointers that outlive the call.
-    let pid = unsafe { libc::fork() };
-    if pid == 0 {
-        // SAFETY: in the child, only async-signal-safe calls.
-        unsafe {
-            let devnull = libc::open(c"/dev/null".as_ptr(), libc::O_WRONLY);
-            libc::dup2(devnull, 1);
-            libc::dup2(devnull, 2);
-            libc::execvp(ptrs[0], ptrs.as_ptr());
-            libc::_exit(127);
-        }
-    }
-    assert!(pid > 0, "fork failed");
-    let mut status = 0;
-    // SAFETY: rusage is plain data, zero-initialised.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: valid pointers to locals.
-    let waited = unsafe { libc::wait4(pid, &raw mut status, 0, &raw mut usage) };
-    let wall = start.elapsed();
-    assert_eq!(waited, pid, "wait4 failed");
-    assert!(
-        libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
-        "{argv:?} did not exit 0 (status {status})"
-    );
-    Sample {
-        wall,
-        max_rss_kb: usage.ru_maxrss,
-    }
-}
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    let idx = ((sorted.len() - 1) as f64 * p).round() as usize;
-    sorted[idx]
-}
-
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1000.0
-}
+use procwrapper_tests::bench::{Sample, ms, percentile, run_once};
 
 fn main() {
     let mut args = std::env::args().skip(1);
