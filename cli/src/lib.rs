@@ -339,7 +339,7 @@ async fn start_reporting(config: &Config, input: Option<Value>) -> Result<Option
         warn!("running the command without reporting to the API server");
         return Ok(None);
     }
-    let mut reporter = match Reporter::new(config, RuntimeMetadata::detect(config)) {
+    let mut reporter = match Reporter::new(config, RuntimeMetadata::detect(config).await) {
         Ok(r) => r,
         Err(e) => {
             error!("could not create the HTTP client: {e}");

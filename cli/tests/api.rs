@@ -785,3 +785,97 @@ fn sampled_out_executions_report_only_failures() {
     assert_eq!(out.status.code(), Some(1));
     assert!(api.requests().is_empty());
 }
+
+/// `test_ecs_runtime_metadata` of the original, against the fake metadata endpoint.
+#[test]
+fn ecs_runtime_metadata_is_reported() {
+    let ecs = procwrapper_tests::fake_ecs::FakeEcs::start("container.json");
+    for auto_create in [true, false] {
+        let api = FakeApi::start();
+        let mut cmd = wrapper(&api);
+        cmd.env("ECS_CONTAINER_METADATA_URI_V4", &ecs.uri);
+        if auto_create {
+            cmd.env("PROC_WRAPPER_AUTO_CREATE_TASK", "TRUE").env(
+                "PROC_WRAPPER_AUTO_CREATE_TASK_RUN_ENVIRONMENT_NAME",
+                "myenv",
+            );
+        }
+        let out = run(cmd.args(["--", "true"]));
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        let reqs = api.requests();
+        let b = &creation(&reqs).body;
+        assert_eq!(b["execution_method_type"], "AWS ECS");
+        assert_eq!(b["infrastructure_type"], "AWS");
+        let d = &b["execution_method_details"];
+        assert!(d["task_arn"].as_str().unwrap().contains(":task/"));
+        assert_eq!(
+            d["task_definition_arn"],
+            "arn:aws:ecs:us-east-2:012345678910:task-definition/nginx:5"
+        );
+        assert_eq!(d["cluster_arn"], "default");
+        assert_eq!(d["allocated_cpu_units"], 256);
+        assert_eq!(d["allocated_memory_mb"], 512);
+        assert_eq!(
+            b["infrastructure_settings"]["network"]["region"],
+            "us-east-2"
+        );
+        assert_eq!(
+            b["infrastructure_settings"]["network"]["networks"][0]["network_mode"],
+            "awsvpc"
+        );
+        let t = &b["task"];
+        assert_eq!(t["execution_method_type"], "AWS ECS");
+        assert_eq!(t["infrastructure_type"], "AWS");
+        assert_eq!(
+            t["infrastructure_settings"]["network"]["region"],
+            "us-east-2"
+        );
+        let cap = &t["execution_method_capability_details"];
+        assert_eq!(cap["cluster_arn"], "default");
+        assert_eq!(cap["allocated_cpu_units"], 256);
+        assert_eq!(t["was_auto_created"], auto_create);
+        if auto_create {
+            assert_eq!(t["passive"], true);
+            assert_eq!(t["run_environment"]["name"], "myenv");
+        }
+        assert_eq!(last(&reqs).body["execution_method_type"], "AWS ECS");
+    }
+}
+
+/// `test_passive_auto_created_task_with_unknown_em` of the original.
+#[test]
+fn unknown_execution_method_for_an_auto_created_task() {
+    let api = FakeApi::start();
+    let out = run(wrapper(&api)
+        .env("PROC_WRAPPER_AUTO_CREATE_TASK", "TRUE")
+        .env(
+            "PROC_WRAPPER_AUTO_CREATE_TASK_RUN_ENVIRONMENT_NAME",
+            "myenv",
+        )
+        .args(["--", "true"]));
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let reqs = api.requests();
+    let b = &creation(&reqs).body;
+    assert!(b.get("execution_method_details").is_none());
+    assert_eq!(b["task"]["execution_method_type"], "Unknown");
+    assert!(
+        b["task"]
+            .get("execution_method_capability_details")
+            .is_none()
+    );
+    assert_eq!(b["task"]["was_auto_created"], true);
+    assert_eq!(b["task"]["passive"], true);
+}
+
+#[test]
+fn an_unreachable_ecs_endpoint_is_reported_as_unknown() {
+    let api = FakeApi::start();
+    let out = run(wrapper(&api)
+        .env("ECS_CONTAINER_METADATA_URI_V4", "http://127.0.0.1:9/v4")
+        .args(["--", "true"]));
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(
+        creation(&api.requests()).body["execution_method_type"],
+        "Unknown"
+    );
+}

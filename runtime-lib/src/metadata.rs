@@ -1,10 +1,13 @@
 //! Runtime metadata (§5 of the reference behaviour): what the wrapper can tell the API server
 //! about where the Task runs.
 //!
-//! This module detects the execution method from the environment. Without a recognised
-//! environment the method is `Unknown`, with the host name as the only detail.
+//! This module detects the execution method from the environment: AWS ECS (task metadata
+//! endpoint v4/v3), AWS CodeBuild (its variables), or a forced type. Without a recognised
+//! environment the method is `Unknown`, with the host name as the only detail. A metadata
+//! endpoint that cannot be read is logged and reported as `Unknown`; it never stops a run.
 
 use serde_json::{Map, Value, json};
+use tracing::warn;
 
 use crate::config::Config;
 use crate::secrets::merge::merge;
@@ -45,11 +48,33 @@ impl RuntimeMetadata {
         }
     }
 
-    /// Detects the environment; `execution_method_type` forces the type.
-    pub fn detect(config: &Config) -> Self {
+    /// Detects the environment from the process environment; `execution_method_type`
+    /// forces the type.
+    pub async fn detect(config: &Config) -> Self {
+        Self::detect_with(config, &|k| std::env::var(k).ok()).await
+    }
+
+    /// Detects the environment from a variable lookup.
+    pub async fn detect_with(config: &Config, env: &dyn Fn(&str) -> Option<String>) -> Self {
+        let forced = config.task.execution_method_type.as_deref();
+        let ecs_uri =
+            env("ECS_CONTAINER_METADATA_URI_V4").or_else(|| env("ECS_CONTAINER_METADATA_URI"));
+        if forced.is_none_or(|t| t == "AWS CodeBuild")
+            && let Some(m) = codebuild(env)
+        {
+            return m;
+        }
+        if forced.is_none_or(|t| t == "AWS ECS")
+            && let Some(uri) = ecs_uri
+        {
+            match ecs(&uri, config).await {
+                Ok(m) => return m,
+                Err(e) => warn!("cannot read the ECS task metadata from {uri}: {e}"),
+            }
+        }
         let mut m = Self::unknown();
-        if let Some(t) = &config.task.execution_method_type {
-            m.execution_method_type.clone_from(t);
+        if let Some(t) = forced {
+            m.execution_method_type = t.to_owned();
             if t != "Unknown" {
                 m.infrastructure_type = "AWS".into();
             }
@@ -105,5 +130,433 @@ impl RuntimeMetadata {
             json!(self.infrastructure_type),
         );
         f
+    }
+}
+
+fn obj(pairs: impl IntoIterator<Item = (&'static str, Value)>) -> Map<String, Value> {
+    pairs
+        .into_iter()
+        .filter(|(_, v)| !v.is_null())
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect()
+}
+
+/// AWS CodeBuild, detected by `CODEBUILD_BUILD_ARN` (§5.4).
+fn codebuild(env: &dyn Fn(&str) -> Option<String>) -> Option<RuntimeMetadata> {
+    let build_arn = env("CODEBUILD_BUILD_ARN")?;
+    let v = |k: &str| env(k).map_or(Value::Null, Value::String);
+    let project_arn = build_arn
+        .rsplit_once(':')
+        .map_or(build_arn.as_str(), |(p, _)| p)
+        .to_owned();
+    let region = v("AWS_REGION");
+    let capability = obj([
+        ("build_arn", json!(project_arn)),
+        ("build_image", v("CODEBUILD_BUILD_IMAGE")),
+        ("batch_identifier", v("CODEBUILD_BATCH_BUILD_IDENTIFIER")),
+        ("source_repo_url", v("CODEBUILD_SOURCE_REPO_URL")),
+        ("source_version", v("CODEBUILD_SOURCE_VERSION")),
+        ("kms_key_id", v("CODEBUILD_KMS_KEY_ID")),
+        ("initiator", v("CODEBUILD_INITIATOR")),
+    ]);
+    let webhook = obj([
+        ("actor_account_id", v("CODEBUILD_WEBHOOK_ACTOR_ACCOUNT_ID")),
+        ("base_ref", v("CODEBUILD_WEBHOOK_BASE_REF")),
+        ("event", v("CODEBUILD_WEBHOOK_EVENT")),
+        ("merge_commit", v("CODEBUILD_WEBHOOK_MERGE_COMMIT")),
+        ("prev_commit", v("CODEBUILD_WEBHOOK_PREV_COMMIT")),
+        ("head_ref", v("CODEBUILD_WEBHOOK_HEAD_REF")),
+        ("trigger", v("CODEBUILD_WEBHOOK_TRIGGER")),
+    ]);
+    let mut details = capability.clone();
+    details.extend(obj([
+        ("build_arn", json!(build_arn)),
+        ("build_id", v("CODEBUILD_BUILD_ID")),
+        (
+            "batch_build_identifier",
+            v("CODEBUILD_BATCH_BUILD_IDENTIFIER"),
+        ),
+        ("public_build_url", v("CODEBUILD_PUBLIC_BUILD_URL")),
+        (
+            "resolved_source_version",
+            v("CODEBUILD_RESOLVED_SOURCE_VERSION"),
+        ),
+        ("src_dir", v("CODEBUILD_SRC_DIR")),
+        (
+            "build_number",
+            env("CODEBUILD_BUILD_NUMBER")
+                .and_then(|n| n.parse::<i64>().ok())
+                .map_or(Value::Null, Value::from),
+        ),
+        (
+            "build_succeeding",
+            env("CODEBUILD_BUILD_SUCCEEDING").map_or(Value::Null, |s| json!(s == "1")),
+        ),
+        ("start_time", v("CODEBUILD_START_TIME")),
+    ]));
+    if !webhook.is_empty() {
+        details.insert("webhook".into(), Value::Object(webhook));
+    }
+    let network = json!({"region": region});
+    let mut infra_task = obj([("region", region.clone()), ("network", network.clone())]);
+    let mut infra_exec = infra_task.clone();
+    if !region.is_null() {
+        infra_task.insert(
+            "logging".into(),
+            json!({"driver": "awslogs", "options": {"region": region}}),
+        );
+        infra_exec.insert(
+            "logging".into(),
+            json!({"driver": "awslogs", "options": obj([("region", region.clone()), ("stream", v("CODEBUILD_LOG_PATH"))])}),
+        );
+    }
+    Some(RuntimeMetadata {
+        execution_method_type: "AWS CodeBuild".into(),
+        infrastructure_type: "AWS".into(),
+        execution: obj([
+            ("execution_method_details", Value::Object(details)),
+            ("infrastructure_settings", Value::Object(infra_exec)),
+        ]),
+        task: obj([
+            (
+                "execution_method_capability_details",
+                Value::Object(capability),
+            ),
+            ("infrastructure_settings", Value::Object(infra_task)),
+        ]),
+        host_addresses: Vec::new(),
+        host_names: node_name().into_iter().collect(),
+    })
+}
+
+async fn get_json(client: &reqwest::Client, url: &str) -> Result<Value, String> {
+    let response = client
+        .get(url)
+        .header("Accept", "application/json")
+        .send()
+        .await
+        .map_err(|e| e.to_string())?;
+    if !response.status().is_success() {
+        return Err(format!("{url} answered {}", response.status()));
+    }
+    response.json().await.map_err(|e| format!("{url}: {e}"))
+}
+
+fn strings(v: &Value) -> Vec<String> {
+    v.as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|s| s.as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// AWS ECS, from the task metadata endpoint (§5.5).
+async fn ecs(uri: &str, config: &Config) -> Result<RuntimeMetadata, String> {
+    let client = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(60))
+        .build()
+        .map_err(|e| e.to_string())?;
+    let uri = uri.trim_end_matches('/');
+    let task = get_json(&client, &format!("{uri}/task")).await?;
+    let containers = task["Containers"].as_array().cloned().unwrap_or_default();
+    let current = if containers.len() == 1 {
+        containers[0].clone()
+    } else {
+        get_json(&client, uri).await?
+    };
+    ecs_from_documents(&task, &current, config)
+}
+
+/// Builds ECS metadata from the task and current-container documents.
+pub fn ecs_from_documents(
+    task: &Value,
+    current: &Value,
+    config: &Config,
+) -> Result<RuntimeMetadata, String> {
+    let containers = task["Containers"].as_array().cloned().unwrap_or_default();
+    let name_of = |c: &Value| c["Name"].as_str().unwrap_or_default().to_owned();
+    let c = &config.container;
+    let sidecar = c.sidecar_container_mode.unwrap_or_else(|| {
+        matches!((&c.main_container_name, &c.monitor_container_name), (Some(a), Some(b)) if a != b)
+    });
+    let find = |name: &str| containers.iter().find(|x| name_of(x) == name).cloned();
+    let (main, monitor) = if sidecar {
+        let monitor = c
+            .monitor_container_name
+            .as_deref()
+            .and_then(find)
+            .unwrap_or_else(|| current.clone());
+        let main = match c.main_container_name.as_deref().and_then(find) {
+            Some(m) => m,
+            None if containers.len() == 2 => containers
+                .iter()
+                .find(|x| name_of(x) != name_of(&monitor))
+                .cloned()
+                .unwrap_or_else(|| current.clone()),
+            None => return Err("sidecar mode needs the main container's name".into()),
+        };
+        (main, monitor)
+    } else {
+        let main = c
+            .main_container_name
+            .as_deref()
+            .and_then(find)
+            .unwrap_or_else(|| current.clone());
+        (main, current.clone())
+    };
+    let task_arn = task["TaskARN"].as_str().unwrap_or_default();
+    let task_definition_arn = task_arn.split_once(":task/").map(|(prefix, _)| {
+        format!(
+            "{prefix}:task-definition/{}:{}",
+            task["Family"].as_str().unwrap_or_default(),
+            task["Revision"].as_str().unwrap_or_default()
+        )
+    });
+    #[allow(clippy::cast_possible_truncation)]
+    let cpu_units = task["Limits"]["CPU"]
+        .as_f64()
+        .map(|c| (c * 1024.0).round() as i64);
+    let memory = task["Limits"]["Memory"].as_i64();
+    let az = task["AvailabilityZone"].as_str();
+    let region = az
+        .filter(|a| a.len() > 1)
+        .map(|a| a[..a.len() - 1].to_owned())
+        .or_else(|| {
+            task["Cluster"]
+                .as_str()
+                .and_then(|c| crate::secrets::aws::region_of_arn(c).map(str::to_owned))
+        });
+    let container_json = |x: &Value| {
+        Value::Object(obj([
+            ("docker_id", x["DockerId"].clone()),
+            ("name", x["Name"].clone()),
+            ("docker_name", x["DockerName"].clone()),
+            ("image_name", x["Image"].clone()),
+            ("image_id", x["ImageID"].clone()),
+            ("labels", x["Labels"].clone()),
+            ("container_arn", x["ContainerARN"].clone()),
+            ("cpu_units", x["Limits"]["CPU"].clone()),
+            ("memory_mb", x["Limits"]["Memory"].clone()),
+        ]))
+    };
+    let launch_type = task["LaunchType"].clone();
+    let mut capability = obj([
+        ("task_definition_arn", json!(task_definition_arn)),
+        ("cluster_arn", task["Cluster"].clone()),
+        ("allocated_cpu_units", json!(cpu_units)),
+        ("allocated_memory_mb", json!(memory)),
+        ("monitor_container_name", monitor["Name"].clone()),
+        ("main_container_name", main["Name"].clone()),
+        ("main_container_cpu_units", main["Limits"]["CPU"].clone()),
+        ("main_container_memory_mb", main["Limits"]["Memory"].clone()),
+        (
+            "containers",
+            Value::Array(containers.iter().map(container_json).collect()),
+        ),
+    ]);
+    if !launch_type.is_null() {
+        capability.insert("launch_type".into(), launch_type.clone());
+        capability.insert("supported_launch_types".into(), json!([launch_type]));
+    }
+    let mut details = obj([("task_arn", json!(task_arn))]);
+    details.extend(capability.clone());
+    let main_net = &main["Networks"][0];
+    let network = |execution: bool| {
+        let mut n = obj([
+            ("network_mode", main_net["NetworkMode"].clone()),
+            (
+                "ip_v4_subnet_cidr_block",
+                main_net["IPv4SubnetCIDRBlock"].clone(),
+            ),
+            ("dns_servers", main_net["DomainNameServers"].clone()),
+            ("dns_search_list", main_net["DomainNameSearchList"].clone()),
+            ("private_dns_name", main_net["PrivateDNSName"].clone()),
+            (
+                "subnet_gateway_ip_v4_address",
+                main_net["SubnetGatewayIpv4Address"].clone(),
+            ),
+        ]);
+        if execution {
+            n.extend(obj([
+                ("ip_v4_addresses", main_net["IPv4Addresses"].clone()),
+                ("mac_address", main_net["MACAddress"].clone()),
+            ]));
+        }
+        Value::Object(n)
+    };
+    let logging = main["LogDriver"].as_str().map(|driver| {
+        let prefix = format!("{driver}-");
+        let options: Map<String, Value> = main["LogOptions"]
+            .as_object()
+            .map(|o| {
+                o.iter()
+                    .map(|(k, v)| {
+                        (
+                            k.strip_prefix(&prefix).unwrap_or(k).replace('-', "_"),
+                            v.clone(),
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        json!({"driver": driver, "options": options})
+    });
+    let infra = |execution: bool| {
+        let mut net = obj([("region", json!(region))]);
+        if execution && let Some(az) = az {
+            net.insert("availability_zone".into(), json!(az));
+        }
+        net.insert("networks".into(), json!([network(execution)]));
+        let mut i = obj([("network", Value::Object(net))]);
+        if let Some(l) = &logging {
+            i.insert("logging".into(), l.clone());
+        }
+        Value::Object(i)
+    };
+    let mut execution = obj([
+        ("execution_method_details", Value::Object(details)),
+        ("infrastructure_settings", infra(true)),
+        ("allocated_cpu_units", json!(cpu_units)),
+        ("allocated_memory_mb", json!(memory)),
+    ]);
+    let ips = main_net["IPv4Addresses"].clone();
+    if !ips.is_null() {
+        execution.insert("ip_v4_addresses".into(), ips);
+    }
+    let task_fields = obj([
+        (
+            "execution_method_capability_details",
+            Value::Object(capability),
+        ),
+        ("infrastructure_settings", infra(false)),
+        ("allocated_cpu_units", json!(cpu_units)),
+        ("allocated_memory_mb", json!(memory)),
+    ]);
+    Ok(RuntimeMetadata {
+        execution_method_type: "AWS ECS".into(),
+        infrastructure_type: "AWS".into(),
+        execution,
+        task: task_fields,
+        host_addresses: strings(&main_net["IPv4Addresses"]),
+        host_names: main_net["PrivateDNSName"]
+            .as_str()
+            .map(|s| vec![s.to_owned()])
+            .unwrap_or_default(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Args;
+
+    fn fixture(name: &str) -> Value {
+        let path = format!(
+            "{}/../tests/fixtures/ecs/{name}",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+    }
+
+    fn config(vars: &[(&str, &str)]) -> Config {
+        Config::from_sources(&Args::default(), &|k| {
+            vars.iter()
+                .find(|(n, _)| *n == k)
+                .map(|(_, v)| (*v).to_owned())
+        })
+        .unwrap()
+    }
+
+    #[test]
+    fn ecs_metadata_from_the_fixtures() {
+        let m = ecs_from_documents(
+            &fixture("task.json"),
+            &fixture("container.json"),
+            &config(&[]),
+        )
+        .unwrap();
+        assert_eq!(m.execution_method_type, "AWS ECS");
+        let d = &m.execution["execution_method_details"];
+        assert_eq!(
+            d["task_definition_arn"],
+            "arn:aws:ecs:us-east-2:012345678910:task-definition/nginx:5"
+        );
+        assert_eq!(d["cluster_arn"], "default");
+        assert_eq!(d["allocated_cpu_units"], 256);
+        assert_eq!(d["allocated_memory_mb"], 512);
+        assert_eq!(d["main_container_name"], "nginx-curl");
+        assert_eq!(d["main_container_cpu_units"], 256);
+        assert_eq!(d["containers"][1]["name"], "nginx-curl");
+        assert_eq!(d["launch_type"], "FARGATE");
+        let net = &m.execution["infrastructure_settings"]["network"];
+        assert_eq!(net["region"], "us-east-2");
+        assert_eq!(net["availability_zone"], "us-east-2b");
+        assert_eq!(net["networks"][0]["network_mode"], "awsvpc");
+        assert_eq!(
+            net["networks"][0]["ip_v4_subnet_cidr_block"],
+            "192.0.2.0/24"
+        );
+        assert_eq!(net["networks"][0]["mac_address"], "0a:de:f6:10:51:e5");
+        let log = &m.execution["infrastructure_settings"]["logging"];
+        assert_eq!(log["options"]["create_group"], "true");
+        assert_eq!(log["options"]["group"], "/ecs/containerlogs");
+        assert_eq!(
+            log["options"]["stream"],
+            "ecs/curl/cd189a933e5849daa93386466019ab50"
+        );
+        let task_net = &m.task["infrastructure_settings"]["network"];
+        assert!(task_net.get("availability_zone").is_none());
+        assert!(task_net["networks"][0].get("mac_address").is_none());
+        assert_eq!(m.host_addresses, ["192.0.2.3"]);
+        assert_eq!(m.host_names, ["ip-10-0-0-222.us-west-2.compute.internal"]);
+        assert!(
+            m.task["execution_method_capability_details"]
+                .get("task_arn")
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn sidecar_mode_watches_the_other_container() {
+        let c = config(&[
+            ("PROC_WRAPPER_MAIN_CONTAINER_NAME", "nginx-curl"),
+            ("PROC_WRAPPER_MONITOR_CONTAINER_NAME", "~internal~ecs~pause"),
+        ]);
+        let m = ecs_from_documents(&fixture("task.json"), &fixture("pause_container.json"), &c)
+            .unwrap();
+        let d = &m.execution["execution_method_details"];
+        assert_eq!(d["main_container_name"], "nginx-curl");
+        assert_eq!(d["monitor_container_name"], "~internal~ecs~pause");
+    }
+
+    #[test]
+    fn codebuild_from_the_environment() {
+        let env = |k: &str| {
+            match k {
+                "CODEBUILD_BUILD_ARN" => {
+                    Some("arn:aws:codebuild:us-west-2:123456789012:build/proj:b1")
+                }
+                "CODEBUILD_BUILD_NUMBER" => Some("7"),
+                "CODEBUILD_BUILD_SUCCEEDING" => Some("1"),
+                "AWS_REGION" => Some("us-west-2"),
+                _ => None,
+            }
+            .map(str::to_owned)
+        };
+        let m = codebuild(&env).unwrap();
+        assert_eq!(m.execution_method_type, "AWS CodeBuild");
+        assert_eq!(
+            m.task["execution_method_capability_details"]["build_arn"],
+            "arn:aws:codebuild:us-west-2:123456789012:build/proj"
+        );
+        let d = &m.execution["execution_method_details"];
+        assert_eq!(d["build_number"], 7);
+        assert_eq!(d["build_succeeding"], true);
+        assert_eq!(
+            m.execution["infrastructure_settings"]["network"]["region"],
+            "us-west-2"
+        );
     }
 }

@@ -3,6 +3,7 @@
 
 pub mod bench;
 pub mod fake_api;
+pub mod fake_ecs;
 pub mod moto;
 
 use std::path::Path;
