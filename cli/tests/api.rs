@@ -879,3 +879,35 @@ fn an_unreachable_ecs_endpoint_is_reported_as_unknown() {
         "Unknown"
     );
 }
+
+#[test]
+fn api_trouble_is_reported_to_rollbar() {
+    let api = FakeApi::start();
+    api.push_faults([Fault::Status(500)]);
+    let out = run(wrapper(&api)
+        .env("PROC_WRAPPER_ROLLBAR_ACCESS_TOKEN", "rbtoken")
+        .env("PROC_WRAPPER_ROLLBAR_BASE_URL", &api.url)
+        .env("PROC_WRAPPER_DEPLOYMENT", "staging")
+        .args(["--", "true"]));
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let items = api.rollbar_items();
+    assert_eq!(items.len(), 1, "{items:#?}");
+    let (token, body) = &items[0];
+    assert_eq!(token.as_deref(), Some("rbtoken"));
+    let data = &body["data"];
+    assert_eq!(data["environment"], "staging");
+    assert_eq!(data["level"], "error");
+    assert_eq!(data["context"], "proc_wrapper");
+    assert_eq!(
+        data["body"]["message"]["body"],
+        "API Server not responding properly"
+    );
+    assert_eq!(data["body"]["message"]["task"]["uuid"], TASK_UUID);
+    assert!(
+        data["body"]["message"]["data"]["error"]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("500")
+    );
+    assert!(!body.to_string().contains(API_KEY));
+}

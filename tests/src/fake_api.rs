@@ -74,6 +74,7 @@ struct Inner {
     stop_requested: Vec<String>,
     next: u32,
     api_key: String,
+    rollbar: Vec<(Option<String>, Value)>,
 }
 
 type Shared = Arc<Mutex<Inner>>;
@@ -241,7 +242,21 @@ impl FakeApi {
                         handle(st.clone(), Method::PATCH, Some(uuid), q.0, h, b)
                     }
                 };
+                let rollbar = {
+                    let st = app_state.clone();
+                    move |h: HeaderMap, b: Bytes| {
+                        let st = st.clone();
+                        async move {
+                            let body = serde_json::from_slice(&b).unwrap_or(Value::Null);
+                            lock(&st)
+                                .rollbar
+                                .push((header(&h, "x-rollbar-access-token"), body));
+                            axum::Json(json!({"err": 0, "result": {"uuid": "rollbar-item"}}))
+                        }
+                    }
+                };
                 let app = Router::new()
+                    .route("/api/1/item/", post(rollbar))
                     .route("/api/v1/task_executions/", post(create))
                     .route("/api/v1/task_executions/{uuid}/", patch(update));
                 let listener = tokio::net::TcpListener::from_std(listener)
@@ -274,6 +289,11 @@ impl FakeApi {
     /// Every request so far.
     pub fn requests(&self) -> Vec<Recorded> {
         lock(&self.state).requests.clone()
+    }
+
+    /// Items posted to the fake Rollbar endpoint (`/api/1/item/`), with their token.
+    pub fn rollbar_items(&self) -> Vec<(Option<String>, Value)> {
+        lock(&self.state).rollbar.clone()
     }
 
     /// Asks for execution `uuid` to stop: its next `RUNNING` update gets 409.

@@ -15,6 +15,7 @@
 //! delays noticing the exit; state only changes after a request succeeded.
 
 pub mod client;
+pub mod rollbar;
 
 use std::time::{Duration, Instant};
 
@@ -112,6 +113,7 @@ pub struct Reporter {
     socket: Option<tokio::net::UdpSocket>,
     messages: MessageBuffer,
     recv_buf: Vec<u8>,
+    rollbar: Option<rollbar::Rollbar>,
 }
 
 enum Event {
@@ -140,6 +142,7 @@ impl Reporter {
             socket: None,
             messages: MessageBuffer::new(config.status.message_max_bytes),
             recv_buf: vec![0; 65536],
+            rollbar: rollbar::Rollbar::new(config),
         })
     }
 
@@ -443,8 +446,19 @@ impl Reporter {
                 );
                 Ok(())
             }
-            Err(ApiError::Conflict) => Err(CreationFailure::Conflict),
-            Err(e) => Err(CreationFailure::Failed(e)),
+            Err(ApiError::Conflict) => {
+                self.report_failure(
+                    "Failed to get permission to start Task due to conflict",
+                    &ApiError::Conflict,
+                )
+                .await;
+                Err(CreationFailure::Conflict)
+            }
+            Err(e) => {
+                self.report_failure("API Server not responding properly", &e)
+                    .await;
+                Err(CreationFailure::Failed(e))
+            }
         }
     }
 
@@ -561,8 +575,11 @@ impl Reporter {
                 self.stop = true;
                 false
             }
+            Err(ApiError::Suspended) => false,
             Err(e) => {
                 warn!("could not update the Task Execution: {e}");
+                self.report_failure("API Server not responding properly", &e)
+                    .await;
                 false
             }
         }
@@ -625,6 +642,30 @@ impl Reporter {
 }
 
 impl Reporter {
+    /// Reports an API failure to Rollbar, when configured.
+    async fn report_failure(&mut self, what: &str, error: &ApiError) {
+        let Some(rollbar) = &mut self.rollbar else {
+            return;
+        };
+        let level = match error {
+            ApiError::Exhausted(Some(429 | 502 | 503 | 504)) => rollbar::Level::Warning,
+            _ => rollbar::Level::Error,
+        };
+        let data = json!({
+            "error": {"reason": error.to_string()},
+            "was_conflict": matches!(error, ApiError::Conflict),
+            "api_server_retries_exhausted": matches!(error, ApiError::Exhausted(_)),
+        });
+        let payload = rollbar::Rollbar::payload(
+            &self.config,
+            self.execution_uuid.as_deref(),
+            what,
+            level,
+            data,
+        );
+        rollbar.send(&payload).await;
+    }
+
     fn final_fields(&self, outcome: &Outcome) -> Map<String, Value> {
         let mut fields = Map::new();
         fields.insert("status".into(), json!(outcome.status.as_str()));

@@ -358,6 +358,8 @@ pub struct RollbarConfig {
     pub retry_delay: Duration,
     /// Timeout of one request.
     pub timeout: Duration,
+    /// Rollbar's base URL (`PROC_WRAPPER_ROLLBAR_BASE_URL`, for proxies and tests).
+    pub base_url: Option<String>,
 }
 
 /// The whole validated configuration.
@@ -1219,6 +1221,7 @@ impl Config {
                 ),
                 secs(30),
             )?,
+            base_url: env(&["PROC_WRAPPER_ROLLBAR_BASE_URL"]).map(|r| r.text),
             access_token,
         })
     }
