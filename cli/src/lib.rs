@@ -419,7 +419,84 @@ fn read_result(config: &Config, outcome: &mut Outcome, extra: &mut Map<String, V
     }
 }
 
+/// ECS sidecar mode without a command: the wrapper watches the main container through the
+/// task metadata endpoint and reports its end (§5.7).
+async fn run_sidecar(config: &Config, mut hooks: CliHooks<'_>) -> i32 {
+    hooks.reporter = match start_reporting(config, None).await {
+        Ok(r) => r,
+        Err(code) => return code,
+    };
+    if config.process.max_retries != Some(0) {
+        warn!("retries are not possible in sidecar mode; ignoring --process-max-retries");
+    }
+    // 6.0.2 needed an explicit refresh interval to ever see the exit; 10 s is the default here.
+    let interval = config
+        .api
+        .runtime_metadata_refresh_interval
+        .unwrap_or(Duration::from_secs(10));
+    let Ok(mut sigterm) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+    else {
+        error!("could not set up signal handling");
+        return exit_codes::GENERAL_ERROR;
+    };
+    let mut outcome = Outcome {
+        status: FinalStatus::Failed,
+        exit_code: None,
+        wrapper_exit_code: exit_codes::GENERAL_ERROR,
+        attempts: 1,
+        failed_attempts: 0,
+        timed_out_attempts: 0,
+        signal: None,
+    };
+    loop {
+        let metadata = RuntimeMetadata::detect(config).await;
+        if !metadata.is_execution_status_source {
+            error!(
+                "sidecar mode needs the ECS task metadata endpoint and the main container; \
+                 not found"
+            );
+            return exit_codes::CONFIGURATION_ERROR;
+        }
+        if let Some(code) = metadata.exit_code {
+            info!("the main container exited with code {code}");
+            outcome.exit_code = Some(code);
+            outcome.wrapper_exit_code = code;
+            if code == 0 {
+                outcome.status = FinalStatus::Succeeded;
+            } else {
+                outcome.status = FinalStatus::Failed;
+                outcome.failed_attempts = 1;
+            }
+            break;
+        }
+        tokio::select! {
+            () = tokio::time::sleep(interval) => {}
+            _ = sigterm.recv() => {
+                outcome.status = FinalStatus::Aborted;
+                outcome.wrapper_exit_code = exit_codes::SUCCESS;
+                break;
+            }
+            _ = hooks.stop_requested() => {
+                return exit_codes::CONFLICT;
+            }
+        }
+    }
+    if let Some(r) = &mut hooks.reporter {
+        r.final_update(&outcome, Map::new()).await;
+    }
+    outcome.wrapper_exit_code
+}
+
 async fn run_command(config: &Config, resolved: &Resolved, mut hooks: CliHooks<'_>) -> i32 {
+    let sidecar = config.container.sidecar_container_mode.unwrap_or_else(|| {
+        matches!(
+            (&config.container.main_container_name, &config.container.monitor_container_name),
+            (Some(a), Some(b)) if a != b
+        )
+    });
+    if sidecar && command::resolve(&config.process).is_none() {
+        return run_sidecar(config, hooks).await;
+    }
     let Some(command) = command::resolve(&config.process) else {
         error!(
             "no command to run: give it as arguments, with -c/--command-line, or in \

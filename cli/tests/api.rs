@@ -911,3 +911,28 @@ fn api_trouble_is_reported_to_rollbar() {
     );
     assert!(!body.to_string().contains(API_KEY));
 }
+
+/// ECS sidecar mode: no command; the wrapper reports the main container's exit.
+#[test]
+fn sidecar_mode_reports_the_main_containers_exit() {
+    for code in [0, 3] {
+        let mut task: Value =
+            serde_json::from_str(&procwrapper_tests::fake_ecs::fixture("task.json")).unwrap();
+        task["Containers"][1]["ExitCode"] = code.into();
+        let ecs = procwrapper_tests::fake_ecs::FakeEcs::start_with_task(
+            task.to_string(),
+            "pause_container.json",
+        );
+        let api = FakeApi::start();
+        let out = run(wrapper(&api)
+            .env("ECS_CONTAINER_METADATA_URI_V4", &ecs.uri)
+            .env("PROC_WRAPPER_MAIN_CONTAINER_NAME", "nginx-curl")
+            .env("PROC_WRAPPER_MONITOR_CONTAINER_NAME", "~internal~ecs~pause"));
+        assert_eq!(out.status.code(), Some(code), "{}", stderr(&out));
+        let reqs = api.requests();
+        assert_eq!(creation(&reqs).body["execution_method_type"], "AWS ECS");
+        let f = &last(&reqs).body;
+        assert_eq!(f["status"], if code == 0 { "SUCCEEDED" } else { "FAILED" });
+        assert_eq!(f["exit_code"], code);
+    }
+}

@@ -28,6 +28,11 @@ pub struct RuntimeMetadata {
     pub host_addresses: Vec<String>,
     /// Names of the host running the Task.
     pub host_names: Vec<String>,
+    /// ECS sidecar mode: the wrapper watches another container, whose status this metadata
+    /// reports.
+    pub is_execution_status_source: bool,
+    /// The exit code of the watched container, once it exited (sidecar mode).
+    pub exit_code: Option<i32>,
 }
 
 /// The host name of this machine (`uname -n`).
@@ -226,6 +231,8 @@ fn codebuild(env: &dyn Fn(&str) -> Option<String>) -> Option<RuntimeMetadata> {
         ]),
         host_addresses: Vec::new(),
         host_names: node_name().into_iter().collect(),
+        is_execution_status_source: false,
+        exit_code: None,
     })
 }
 
@@ -444,6 +451,10 @@ pub fn ecs_from_documents(
             .as_str()
             .map(|s| vec![s.to_owned()])
             .unwrap_or_default(),
+        is_execution_status_source: sidecar,
+        exit_code: main["ExitCode"]
+            .as_i64()
+            .and_then(|c| i32::try_from(c).ok()),
     })
 }
 
@@ -529,6 +540,11 @@ mod tests {
         let d = &m.execution["execution_method_details"];
         assert_eq!(d["main_container_name"], "nginx-curl");
         assert_eq!(d["monitor_container_name"], "~internal~ecs~pause");
+        assert!(m.is_execution_status_source);
+        let mut task = fixture("task.json");
+        task["Containers"][1]["ExitCode"] = 255.into();
+        let m = ecs_from_documents(&task, &fixture("pause_container.json"), &c).unwrap();
+        assert_eq!(m.exit_code, Some(255));
     }
 
     #[test]

@@ -12,7 +12,8 @@ pub struct FakeEcs {
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
-fn fixture(name: &str) -> String {
+/// The text of a fixture of `tests/fixtures/ecs`.
+pub fn fixture(name: &str) -> String {
     let path = format!("{}/fixtures/ecs/{name}", env!("CARGO_MANIFEST_DIR"));
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("fixture {path}: {e}"))
 }
@@ -21,7 +22,11 @@ impl FakeEcs {
     /// Serves the task fixture and `container` (a file name in the fixture folder) as the
     /// current container.
     pub fn start(container: &str) -> Self {
-        let task = fixture("task.json");
+        Self::start_with_task(fixture("task.json"), container)
+    }
+
+    /// Like [`FakeEcs::start`], with the given task document.
+    pub fn start_with_task(task: String, container: &str) -> Self {
         let current = fixture(container);
         let listener =
             std::net::TcpListener::bind("127.0.0.1:0").expect("UNWRAP: loopback can be bound");

@@ -114,11 +114,14 @@ pub struct Reporter {
     messages: MessageBuffer,
     recv_buf: Vec<u8>,
     rollbar: Option<rollbar::Rollbar>,
+    /// When the runtime metadata is next fetched again (`--runtime-metadata-refresh-interval`).
+    next_refresh: Option<Instant>,
 }
 
 enum Event {
     Heartbeat,
     Datagram(usize),
+    Refresh,
 }
 
 impl Reporter {
@@ -143,6 +146,10 @@ impl Reporter {
             messages: MessageBuffer::new(config.status.message_max_bytes),
             recv_buf: vec![0; 65536],
             rollbar: rollbar::Rollbar::new(config),
+            next_refresh: config
+                .api
+                .runtime_metadata_refresh_interval
+                .map(|i| Instant::now() + i),
         })
     }
 
@@ -642,6 +649,26 @@ impl Reporter {
 }
 
 impl Reporter {
+    /// Fetches the runtime metadata again; changed execution fields ride on the next update.
+    pub async fn refresh_metadata(&mut self) {
+        if let Some(interval) = self.config.api.runtime_metadata_refresh_interval {
+            self.next_refresh = Some(Instant::now() + interval);
+        }
+        let fresh = RuntimeMetadata::detect(&self.config).await;
+        if fresh != self.metadata {
+            if self.config.api.send_runtime_metadata {
+                let fields = fresh.execution_fields(&self.config);
+                self.pending.extend(fields);
+            }
+            self.metadata = fresh;
+        }
+    }
+
+    /// The runtime metadata in use.
+    pub fn metadata(&self) -> &RuntimeMetadata {
+        &self.metadata
+    }
+
     /// Reports an API failure to Rollbar, when configured.
     async fn report_failure(&mut self, what: &str, error: &ApiError) {
         let Some(rollbar) = &mut self.rollbar else {
@@ -766,12 +793,14 @@ impl Hooks for Reporter {
                 continue;
             }
             let heartbeat = self.next_heartbeat();
+            let refresh = self.next_refresh;
             let event = {
                 let socket = self.socket.as_ref();
                 let buf = &mut self.recv_buf;
                 tokio::select! {
                     () = sleep_until_opt(heartbeat) => Event::Heartbeat,
                     n = recv_opt(socket, buf) => Event::Datagram(n),
+                    () = sleep_until_opt(refresh) => Event::Refresh,
                 }
             };
             match event {
@@ -780,6 +809,7 @@ impl Hooks for Reporter {
                     self.update(Map::new(), RequestKind::Update).await;
                 }
                 Event::Datagram(n) => self.ingest(n),
+                Event::Refresh => self.refresh_metadata().await,
             }
         }
     }
