@@ -936,3 +936,32 @@ fn sidecar_mode_reports_the_main_containers_exit() {
         assert_eq!(f["exit_code"], code);
     }
 }
+
+#[test]
+fn forced_ec2_metadata_comes_from_the_instance_metadata_service() {
+    let imds = procwrapper_tests::fake_ecs::FakeEcs::start("container.json");
+    let api = FakeApi::start();
+    let out = run(wrapper(&api)
+        .env("PROC_WRAPPER_EXECUTION_METHOD_TYPE", "AWS EC2")
+        .env("AWS_EC2_METADATA_SERVICE_ENDPOINT", &imds.base)
+        .args(["--", "true"]));
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let reqs = api.requests();
+    let b = &creation(&reqs).body;
+    assert_eq!(b["execution_method_type"], "AWS EC2");
+    assert_eq!(b["infrastructure_type"], "AWS");
+    assert_eq!(
+        b["execution_method_details"]["instance_id"],
+        "i-0123456789abcdef0"
+    );
+    assert_eq!(b["execution_method_details"]["instance_type"], "t3.micro");
+    assert_eq!(
+        b["infrastructure_settings"]["network"]["region"],
+        "us-east-2"
+    );
+    assert_eq!(b["ip_v4_addresses"], serde_json::json!(["10.1.2.3"]));
+    assert_eq!(
+        b["task"]["execution_method_capability_details"]["ami_id"],
+        "ami-0abcdef1234567890"
+    );
+}

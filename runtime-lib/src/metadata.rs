@@ -77,6 +77,18 @@ impl RuntimeMetadata {
                 Err(e) => warn!("cannot read the ECS task metadata from {uri}: {e}"),
             }
         }
+        if forced == Some("AWS EC2") {
+            if env("AWS_EC2_METADATA_DISABLED").is_some_and(|v| v.eq_ignore_ascii_case("true")) {
+                warn!("AWS EC2 metadata is disabled (AWS_EC2_METADATA_DISABLED)");
+            } else {
+                let endpoint = env("AWS_EC2_METADATA_SERVICE_ENDPOINT")
+                    .unwrap_or_else(|| "http://169.254.169.254".to_owned());
+                match ec2(&endpoint).await {
+                    Ok(m) => return m,
+                    Err(e) => warn!("cannot read the EC2 instance metadata from {endpoint}: {e}"),
+                }
+            }
+        }
         let mut m = Self::unknown();
         if let Some(t) = forced {
             m.execution_method_type = t.to_owned();
@@ -231,6 +243,97 @@ fn codebuild(env: &dyn Fn(&str) -> Option<String>) -> Option<RuntimeMetadata> {
         ]),
         host_addresses: Vec::new(),
         host_names: node_name().into_iter().collect(),
+        is_execution_status_source: false,
+        exit_code: None,
+    })
+}
+
+/// AWS EC2, from the instance metadata service (IMDSv2), only when forced (§5.6).
+async fn ec2(endpoint: &str) -> Result<RuntimeMetadata, String> {
+    let client = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(5))
+        .build()
+        .map_err(|e| e.to_string())?;
+    let base = endpoint.trim_end_matches('/');
+    let token = client
+        .put(format!("{base}/latest/api/token"))
+        .header("X-aws-ec2-metadata-token-ttl-seconds", "21600")
+        .send()
+        .await
+        .map_err(|e| e.to_string())?
+        .error_for_status()
+        .map_err(|e| e.to_string())?
+        .text()
+        .await
+        .map_err(|e| e.to_string())?;
+    let get = |path: &'static str| {
+        let client = &client;
+        let token = &token;
+        async move {
+            let r = client
+                .get(format!("{base}/latest/meta-data/{path}"))
+                .header("X-aws-ec2-metadata-token", token)
+                .send()
+                .await
+                .ok()?;
+            if !r.status().is_success() {
+                return None;
+            }
+            r.text().await.ok()
+        }
+    };
+    let instance_id = get("instance-id")
+        .await
+        .ok_or("the instance metadata has no instance-id")?;
+    let text = |v: Option<String>| v.map_or(Value::Null, Value::String);
+    let az = get("placement/availability-zone").await;
+    let region = get("placement/region").await.or_else(|| {
+        az.as_ref()
+            .filter(|a| a.len() > 1)
+            .map(|a| a[..a.len() - 1].to_owned())
+    });
+    let mac = get("mac").await;
+    let local_ip = get("local-ipv4").await;
+    let hostname = get("local-hostname").await;
+    let common = obj([
+        ("ami_id", text(get("ami-id").await)),
+        ("ami_manifest_path", text(get("ami-manifest-path").await)),
+        ("instance_type", text(get("instance-type").await)),
+        ("reservation_id", text(get("reservation-id").await)),
+    ]);
+    let mut details = common.clone();
+    details.extend(obj([
+        ("ami_launch_index", text(get("ami-launch-index").await)),
+        ("instance_id", json!(instance_id)),
+        (
+            "instance_life_cycle",
+            text(get("instance-life-cycle").await),
+        ),
+        ("kernel_id", text(get("kernel-id").await)),
+    ]));
+    let network_task = obj([("region", json!(region))]);
+    let mut network_exec = network_task.clone();
+    network_exec.extend(obj([
+        ("availability_zone", json!(az)),
+        ("mac_address", json!(mac)),
+    ]));
+    let mut execution = obj([
+        ("execution_method_details", Value::Object(details)),
+        ("infrastructure_settings", json!({"network": network_exec})),
+    ]);
+    if let Some(ip) = &local_ip {
+        execution.insert("ip_v4_addresses".into(), json!([ip]));
+    }
+    Ok(RuntimeMetadata {
+        execution_method_type: "AWS EC2".into(),
+        infrastructure_type: "AWS".into(),
+        execution,
+        task: obj([
+            ("execution_method_capability_details", Value::Object(common)),
+            ("infrastructure_settings", json!({"network": network_task})),
+        ]),
+        host_addresses: local_ip.into_iter().collect(),
+        host_names: hostname.into_iter().collect(),
         is_execution_status_source: false,
         exit_code: None,
     })
