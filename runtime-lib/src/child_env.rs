@@ -151,7 +151,6 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Args;
 
     fn get<'a>(env: &'a ChildEnv, k: &str) -> Option<&'a str> {
         env.get(&OsString::from(k)).and_then(|v| v.to_str())
@@ -165,12 +164,7 @@ mod tests {
             ("PROC_WRAPPER_TASK_VERSION_SIGNATURE", "abc"),
             ("OTHER", "kept"),
         ];
-        let config = Config::from_sources(&Args::default(), &|k| {
-            vars.iter()
-                .find(|(n, _)| *n == k)
-                .map(|(_, v)| (*v).to_owned())
-        })
-        .unwrap();
+        let config = crate::config::from_pairs(&vars);
         let env = build(&config, vars, None);
         assert_eq!(get(&env, "OTHER"), Some("kept"));
         assert_eq!(get(&env, "TASK_CONFIG"), Some("{}"));

@@ -564,7 +564,6 @@ pub fn ecs_from_documents(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Args;
 
     fn fixture(name: &str) -> Value {
         let path = format!(
@@ -575,12 +574,7 @@ mod tests {
     }
 
     fn config(vars: &[(&str, &str)]) -> Config {
-        Config::from_sources(&Args::default(), &|k| {
-            vars.iter()
-                .find(|(n, _)| *n == k)
-                .map(|(_, v)| (*v).to_owned())
-        })
-        .unwrap()
+        crate::config::from_pairs(vars)
     }
 
     #[test]

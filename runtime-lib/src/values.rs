@@ -94,16 +94,10 @@ pub fn result_value(config: &Config) -> Result<Option<Value>, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Args;
     use serde_json::json;
 
     fn config(vars: &[(&str, &str)]) -> Config {
-        Config::from_sources(&Args::default(), &|k| {
-            vars.iter()
-                .find(|(n, _)| *n == k)
-                .map(|(_, v)| (*v).to_owned())
-        })
-        .unwrap()
+        crate::config::from_pairs(vars)
     }
 
     #[test]

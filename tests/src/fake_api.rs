@@ -10,7 +10,6 @@
 //! * Scripted faults ([`Fault`]) answer the next requests, in order.
 
 use std::collections::{HashMap, VecDeque};
-use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -88,8 +87,7 @@ pub struct FakeApi {
     /// Base URL, `http://127.0.0.1:PORT`.
     pub url: String,
     state: Shared,
-    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
+    _server: crate::server::Server,
 }
 
 const FINAL: [&str; 5] = [
@@ -216,63 +214,42 @@ impl FakeApi {
             api_key: API_KEY.to_owned(),
             ..Inner::default()
         }));
-        let listener =
-            std::net::TcpListener::bind("127.0.0.1:0").expect("UNWRAP: loopback can be bound");
-        listener
-            .set_nonblocking(true)
-            .expect("UNWRAP: a socket can be non-blocking");
-        let addr: SocketAddr = listener.local_addr().expect("UNWRAP: bound");
-        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let app_state = state.clone();
-        let thread = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("UNWRAP: a runtime can be built");
-            rt.block_on(async move {
-                let create = {
-                    let st = app_state.clone();
-                    move |q: RawQuery, h: HeaderMap, b: Bytes| {
-                        handle(st.clone(), Method::POST, None, q.0, h, b)
+        let server = crate::server::Server::start(move || {
+            let create = {
+                let st = app_state.clone();
+                move |q: RawQuery, h: HeaderMap, b: Bytes| {
+                    handle(st.clone(), Method::POST, None, q.0, h, b)
+                }
+            };
+            let update = {
+                let st = app_state.clone();
+                move |Path(uuid): Path<String>, q: RawQuery, h: HeaderMap, b: Bytes| {
+                    handle(st.clone(), Method::PATCH, Some(uuid), q.0, h, b)
+                }
+            };
+            let rollbar = {
+                let st = app_state.clone();
+                move |h: HeaderMap, b: Bytes| {
+                    let st = st.clone();
+                    async move {
+                        let body = serde_json::from_slice(&b).unwrap_or(Value::Null);
+                        lock(&st)
+                            .rollbar
+                            .push((header(&h, "x-rollbar-access-token"), body));
+                        axum::Json(json!({"err": 0, "result": {"uuid": "rollbar-item"}}))
                     }
-                };
-                let update = {
-                    let st = app_state.clone();
-                    move |Path(uuid): Path<String>, q: RawQuery, h: HeaderMap, b: Bytes| {
-                        handle(st.clone(), Method::PATCH, Some(uuid), q.0, h, b)
-                    }
-                };
-                let rollbar = {
-                    let st = app_state.clone();
-                    move |h: HeaderMap, b: Bytes| {
-                        let st = st.clone();
-                        async move {
-                            let body = serde_json::from_slice(&b).unwrap_or(Value::Null);
-                            lock(&st)
-                                .rollbar
-                                .push((header(&h, "x-rollbar-access-token"), body));
-                            axum::Json(json!({"err": 0, "result": {"uuid": "rollbar-item"}}))
-                        }
-                    }
-                };
-                let app = Router::new()
-                    .route("/api/1/item/", post(rollbar))
-                    .route("/api/v1/task_executions/", post(create))
-                    .route("/api/v1/task_executions/{uuid}/", patch(update));
-                let listener = tokio::net::TcpListener::from_std(listener)
-                    .expect("UNWRAP: the listener is usable");
-                let _ = axum::serve(listener, app)
-                    .with_graceful_shutdown(async {
-                        let _ = rx.await;
-                    })
-                    .await;
-            });
+                }
+            };
+            Router::new()
+                .route("/api/1/item/", post(rollbar))
+                .route("/api/v1/task_executions/", post(create))
+                .route("/api/v1/task_executions/{uuid}/", patch(update))
         });
         Self {
-            url: format!("http://{addr}"),
+            url: format!("http://{}", server.addr),
             state,
-            shutdown: Some(tx),
-            thread: Some(thread),
+            _server: server,
         }
     }
 
@@ -309,16 +286,5 @@ impl FakeApi {
     /// Polls until `pred` holds for the recorded requests, or `limit` passes.
     pub fn wait_for(&self, limit: Duration, pred: impl Fn(&[Recorded]) -> bool) -> bool {
         crate::wait_until(limit, || pred(&lock(&self.state).requests))
-    }
-}
-
-impl Drop for FakeApi {
-    fn drop(&mut self) {
-        if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
-        }
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
     }
 }

@@ -5,6 +5,7 @@ pub mod bench;
 pub mod fake_api;
 pub mod fake_ecs;
 pub mod moto;
+pub mod server;
 
 use std::path::Path;
 use std::time::{Duration, Instant};

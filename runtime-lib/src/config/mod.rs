@@ -1236,6 +1236,17 @@ impl Config {
     }
 }
 
+/// A configuration from an environment given as pairs, for tests.
+#[cfg(test)]
+pub(crate) fn from_pairs(vars: &[(&str, &str)]) -> Config {
+    Config::from_sources(&Args::default(), &|k| {
+        vars.iter()
+            .find(|(n, _)| *n == k)
+            .map(|(_, v)| (*v).to_owned())
+    })
+    .expect("UNWRAP: test configurations are valid")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -552,17 +552,10 @@ fn apply_transform(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{Args, Config};
     use serde_json::json;
 
     fn params(vars: &[(&str, &str)]) -> ResolverConfig {
-        let vars: HashMap<String, String> = vars
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect();
-        Config::from_sources(&Args::default(), &|k| vars.get(k).cloned())
-            .unwrap()
-            .resolver
+        crate::config::from_pairs(vars).resolver
     }
 
     fn obj(v: Value) -> Map<String, Value> {
