@@ -17,6 +17,43 @@ setup_venv() {
   fi
 }
 
+# Cross-compilation to static musl binaries: zig (PyPI `ziglang`, in the venv), cargo-zigbuild
+# (crates.io, under tests/.tools) and the Rust standard libraries of the two targets.
+STATIC_TARGETS=(x86_64-unknown-linux-musl aarch64-unknown-linux-musl)
+setup_cross() {
+  setup_venv
+  "$VENV/bin/python" -c 'import ziglang' 2>/dev/null || "$VENV/bin/pip" install --quiet 'ziglang>=0.13'
+  if [ ! -x "$SERVICES_ROOT/tests/.tools/bin/cargo-zigbuild" ]; then
+    echo "tests: installing cargo-zigbuild into tests/.tools" >&2
+    cargo install --quiet --locked --root "$SERVICES_ROOT/tests/.tools" cargo-zigbuild
+  fi
+  local installed
+  installed=$(rustup target list --installed)
+  for t in "${STATIC_TARGETS[@]}"; do
+    grep -qx "$t" <<<"$installed" || rustup target add "$t"
+  done
+  # cargo-zigbuild runs `python3 -m ziglang`, so the venv's python must come first.
+  export PATH="$SERVICES_ROOT/tests/.tools/bin:$VENV/bin:$PATH"
+}
+
+# Builds the static release binaries (profile `dist`) of proc_wrapper for both targets.
+build_static() {
+  setup_cross
+  for t in "${STATIC_TARGETS[@]}"; do
+    cargo zigbuild --quiet --locked --profile dist -p proc_wrapper_cli --target "$t"
+  done
+  export PROC_WRAPPER_TEST_STATIC_X86_64="$SERVICES_ROOT/target/x86_64-unknown-linux-musl/dist/proc_wrapper"
+  export PROC_WRAPPER_TEST_STATIC_AARCH64="$SERVICES_ROOT/target/aarch64-unknown-linux-musl/dist/proc_wrapper"
+}
+
+# qemu-aarch64 runs the arm64 binary in the tests (Debian's qemu-user).
+setup_qemu() {
+  if ! command -v qemu-aarch64 >/dev/null && ! command -v qemu-aarch64-static >/dev/null; then
+    echo "tests: installing qemu-user (apt)" >&2
+    apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq qemu-user >/dev/null
+  fi
+}
+
 free_port() {
   "$VENV/bin/python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
 }
