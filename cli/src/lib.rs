@@ -2,20 +2,20 @@
 //! `python -m proc_wrapper`.
 //!
 //! [`main_with_args`] parses the command line and the environment, sets up logging and a
-//! single-threaded Tokio runtime, and calls [`run`], which resolves the command and
-//! supervises it. Exit codes are those of [`proc_wrapper::exit_codes`].
+//! single-threaded Tokio runtime, and calls [`run`], which resolves secrets, reports to the
+//! CloudReactor API (unless offline), and supervises the command (or, in ECS sidecar mode,
+//! watches the main container). Exit codes are those of [`proc_wrapper::exit_codes`].
 
 use std::ffi::OsString;
+use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::Parser;
 use clap::error::ErrorKind;
-use proc_wrapper::child_env;
+use proc_wrapper::api::{ApiError, CreationFailure, Reporter, task_param_errors};
+use proc_wrapper::child_env::{self, ChildEnv};
 use proc_wrapper::config::{Args, Config};
 use proc_wrapper::exit_codes;
-use std::path::PathBuf;
-
-use proc_wrapper::api::{ApiError, CreationFailure, Reporter, task_param_errors};
-use proc_wrapper::child_env::ChildEnv;
 use proc_wrapper::metadata::RuntimeMetadata;
 use proc_wrapper::process::capture::LogCapture;
 use proc_wrapper::process::{FinalStatus, Hooks, Outcome, StopRequest, Supervisor, command};
@@ -23,7 +23,6 @@ use proc_wrapper::secrets::format::Format;
 use proc_wrapper::secrets::{Resolved, Resolver, output};
 use proc_wrapper::values;
 use serde_json::{Map, Value};
-use std::time::Duration;
 use tracing::{debug, error, info, warn};
 
 /// Parses `args` (including the program name) and the process environment, runs, and
