@@ -314,6 +314,40 @@ pub async fn run(args: &Args, initial: Config) -> i32 {
     code
 }
 
+/// Creates the Task Execution, unless a signal to stop arrives first (creation may be retried
+/// for a long time): then `Err` holds the exit code, and the command never starts.
+async fn create_or_signal(reporter: &mut Reporter) -> Result<Result<(), CreationFailure>, i32> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let kinds = [
+        (SignalKind::terminate(), "SIGTERM", exit_codes::SUCCESS),
+        (SignalKind::interrupt(), "SIGINT", 130),
+        (SignalKind::hangup(), "SIGHUP", 129),
+        (SignalKind::quit(), "SIGQUIT", 131),
+    ];
+    let mut streams = Vec::new();
+    for (kind, name, code) in kinds {
+        match signal(kind) {
+            Ok(s) => streams.push((s, name, code)),
+            Err(e) => warn!("cannot handle {name}: {e}"),
+        }
+    }
+    if streams.is_empty() {
+        return Ok(reporter.create().await);
+    }
+    let any_signal =
+        futures_util::future::select_all(streams.iter_mut().map(|(s, name, code)| {
+            Box::pin(async move { s.recv().await.map(|_| (*name, *code)) })
+        }));
+    tokio::select! {
+        created = reporter.create() => Ok(created),
+        (received, _, _) = any_signal => {
+            let (name, code) = received.unwrap_or(("a signal", exit_codes::GENERAL_ERROR));
+            warn!("received {name} before the command started; not running it");
+            Err(code)
+        }
+    }
+}
+
 /// Sets up reporting; `Err` holds the exit code when the command must not run.
 async fn start_reporting(config: &Config, input: Option<Value>) -> Result<Option<Reporter>, i32> {
     if config.offline_mode {
@@ -349,7 +383,10 @@ async fn start_reporting(config: &Config, input: Option<Value>) -> Result<Option
     if !reporter.sample() {
         return Ok(Some(reporter));
     }
-    let created = reporter.create().await;
+    let created = match create_or_signal(&mut reporter).await {
+        Ok(created) => created,
+        Err(code) => return Err(code),
+    };
     reporter.start_listener().await;
     match created {
         Ok(()) => Ok(Some(reporter)),

@@ -965,3 +965,34 @@ fn forced_ec2_metadata_comes_from_the_instance_metadata_service() {
         "ami-0abcdef1234567890"
     );
 }
+
+#[test]
+fn a_signal_during_creation_retries_ends_the_wrapper_without_running_the_command() {
+    let api = FakeApi::start();
+    // The creation request hangs for ten minutes.
+    api.push_faults([Fault::Delay(Duration::from_secs(600))]);
+    let dir = tempfile::tempdir().unwrap();
+    let marker = dir.path().join("started");
+    let wrapper = wrapper(&api)
+        .env(
+            "PROC_WRAPPER_API_TASK_EXECUTION_CREATION_ERROR_TIMEOUT_SECONDS",
+            "3600",
+        )
+        .env("PROC_WRAPPER_API_REQUEST_TIMEOUT_SECONDS", "3600")
+        .args(["--", "touch"])
+        .arg(&marker)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    assert!(api.wait_for(LIMIT, |r| r.len() == 1));
+    kill(
+        Pid::from_raw(i32::try_from(wrapper.id()).unwrap()),
+        Signal::SIGTERM,
+    )
+    .unwrap();
+    let out = wrapper.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(stderr(&out).contains("received SIGTERM before the command started"));
+    assert!(!marker.exists());
+}
