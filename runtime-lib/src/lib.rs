@@ -12,6 +12,8 @@
 //! | [`exit_codes`] | the exit codes of `proc_wrapper` |
 //! | [`time`] | UTC timestamps |
 
+#![warn(missing_docs)]
+
 pub mod api;
 pub mod child_env;
 pub mod config;

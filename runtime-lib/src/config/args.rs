@@ -1,4 +1,6 @@
 //! The command line of `proc_wrapper`, as clap derive groups.
+// The doc comments of this module are also the `--help` text, where URLs stay plain.
+#![allow(rustdoc::bare_urls)]
 //!
 //! This module owns only the *shape* of the command line: option names, help text and
 //! grouping, matching `python -m proc_wrapper` 6.0.2. It does not read the environment and
@@ -47,22 +49,32 @@ pub struct Args {
     #[arg(short = 'v', long = "version")]
     pub version: bool,
 
+    // The groups: plain comments, since clap would take doc comments as help text.
+    #[allow(missing_docs)]
     #[command(flatten)]
     pub task: TaskArgs,
+    #[allow(missing_docs)]
     #[command(flatten)]
     pub api: ApiArgs,
+    #[allow(missing_docs)]
     #[command(flatten)]
     pub io: IoArgs,
+    #[allow(missing_docs)]
     #[command(flatten)]
     pub log: LogArgs,
+    #[allow(missing_docs)]
     #[command(flatten)]
     pub process: ProcessArgs,
+    #[allow(missing_docs)]
     #[command(flatten)]
     pub updates: UpdateArgs,
+    #[allow(missing_docs)]
     #[command(flatten)]
     pub configuration: ConfigurationArgs,
+    #[allow(missing_docs)]
     #[command(flatten)]
     pub container: ContainerArgs,
+    #[allow(missing_docs)]
     #[command(flatten)]
     pub rollbar: RollbarArgs,
 

@@ -1,7 +1,7 @@
 //! Secret fetching and resolution (§8 of the reference behaviour).
 //!
 //! * [`location`]: the `[PROVIDER:]address[!FORMAT][|TRANSFORM]` grammar.
-//! * [`format`]: dotenv, JSON, YAML and text, detection and writing.
+//! * [`mod@format`]: dotenv, JSON, YAML and text, detection and writing.
 //! * [`merge`]: the six merge strategies.
 //! * [`aws`]: Secrets Manager, SSM and S3, with lazily created clients.
 //! * [`Fetcher`]: the cache (keyed by provider and address, with `config_ttl`) and the
