@@ -135,8 +135,10 @@ impl RuntimeMetadata {
         f
     }
 
-    /// Fields for the Task object of the creation request.
-    pub fn task_fields(&self, _config: &Config) -> Map<String, Value> {
+    /// Fields for the Task object of the creation request, with the
+    /// `execution_method_capability_details` and `infrastructure_settings` of
+    /// `--auto-create-task-props` merged in.
+    pub fn task_fields(&self, config: &Config) -> Map<String, Value> {
         let mut f = self.task.clone();
         f.insert(
             "execution_method_type".into(),
@@ -146,6 +148,18 @@ impl RuntimeMetadata {
             "infrastructure_type".into(),
             json!(self.infrastructure_type),
         );
+        if let Some(props) = &config.task.auto_create_task_props {
+            for key in [
+                "execution_method_capability_details",
+                "infrastructure_settings",
+            ] {
+                if let Some(extra) = props.get(key) {
+                    let slot = f.entry(key).or_insert_with(|| Value::Object(Map::new()));
+                    // Merging with DEEP cannot fail.
+                    let _ = merge(slot, extra.clone(), crate::config::MergeStrategy::Deep);
+                }
+            }
+        }
         f
     }
 }
@@ -624,6 +638,18 @@ mod tests {
                 .get("task_arn")
                 .is_none()
         );
+    }
+
+    #[test]
+    fn auto_create_props_are_merged_into_the_task_metadata() {
+        let c = config(&[(
+            "PROC_WRAPPER_AUTO_CREATE_TASK_PROPS",
+            r#"{"execution_method_capability_details": {"tags": {"a": "b"}}}"#,
+        )]);
+        let m = ecs_from_documents(&fixture("task.json"), &fixture("container.json"), &c).unwrap();
+        let cap = &m.task_fields(&c)["execution_method_capability_details"];
+        assert_eq!(cap["tags"]["a"], "b");
+        assert_eq!(cap["cluster_arn"], "default");
     }
 
     #[test]
