@@ -1,13 +1,19 @@
 //! # proc_wrapper for Rust
 //!
 //! The shared library of the Rust re-implementation of CloudReactor's `proc_wrapper`: it
-//! configures, supervises and (in later modules) reports on a wrapped task.
+//! configures, resolves secrets for, supervises and reports on a task.
 //!
 //! | module | owns |
 //! |---|---|
 //! | [`config`] | the command line, the `PROC_WRAPPER_*` variables, their precedence and validation |
-//! | [`process`] | command resolution, spawning, timeouts, retries, signal forwarding, reaping |
+//! | [`secrets`] | secret locations, fetching (files, AWS), formats, merging, resolution |
+//! | [`process`] | command resolution, spawning, timeouts, retries, signal forwarding, reaping, log capture |
 //! | [`child_env`] | the environment given to the wrapped process |
+//! | [`api`] | the CloudReactor API client and the lifecycle of a Task Execution |
+//! | [`metadata`] | runtime metadata (ECS, CodeBuild, EC2) |
+//! | [`status`] | UDP status updates: the message buffer and the `StatusUpdater` client |
+//! | [`values`] | input and result values |
+//! | [`managed`] | embedded mode: a Rust function run as a Task Execution |
 //! | [`logging`] | the wrapper's own log format |
 //! | [`exit_codes`] | the exit codes of `proc_wrapper` |
 //! | [`time`] | UTC timestamps |
@@ -19,6 +25,7 @@ pub mod child_env;
 pub mod config;
 pub mod exit_codes;
 pub mod logging;
+pub mod managed;
 pub mod metadata;
 pub mod process;
 pub mod secrets;

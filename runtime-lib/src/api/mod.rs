@@ -74,6 +74,17 @@ pub fn task_param_errors(config: &Config) -> Vec<String> {
     errors
 }
 
+/// What [`Reporter::update_status`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StatusResult {
+    /// Sent to the API server.
+    Sent,
+    /// The request failed; the fields go with the next update.
+    Failed,
+    /// Not due yet (the fields go with the next update), or the execution is not reported.
+    Skipped,
+}
+
 /// How Task Execution creation ended, when it did not succeed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CreationFailure {
@@ -116,6 +127,8 @@ pub struct Reporter {
     rollbar: Option<rollbar::Rollbar>,
     /// When the runtime metadata is next fetched again (`--runtime-metadata-refresh-interval`).
     next_refresh: Option<Instant>,
+    /// Embedded mode (`managed_call`): no exit codes, no heartbeats.
+    pub embedded: bool,
 }
 
 enum Event {
@@ -150,6 +163,7 @@ impl Reporter {
                 .api
                 .runtime_metadata_refresh_interval
                 .map(|i| Instant::now() + i),
+            embedded: false,
         })
     }
 
@@ -240,7 +254,7 @@ impl Reporter {
             LogLevel::Critical => "CRITICAL",
         };
         let mut b = Map::new();
-        b.insert("embedded_mode".into(), json!(false));
+        b.insert("embedded_mode".into(), json!(self.embedded));
         b.insert("started_at".into(), json!(self.started_at.iso8601()));
         b.insert("status".into(), json!("RUNNING"));
         b.insert("task_version_number".into(), json!(c.task.version_number));
@@ -664,6 +678,39 @@ impl Reporter {
         }
     }
 
+    /// Merges status fields and sends them now if they are due (§7.3): `Sent`, `Failed`
+    /// (the request failed; the fields wait for the next update) or `Skipped` (not due, or
+    /// not reported). A 409 answer means the execution must stop: [`Reporter::stop_wanted`].
+    pub async fn update_status(&mut self, fields: Map<String, Value>) -> StatusResult {
+        if self.sampled_out || self.execution_uuid.is_none() {
+            return StatusResult::Skipped;
+        }
+        self.add_status(fields);
+        if !self.due {
+            return StatusResult::Skipped;
+        }
+        if self.update(Map::new(), RequestKind::Update).await {
+            StatusResult::Sent
+        } else {
+            StatusResult::Failed
+        }
+    }
+
+    /// Reports a failed attempt of an embedded function (another follows).
+    pub async fn attempt_failed_embedded(&mut self, failed_attempts: u32) {
+        if self.sampled_out {
+            return;
+        }
+        let mut f = Map::new();
+        f.insert("failed_attempts".into(), json!(failed_attempts));
+        self.update(f, RequestKind::Update).await;
+    }
+
+    /// True once the API server asked the execution to stop (409 on an update).
+    pub fn stop_wanted(&self) -> bool {
+        self.stop
+    }
+
     /// The runtime metadata in use.
     pub fn metadata(&self) -> &RuntimeMetadata {
         &self.metadata
@@ -696,12 +743,17 @@ impl Reporter {
     fn final_fields(&self, outcome: &Outcome) -> Map<String, Value> {
         let mut fields = Map::new();
         fields.insert("status".into(), json!(outcome.status.as_str()));
-        let exit_code = outcome.exit_code.unwrap_or(match outcome.status {
-            FinalStatus::Succeeded => 0,
-            _ => 1,
-        });
-        fields.insert("exit_code".into(), json!(exit_code));
-        if outcome.failed_attempts > 0 {
+        if !self.embedded {
+            let exit_code = outcome.exit_code.unwrap_or(match outcome.status {
+                FinalStatus::Succeeded => 0,
+                _ => 1,
+            });
+            fields.insert("exit_code".into(), json!(exit_code));
+        }
+        // Embedded mode reports failed attempts only with a failure, as the original does.
+        if outcome.failed_attempts > 0
+            && !(self.embedded && outcome.status == FinalStatus::Succeeded)
+        {
             fields.insert("failed_attempts".into(), json!(outcome.failed_attempts));
         }
         if outcome.timed_out_attempts > 0 {

@@ -1,0 +1,341 @@
+//! Embedded mode (§9 of the reference behaviour): [`ManagedCall`] runs a function of a Rust
+//! program as a CloudReactor Task Execution, like Python's `ProcWrapper.managed_call`.
+//!
+//! It reads the same `PROC_WRAPPER_*` settings as `proc_wrapper`, resolves secrets into the
+//! environment and configuration handed to the function, reports the start, calls the
+//! function with retries (`process_max_retries`, `process_retry_delay`), and reports success
+//! with the returned value as `output_value`, or failure, returning the function's own error.
+//!
+//! ```no_run
+//! # async fn example() {
+//! use proc_wrapper::managed::ManagedCall;
+//!
+//! let total: Result<u64, _> = ManagedCall::new()
+//!     .call(|ctx| async move {
+//!         let rows = ctx.config.get("rows").and_then(|v| v.as_u64()).unwrap_or(0);
+//!         Ok::<_, std::io::Error>(rows * 2)
+//!     })
+//!     .await;
+//! # }
+//! ```
+
+use std::collections::HashMap;
+use std::fmt;
+use std::future::Future;
+use std::sync::Arc;
+
+use serde::Serialize;
+use serde_json::{Map, Value, json};
+use tokio::sync::Mutex;
+use tracing::{error, info, warn};
+
+use crate::api::{CreationFailure, Reporter, StatusResult, task_param_errors};
+use crate::config::{Args, Config};
+use crate::metadata::RuntimeMetadata;
+use crate::process::{FinalStatus, Outcome};
+use crate::secrets::Resolver;
+use crate::status::StatusUpdate;
+
+/// Why a managed call did not return the function's value.
+#[derive(Debug)]
+pub enum ManagedError<E> {
+    /// The function failed on its last attempt; its own error.
+    Function(E),
+    /// Bad settings, or secrets that could not be resolved (`proc_wrapper` exits 78).
+    Config(String),
+    /// The API server did not allow the execution to start (a conflict; exit 75).
+    Conflict,
+    /// The start could not be reported and `prevent_offline_execution` is set.
+    Start(String),
+}
+
+impl<E: fmt::Display> fmt::Display for ManagedError<E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ManagedError::Function(e) => write!(f, "{e}"),
+            ManagedError::Config(e) => write!(f, "configuration error: {e}"),
+            ManagedError::Conflict => {
+                write!(
+                    f,
+                    "the API server did not allow the Task Execution to start"
+                )
+            }
+            ManagedError::Start(e) => write!(f, "could not start the Task Execution: {e}"),
+        }
+    }
+}
+
+impl<E: fmt::Debug + fmt::Display> std::error::Error for ManagedError<E> {}
+
+/// What the function receives on each attempt.
+#[derive(Clone)]
+pub struct Context {
+    /// The resolved configuration, with the resolved environment under
+    /// `config_property_name_for_env` (`ENV` by default).
+    pub config: Map<String, Value>,
+    /// The input value, if any.
+    pub input: Option<Value>,
+    /// The attempt, from 1.
+    pub attempt: u32,
+    /// The Task Execution UUID, when reported.
+    pub task_execution_uuid: Option<String>,
+    reporter: Option<Arc<Mutex<Reporter>>>,
+}
+
+impl Context {
+    /// Reports progress (§7.3): counts, a message and extra properties. Sent at once when
+    /// due (the first update, then at most every `status_update_interval`), else with the
+    /// next update.
+    pub async fn update_status(&self, update: StatusUpdate) -> StatusResult {
+        let Some(reporter) = &self.reporter else {
+            return StatusResult::Skipped;
+        };
+        let mut fields = Map::new();
+        for (k, v) in [
+            ("success_count", update.success_count),
+            ("error_count", update.error_count),
+            ("skipped_count", update.skipped_count),
+            ("expected_count", update.expected_count),
+        ] {
+            if let Some(v) = v {
+                fields.insert(k.into(), json!(v));
+            }
+        }
+        if let Some(m) = update.last_status_message {
+            fields.insert("last_status_message".into(), json!(m));
+        }
+        if let Some(extra) = update.extra_props {
+            fields.extend(extra);
+        }
+        fields.insert(
+            "last_app_heartbeat_at".into(),
+            json!(crate::time::UtcTime::now().iso8601()),
+        );
+        reporter.lock().await.update_status(fields).await
+    }
+
+    /// True once the API server asked this execution to stop; the function should return.
+    pub async fn stop_requested(&self) -> bool {
+        match &self.reporter {
+            Some(r) => r.lock().await.stop_wanted(),
+            None => false,
+        }
+    }
+}
+
+/// Runs a function as a Task Execution.
+#[derive(Debug, Clone, Default)]
+pub struct ManagedCall {
+    env: Option<HashMap<String, String>>,
+    initial_config: Map<String, Value>,
+    input: Option<Value>,
+}
+
+/// The Task Execution UUID that CloudReactor puts in the input of executions it starts:
+/// `cloudreactor_context.proc_wrapper_params.task_execution.uuid`.
+pub fn execution_uuid_from_input(input: &Value) -> Option<String> {
+    input
+        .get("cloudreactor_context")?
+        .get("proc_wrapper_params")?
+        .get("task_execution")?
+        .get("uuid")?
+        .as_str()
+        .map(str::to_owned)
+}
+
+impl ManagedCall {
+    /// Settings from the process environment.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Settings from `vars` instead of the process environment.
+    #[must_use]
+    pub fn with_env<K: Into<String>, V: Into<String>>(
+        mut self,
+        vars: impl IntoIterator<Item = (K, V)>,
+    ) -> Self {
+        self.env = Some(
+            vars.into_iter()
+                .map(|(k, v)| (k.into(), v.into()))
+                .collect(),
+        );
+        self
+    }
+
+    /// Configuration to start from; `--config` locations are merged onto it and its
+    /// `name__to_resolve` properties resolved.
+    #[must_use]
+    pub fn initial_config(mut self, config: Map<String, Value>) -> Self {
+        self.initial_config = config;
+        self
+    }
+
+    /// The input value (such as a Lambda event). An execution UUID that CloudReactor put in
+    /// it is adopted; nothing else of it is trusted.
+    #[must_use]
+    pub fn input(mut self, input: Value) -> Self {
+        self.input = Some(input);
+        self
+    }
+
+    /// Calls `f` as a Task Execution and returns its value, or its error after the last
+    /// attempt.
+    pub async fn call<F, Fut, T, E>(self, mut f: F) -> Result<T, ManagedError<E>>
+    where
+        F: FnMut(Context) -> Fut,
+        Fut: Future<Output = Result<T, E>>,
+        T: Serialize,
+        E: fmt::Display,
+    {
+        let env: HashMap<String, String> = match self.env {
+            Some(env) => env,
+            None => std::env::vars().collect(),
+        };
+        let args = Args::default();
+        let lookup = |k: &str| env.get(k).cloned();
+        let config = Config::from_sources(&args, &lookup)
+            .map_err(|e| ManagedError::Config(e.to_string()))?;
+        let resolver = Resolver::new(config.resolver.clone());
+        let (renv, rconfig) = resolver
+            .fetch_top_level(env.clone(), self.initial_config)
+            .await
+            .map_err(|e| ManagedError::Config(e.to_string()))?;
+        let resolved = resolver.resolve(renv, rconfig).await;
+        if !resolved.failures.is_empty() {
+            let names: Vec<String> = resolved.failures.iter().map(ToString::to_string).collect();
+            for n in &names {
+                error!("could not resolve {n}");
+            }
+            return Err(ManagedError::Config(format!(
+                "could not resolve {}",
+                names.join("; ")
+            )));
+        }
+        let env_lookup = |k: &str| {
+            resolved
+                .env
+                .get(k)
+                .and_then(Value::as_str)
+                .map(str::to_owned)
+        };
+        let mut config = Config::from_sources(&args, &env_lookup)
+            .map_err(|e| ManagedError::Config(e.to_string()))?;
+        if let Some(uuid) = self.input.as_ref().and_then(execution_uuid_from_input) {
+            config.task.execution_uuid = Some(uuid);
+            config.api.managed_probability = 1.0;
+        }
+        let mut handed = resolved.config.clone();
+        if let Some(key) = &config.resolver.config_property_name_for_env {
+            handed.insert(key.clone(), Value::Object(resolved.env.clone()));
+        }
+
+        let reporter = start(&config).await?;
+        let uuid = match &reporter {
+            Some(r) => r.lock().await.execution_uuid.clone(),
+            None => None,
+        };
+        let mut outcome = Outcome {
+            status: FinalStatus::Failed,
+            exit_code: None,
+            wrapper_exit_code: 0,
+            attempts: 0,
+            failed_attempts: 0,
+            timed_out_attempts: 0,
+            signal: None,
+        };
+        loop {
+            outcome.attempts += 1;
+            let ctx = Context {
+                config: handed.clone(),
+                input: self.input.clone(),
+                attempt: outcome.attempts,
+                task_execution_uuid: uuid.clone(),
+                reporter: reporter.clone(),
+            };
+            match f(ctx).await {
+                Ok(value) => {
+                    outcome.status = FinalStatus::Succeeded;
+                    if let Some(r) = &reporter {
+                        let mut extra = Map::new();
+                        match serde_json::to_value(&value) {
+                            Ok(v) => {
+                                extra.insert("output_value".into(), v);
+                            }
+                            Err(e) => warn!("the result cannot be sent as JSON: {e}"),
+                        }
+                        r.lock().await.final_update(&outcome, extra).await;
+                    }
+                    return Ok(value);
+                }
+                Err(e) => {
+                    outcome.failed_attempts += 1;
+                    let last = config
+                        .process
+                        .max_retries
+                        .is_some_and(|r| outcome.attempts > r);
+                    if last {
+                        error!("the function failed on attempt {}: {e}", outcome.attempts);
+                        if let Some(r) = &reporter {
+                            r.lock().await.final_update(&outcome, Map::new()).await;
+                        }
+                        return Err(ManagedError::Function(e));
+                    }
+                    warn!(
+                        "the function failed on attempt {}: {e}; retrying",
+                        outcome.attempts
+                    );
+                    if let Some(r) = &reporter {
+                        r.lock()
+                            .await
+                            .attempt_failed_embedded(outcome.failed_attempts)
+                            .await;
+                    }
+                    tokio::time::sleep(config.process.retry_delay).await;
+                }
+            }
+        }
+    }
+}
+
+/// Creates the Task Execution when reporting is on.
+async fn start<E>(config: &Config) -> Result<Option<Arc<Mutex<Reporter>>>, ManagedError<E>> {
+    if config.offline_mode {
+        if config.prevent_offline_execution {
+            return Err(ManagedError::Config(
+                "offline mode and prevent_offline_execution are both set".into(),
+            ));
+        }
+        return Ok(None);
+    }
+    let problems = task_param_errors(config);
+    if !problems.is_empty() {
+        if config.prevent_offline_execution {
+            return Err(ManagedError::Config(problems.join("; ")));
+        }
+        for p in &problems {
+            warn!("cannot report to the API server: {p}");
+        }
+        return Ok(None);
+    }
+    let mut reporter = Reporter::new(config, RuntimeMetadata::detect(config).await)
+        .map_err(|e| ManagedError::Start(e.to_string()))?;
+    reporter.embedded = true;
+    if !reporter.sample() {
+        return Ok(Some(Arc::new(Mutex::new(reporter))));
+    }
+    match reporter.create().await {
+        Ok(()) => {
+            info!("reporting the managed call to the API server");
+            Ok(Some(Arc::new(Mutex::new(reporter))))
+        }
+        Err(CreationFailure::Conflict) => Err(ManagedError::Conflict),
+        Err(CreationFailure::Failed(e)) if config.prevent_offline_execution => {
+            Err(ManagedError::Start(e.to_string()))
+        }
+        Err(CreationFailure::Failed(e)) => {
+            warn!("could not create the Task Execution ({e}); calling the function anyway");
+            Ok(Some(Arc::new(Mutex::new(reporter))))
+        }
+    }
+}

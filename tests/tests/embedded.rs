@@ -1,0 +1,218 @@
+//! Embedded mode (`proc_wrapper::managed::ManagedCall`) against the fake API server: the
+//! original's `test_embedded_*` cases.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use proc_wrapper::api::StatusResult;
+use proc_wrapper::managed::{ManagedCall, ManagedError};
+use proc_wrapper::status::StatusUpdate;
+use procwrapper_tests::fake_api::{API_KEY, FakeApi, TASK_UUID};
+use serde_json::{Map, Value, json};
+
+fn online(api: &FakeApi, extra: &[(&str, &str)]) -> ManagedCall {
+    let mut vars: Vec<(String, String)> = vec![
+        ("PROC_WRAPPER_TASK_UUID".into(), TASK_UUID.into()),
+        ("PROC_WRAPPER_API_BASE_URL".into(), api.url.clone()),
+        ("PROC_WRAPPER_API_KEY".into(), API_KEY.into()),
+        ("PROC_WRAPPER_API_RETRY_DELAY_SECONDS".into(), "1".into()),
+    ];
+    vars.extend(
+        extra
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
+    );
+    ManagedCall::new().with_env(vars)
+}
+
+fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+#[test]
+fn offline_success_and_failure() {
+    let r: Result<String, ManagedError<String>> = rt().block_on(
+        ManagedCall::new()
+            .with_env([("PROC_WRAPPER_OFFLINE_MODE", "TRUE")])
+            .input(json!("duper"))
+            .call(
+                |ctx| async move { Ok(format!("super{}", ctx.input.unwrap().as_str().unwrap())) },
+            ),
+    );
+    assert_eq!(r.unwrap(), "superduper");
+    let r: Result<(), _> = rt().block_on(
+        ManagedCall::new()
+            .with_env([("PROC_WRAPPER_OFFLINE_MODE", "1")])
+            .call(|_| async { Err::<(), _>("Nope!".to_owned()) }),
+    );
+    match r {
+        Err(ManagedError::Function(e)) => assert_eq!(e, "Nope!"),
+        other => panic!("{other:?}"),
+    }
+}
+
+/// `test_embedded_mode_with_server`: failing 0, 1 or 2 times with 2 retries, then succeeding
+/// after a status update.
+#[test]
+fn with_server_retries_and_status_updates() {
+    for failures in 0..=2u32 {
+        let api = FakeApi::start();
+        let call = online(
+            &api,
+            &[
+                ("PROC_WRAPPER_PROCESS_MAX_RETRIES", "2"),
+                ("PROC_WRAPPER_PROCESS_RETRY_DELAY_SECONDS", "0.01"),
+                (
+                    "PROC_WRAPPER_AUTO_CREATE_TASK_RUN_ENVIRONMENT_NAME",
+                    "myenv",
+                ),
+            ],
+        );
+        let r = rt().block_on(call.call(|ctx| async move {
+            if ctx.attempt <= failures {
+                return Err(format!("failure {}", ctx.attempt));
+            }
+            let mut extra = Map::new();
+            extra.insert("extra".into(), json!("yo"));
+            let sent = ctx
+                .update_status(StatusUpdate {
+                    success_count: Some(4),
+                    error_count: Some(5),
+                    skipped_count: Some(6),
+                    expected_count: Some(7),
+                    last_status_message: Some("hello baby!".into()),
+                    extra_props: Some(extra),
+                })
+                .await;
+            Ok(format!("{sent:?}"))
+        }));
+        assert_eq!(
+            r.unwrap(),
+            format!("{:?}", StatusResult::Sent),
+            "{failures}"
+        );
+        let reqs = api.requests();
+        assert_eq!(reqs[0].method, "POST");
+        assert_eq!(reqs[0].body["status"], "RUNNING");
+        assert_eq!(reqs[0].body["embedded_mode"], true);
+        for i in 0..failures {
+            let r = &reqs[1 + i as usize];
+            assert_eq!(r.body["status"], "RUNNING");
+            assert_eq!(r.body["failed_attempts"], i + 1);
+            assert!(r.body.get("exit_code").is_none());
+        }
+        let status = &reqs[1 + failures as usize].body;
+        assert_eq!(status["success_count"], 4);
+        assert_eq!(status["error_count"], 5);
+        assert_eq!(status["skipped_count"], 6);
+        assert_eq!(status["expected_count"], 7);
+        assert_eq!(status["last_status_message"], "hello baby!");
+        assert_eq!(status["extra"], "yo");
+        assert!(status["last_app_heartbeat_at"].is_string());
+        let last = &reqs.last().unwrap().body;
+        assert_eq!(last["status"], "SUCCEEDED");
+        assert!(last.get("exit_code").is_none());
+        assert!(last.get("failed_attempts").is_none());
+        assert_eq!(last["output_value"], "Sent");
+    }
+}
+
+#[test]
+fn the_last_failure_is_reported_and_the_error_returned() {
+    let api = FakeApi::start();
+    let r: Result<(), _> = rt().block_on(
+        online(&api, &[("PROC_WRAPPER_PROCESS_MAX_RETRIES", "1")])
+            .call(|_| async { Err::<(), _>("broken".to_owned()) }),
+    );
+    assert!(matches!(r, Err(ManagedError::Function(ref e)) if e == "broken"));
+    let reqs = api.requests();
+    assert_eq!(reqs.len(), 3, "{reqs:#?}");
+    assert_eq!(reqs[2].body["status"], "FAILED");
+    assert_eq!(reqs[2].body["failed_attempts"], 2);
+}
+
+/// `test_embedded_mode_with_params_from_input`: an execution UUID in the input is adopted.
+#[test]
+fn execution_uuid_from_the_input_is_adopted() {
+    let api = FakeApi::start();
+    // The fake must know the execution: create it first.
+    let _ = rt().block_on(online(&api, &[]).call(|_| async { Ok::<_, String>(1) }));
+    let uuid = api.requests()[1]
+        .path
+        .trim_start_matches("/api/v1/task_executions/")
+        .trim_end_matches('/')
+        .to_owned();
+    let api2 = FakeApi::start();
+    let input = json!({"cloudreactor_context": {"proc_wrapper_params": {"task_execution": {"uuid": uuid}}}});
+    let r = rt().block_on(
+        online(&api2, &[])
+            .input(input)
+            .call(|_| async { Ok::<_, String>(69) }),
+    );
+    assert_eq!(r.unwrap(), 69);
+    let reqs = api2.requests();
+    assert_eq!(reqs[0].method, "PATCH");
+    assert_eq!(reqs[0].path, format!("/api/v1/task_executions/{uuid}/"));
+    assert_eq!(reqs[0].body["status"], "RUNNING");
+    assert_eq!(reqs.last().unwrap().body["status"], "SUCCEEDED");
+}
+
+/// `test_embedded_mode_with_sampling`.
+#[test]
+fn sampled_out_calls_report_only_failures() {
+    let api = FakeApi::start();
+    let r = rt().block_on(
+        online(
+            &api,
+            &[
+                ("PROC_WRAPPER_API_MANAGED_PROBABILITY", "1e-9"),
+                ("PROC_WRAPPER_API_FAILURE_REPORT_PROBABILITY", "0"),
+            ],
+        )
+        .call(|_| async { Ok::<_, String>("superduper") }),
+    );
+    assert_eq!(r.unwrap(), "superduper");
+    assert!(api.requests().is_empty());
+    let r: Result<(), _> = rt().block_on(
+        online(&api, &[("PROC_WRAPPER_API_MANAGED_PROBABILITY", "1e-9")])
+            .call(|_| async { Err::<(), _>("no".to_owned()) }),
+    );
+    assert!(r.is_err());
+    let reqs = api.requests();
+    assert_eq!(reqs.len(), 1);
+    assert_eq!(reqs[0].method, "POST");
+    assert_eq!(reqs[0].body["status"], "FAILED");
+}
+
+/// Configuration and secrets reach the function.
+#[test]
+fn resolved_configuration_and_environment_reach_the_function() {
+    let mut initial = Map::new();
+    initial.insert("app_stuff".into(), json!({"a": 42}));
+    initial.insert("b__to_resolve".into(), json!("CONFIG:$.app_stuff.a"));
+    let r = rt().block_on(
+        ManagedCall::new()
+            .with_env([
+                ("PROC_WRAPPER_OFFLINE_MODE", "TRUE"),
+                ("SECRET_FOR_PROC_WRAPPER_TO_RESOLVE", "PLAIN:s3cr3t"),
+            ])
+            .initial_config(initial)
+            .call(|ctx| async move {
+                let a = ctx.config["app_stuff"]["a"].as_i64().unwrap();
+                let b = ctx.config["b"].clone();
+                let secret = ctx.config["ENV"]["SECRET"].clone();
+                Ok::<_, String>((a + 58, b, secret))
+            }),
+    );
+    assert_eq!(r.unwrap(), (100, json!(42), Value::String("s3cr3t".into())));
+    let r: Result<(), _> = rt().block_on(
+        ManagedCall::new()
+            .with_env([
+                ("PROC_WRAPPER_OFFLINE_MODE", "TRUE"),
+                ("X_FOR_PROC_WRAPPER_TO_RESOLVE", "ENV:MISSING"),
+            ])
+            .call(|_| async { Ok::<_, String>(()) }),
+    );
+    assert!(matches!(r, Err(ManagedError::Config(ref m)) if m.contains("could not resolve X")));
+}
