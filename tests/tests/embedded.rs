@@ -216,3 +216,42 @@ fn resolved_configuration_and_environment_reach_the_function() {
     );
     assert!(matches!(r, Err(ManagedError::Config(ref m)) if m.contains("could not resolve X")));
 }
+
+/// The runnable example reports to the API server.
+#[test]
+fn the_example_program_reports_its_work() {
+    let api = FakeApi::start();
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+    let out = std::process::Command::new(cargo)
+        .args([
+            "run",
+            "-q",
+            "-p",
+            "cloudreactor-procwrapper",
+            "--example",
+            "managed_call",
+        ])
+        .env("PROC_WRAPPER_TASK_UUID", TASK_UUID)
+        .env("PROC_WRAPPER_API_BASE_URL", &api.url)
+        .env("PROC_WRAPPER_API_KEY", API_KEY)
+        .env("PROC_WRAPPER_STATUS_UPDATE_INTERVAL_SECONDS", "600")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        r#"{"rows_processed":3}"#
+    );
+    let reqs = api.requests();
+    let last = &reqs.last().unwrap().body;
+    assert_eq!(last["status"], "SUCCEEDED");
+    assert_eq!(last["output_value"], json!({"rows_processed": 3}));
+    // The first status update goes at once; the last counts ride on the final update.
+    assert_eq!(reqs[1].body["success_count"], 1);
+    assert_eq!(last["success_count"], 3);
+    assert_eq!(last["expected_count"], 3);
+}
