@@ -212,12 +212,21 @@ impl ManagedCall {
                 names.join("; ")
             )));
         }
+        // `proc_wrapper_params` in the configuration wins over the environment (§9.2).
+        let from_config = resolved
+            .config
+            .get("proc_wrapper_params")
+            .and_then(Value::as_object)
+            .map(params_as_env)
+            .unwrap_or_default();
         let env_lookup = |k: &str| {
-            resolved
-                .env
-                .get(k)
-                .and_then(Value::as_str)
-                .map(str::to_owned)
+            from_config.get(k).cloned().or_else(|| {
+                resolved
+                    .env
+                    .get(k)
+                    .and_then(Value::as_str)
+                    .map(str::to_owned)
+            })
         };
         let mut config = Config::from_sources(&args, &env_lookup)
             .map_err(|e| ManagedError::Config(e.to_string()))?;
@@ -298,6 +307,120 @@ impl ManagedCall {
     }
 }
 
+/// The settings of a `proc_wrapper_params` object (§9.2) as the variables that carry them.
+pub fn params_as_env(params: &Map<String, Value>) -> HashMap<String, String> {
+    // Keys whose variable is not just PROC_WRAPPER_ + the key in capitals.
+    const RENAMED: [(&str, &str); 22] = [
+        ("api_heartbeat_interval", "API_HEARTBEAT_INTERVAL_SECONDS"),
+        ("api_error_timeout", "API_ERROR_TIMEOUT_SECONDS"),
+        (
+            "api_final_update_timeout",
+            "API_FINAL_UPDATE_TIMEOUT_SECONDS",
+        ),
+        ("api_retry_delay", "API_RETRY_DELAY_SECONDS"),
+        ("api_resume_delay", "API_RESUME_DELAY_SECONDS"),
+        ("api_request_timeout", "API_REQUEST_TIMEOUT_SECONDS"),
+        (
+            "api_task_execution_creation_error_timeout",
+            "API_TASK_EXECUTION_CREATION_ERROR_TIMEOUT_SECONDS",
+        ),
+        (
+            "api_task_execution_creation_conflict_timeout",
+            "API_TASK_EXECUTION_CREATION_CONFLICT_TIMEOUT_SECONDS",
+        ),
+        (
+            "api_task_execution_creation_conflict_retry_delay",
+            "API_TASK_EXECUTION_CREATION_CONFLICT_RETRY_DELAY_SECONDS",
+        ),
+        ("process_timeout", "PROCESS_TIMEOUT_SECONDS"),
+        ("process_retry_delay", "PROCESS_RETRY_DELAY_SECONDS"),
+        ("process_check_interval", "PROCESS_CHECK_INTERVAL_SECONDS"),
+        (
+            "process_termination_grace_period",
+            "PROCESS_TERMINATION_GRACE_PERIOD_SECONDS",
+        ),
+        ("status_update_interval", "STATUS_UPDATE_INTERVAL_SECONDS"),
+        ("max_concurrency", "TASK_MAX_CONCURRENCY"),
+        ("max_conflicting_age", "MAX_CONFLICTING_AGE_SECONDS"),
+        ("service", "TASK_IS_SERVICE"),
+        ("config_ttl", "CONFIG_TTL_SECONDS"),
+        (
+            "merge_stdout_and_stderr_logs",
+            "MERGE_STDOUT_AND_STDERR_LOGS",
+        ),
+        (
+            "runtime_metadata_refresh_interval",
+            "RUNTIME_METADATA_REFRESH_INTERVAL_SECONDS",
+        ),
+        ("process_group_termination", "PROCESS_GROUP_TERMINATION"),
+        ("command_line", "TASK_COMMAND"),
+    ];
+    let text = |v: &Value| match v {
+        Value::Bool(b) => crate::child_env::bool_text(*b).to_owned(),
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    };
+    let mut env = HashMap::new();
+    let mut put = |name: String, v: &Value| {
+        if !v.is_null() && !v.is_object() {
+            env.insert(format!("PROC_WRAPPER_{name}"), text(v));
+        }
+    };
+    for (key, value) in params {
+        match (key.as_str(), value) {
+            ("task", Value::Object(task)) => {
+                for (k, v) in task {
+                    match k.as_str() {
+                        "name" => put("TASK_NAME".into(), v),
+                        "uuid" => put("TASK_UUID".into(), v),
+                        "was_auto_created" => put("AUTO_CREATE_TASK".into(), v),
+                        "passive" => put("TASK_IS_PASSIVE".into(), v),
+                        "other_metadata" => {
+                            put("TASK_INSTANCE_METADATA".into(), &json!(v.to_string()))
+                        }
+                        "run_environment" => {
+                            put("AUTO_CREATE_TASK_RUN_ENVIRONMENT_NAME".into(), &v["name"]);
+                            put("AUTO_CREATE_TASK_RUN_ENVIRONMENT_UUID".into(), &v["uuid"]);
+                        }
+                        _ => {}
+                    }
+                }
+            }
+            ("task_execution", Value::Object(te)) => {
+                for (k, v) in te {
+                    match k.as_str() {
+                        "uuid" => put("TASK_EXECUTION_UUID".into(), v),
+                        "version_number" => put("TASK_VERSION_NUMBER".into(), v),
+                        "version_text" => put("TASK_VERSION_TEXT".into(), v),
+                        "version_signature" => put("TASK_VERSION_SIGNATURE".into(), v),
+                        _ => {}
+                    }
+                }
+            }
+            ("rollbar", Value::Object(rb)) => {
+                for (k, v) in rb {
+                    let name = match k.as_str() {
+                        "access_token" => "ROLLBAR_ACCESS_TOKEN",
+                        "retries" => "ROLLBAR_RETRIES",
+                        "retry_delay" => "ROLLBAR_RETRY_DELAY_SECONDS",
+                        "timeout" => "ROLLBAR_TIMEOUT_SECONDS",
+                        _ => continue,
+                    };
+                    put(name.into(), v);
+                }
+            }
+            (key, v) => {
+                let name = RENAMED
+                    .iter()
+                    .find(|(k, _)| *k == key)
+                    .map_or_else(|| key.to_ascii_uppercase(), |(_, n)| (*n).to_owned());
+                put(name, v);
+            }
+        }
+    }
+    env
+}
+
 /// Creates the Task Execution when reporting is on.
 async fn start<E>(config: &Config) -> Result<Option<Arc<Mutex<Reporter>>>, ManagedError<E>> {
     if config.offline_mode {
@@ -337,5 +460,43 @@ async fn start<E>(config: &Config) -> Result<Option<Arc<Mutex<Reporter>>>, Manag
             warn!("could not create the Task Execution ({e}); calling the function anyway");
             Ok(Some(Arc::new(Mutex::new(reporter))))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn params_become_variables() {
+        let params = json!({
+            "task": {"name": "A task", "was_auto_created": true, "passive": true,
+                     "run_environment": {"name": "myenv"}},
+            "log_level": "DEBUG",
+            "api_base_url": "http://x",
+            "api_key": "K",
+            "process_max_retries": 1,
+            "api_heartbeat_interval": 40,
+            "rollbar": {"access_token": "RB"},
+            "task_execution": {"uuid": "abcde"}
+        });
+        let env = params_as_env(params.as_object().unwrap());
+        let get = |k: &str| env.get(k).map(String::as_str);
+        assert_eq!(get("PROC_WRAPPER_TASK_NAME"), Some("A task"));
+        assert_eq!(get("PROC_WRAPPER_AUTO_CREATE_TASK"), Some("TRUE"));
+        assert_eq!(
+            get("PROC_WRAPPER_AUTO_CREATE_TASK_RUN_ENVIRONMENT_NAME"),
+            Some("myenv")
+        );
+        assert_eq!(get("PROC_WRAPPER_API_BASE_URL"), Some("http://x"));
+        assert_eq!(get("PROC_WRAPPER_API_KEY"), Some("K"));
+        assert_eq!(get("PROC_WRAPPER_PROCESS_MAX_RETRIES"), Some("1"));
+        assert_eq!(
+            get("PROC_WRAPPER_API_HEARTBEAT_INTERVAL_SECONDS"),
+            Some("40")
+        );
+        assert_eq!(get("PROC_WRAPPER_ROLLBAR_ACCESS_TOKEN"), Some("RB"));
+        assert_eq!(get("PROC_WRAPPER_TASK_EXECUTION_UUID"), Some("abcde"));
+        assert_eq!(get("PROC_WRAPPER_LOG_LEVEL"), Some("DEBUG"));
     }
 }

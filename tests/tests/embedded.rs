@@ -255,3 +255,43 @@ fn the_example_program_reports_its_work() {
     assert_eq!(last["success_count"], 3);
     assert_eq!(last["expected_count"], 3);
 }
+
+/// `test_embedded_mode_with_params_from_config`: settings in `proc_wrapper_params` of the
+/// configuration win over the environment.
+#[test]
+fn settings_from_proc_wrapper_params_in_the_configuration() {
+    let api = FakeApi::start();
+    let mut initial = Map::new();
+    initial.insert(
+        "proc_wrapper_params".into(),
+        json!({
+            "task": {"name": "A task", "was_auto_created": true, "passive": true,
+                     "run_environment": {"name": "myenv"}},
+            "log_level": "DEBUG",
+            "api_base_url": api.url,
+            "api_key": API_KEY,
+            "process_max_retries": 1
+        }),
+    );
+    initial.insert("app_stuff".into(), json!({"a": 42}));
+    let r = rt().block_on(
+        ManagedCall::new()
+            .with_env([("PROC_WRAPPER_API_BASE_URL", "http://127.0.0.1:9")])
+            .initial_config(initial)
+            .input(json!(58))
+            .call(|ctx| async move {
+                let a = ctx.config["app_stuff"]["a"].as_i64().unwrap();
+                Ok::<_, String>(a + ctx.input.unwrap().as_i64().unwrap())
+            }),
+    );
+    assert_eq!(r.unwrap(), 100);
+    let reqs = api.requests();
+    let task = &reqs[0].body["task"];
+    assert_eq!(task["name"], "A task");
+    assert_eq!(task["was_auto_created"], true);
+    assert_eq!(task["passive"], true);
+    assert_eq!(task["run_environment"]["name"], "myenv");
+    assert_eq!(reqs[0].body["process_max_retries"], 1);
+    assert_eq!(reqs[0].body["wrapper_log_level"], "DEBUG");
+    assert_eq!(reqs.last().unwrap().body["status"], "SUCCEEDED");
+}
