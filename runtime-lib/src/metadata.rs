@@ -109,10 +109,14 @@ impl RuntimeMetadata {
             .or_else(node_name)
     }
 
-    /// Fields for the Task Execution, with `--execution-method-props` merged into
-    /// `execution_method_details`.
-    pub fn execution_fields(&self, config: &Config) -> Map<String, Value> {
-        let mut f = self.execution.clone();
+    /// `fields` with the two types added, and each extra deep-merged into the object at its
+    /// key.
+    fn typed(
+        &self,
+        fields: &Map<String, Value>,
+        extras: &[(&str, Option<&Value>)],
+    ) -> Map<String, Value> {
+        let mut f = fields.clone();
         f.insert(
             "execution_method_type".into(),
             json!(self.execution_method_type),
@@ -121,46 +125,46 @@ impl RuntimeMetadata {
             "infrastructure_type".into(),
             json!(self.infrastructure_type),
         );
-        if let Some(props) = &config.task.execution_method_props {
-            let details = f
-                .entry("execution_method_details")
-                .or_insert_with(|| Value::Object(Map::new()));
-            // Merging objects with DEEP cannot fail.
-            let _ = merge(
-                details,
-                Value::Object(props.clone()),
-                crate::config::MergeStrategy::Deep,
-            );
+        for (key, extra) in extras {
+            if let Some(extra) = extra {
+                let slot = f.entry(*key).or_insert_with(|| Value::Object(Map::new()));
+                // Merging with DEEP cannot fail.
+                let _ = merge(slot, (*extra).clone(), crate::config::MergeStrategy::Deep);
+            }
         }
         f
+    }
+
+    /// Fields for the Task Execution, with `--execution-method-props` merged into
+    /// `execution_method_details`.
+    pub fn execution_fields(&self, config: &Config) -> Map<String, Value> {
+        let props = config
+            .task
+            .execution_method_props
+            .clone()
+            .map(Value::Object);
+        self.typed(
+            &self.execution,
+            &[("execution_method_details", props.as_ref())],
+        )
     }
 
     /// Fields for the Task object of the creation request, with the
     /// `execution_method_capability_details` and `infrastructure_settings` of
     /// `--auto-create-task-props` merged in.
     pub fn task_fields(&self, config: &Config) -> Map<String, Value> {
-        let mut f = self.task.clone();
-        f.insert(
-            "execution_method_type".into(),
-            json!(self.execution_method_type),
-        );
-        f.insert(
-            "infrastructure_type".into(),
-            json!(self.infrastructure_type),
-        );
-        if let Some(props) = &config.task.auto_create_task_props {
-            for key in [
-                "execution_method_capability_details",
-                "infrastructure_settings",
-            ] {
-                if let Some(extra) = props.get(key) {
-                    let slot = f.entry(key).or_insert_with(|| Value::Object(Map::new()));
-                    // Merging with DEEP cannot fail.
-                    let _ = merge(slot, extra.clone(), crate::config::MergeStrategy::Deep);
-                }
-            }
-        }
-        f
+        let props = config.task.auto_create_task_props.as_ref();
+        let get = |key: &str| props.and_then(|p| p.get(key));
+        self.typed(
+            &self.task,
+            &[
+                (
+                    "execution_method_capability_details",
+                    get("execution_method_capability_details"),
+                ),
+                ("infrastructure_settings", get("infrastructure_settings")),
+            ],
+        )
     }
 }
 
