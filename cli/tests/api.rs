@@ -7,10 +7,9 @@ use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::Duration;
 
-use nix::sys::signal::{Signal, kill};
-use nix::unistd::Pid;
+use nix::sys::signal::Signal;
 use procwrapper_tests::fake_api::{API_KEY, FakeApi, Fault, Recorded, TASK_UUID};
-use procwrapper_tests::{process_gone, read_pid, wait_until};
+use procwrapper_tests::{process_gone, read_pid, signal_child, wait_until};
 use serde_json::Value;
 
 const LIMIT: Duration = Duration::from_secs(30);
@@ -389,11 +388,7 @@ fn sigterm_reports_aborted() {
     let api = FakeApi::start();
     let dir = tempfile::tempdir().unwrap();
     let (wrapper, _, _) = start_tree(&mut wrapper(&api), dir.path());
-    kill(
-        Pid::from_raw(i32::try_from(wrapper.id()).unwrap()),
-        Signal::SIGTERM,
-    )
-    .unwrap();
+    signal_child(&wrapper, Signal::SIGTERM);
     let out = wrapper.wait_with_output().unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let f = api.requests();
@@ -986,11 +981,7 @@ fn a_signal_during_creation_retries_ends_the_wrapper_without_running_the_command
         .spawn()
         .unwrap();
     assert!(api.wait_for(LIMIT, |r| r.len() == 1));
-    kill(
-        Pid::from_raw(i32::try_from(wrapper.id()).unwrap()),
-        Signal::SIGTERM,
-    )
-    .unwrap();
+    signal_child(&wrapper, Signal::SIGTERM);
     let out = wrapper.wait_with_output().unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert!(stderr(&out).contains("received SIGTERM before the command started"));

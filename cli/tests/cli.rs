@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
-use procwrapper_tests::{process_gone, read_pid, wait_until};
+use procwrapper_tests::{process_gone, read_pid, signal_child, wait_until};
 
 const LIMIT: Duration = Duration::from_secs(20);
 
@@ -271,15 +271,11 @@ fn start_tree(dir: &Path, extra: &[&str]) -> (Child, i32, i32) {
     (wrapper, child, grandchild)
 }
 
-fn signal_wrapper(wrapper: &Child, sig: Signal) {
-    kill(Pid::from_raw(i32::try_from(wrapper.id()).unwrap()), sig).unwrap();
-}
-
 #[test]
 fn sigterm_to_the_wrapper_terminates_the_group_and_exits_0() {
     let dir = tempfile::tempdir().unwrap();
     let (wrapper, child, grandchild) = start_tree(dir.path(), &[]);
-    signal_wrapper(&wrapper, Signal::SIGTERM);
+    signal_child(&wrapper, Signal::SIGTERM);
     let out = wrapper.wait_with_output().unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert!(
@@ -294,7 +290,7 @@ fn sigterm_to_the_wrapper_terminates_the_group_and_exits_0() {
 fn sigint_to_the_wrapper_interrupts_the_group_and_exits_130() {
     let dir = tempfile::tempdir().unwrap();
     let (wrapper, child, grandchild) = start_tree(dir.path(), &[]);
-    signal_wrapper(&wrapper, Signal::SIGINT);
+    signal_child(&wrapper, Signal::SIGINT);
     let out = wrapper.wait_with_output().unwrap();
     assert_eq!(out.status.code(), Some(130), "{}", stderr(&out));
     assert!(wait_until(LIMIT, || process_gone(child) && process_gone(grandchild)));
@@ -305,7 +301,7 @@ fn sighup_and_sigquit_are_forwarded_and_exit_128_plus_n() {
     for (sig, code) in [(Signal::SIGHUP, 129), (Signal::SIGQUIT, 131)] {
         let dir = tempfile::tempdir().unwrap();
         let (wrapper, child, grandchild) = start_tree(dir.path(), &[]);
-        signal_wrapper(&wrapper, sig);
+        signal_child(&wrapper, sig);
         let out = wrapper.wait_with_output().unwrap();
         assert_eq!(out.status.code(), Some(code), "{sig}: {}", stderr(&out));
         assert!(wait_until(LIMIT, || process_gone(child) && process_gone(grandchild)));
@@ -329,7 +325,7 @@ fn sigterm_during_the_retry_delay_ends_the_run() {
     ]));
     assert!(wait_until(LIMIT, || marker.exists()));
     // The wrapper is now waiting to retry (the attempt exits at once).
-    signal_wrapper(&wrapper, Signal::SIGTERM);
+    signal_child(&wrapper, Signal::SIGTERM);
     let out = wrapper.wait_with_output().unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert_eq!(std::fs::read_to_string(&marker).unwrap().lines().count(), 1);
@@ -339,7 +335,7 @@ fn sigterm_during_the_retry_delay_ends_the_run() {
 fn without_group_termination_only_the_child_is_signalled() {
     let dir = tempfile::tempdir().unwrap();
     let (wrapper, child, grandchild) = start_tree(dir.path(), &["--no-process-group-termination"]);
-    signal_wrapper(&wrapper, Signal::SIGTERM);
+    signal_child(&wrapper, Signal::SIGTERM);
     let out = wrapper.wait_with_output().unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert!(wait_until(LIMIT, || process_gone(child)));

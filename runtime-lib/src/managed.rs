@@ -32,7 +32,7 @@ use tracing::{error, info, warn};
 use crate::api::{CreationFailure, Reporter, StatusResult, task_param_errors};
 use crate::config::{Args, Config};
 use crate::metadata::RuntimeMetadata;
-use crate::process::{FinalStatus, Outcome};
+use crate::process::{FinalStatus, Hooks, Outcome};
 use crate::secrets::Resolver;
 use crate::status::StatusUpdate;
 
@@ -297,7 +297,7 @@ impl ManagedCall {
                     if let Some(r) = &reporter {
                         r.lock()
                             .await
-                            .attempt_failed_embedded(outcome.failed_attempts)
+                            .attempt_failed(outcome.failed_attempts, 0)
                             .await;
                     }
                     tokio::time::sleep(config.process.retry_delay).await;

@@ -25,6 +25,12 @@ pub fn wait_until(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
     }
 }
 
+/// Sends `sig` to a child process started by a test.
+pub fn signal_child(child: &std::process::Child, sig: nix::sys::signal::Signal) {
+    let pid = i32::try_from(child.id()).expect("UNWRAP: process IDs fit in i32");
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), sig).expect("UNWRAP: the child exists");
+}
+
 /// True if `pid` no longer runs (it does not exist, or is a zombie waiting to be reaped).
 pub fn process_gone(pid: i32) -> bool {
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {

@@ -696,16 +696,6 @@ impl Reporter {
         }
     }
 
-    /// Reports a failed attempt of an embedded function (another follows).
-    pub async fn attempt_failed_embedded(&mut self, failed_attempts: u32) {
-        if self.sampled_out {
-            return;
-        }
-        let mut f = Map::new();
-        f.insert("failed_attempts".into(), json!(failed_attempts));
-        self.update(f, RequestKind::Update).await;
-    }
-
     /// True once the API server asked the execution to stop (409 on an update).
     pub fn stop_wanted(&self) -> bool {
         self.stop
@@ -819,7 +809,10 @@ impl Hooks for Reporter {
         }
         let mut f = Map::new();
         f.insert("failed_attempts".into(), json!(failed_attempts));
-        f.insert("exit_code".into(), json!(exit_code));
+        // An embedded function has no exit code.
+        if !self.embedded {
+            f.insert("exit_code".into(), json!(exit_code));
+        }
         self.update(f, RequestKind::Update).await;
     }
 
