@@ -10,10 +10,11 @@
 //! | [`process`] | command resolution, spawning, timeouts, retries, signal forwarding, reaping, log capture |
 //! | [`child_env`] | the environment given to the wrapped process |
 //! | [`api`] | the CloudReactor API client and the lifecycle of a Task Execution |
-//! | [`metadata`] | runtime metadata (ECS, CodeBuild, EC2) |
+//! | [`metadata`] | runtime metadata (ECS, CodeBuild, EC2, Lambda) |
 //! | [`status`] | UDP status updates: the message buffer and the `StatusUpdater` client |
 //! | [`values`] | input and result values |
 //! | [`managed`] | embedded mode: a Rust function run as a Task Execution |
+//! | [`handoff`] | what code in a Lambda function tells `cloudreactor-extension` |
 //! | [`logging`] | the wrapper's own log format |
 //! | [`exit_codes`] | the exit codes of `proc_wrapper` |
 //! | [`time`] | UTC timestamps |
@@ -24,6 +25,7 @@ pub mod api;
 pub mod child_env;
 pub mod config;
 pub mod exit_codes;
+pub mod handoff;
 pub mod logging;
 pub mod managed;
 pub mod metadata;

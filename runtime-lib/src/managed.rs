@@ -192,51 +192,20 @@ impl ManagedCall {
             Some(env) => env,
             None => std::env::vars().collect(),
         };
-        let args = Args::default();
-        let lookup = |k: &str| env.get(k).cloned();
-        let config = Config::from_sources(&args, &lookup)
-            .map_err(|e| ManagedError::Config(e.to_string()))?;
-        let resolver = Resolver::new(config.resolver.clone());
-        let (renv, rconfig) = resolver
-            .fetch_top_level(env.clone(), self.initial_config)
+        let Settings {
+            mut config,
+            env: resolved_env,
+            values: resolved_config,
+        } = resolve_settings(&env, self.initial_config)
             .await
-            .map_err(|e| ManagedError::Config(e.to_string()))?;
-        let resolved = resolver.resolve(renv, rconfig).await;
-        if !resolved.failures.is_empty() {
-            let names: Vec<String> = resolved.failures.iter().map(ToString::to_string).collect();
-            for n in &names {
-                error!("could not resolve {n}");
-            }
-            return Err(ManagedError::Config(format!(
-                "could not resolve {}",
-                names.join("; ")
-            )));
-        }
-        // `proc_wrapper_params` in the configuration wins over the environment (§9.2).
-        let from_config = resolved
-            .config
-            .get("proc_wrapper_params")
-            .and_then(Value::as_object)
-            .map(params_as_env)
-            .unwrap_or_default();
-        let env_lookup = |k: &str| {
-            from_config.get(k).cloned().or_else(|| {
-                resolved
-                    .env
-                    .get(k)
-                    .and_then(Value::as_str)
-                    .map(str::to_owned)
-            })
-        };
-        let mut config = Config::from_sources(&args, &env_lookup)
-            .map_err(|e| ManagedError::Config(e.to_string()))?;
+            .map_err(ManagedError::Config)?;
         if let Some(uuid) = self.input.as_ref().and_then(execution_uuid_from_input) {
             config.task.execution_uuid = Some(uuid);
             config.api.managed_probability = 1.0;
         }
-        let mut handed = resolved.config.clone();
+        let mut handed = resolved_config;
         if let Some(key) = &config.resolver.config_property_name_for_env {
-            handed.insert(key.clone(), Value::Object(resolved.env.clone()));
+            handed.insert(key.clone(), Value::Object(resolved_env));
         }
 
         let reporter = start(&config).await?;
@@ -305,6 +274,64 @@ impl ManagedCall {
             }
         }
     }
+}
+
+/// Settings with their secrets resolved: what [`resolve_settings`] returns.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// The settings, read from the resolved environment and `proc_wrapper_params`.
+    pub config: Config,
+    /// The resolved environment, every value as text.
+    pub env: Map<String, Value>,
+    /// The resolved configuration (the `--config` locations and their secrets).
+    pub values: Map<String, Value>,
+}
+
+/// Reads the `PROC_WRAPPER_*` settings from `env`, fetches the top-level env and config
+/// locations onto `initial_config`, resolves secret locations, applies `proc_wrapper_params`
+/// of the configuration (§9.2, it wins over the environment) and reads the settings again.
+/// `Err` names what could not be read or resolved (never a secret value).
+pub async fn resolve_settings(
+    env: &HashMap<String, String>,
+    initial_config: Map<String, Value>,
+) -> Result<Settings, String> {
+    let args = Args::default();
+    let lookup = |k: &str| env.get(k).cloned();
+    let config = Config::from_sources(&args, &lookup).map_err(|e| e.to_string())?;
+    let resolver = Resolver::new(config.resolver.clone());
+    let (renv, rconfig) = resolver
+        .fetch_top_level(env.clone(), initial_config)
+        .await
+        .map_err(|e| e.to_string())?;
+    let resolved = resolver.resolve(renv, rconfig).await;
+    if !resolved.failures.is_empty() {
+        let names: Vec<String> = resolved.failures.iter().map(ToString::to_string).collect();
+        for n in &names {
+            error!("could not resolve {n}");
+        }
+        return Err(format!("could not resolve {}", names.join("; ")));
+    }
+    let from_config = resolved
+        .config
+        .get("proc_wrapper_params")
+        .and_then(Value::as_object)
+        .map(params_as_env)
+        .unwrap_or_default();
+    let env_lookup = |k: &str| {
+        from_config.get(k).cloned().or_else(|| {
+            resolved
+                .env
+                .get(k)
+                .and_then(Value::as_str)
+                .map(str::to_owned)
+        })
+    };
+    let config = Config::from_sources(&args, &env_lookup).map_err(|e| e.to_string())?;
+    Ok(Settings {
+        config,
+        env: resolved.env,
+        values: resolved.config,
+    })
 }
 
 /// The settings of a `proc_wrapper_params` object (§9.2) as the variables that carry them.

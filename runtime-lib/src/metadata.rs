@@ -176,6 +176,107 @@ fn obj(pairs: impl IntoIterator<Item = (&'static str, Value)>) -> Map<String, Va
         .collect()
 }
 
+/// What is known about one AWS Lambda invocation (§5.3): from the `lambda_runtime` context in
+/// a handler, or from the INVOKE event in the extension.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct LambdaInvocation {
+    /// The request id (`aws_request_id`).
+    pub request_id: String,
+    /// The ARN the function was invoked with.
+    pub function_arn: String,
+    /// The X-Ray trace header, if any.
+    pub trace_id: Option<String>,
+    /// The log group, when known (the runtime knows it; an extension does not).
+    pub log_group: Option<String>,
+    /// The log stream, when known (only the runtime knows it).
+    pub log_stream: Option<String>,
+    /// `{"id": ..., "pool_id": ...}` of the Cognito identity, if any.
+    pub cognito_identity: Option<Value>,
+    /// `{"client": {...}}` of the mobile client context, if any.
+    pub client_context: Option<Value>,
+    /// More `execution_method_details` (the extension adds `cold_start`, `deadline_at`,
+    /// `account_id`, `handler`).
+    pub extra_details: Map<String, Value>,
+}
+
+impl RuntimeMetadata {
+    /// AWS Lambda metadata (§5.3) of one invocation, with the function's settings read from
+    /// `env` (`AWS_LAMBDA_FUNCTION_NAME`, `AWS_LAMBDA_FUNCTION_MEMORY_SIZE`, `AWS_REGION`, ...).
+    pub fn lambda(env: &dyn Fn(&str) -> Option<String>, invocation: &LambdaInvocation) -> Self {
+        let v = |k: &str| env(k).map_or(Value::Null, Value::String);
+        let memory = env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE").and_then(|m| m.trim().parse::<u64>().ok());
+        let region = v("AWS_REGION");
+        let mut common = Map::new();
+        for (key, value) in [
+            ("runtime_id", v("AWS_EXECUTION_ENV")),
+            ("function_name", v("AWS_LAMBDA_FUNCTION_NAME")),
+            ("function_version", v("AWS_LAMBDA_FUNCTION_VERSION")),
+            ("init_type", v("AWS_LAMBDA_INITIALIZATION_TYPE")),
+            ("dotnet_prejit", v("AWS_LAMBDA_DOTNET_PREJIT")),
+            ("function_memory_mb", json!(memory)),
+            ("time_zone_name", v("TZ")),
+            ("function_arn", json!(invocation.function_arn)),
+        ] {
+            common.insert(key.to_owned(), value);
+        }
+        let mut details = common.clone();
+        details.insert("aws_request_id".into(), json!(invocation.request_id));
+        details.insert(
+            "cognito_identity".into(),
+            invocation.cognito_identity.clone().unwrap_or(Value::Null),
+        );
+        details.insert(
+            "client_context".into(),
+            invocation.client_context.clone().unwrap_or(Value::Null),
+        );
+        details.extend(invocation.extra_details.clone());
+        let trace_id = invocation
+            .trace_id
+            .clone()
+            .or_else(|| env("_X_AMZN_TRACE_ID"));
+        let mut settings = Map::new();
+        settings.insert("network".into(), json!({ "region": region }));
+        settings.insert(
+            "xray".into(),
+            json!({ "trace_id": trace_id, "context_missing": v("AWS_XRAY_CONTEXT_MISSING") }),
+        );
+        let log_group = invocation
+            .log_group
+            .clone()
+            .or_else(|| env("AWS_LAMBDA_LOG_GROUP_NAME"));
+        if let Some(group) = log_group {
+            let stream = invocation
+                .log_stream
+                .clone()
+                .or_else(|| env("AWS_LAMBDA_LOG_STREAM_NAME"));
+            settings.insert(
+                "logging".into(),
+                json!({
+                    "driver": "awslogs",
+                    "options": {"group": group, "region": region, "stream": stream},
+                }),
+            );
+        }
+        let mut execution = obj([
+            ("allocated_memory_mb", json!(memory)),
+            ("infrastructure_settings", Value::Object(settings.clone())),
+        ]);
+        let mut task = execution.clone();
+        execution.insert("execution_method_details".into(), Value::Object(details));
+        task.insert(
+            "execution_method_capability_details".into(),
+            Value::Object(common),
+        );
+        Self {
+            execution_method_type: "AWS Lambda".into(),
+            infrastructure_type: "AWS".into(),
+            execution,
+            task,
+            ..Self::default()
+        }
+    }
+}
+
 /// AWS CodeBuild, detected by `CODEBUILD_BUILD_ARN` (§5.4).
 fn codebuild(env: &dyn Fn(&str) -> Option<String>) -> Option<RuntimeMetadata> {
     let build_arn = env("CODEBUILD_BUILD_ARN")?;
@@ -672,6 +773,60 @@ mod tests {
         task["Containers"][1]["ExitCode"] = 255.into();
         let m = ecs_from_documents(&task, &fixture("pause_container.json"), &c).unwrap();
         assert_eq!(m.exit_code, Some(255));
+    }
+
+    #[test]
+    fn lambda_from_the_environment_and_the_context() {
+        // The values of the original's test_aws_lambda_runtime_metadata (§5.3).
+        let env = |k: &str| {
+            Some(
+                match k {
+                    "AWS_LAMBDA_FUNCTION_NAME" => "do_it_now",
+                    "AWS_LAMBDA_FUNCTION_VERSION" => "3.3.7",
+                    "AWS_LAMBDA_FUNCTION_MEMORY_SIZE" => "4096",
+                    "AWS_EXECUTION_ENV" => "AWS_Lambda_python3.9",
+                    "AWS_LAMBDA_INITIALIZATION_TYPE" => "on-demand",
+                    "AWS_REGION" => "us-east-2",
+                    "TZ" => "America/Los_Angeles",
+                    "AWS_LAMBDA_LOG_GROUP_NAME" => "muh_log_group",
+                    "AWS_LAMBDA_LOG_STREAM_NAME" => "colorado-river",
+                    "_X_AMZN_TRACE_ID" => "894diemsggt",
+                    _ => return None,
+                }
+                .to_owned(),
+            )
+        };
+        let inv = LambdaInvocation {
+            request_id: "SOME-REQ_ID".into(),
+            function_arn: "arn:aws:lambda:us-east-2:123456789012:function:funky".into(),
+            ..LambdaInvocation::default()
+        };
+        let m = RuntimeMetadata::lambda(&env, &inv);
+        let config = crate::config::from_pairs(&[]);
+        let e = m.execution_fields(&config);
+        assert_eq!(e["execution_method_type"], "AWS Lambda");
+        assert_eq!(e["infrastructure_type"], "AWS");
+        assert_eq!(e["allocated_memory_mb"], 4096);
+        let d = &e["execution_method_details"];
+        assert_eq!(d["function_name"], "do_it_now");
+        assert_eq!(d["function_version"], "3.3.7");
+        assert_eq!(d["function_memory_mb"], 4096);
+        assert_eq!(d["function_arn"], inv.function_arn.as_str());
+        assert_eq!(d["runtime_id"], "AWS_Lambda_python3.9");
+        assert_eq!(d["init_type"], "on-demand");
+        assert_eq!(d["dotnet_prejit"], Value::Null);
+        assert_eq!(d["time_zone_name"], "America/Los_Angeles");
+        assert_eq!(d["aws_request_id"], "SOME-REQ_ID");
+        let s = &e["infrastructure_settings"];
+        assert_eq!(s["network"]["region"], "us-east-2");
+        assert_eq!(s["xray"]["trace_id"], "894diemsggt");
+        assert_eq!(s["xray"]["context_missing"], Value::Null);
+        assert_eq!(s["logging"]["options"]["group"], "muh_log_group");
+        assert_eq!(s["logging"]["options"]["stream"], "colorado-river");
+        let t = m.task_fields(&config);
+        assert_eq!(t["execution_method_capability_details"]["function_name"], "do_it_now");
+        assert!(t["execution_method_capability_details"].get("aws_request_id").is_none());
+        assert_eq!(t["allocated_memory_mb"], 4096);
     }
 
     #[test]

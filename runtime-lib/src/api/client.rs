@@ -43,12 +43,16 @@ pub enum ApiError {
     /// Requests are suspended after an earlier exhaustion.
     #[error("API requests are suspended after earlier failures")]
     Suspended,
+    /// No answer (connection refused or dropped, timeout, ...).
+    #[error("could not reach the API server: {0}")]
+    Unreachable(String),
     /// The response was not what the API promises.
     #[error("invalid response from the API server: {0}")]
     InvalidResponse(String),
 }
 
-/// The API client.
+/// The API client. Clones share the connection pool.
+#[derive(Clone)]
 pub struct ApiClient {
     http: reqwest::Client,
     config: ApiConfig,
@@ -108,6 +112,61 @@ impl ApiClient {
         self.exhausted_at.is_some()
     }
 
+    /// Sends one request and classifies the answer.
+    async fn attempt(&self, method: &Method, url: &str, body: &Value) -> Attempt {
+        debug!("{method} {url}");
+        let mut request = self
+            .http
+            .request(method.clone(), url)
+            .header("Accept", "application/json")
+            .json(body);
+        if let Some(key) = &self.config.api_key {
+            request = request.bearer_auth(key);
+        }
+        match request.send().await {
+            Ok(response) => {
+                let status = response.status();
+                if status.is_success() {
+                    return match response.bytes().await {
+                        Ok(bytes) if bytes.is_empty() => Attempt::Done(Ok(Value::Null)),
+                        Ok(bytes) => Attempt::Done(
+                            serde_json::from_slice(&bytes)
+                                .map_err(|e| ApiError::InvalidResponse(e.to_string())),
+                        ),
+                        Err(e) => Attempt::Done(Err(ApiError::InvalidResponse(format!(
+                            "could not read the body: {e}"
+                        )))),
+                    };
+                }
+                let retry_after = response
+                    .headers()
+                    .get(reqwest::header::RETRY_AFTER)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| retry_after(v, SystemTime::now()));
+                Attempt::Status(status, retry_after)
+            }
+            Err(e) => Attempt::Network(e.to_string()),
+        }
+    }
+
+    /// Sends one request without retrying, for callers with their own time budget (the
+    /// Lambda extension). A 409 is [`ApiError::Conflict`], any other failure status
+    /// [`ApiError::Rejected`], a network error [`ApiError::Unreachable`].
+    pub async fn send_once(
+        &self,
+        method: Method,
+        path: &str,
+        body: &Value,
+    ) -> Result<Value, ApiError> {
+        let url = format!("{}{path}", self.config.base_url);
+        match self.attempt(&method, &url, body).await {
+            Attempt::Done(result) => result,
+            Attempt::Status(StatusCode::CONFLICT, _) => Err(ApiError::Conflict),
+            Attempt::Status(status, _) => Err(ApiError::Rejected(status.as_u16())),
+            Attempt::Network(e) => Err(ApiError::Unreachable(e)),
+        }
+    }
+
     /// Sends `body` with `method` to `path` (below the base URL), retrying per §4.4.
     /// Returns the response body (`Value::Null` when empty).
     pub async fn send(
@@ -131,29 +190,10 @@ impl ApiClient {
         };
         let mut last_status = None;
         loop {
-            debug!("{method} {url}");
-            let mut request = self
-                .http
-                .request(method.clone(), &url)
-                .header("Accept", "application/json")
-                .json(body);
-            if let Some(key) = &self.config.api_key {
-                request = request.bearer_auth(key);
-            }
-            let delay = match request.send().await {
-                Ok(response) => {
-                    let status = response.status();
+            let delay = match self.attempt(&method, &url, body).await {
+                Attempt::Done(result) => return result,
+                Attempt::Status(status, after) => {
                     last_status = Some(status.as_u16());
-                    if status.is_success() {
-                        let bytes = response.bytes().await.map_err(|e| {
-                            ApiError::InvalidResponse(format!("could not read the body: {e}"))
-                        })?;
-                        if bytes.is_empty() {
-                            return Ok(Value::Null);
-                        }
-                        return serde_json::from_slice(&bytes)
-                            .map_err(|e| ApiError::InvalidResponse(e.to_string()));
-                    }
                     match status {
                         StatusCode::CONFLICT if kind == RequestKind::Creation => {
                             warn!(
@@ -168,13 +208,7 @@ impl ApiClient {
                         | StatusCode::BAD_GATEWAY
                         | StatusCode::SERVICE_UNAVAILABLE
                         | StatusCode::GATEWAY_TIMEOUT => {
-                            let delay = response
-                                .headers()
-                                .get(reqwest::header::RETRY_AFTER)
-                                .and_then(|v| v.to_str().ok())
-                                .and_then(|v| retry_after(v, SystemTime::now()))
-                                .unwrap_or(self.config.retry_delay);
-                            let delay = clamp_retry_after(delay);
+                            let delay = clamp_retry_after(after.unwrap_or(self.config.retry_delay));
                             warn!(
                                 "the API server answered {status}; retrying in {} seconds",
                                 delay.as_secs_f64()
@@ -187,7 +221,7 @@ impl ApiClient {
                         }
                     }
                 }
-                Err(e) => {
+                Attempt::Network(e) => {
                     error!("could not reach the API server ({method} {path}): {e}");
                     self.config.retry_delay
                 }
@@ -210,6 +244,16 @@ impl ApiClient {
             tokio::time::sleep(delay).await;
         }
     }
+}
+
+/// The answer to one attempt.
+enum Attempt {
+    /// A success (with the body), or a success whose body could not be read.
+    Done(Result<Value, ApiError>),
+    /// A failure status, with the `Retry-After` delay if given.
+    Status(StatusCode, Option<Duration>),
+    /// No answer.
+    Network(String),
 }
 
 #[cfg(test)]

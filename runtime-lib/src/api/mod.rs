@@ -140,8 +140,17 @@ enum Event {
 impl Reporter {
     /// A reporter for `config`, which must have passed [`task_param_errors`].
     pub fn new(config: &Config, metadata: RuntimeMetadata) -> Result<Self, reqwest::Error> {
-        Ok(Self {
-            client: ApiClient::new(config.api.clone())?,
+        Ok(Self::with_client(
+            ApiClient::new(config.api.clone())?,
+            config,
+            metadata,
+        ))
+    }
+
+    /// A reporter that sends through `client` (a clone of a client shares its connections).
+    pub fn with_client(client: ApiClient, config: &Config, metadata: RuntimeMetadata) -> Self {
+        Self {
+            client,
             execution_uuid: config.task.execution_uuid.clone(),
             config: config.clone(),
             metadata,
@@ -164,7 +173,7 @@ impl Reporter {
                 .runtime_metadata_refresh_interval
                 .map(|i| Instant::now() + i),
             embedded: false,
-        })
+        }
     }
 
     /// Decides whether this execution is reported at all (`api_managed_probability`); a
