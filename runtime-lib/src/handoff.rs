@@ -32,6 +32,18 @@ pub const ERROR_TYPE: &str = "error_type";
 /// Key of the error message of a failed invocation.
 pub const ERROR_MESSAGE: &str = "error_message";
 
+/// Where the extension is installed by its layer.
+pub const EXTENSION_PATH: &str = "/opt/extensions/cloudreactor-extension";
+
+/// True when `cloudreactor-extension` runs next to this function: `PROC_WRAPPER_LAMBDA_EXTENSION`
+/// (`TRUE`/`FALSE`) when set, else whether [`EXTENSION_PATH`] exists.
+pub fn extension_attached(env: &dyn Fn(&str) -> Option<String>) -> bool {
+    match env("PROC_WRAPPER_LAMBDA_EXTENSION") {
+        Some(v) => v.trim().eq_ignore_ascii_case("true"),
+        None => std::path::Path::new(EXTENSION_PATH).exists(),
+    }
+}
+
 /// The phase of a hand-off message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Phase {

@@ -8,6 +8,7 @@
 //! | [`config`] | the command line, the `PROC_WRAPPER_*` variables, their precedence and validation |
 //! | [`secrets`] | secret locations, fetching (files, AWS), formats, merging, resolution |
 //! | [`process`] | command resolution, spawning, timeouts, retries, signal forwarding, reaping, log capture |
+//! | [`exec`] | resolve secrets into the environment, then exec a command |
 //! | [`child_env`] | the environment given to the wrapped process |
 //! | [`api`] | the CloudReactor API client and the lifecycle of a Task Execution |
 //! | [`metadata`] | runtime metadata (ECS, CodeBuild, EC2, Lambda) |
@@ -24,6 +25,7 @@
 pub mod api;
 pub mod child_env;
 pub mod config;
+pub mod exec;
 pub mod exit_codes;
 pub mod handoff;
 pub mod logging;

@@ -204,7 +204,8 @@ impl RuntimeMetadata {
     /// `env` (`AWS_LAMBDA_FUNCTION_NAME`, `AWS_LAMBDA_FUNCTION_MEMORY_SIZE`, `AWS_REGION`, ...).
     pub fn lambda(env: &dyn Fn(&str) -> Option<String>, invocation: &LambdaInvocation) -> Self {
         let v = |k: &str| env(k).map_or(Value::Null, Value::String);
-        let memory = env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE").and_then(|m| m.trim().parse::<u64>().ok());
+        let memory =
+            env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE").and_then(|m| m.trim().parse::<u64>().ok());
         let region = v("AWS_REGION");
         let mut common = Map::new();
         for (key, value) in [
@@ -824,8 +825,15 @@ mod tests {
         assert_eq!(s["logging"]["options"]["group"], "muh_log_group");
         assert_eq!(s["logging"]["options"]["stream"], "colorado-river");
         let t = m.task_fields(&config);
-        assert_eq!(t["execution_method_capability_details"]["function_name"], "do_it_now");
-        assert!(t["execution_method_capability_details"].get("aws_request_id").is_none());
+        assert_eq!(
+            t["execution_method_capability_details"]["function_name"],
+            "do_it_now"
+        );
+        assert!(
+            t["execution_method_capability_details"]
+                .get("aws_request_id")
+                .is_none()
+        );
         assert_eq!(t["allocated_memory_mb"], 4096);
     }
 

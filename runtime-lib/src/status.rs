@@ -128,8 +128,11 @@ impl StatusUpdater {
 
     /// Configured from a variable lookup.
     pub fn from_lookup(incremental: bool, lookup: &dyn Fn(&str) -> Option<String>) -> Self {
-        let enabled = lookup("PROC_WRAPPER_ENABLE_STATUS_UPDATE_LISTENER")
-            .is_some_and(|v| v.trim().eq_ignore_ascii_case("true"));
+        // On by choice, or because the Lambda extension listens.
+        let enabled = match lookup("PROC_WRAPPER_ENABLE_STATUS_UPDATE_LISTENER") {
+            Some(v) => v.trim().eq_ignore_ascii_case("true"),
+            None => crate::handoff::extension_attached(lookup),
+        };
         let port = lookup("PROC_WRAPPER_STATUS_UPDATE_SOCKET_PORT")
             .and_then(|p| p.trim().parse().ok())
             .unwrap_or(crate::config::DEFAULT_STATUS_UPDATE_PORT);
@@ -159,6 +162,18 @@ impl StatusUpdater {
             Some(*total)
         } else {
             Some(v)
+        }
+    }
+
+    /// Sends one message line as is (for the Lambda hand-off, [`crate::handoff`]); does
+    /// nothing when disabled.
+    pub fn send_line(&mut self, line: &str) {
+        if let Some(socket) = &self.socket
+            && socket
+                .send_to(line.as_bytes(), ("127.0.0.1", self.port))
+                .is_err()
+        {
+            debug!("could not send a status message");
         }
     }
 

@@ -5,7 +5,8 @@
 //! * `PATCH /api/v1/task_executions/<uuid>/` → 200 with the execution, or 204 with
 //!   `?content=false`; a `RUNNING` update of an execution that was asked to stop
 //!   ([`FakeApi::request_stop`]) → 409 and the execution becomes `STOPPED`, as the real server
-//!   does; any update after a final status → 409.
+//!   does; any update with a status after a final status → 409; an update without a
+//!   status changes fields only.
 //! * A wrong `Authorization: Bearer` key → 403.
 //! * Scripted faults ([`Fault`]) answer the next requests, in order.
 
@@ -151,10 +152,8 @@ async fn handle(
     if header(&headers, "authorization") != Some(format!("Bearer {}", s.api_key)) {
         return StatusCode::FORBIDDEN.into_response();
     }
-    let requested = body
-        .get("status")
-        .and_then(Value::as_str)
-        .unwrap_or("RUNNING");
+    let given = body.get("status").and_then(Value::as_str);
+    let requested = given.unwrap_or("RUNNING");
     match uuid {
         None => {
             s.next += 1;
@@ -174,6 +173,11 @@ async fn handle(
         Some(uuid) => {
             let current = s.statuses.get(&uuid).cloned();
             let stopping = s.stop_requested.contains(&uuid);
+            if given.is_none() && current.is_some() {
+                // A partial update without a status changes fields only, as on the real
+                // server (the Lambda extension sends the late `platform.report` this way).
+                return StatusCode::NO_CONTENT.into_response();
+            }
             if current.as_deref().is_some_and(|c| FINAL.contains(&c)) {
                 return StatusCode::CONFLICT.into_response();
             }

@@ -111,7 +111,8 @@ pub struct Reporter {
     attempt_started: Option<Instant>,
     /// The server asked the execution to stop (409 on an update).
     stop: bool,
-    started_at: UtcTime,
+    /// When the execution started (`started_at` of the creation request).
+    pub started_at: UtcTime,
     /// When a status update message was last sent.
     last_status_sent: Option<Instant>,
     /// The input value, if known (sent at creation with `--send-input-value`).

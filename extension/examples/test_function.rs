@@ -1,0 +1,37 @@
+//! A Lambda function on `lambda_runtime` for the extension's end-to-end tests. The event
+//! decides what it does:
+//!
+//! * `{"sleep_ms": N}`: sleeps N ms first;
+//! * `{"success_count": N}`: sends a status update over UDP (to the extension);
+//! * `{"fail": true}`: returns an error (`errorType` is the error's type);
+//! * anything else: answers `{"echo": <event>}`.
+
+use std::time::Duration;
+
+use lambda_runtime::{Error, LambdaEvent, service_fn};
+use proc_wrapper::status::{StatusUpdate, StatusUpdater};
+use serde_json::{Value, json};
+
+async fn handler(event: LambdaEvent<Value>) -> Result<Value, Error> {
+    let p = event.payload;
+    if let Some(ms) = p.get("sleep_ms").and_then(Value::as_u64) {
+        tokio::time::sleep(Duration::from_millis(ms)).await;
+    }
+    if let Some(n) = p.get("success_count").and_then(Value::as_i64) {
+        let mut updater = StatusUpdater::from_env(false);
+        updater.send_update(StatusUpdate {
+            success_count: Some(n),
+            last_status_message: Some("counted".into()),
+            ..StatusUpdate::default()
+        });
+    }
+    if p.get("fail") == Some(&json!(true)) {
+        return Err("the handler failed on purpose".into());
+    }
+    Ok(json!({ "echo": p }))
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> Result<(), Error> {
+    lambda_runtime::run(service_fn(handler)).await
+}

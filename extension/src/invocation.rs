@@ -1,0 +1,471 @@
+//! One invocation's Task Execution, driven by a task of its own.
+//!
+//! The task receives what concerns its request id (hand-off messages from the function, the
+//! `runtimeDone` and `report` telemetry records, SHUTDOWN) and:
+//!
+//! 1. waits until the creation is due: a start hand-off from the function, or the creation
+//!    delay elapsed while the function still runs. An invocation that ends sooner is reported
+//!    with a single request carrying the final status;
+//! 2. creates the Task Execution (a PATCH when the function handed over a known UUID);
+//! 3. waits for the outcome (`runtimeDone`, and the end hand-off when the function started
+//!    one), sends the final update and tells the main loop it is finished;
+//! 4. sends the late `platform.report` figures as a partial update.
+//!
+//! Requests are retried a few times on network errors and 429/5xx. The main loop only waits
+//! for step 3 up to its cap; whatever is left continues in the background and is flushed at
+//! SHUTDOWN.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use proc_wrapper::api::{ApiClient, ApiError, Reporter};
+use proc_wrapper::handoff::{HandOff, Phase};
+use proc_wrapper::metadata::{LambdaInvocation, RuntimeMetadata};
+use proc_wrapper::time::UtcTime;
+use reqwest::Method;
+use serde_json::{Map, Value, json};
+use tokio::sync::mpsc::UnboundedReceiver;
+use tokio::sync::{oneshot, watch};
+use tracing::{debug, info, warn};
+
+use crate::Reporting;
+use crate::runtime_api::Invoke;
+use crate::telemetry::final_status;
+
+/// How long a function that announced itself is waited for after `runtimeDone`, for its end
+/// message (which it sends before its response, so it normally arrives first).
+const END_HAND_OFF_WAIT: Duration = Duration::from_millis(100);
+
+/// Delays between attempts of one request.
+const RETRY_DELAYS: [Duration; 3] = [
+    Duration::from_millis(100),
+    Duration::from_millis(500),
+    Duration::from_secs(2),
+];
+
+/// What the main loop passes to an invocation's task.
+#[derive(Debug)]
+pub(crate) enum Event {
+    /// A status or hand-off message for this invocation.
+    HandOff(HandOff),
+    /// `platform.runtimeDone`.
+    Done {
+        status: String,
+        duration_ms: Option<f64>,
+        error_type: Option<String>,
+    },
+    /// `platform.report` metrics.
+    Report(Map<String, Value>),
+    /// The environment shuts down (reason), or telemetry does not arrive (`None`): finish
+    /// without waiting for anything more.
+    Close(Option<String>),
+}
+
+/// The reporting state, once the settings are resolved: `None` until then, `Some(None)` when
+/// reporting is off.
+pub(crate) type ReportingRx = watch::Receiver<Option<Option<Arc<Reporting>>>>;
+
+/// One invocation's task.
+pub(crate) struct Invocation {
+    pub(crate) invoke: Invoke,
+    pub(crate) cold_start: bool,
+    pub(crate) creation_delay: Duration,
+    pub(crate) reporting: ReportingRx,
+    pub(crate) events: UnboundedReceiver<Event>,
+    pub(crate) finished: Option<oneshot::Sender<()>>,
+}
+
+/// Sends with a few retries on network errors, 429 and 5xx.
+async fn send(
+    client: &ApiClient,
+    method: Method,
+    path: &str,
+    body: &Value,
+) -> Result<Value, ApiError> {
+    let mut delays = RETRY_DELAYS.iter();
+    loop {
+        let result = client.send_once(method.clone(), path, body).await;
+        let retryable = matches!(
+            result,
+            Err(ApiError::Unreachable(_) | ApiError::Rejected(429 | 500..=599))
+        );
+        match delays.next() {
+            Some(d) if retryable => {
+                debug!("{method} {path}: {result:?}; retrying in {d:?}");
+                tokio::time::sleep(*d).await;
+            }
+            _ => return result,
+        }
+    }
+}
+
+fn update_path(uuid: &str) -> String {
+    format!("/api/v1/task_executions/{uuid}/?content=false")
+}
+
+fn epoch_ms_to_iso(ms: u64) -> String {
+    UtcTime::from_system(UNIX_EPOCH + Duration::from_millis(ms)).iso8601()
+}
+
+/// What the task learned so far.
+#[derive(Default)]
+struct Seen {
+    fields: Map<String, Value>,
+    lambda: Map<String, Value>,
+    started_hand_off: bool,
+    ended_hand_off: bool,
+    uuid: Option<String>,
+    log_group: Option<String>,
+    log_stream: Option<String>,
+    done: Option<String>,
+    close: Option<Option<String>>,
+    report: Option<Map<String, Value>>,
+}
+
+impl Seen {
+    /// Takes in an event; true when it is the one the caller waits for.
+    fn absorb(&mut self, event: Event) {
+        match event {
+            Event::HandOff(h) => {
+                match h.phase {
+                    Some(Phase::Start) => self.started_hand_off = true,
+                    Some(Phase::End) => self.ended_hand_off = true,
+                    None => {}
+                }
+                if h.task_execution_uuid.is_some() {
+                    self.uuid = h.task_execution_uuid;
+                }
+                if h.log_group.is_some() {
+                    self.log_group = h.log_group;
+                }
+                if h.log_stream.is_some() {
+                    self.log_stream = h.log_stream;
+                }
+                if let Some(t) = h.error_type {
+                    self.lambda.insert("error_type".into(), json!(t));
+                }
+                if let Some(m) = h.error_message {
+                    self.lambda.insert("error_message".into(), json!(m));
+                }
+                self.fields.extend(h.fields);
+            }
+            Event::Done {
+                status,
+                duration_ms,
+                error_type,
+            } => {
+                if let Some(d) = duration_ms {
+                    self.lambda.insert("duration_ms".into(), json!(d));
+                }
+                if let Some(t) = error_type {
+                    self.lambda.entry("error_type").or_insert(json!(t));
+                }
+                self.lambda
+                    .insert("runtime_done_status".into(), json!(status));
+                self.done = Some(status);
+            }
+            Event::Report(m) => self.report = Some(m),
+            Event::Close(reason) => self.close = Some(reason),
+        }
+    }
+
+    fn outcome_known(&self) -> bool {
+        self.done.is_some() || self.close.is_some()
+    }
+}
+
+impl Invocation {
+    async fn next_event(&mut self, seen: &mut Seen) -> bool {
+        match self.events.recv().await {
+            Some(e) => {
+                seen.absorb(e);
+                true
+            }
+            None => {
+                seen.close.get_or_insert(None);
+                false
+            }
+        }
+    }
+
+    fn finish(&mut self) {
+        if let Some(f) = self.finished.take() {
+            let _ = f.send(());
+        }
+    }
+
+    fn metadata(&self, reporting: &Reporting, seen: &Seen) -> RuntimeMetadata {
+        let r = &reporting.registration;
+        let mut extra = Map::new();
+        extra.insert("cold_start".into(), json!(self.cold_start));
+        if self.invoke.deadline_ms > 0 {
+            extra.insert(
+                "deadline_at".into(),
+                json!(epoch_ms_to_iso(self.invoke.deadline_ms)),
+            );
+        }
+        if let Some(a) = &r.account_id {
+            extra.insert("account_id".into(), json!(a));
+        }
+        if let Some(h) = &r.handler {
+            extra.insert("handler".into(), json!(h));
+        }
+        let invocation = LambdaInvocation {
+            request_id: self.invoke.request_id.clone(),
+            function_arn: self.invoke.invoked_function_arn.clone(),
+            trace_id: self.invoke.trace_id.clone(),
+            log_group: seen.log_group.clone(),
+            log_stream: seen.log_stream.clone(),
+            extra_details: extra,
+            ..LambdaInvocation::default()
+        };
+        let env = |k: &str| match k {
+            "AWS_LAMBDA_FUNCTION_NAME" => reporting
+                .env
+                .get(k)
+                .cloned()
+                .or_else(|| r.function_name.clone()),
+            "AWS_LAMBDA_FUNCTION_VERSION" => reporting
+                .env
+                .get(k)
+                .cloned()
+                .or_else(|| r.function_version.clone()),
+            _ => reporting.env.get(k).cloned(),
+        };
+        RuntimeMetadata::lambda(&env, &invocation)
+    }
+
+    /// Runs the invocation's reporting to its end.
+    pub(crate) async fn run(mut self) {
+        let started_at = SystemTime::now();
+        let started = Instant::now();
+        let reporting = match self.reporting.wait_for(Option::is_some).await {
+            Ok(r) => r.clone().flatten(),
+            Err(_) => None,
+        };
+        let Some(reporting) = reporting else {
+            self.finish();
+            return;
+        };
+        let mut seen = Seen::default();
+        // 1. Until the creation is due.
+        let due = tokio::time::Instant::from_std(started + self.creation_delay);
+        while !seen.started_hand_off && !seen.outcome_known() {
+            tokio::select! {
+                open = self.next_event(&mut seen) => if !open { break },
+                () = tokio::time::sleep_until(due) => break,
+            }
+        }
+        let config = &reporting.config;
+        let mut reporter = Reporter::with_client(
+            reporting.client.clone(),
+            config,
+            self.metadata(&reporting, &seen),
+        );
+        reporter.execution_uuid.clone_from(&seen.uuid);
+        reporter.started_at = UtcTime::from_system(started_at);
+        let p = config.api.managed_probability;
+        let sampled_out = seen.uuid.is_none() && (p <= 0.0 || (p < 1.0 && fastrand::f64() > p));
+        let rid = self.invoke.request_id.clone();
+        // 2. Creation, if the outcome is not known yet.
+        let mut created = false;
+        if !seen.outcome_known() && !sampled_out {
+            created = self.create(&reporting, &mut reporter).await;
+            // 3. The outcome.
+            while !seen.outcome_known() {
+                if !self.next_event(&mut seen).await {
+                    break;
+                }
+            }
+        }
+        while !sampled_out && seen.started_hand_off && !seen.ended_hand_off && seen.close.is_none()
+        {
+            match tokio::time::timeout(END_HAND_OFF_WAIT, self.next_event(&mut seen)).await {
+                Ok(true) => {}
+                Ok(false) | Err(_) => break,
+            }
+        }
+        let status = match (&seen.done, &seen.close) {
+            (Some(s), _) => final_status(s),
+            (None, Some(Some(reason))) if reason == "timeout" => "TERMINATED_AFTER_TIME_OUT",
+            (None, Some(Some(reason))) => {
+                seen.fields
+                    .entry("last_status_message")
+                    .or_insert(json!(format!(
+                        "the Lambda environment shut down ({reason}) before the invocation ended"
+                    )));
+                if reason == "failure" {
+                    "FAILED"
+                } else {
+                    "ABORTED"
+                }
+            }
+            (None, Some(None)) | (None, None) => {
+                warn!(
+                    request_id = rid,
+                    "the outcome of the invocation is unknown (no telemetry); not reporting its end"
+                );
+                self.finish();
+                return;
+            }
+        };
+        let finished_at = seen
+            .lambda
+            .get("duration_ms")
+            .and_then(Value::as_f64)
+            .filter(|ms| ms.is_finite() && *ms > 0.0)
+            .map_or_else(UtcTime::now, |ms| {
+                UtcTime::from_system(started_at + Duration::from_secs_f64(ms / 1000.0))
+            });
+        let mut fields = std::mem::take(&mut seen.fields);
+        fields.insert("status".into(), json!(status));
+        fields.insert("finished_at".into(), json!(finished_at.iso8601()));
+        // Extra properties from the function's status updates are kept beside ours.
+        let other = fields
+            .entry("other_runtime_metadata")
+            .or_insert_with(|| json!({}));
+        if !other.is_object() {
+            *other = json!({});
+        }
+        if let Some(o) = other.as_object_mut() {
+            o.insert("aws_lambda".into(), Value::Object(seen.lambda.clone()));
+        }
+        let other_runtime_metadata = other.clone();
+        if status != "SUCCEEDED" {
+            fields.remove("output_value");
+        }
+        let uuid = if created {
+            reporter.execution_uuid.clone()
+        } else {
+            None
+        };
+        let sent = match &uuid {
+            Some(uuid) => send(
+                &reporting.client,
+                Method::PATCH,
+                &update_path(uuid),
+                &Value::Object(fields),
+            )
+            .await
+            .map(|_| Some(uuid.clone())),
+            None => {
+                self.create_finished(&reporting, &reporter, fields, sampled_out)
+                    .await
+            }
+        };
+        let uuid = match sent {
+            Ok(uuid) => {
+                if uuid.is_some() {
+                    info!(request_id = rid, "reported the invocation ({status})");
+                }
+                uuid
+            }
+            Err(e) => {
+                warn!(
+                    request_id = rid,
+                    "could not report the end of the invocation: {e}"
+                );
+                None
+            }
+        };
+        self.finish();
+        debug!(
+            request_id = rid,
+            "finished reporting in {:?}",
+            started.elapsed()
+        );
+        // 4. The late report.
+        let Some(uuid) = uuid else { return };
+        while seen.report.is_none() && seen.close.is_none() {
+            if !self.next_event(&mut seen).await {
+                break;
+            }
+        }
+        if let Some(report) = seen.report.take() {
+            let mut lambda = seen.lambda.clone();
+            lambda.extend(report);
+            let mut other = other_runtime_metadata;
+            if let Some(o) = other.as_object_mut() {
+                o.insert("aws_lambda".into(), Value::Object(lambda));
+            }
+            let body = json!({ "other_runtime_metadata": other });
+            if let Err(e) = send(&reporting.client, Method::PATCH, &update_path(&uuid), &body).await
+            {
+                warn!(
+                    request_id = rid,
+                    "could not send the invocation's report: {e}"
+                );
+            }
+        }
+    }
+
+    /// Creates the Task Execution as RUNNING; true on success.
+    async fn create(&mut self, reporting: &Reporting, reporter: &mut Reporter) -> bool {
+        let body = reporter.creation_body();
+        let (method, path) = match &reporter.execution_uuid {
+            Some(uuid) => (Method::PATCH, format!("/api/v1/task_executions/{uuid}/")),
+            None => (Method::POST, "/api/v1/task_executions/".to_owned()),
+        };
+        match send(&reporting.client, method, &path, &body).await {
+            Ok(response) => {
+                if reporter.execution_uuid.is_none() {
+                    reporter.execution_uuid = response
+                        .get("uuid")
+                        .and_then(Value::as_str)
+                        .map(str::to_owned);
+                }
+                reporter.execution_uuid.is_some()
+            }
+            Err(e) => {
+                warn!(
+                    request_id = self.invoke.request_id,
+                    "could not create the Task Execution: {e}"
+                );
+                false
+            }
+        }
+    }
+
+    /// Reports an invocation whose start was not reported, with one creation request that
+    /// carries the final status. An invocation sampled out is reported only when it failed or
+    /// timed out, with the matching probability.
+    async fn create_finished(
+        &self,
+        reporting: &Reporting,
+        reporter: &Reporter,
+        fields: Map<String, Value>,
+        sampled_out: bool,
+    ) -> Result<Option<String>, ApiError> {
+        let status = fields
+            .get("status")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        if sampled_out {
+            let api = &reporting.config.api;
+            let p = match status {
+                "SUCCEEDED" => 0.0,
+                "TERMINATED_AFTER_TIME_OUT" => api.timeout_report_probability,
+                _ => api.failure_report_probability,
+            };
+            if p <= 0.0 || (p < 1.0 && fastrand::f64() > p) {
+                return Ok(None);
+            }
+        }
+        let mut body = match reporter.creation_body() {
+            Value::Object(m) => m,
+            _ => Map::new(),
+        };
+        body.extend(fields);
+        let (method, path) = match &reporter.execution_uuid {
+            Some(uuid) => (Method::PATCH, format!("/api/v1/task_executions/{uuid}/")),
+            None => (Method::POST, "/api/v1/task_executions/".to_owned()),
+        };
+        let response = send(&reporting.client, method, &path, &Value::Object(body)).await?;
+        Ok(reporter.execution_uuid.clone().or_else(|| {
+            response
+                .get("uuid")
+                .and_then(Value::as_str)
+                .map(str::to_owned)
+        }))
+    }
+}

@@ -1,0 +1,513 @@
+//! `cloudreactor-extension`: an AWS Lambda external extension that reports every invocation
+//! of the function it is attached to as a CloudReactor Task Execution, whatever the
+//! function's language, with no change to its code.
+//!
+//! # Theory of operation
+//!
+//! * **Init**: register with the Extensions API (INVOKE and SHUTDOWN, with the `accountId`
+//!   feature), open the Telemetry API listener on `0.0.0.0` (a free port unless configured)
+//!   and subscribe to platform records, open the UDP status listener on `127.0.0.1`, and start
+//!   resolving the `PROC_WRAPPER_*` settings (secret locations included) in the background,
+//!   so that nothing slow delays the first `/next`.
+//! * **INVOKE**: a task per invocation ([`invocation`]) creates the Task Execution (or waits
+//!   for the outcome and reports it with one request when the function ends within the
+//!   creation delay), and sends the final update when `platform.runtimeDone` arrives. The main
+//!   loop waits for that final update at most `PROC_WRAPPER_EXTENSION_MAX_ADDED_MS` after the
+//!   runtime's response and never past the deadline, then calls `/next` again; unfinished
+//!   requests go on in the background.
+//! * **`platform.report`** (billed duration, memory) arrives during the next invocation and is
+//!   sent as a partial update of the execution it belongs to.
+//! * **SHUTDOWN**: open invocations are closed (`timeout` → `TERMINATED_AFTER_TIME_OUT`,
+//!   `failure` → `FAILED`), pending requests get until the deadline minus the margin, then the
+//!   extension exits 0.
+//!
+//! Failures of the API server, the settings or the secrets are logged; they never fail the
+//! function, never call `init/error`, and never stop the extension from answering `/next`.
+
+mod invocation;
+pub mod runtime_api;
+pub mod settings;
+pub mod telemetry;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use proc_wrapper::api::{ApiClient, task_param_errors};
+use proc_wrapper::config::{Args, Config};
+use proc_wrapper::handoff::HandOff;
+use proc_wrapper::managed::resolve_settings;
+use proc_wrapper::status::MessageBuffer;
+use serde_json::Map;
+use tokio::sync::mpsc::{UnboundedSender, unbounded_channel};
+use tokio::sync::{oneshot, watch};
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+use tracing::{debug, error, info, warn};
+
+use crate::invocation::{Event, Invocation};
+use crate::runtime_api::{Invoke, NextEvent, Registration, RuntimeApi};
+use crate::settings::Settings;
+use crate::telemetry::Record;
+
+/// Everything needed to report, once the settings are resolved.
+pub(crate) struct Reporting {
+    pub(crate) config: Config,
+    pub(crate) client: ApiClient,
+    pub(crate) env: HashMap<String, String>,
+    pub(crate) registration: Registration,
+}
+
+/// What the listeners pass to the main loop.
+#[derive(Debug)]
+pub enum Inbound {
+    /// A telemetry record.
+    Telemetry(Record),
+    /// A status or hand-off message from the function.
+    Status(HandOff),
+}
+
+/// The function's environment with the extension's defaults: the Task is the function,
+/// auto-created and passive, and the status listener on, unless configured otherwise.
+fn with_defaults(
+    mut env: HashMap<String, String>,
+    registration: &Registration,
+) -> HashMap<String, String> {
+    let function = env
+        .get("AWS_LAMBDA_FUNCTION_NAME")
+        .cloned()
+        .or_else(|| registration.function_name.clone());
+    if !env.contains_key("PROC_WRAPPER_TASK_UUID")
+        && let Some(f) = function
+    {
+        env.entry("PROC_WRAPPER_TASK_NAME".into()).or_insert(f);
+    }
+    env.entry("PROC_WRAPPER_AUTO_CREATE_TASK".into())
+        .or_insert_with(|| "TRUE".into());
+    // The function's status updates and hand-off messages come over UDP.
+    env.entry("PROC_WRAPPER_ENABLE_STATUS_UPDATE_LISTENER".into())
+        .or_insert_with(|| "TRUE".into());
+    env.entry("PROC_WRAPPER_TASK_IS_PASSIVE".into())
+        .or_insert_with(|| "TRUE".into());
+    env
+}
+
+/// Resolves the settings and secrets; `None` (with the reason logged) turns reporting off.
+async fn prepare(
+    env: HashMap<String, String>,
+    registration: Registration,
+) -> Option<Arc<Reporting>> {
+    let settings = match resolve_settings(&env, Map::new()).await {
+        Ok(s) => s,
+        Err(e) => {
+            error!("not reporting invocations: {e}");
+            return None;
+        }
+    };
+    let config = settings.config;
+    if config.offline_mode {
+        info!("offline mode: not reporting invocations");
+        return None;
+    }
+    let problems = task_param_errors(&config);
+    if !problems.is_empty() {
+        error!("not reporting invocations: {}", problems.join("; "));
+        return None;
+    }
+    let client = match ApiClient::new(config.api.clone()) {
+        Ok(c) => c,
+        Err(e) => {
+            error!("not reporting invocations: cannot create the HTTP client: {e}");
+            return None;
+        }
+    };
+    let env = settings
+        .env
+        .iter()
+        .filter_map(|(k, v)| v.as_str().map(|v| (k.clone(), v.to_owned())))
+        .collect();
+    debug!("reporting invocations to {}", config.api.base_url);
+    Some(Arc::new(Reporting {
+        config,
+        client,
+        env,
+        registration,
+    }))
+}
+
+/// Listens for status and hand-off messages on `127.0.0.1:port`.
+async fn listen_udp(port: u16, max_bytes: usize, tx: UnboundedSender<Inbound>) {
+    let socket = match tokio::net::UdpSocket::bind(("127.0.0.1", port)).await {
+        Ok(s) => s,
+        Err(e) => {
+            warn!("cannot listen for status updates on 127.0.0.1:{port}: {e}");
+            return;
+        }
+    };
+    debug!("listening for status updates on 127.0.0.1:{port}");
+    tokio::spawn(async move {
+        let mut buffer = MessageBuffer::new(max_bytes);
+        let mut data = vec![0; 65536];
+        loop {
+            match socket.recv(&mut data).await {
+                Ok(n) => buffer.push(&data[..n], |m| {
+                    let _ = tx.send(Inbound::Status(HandOff::parse(m)));
+                }),
+                Err(e) => debug!("status update listener: {e}"),
+            }
+        }
+    });
+}
+
+fn epoch_ms_instant(ms: u64) -> Option<Instant> {
+    if ms == 0 {
+        return None;
+    }
+    let now_ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+    Some(Instant::now() + Duration::from_millis(ms.saturating_sub(now_ms)))
+}
+
+async fn sleep_until_opt(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// The main loop's state.
+struct State {
+    settings: Settings,
+    reporting: watch::Receiver<Option<Option<Arc<Reporting>>>>,
+    /// Event senders of the invocations still reporting, by request id.
+    invocations: HashMap<String, UnboundedSender<Event>>,
+    tasks: JoinSet<()>,
+    /// The request id of the invocation in progress.
+    current: Option<String>,
+    /// Records that arrived before their INVOKE.
+    early: HashMap<String, Vec<Event>>,
+    invoked: u64,
+    /// Set when telemetry did not arrive for an invocation: outcomes cannot be known.
+    telemetry_missing: bool,
+    /// A telemetry record arrived since the current INVOKE.
+    telemetry_seen: bool,
+    /// `runtimeDone` of the current invocation arrived.
+    current_done: bool,
+}
+
+impl State {
+    fn deliver(&mut self, request_id: &str, event: Event) {
+        if let Some(tx) = self.invocations.get(request_id) {
+            if tx.send(event).is_err() {
+                self.invocations.remove(request_id);
+            }
+            return;
+        }
+        // Records of an invocation whose INVOKE has not been seen yet are kept (bounded)
+        // until it arrives; those of finished invocations are dropped.
+        let unseen = self.current.as_deref() != Some(request_id);
+        let room = self.early.len() < 64 || self.early.contains_key(request_id);
+        if unseen && room {
+            let early = self.early.entry(request_id.to_owned()).or_default();
+            if early.len() < 8 {
+                early.push(event);
+            }
+        }
+    }
+
+    fn route(&mut self, inbound: Inbound) {
+        match inbound {
+            Inbound::Telemetry(record) => {
+                self.telemetry_seen = true;
+                match record {
+                    Record::RuntimeDone {
+                        request_id,
+                        status,
+                        duration_ms,
+                        error_type,
+                    } => {
+                        if self.current.as_deref() == Some(request_id.as_str()) {
+                            self.current_done = true;
+                        }
+                        self.deliver(
+                            &request_id,
+                            Event::Done {
+                                status,
+                                duration_ms,
+                                error_type,
+                            },
+                        );
+                    }
+                    Record::Report {
+                        request_id,
+                        metrics,
+                    } => self.deliver(&request_id, Event::Report(metrics)),
+                    Record::Other(kind) => debug!("telemetry: {kind}"),
+                }
+            }
+            Inbound::Status(h) => {
+                let target = h.request_id.clone().or_else(|| self.current.clone());
+                match target {
+                    Some(id) => self.deliver(&id, Event::HandOff(h)),
+                    None => debug!("a status update arrived outside an invocation; dropped"),
+                }
+            }
+        }
+    }
+
+    /// Starts reporting an invocation; the receiver fires when its final update is done.
+    fn start(&mut self, invoke: Invoke) -> oneshot::Receiver<()> {
+        let (tx, rx) = unbounded_channel();
+        let (finished_tx, finished_rx) = oneshot::channel();
+        for event in self.early.remove(&invoke.request_id).unwrap_or_default() {
+            let _ = tx.send(event);
+        }
+        // Whatever else was kept belongs to invocations that are over.
+        self.early.clear();
+        if self.telemetry_missing {
+            let _ = tx.send(Event::Close(None));
+        }
+        self.current = Some(invoke.request_id.clone());
+        self.current_done = false;
+        self.telemetry_seen = false;
+        self.invocations.insert(invoke.request_id.clone(), tx);
+        self.invoked += 1;
+        let invocation = Invocation {
+            invoke,
+            cold_start: self.invoked == 1,
+            creation_delay: self.settings.creation_delay,
+            reporting: self.reporting.clone(),
+            events: rx,
+            finished: Some(finished_tx),
+        };
+        self.tasks.spawn(invocation.run());
+        finished_rx
+    }
+
+    fn close_all(&mut self, reason: Option<&str>) {
+        for tx in self.invocations.values() {
+            let _ = tx.send(Event::Close(reason.map(str::to_owned)));
+        }
+        self.invocations.clear();
+    }
+}
+
+/// The extension's name: the file name it was started as (it must match the file in
+/// `/opt/extensions`).
+pub fn extension_name() -> String {
+    std::env::args_os()
+        .next()
+        .and_then(|a| {
+            std::path::Path::new(&a)
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+        })
+        .unwrap_or_else(|| "cloudreactor-extension".to_owned())
+}
+
+/// Runs the extension until SHUTDOWN; returns the exit code (0, or 1 when the Extensions API
+/// itself is unusable).
+pub async fn run(env: HashMap<String, String>) -> i32 {
+    let lookup = |k: &str| env.get(k).cloned();
+    let (settings, warnings) = Settings::from_env(&lookup);
+    for w in warnings {
+        warn!("{w}");
+    }
+    let mut api = match RuntimeApi::new(env.get("AWS_LAMBDA_RUNTIME_API").map(String::as_str)) {
+        Ok(api) => api,
+        Err(e) => {
+            error!("{e}");
+            return 1;
+        }
+    };
+    let registration = match api.register(&extension_name()).await {
+        Ok(r) => r,
+        Err(e) => {
+            error!("could not register: {e}");
+            return 1;
+        }
+    };
+    debug!(
+        "registered as {} for function {:?}",
+        registration.extension_id, registration.function_name
+    );
+    let env = with_defaults(env, &registration);
+    let lookup = |k: &str| env.get(k).cloned();
+    let (tx, mut inbox) = unbounded_channel();
+    let telemetry = match telemetry::listen(settings.telemetry_port, tx.clone()).await {
+        Ok(port) => match api.subscribe_telemetry(port).await {
+            Ok(()) => {
+                debug!("subscribed to telemetry on port {port}");
+                true
+            }
+            Err(e) => {
+                error!("not reporting invocations: cannot subscribe to telemetry: {e}");
+                false
+            }
+        },
+        Err(e) => {
+            error!(
+                "not reporting invocations: cannot listen for telemetry on port {}: {e}",
+                settings.telemetry_port
+            );
+            false
+        }
+    };
+    // The status listener's settings come from the plain environment (no secrets needed).
+    match Config::from_sources(&Args::default(), &lookup) {
+        Ok(c) if c.status.enabled => {
+            listen_udp(c.status.port, c.status.message_max_bytes, tx.clone()).await;
+        }
+        Ok(_) => debug!("the status update listener is off"),
+        Err(e) => warn!("not listening for status updates: {e}"),
+    }
+    drop(tx);
+    let (reporting_tx, reporting_rx) = watch::channel(None);
+    if telemetry {
+        let env = env.clone();
+        let registration = registration.clone();
+        tokio::spawn(async move {
+            let reporting = prepare(env, registration).await;
+            let _ = reporting_tx.send(Some(reporting));
+        });
+    } else {
+        let _ = reporting_tx.send(Some(None));
+    }
+    let mut state = State {
+        settings,
+        reporting: reporting_rx,
+        invocations: HashMap::new(),
+        tasks: JoinSet::new(),
+        current: None,
+        early: HashMap::new(),
+        invoked: 0,
+        telemetry_missing: !telemetry,
+        telemetry_seen: false,
+        current_done: false,
+    };
+    loop {
+        let event = {
+            let next = api.next();
+            tokio::pin!(next);
+            loop {
+                tokio::select! {
+                    biased;
+                    event = &mut next => break event,
+                    Some(inbound) = inbox.recv() => state.route(inbound),
+                    Some(_) = state.tasks.join_next(), if !state.tasks.is_empty() => {}
+                }
+            }
+        };
+        match event {
+            Ok(NextEvent::Invoke(invoke)) => {
+                let deadline = epoch_ms_instant(invoke.deadline_ms);
+                let request_id = invoke.request_id.clone();
+                let finished = state.start(invoke);
+                wait_for_invocation(&mut state, &mut inbox, finished, deadline, &request_id).await;
+            }
+            Ok(NextEvent::Shutdown {
+                reason,
+                deadline_ms,
+            }) => {
+                info!("shutting down ({reason})");
+                shutdown(&mut state, &mut inbox, &reason, deadline_ms).await;
+                return 0;
+            }
+            Err(e) => {
+                // A broken Extensions API is the platform's problem; exiting lets Lambda
+                // restart the environment.
+                error!("{e}");
+                return 1;
+            }
+        }
+    }
+}
+
+/// How long the main loop waits for the current invocation's final update: at most
+/// `max_added` after its `runtimeDone`, never past its deadline, and only
+/// `telemetry_wait` while no telemetry has arrived.
+fn waiting_limit(
+    state: &State,
+    runtime_done_at: Option<Instant>,
+    deadline: Option<Instant>,
+    invoked_at: Instant,
+) -> Option<Instant> {
+    let cap = runtime_done_at.map(|at| at + state.settings.max_added);
+    let watchdog = (!state.telemetry_seen).then(|| invoked_at + state.settings.telemetry_wait);
+    [cap, deadline, watchdog].into_iter().flatten().min()
+}
+
+async fn wait_for_invocation(
+    state: &mut State,
+    inbox: &mut tokio::sync::mpsc::UnboundedReceiver<Inbound>,
+    mut finished: oneshot::Receiver<()>,
+    deadline: Option<Instant>,
+    request_id: &str,
+) {
+    let invoked_at = Instant::now();
+    let mut runtime_done_at = None;
+    loop {
+        if state.current_done && runtime_done_at.is_none() {
+            runtime_done_at = Some(Instant::now());
+        }
+        let limit = waiting_limit(state, runtime_done_at, deadline, invoked_at);
+        tokio::select! {
+            biased;
+            _ = &mut finished => break,
+            Some(inbound) = inbox.recv() => state.route(inbound),
+            () = sleep_until_opt(limit) => {
+                if !state.telemetry_seen && !state.telemetry_missing {
+                    warn!(
+                        "no telemetry arrived within {:?} of an invocation; outcomes cannot be \
+                         known, so invocations are no longer reported",
+                        state.settings.telemetry_wait
+                    );
+                    state.telemetry_missing = true;
+                    if let Some(tx) = state.invocations.get(request_id) {
+                        let _ = tx.send(Event::Close(None));
+                    }
+                    continue;
+                }
+                debug!(request_id, "the final update is still in flight; moving on");
+                break;
+            }
+            Some(_) = state.tasks.join_next(), if !state.tasks.is_empty() => {}
+        }
+    }
+    state.current = None;
+}
+
+/// How long SHUTDOWN waits for telemetry still on its way (the last `platform.report`)
+/// before closing what is open.
+const SHUTDOWN_GRACE: Duration = Duration::from_millis(300);
+
+async fn shutdown(
+    state: &mut State,
+    inbox: &mut tokio::sync::mpsc::UnboundedReceiver<Inbound>,
+    reason: &str,
+    deadline_ms: u64,
+) {
+    let margin = state.settings.shutdown_margin;
+    let limit = epoch_ms_instant(deadline_ms)
+        .map(|d| d.checked_sub(margin).unwrap_or_else(Instant::now))
+        .unwrap_or_else(|| Instant::now() + Duration::from_millis(1500));
+    let pending = state.tasks.len();
+    // Invocations still waiting for their report get it if it arrives soon.
+    let grace = limit.min(Instant::now() + SHUTDOWN_GRACE);
+    loop {
+        tokio::select! {
+            biased;
+            Some(inbound) = inbox.recv() => state.route(inbound),
+            done = state.tasks.join_next() => if done.is_none() { break },
+            () = tokio::time::sleep_until(grace) => break,
+        }
+    }
+    state.close_all(Some(reason));
+    let all = async { while state.tasks.join_next().await.is_some() {} };
+    if tokio::time::timeout_at(limit, all).await.is_err() {
+        warn!("shutting down with {} report(s) unsent", state.tasks.len());
+    } else if pending > 0 {
+        debug!("flushed {pending} pending report(s)");
+    }
+}

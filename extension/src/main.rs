@@ -1,0 +1,70 @@
+//! `cloudreactor-extension`: the Lambda extension (no arguments), or the exec wrapper
+//! (`--exec COMMAND...`, used by `/opt/cloudreactor-exec-wrapper`).
+
+use std::ffi::OsString;
+
+use proc_wrapper::config::{Args, Config, LogLevel};
+
+const USAGE: &str = "\
+Usage: cloudreactor-extension            run as an AWS Lambda extension (from /opt/extensions)
+       cloudreactor-extension --exec COMMAND [ARGS...]
+                                         resolve secret locations in the environment, then
+                                         replace this process with COMMAND
+       cloudreactor-extension --version
+
+Settings come from the PROC_WRAPPER_* environment variables; see the README.";
+
+fn main() {
+    let env: Vec<(OsString, OsString)> = std::env::vars_os().collect();
+    let config = Config::from_sources(&Args::default(), &|k| std::env::var(k).ok());
+    let (level, timestamps) = match &config {
+        Ok(c) => (c.log.level, c.log.include_timestamps),
+        Err(_) => (LogLevel::Info, true),
+    };
+    proc_wrapper::logging::init(level, timestamps);
+    if let Err(e) = &config {
+        tracing::warn!("{e}");
+    }
+    let mut args = std::env::args_os().skip(1);
+    let first = args.next();
+    let exec = match first.as_ref().map(|a| a.to_string_lossy()).as_deref() {
+        None => false,
+        Some("--exec") => true,
+        Some("-v" | "--version") => {
+            println!("cloudreactor-extension v{}", proc_wrapper::VERSION);
+            return;
+        }
+        Some("-h" | "--help") => {
+            println!("{USAGE}");
+            return;
+        }
+        Some(other) => {
+            eprintln!("cloudreactor-extension: unknown argument '{other}'\n\n{USAGE}");
+            std::process::exit(proc_wrapper::exit_codes::CONFIGURATION_ERROR);
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("cloudreactor-extension: could not start the async runtime: {e}");
+            std::process::exit(1);
+        }
+    };
+    let code = if exec {
+        let mut command: Vec<OsString> = args.collect();
+        if command.first().is_some_and(|a| a == "--") {
+            command.remove(0);
+        }
+        runtime.block_on(proc_wrapper::exec::resolve_and_exec(&command, env))
+    } else {
+        let text = env
+            .into_iter()
+            .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
+            .collect();
+        runtime.block_on(cloudreactor_extension::run(text))
+    };
+    std::process::exit(code);
+}

@@ -1,0 +1,569 @@
+//! End-to-end tests of the real `cloudreactor-extension` binary and a real `lambda_runtime`
+//! function (`examples/test_function.rs`), driven by `lambda-simulator`, reporting to the fake
+//! CloudReactor API.
+
+use std::net::{TcpListener, UdpSocket};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use lambda_simulator::process::{ManagedProcess, ProcessConfig, ProcessRole};
+use lambda_simulator::{InvocationBuilder, InvocationStatus, ShutdownReason, Simulator};
+use procwrapper_tests::fake_api::{FakeApi, Recorded};
+use serde_json::{Value, json};
+
+const FUNCTION: &str = "ext-test-fn";
+const LIMIT: Duration = Duration::from_secs(20);
+
+fn extension_bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_cloudreactor-extension"))
+}
+
+/// The example function, built next to the binaries by `cargo test`.
+fn function_bin() -> PathBuf {
+    let path = extension_bin()
+        .parent()
+        .expect("UNWRAP: binaries live in a folder")
+        .join("examples/test_function");
+    assert!(
+        path.exists(),
+        "{} is missing: build it with `cargo build -p cloudreactor-extension --examples`",
+        path.display()
+    );
+    path
+}
+
+fn free_udp_port() -> u16 {
+    UdpSocket::bind("127.0.0.1:0")
+        .and_then(|s| s.local_addr())
+        .expect("UNWRAP: a free port")
+        .port()
+}
+
+fn free_tcp_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|s| s.local_addr())
+        .expect("UNWRAP: a free port")
+        .port()
+}
+
+/// Polls `cond` every 10 ms until it holds or `limit` passes.
+async fn until(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let start = Instant::now();
+    while !cond() {
+        if start.elapsed() > limit {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    true
+}
+
+struct Harness {
+    sim: Simulator,
+    api: FakeApi,
+    extension: ManagedProcess,
+    _function: ManagedProcess,
+    status_port: u16,
+}
+
+struct Options {
+    api_url: Option<String>,
+    env: Vec<(&'static str, String)>,
+    invocation_timeout: Duration,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            api_url: None,
+            env: Vec::new(),
+            invocation_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+async fn start(options: Options) -> Harness {
+    let sim = Simulator::builder()
+        .function_name(FUNCTION)
+        .account_id("123456789012")
+        .invocation_timeout(options.invocation_timeout)
+        .build()
+        .await
+        .expect("UNWRAP: the simulator starts");
+    let api = FakeApi::start();
+    let status_port = free_udp_port();
+    let mut common = vec![
+        (
+            "PROC_WRAPPER_API_BASE_URL",
+            options.api_url.clone().unwrap_or_else(|| api.url.clone()),
+        ),
+        (
+            "PROC_WRAPPER_API_KEY",
+            procwrapper_tests::fake_api::API_KEY.to_owned(),
+        ),
+        (
+            "PROC_WRAPPER_AUTO_CREATE_TASK_RUN_ENVIRONMENT_NAME",
+            "test".to_owned(),
+        ),
+        (
+            "PROC_WRAPPER_STATUS_UPDATE_SOCKET_PORT",
+            status_port.to_string(),
+        ),
+        ("PROC_WRAPPER_LAMBDA_EXTENSION", "TRUE".to_owned()),
+        ("PROC_WRAPPER_LOG_LEVEL", "DEBUG".to_owned()),
+    ];
+    common.extend(options.env);
+    let mut ext = ProcessConfig::new(extension_bin(), ProcessRole::Extension);
+    for (k, v) in &common {
+        ext = ext.env(*k, v.clone());
+    }
+    let extension = sim
+        .spawn_process_with_config(ext)
+        .expect("UNWRAP: the extension starts");
+    assert!(
+        sim.wait_for(|| async { sim.extension_count().await >= 1 }, LIMIT)
+            .await
+            .is_ok(),
+        "the extension did not register"
+    );
+    let mut func = ProcessConfig::new(function_bin(), ProcessRole::Runtime);
+    for (k, v) in &common {
+        func = func.env(*k, v.clone());
+    }
+    let function = sim
+        .spawn_process_with_config(func)
+        .expect("UNWRAP: the function starts");
+    Harness {
+        sim,
+        api,
+        extension,
+        _function: function,
+        status_port,
+    }
+}
+
+impl Harness {
+    /// Invokes the function and waits until it answered and the extension is ready again.
+    async fn invoke(&self, payload: Value) -> (String, InvocationStatus) {
+        let id = self.sim.enqueue_payload(payload).await;
+        let state = self
+            .sim
+            .wait_for_invocation_complete(&id, LIMIT)
+            .await
+            .expect("UNWRAP: the invocation completes");
+        self.sim
+            .wait_for_extensions_ready(&id, LIMIT)
+            .await
+            .expect("UNWRAP: the extension calls /next again");
+        (id, state.status)
+    }
+
+    /// Requests about the execution created for `request_id`: its creation, then updates.
+    fn requests_for(&self, request_id: &str) -> Vec<Recorded> {
+        let all = self.api.requests();
+        let is_creation = |r: &Recorded| {
+            r.method == "POST" && r.body["execution_method_details"]["aws_request_id"] == request_id
+        };
+        // The fake numbers executions in creation order.
+        let Some(n) = all
+            .iter()
+            .filter(|r| r.method == "POST")
+            .position(is_creation)
+        else {
+            return Vec::new();
+        };
+        let uuid = format!("d9554f00-eaeb-4a16-96e4-{:012}", n + 1);
+        all.into_iter()
+            .filter(|r| is_creation(r) || r.path.contains(&uuid))
+            .collect()
+    }
+
+    async fn shutdown(mut self, reason: ShutdownReason) -> (FakeApi, Option<i32>) {
+        self.sim.graceful_shutdown(reason).await;
+        let mut code = None;
+        until(LIMIT, || {
+            code = self
+                .extension
+                .try_wait()
+                .ok()
+                .flatten()
+                .map(|s| s.code().unwrap_or(-1));
+            code.is_some()
+        })
+        .await;
+        (self.api, code)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_quick_success_is_one_creation_with_the_final_status_and_lambda_metadata() {
+    let h = start(Options::default()).await;
+    let (id, status) = h.invoke(json!({"hello": "world"})).await;
+    assert_eq!(status, InvocationStatus::Success);
+    assert!(
+        h.api.wait_for(LIMIT, |r| !r.is_empty()),
+        "nothing was reported"
+    );
+    let reqs = h.requests_for(&id);
+    let create = &reqs[0];
+    assert_eq!(create.method, "POST");
+    assert_eq!(create.authorization.as_deref(), Some("Bearer SOMEAPIKEY"));
+    let b = &create.body;
+    assert_eq!(b["status"], "SUCCEEDED", "{b:#}");
+    assert_eq!(b["task"]["name"], FUNCTION);
+    assert_eq!(b["task"]["was_auto_created"], true);
+    assert_eq!(b["task"]["passive"], true);
+    assert_eq!(b["task"]["run_environment"]["name"], "test");
+    assert_eq!(b["execution_method_type"], "AWS Lambda");
+    assert_eq!(b["infrastructure_type"], "AWS");
+    let d = &b["execution_method_details"];
+    assert_eq!(d["aws_request_id"], id.as_str());
+    assert_eq!(d["function_name"], FUNCTION);
+    assert_eq!(d["cold_start"], true);
+    assert_eq!(d["account_id"], "123456789012");
+    assert!(
+        d["function_arn"]
+            .as_str()
+            .is_some_and(|a| a.starts_with("arn:aws:lambda:")),
+        "{d:#}"
+    );
+    assert!(d["deadline_at"].is_string(), "{d:#}");
+    assert_eq!(
+        b["task"]["execution_method_capability_details"]["function_name"],
+        FUNCTION
+    );
+    assert!(b["finished_at"].is_string());
+    assert!(
+        b["other_runtime_metadata"]["aws_lambda"]["duration_ms"].is_number(),
+        "{b:#}"
+    );
+    assert_eq!(b["wrapper_family"], "CloudReactor Rust proc_wrapper");
+
+    // The second invocation is warm, and its own execution.
+    let (id2, _) = h.invoke(json!({})).await;
+    assert!(
+        h.api
+            .wait_for(LIMIT, |r| r.iter().filter(|r| r.method == "POST").count()
+                >= 2)
+    );
+    let second = &h.requests_for(&id2)[0];
+    assert_eq!(second.body["execution_method_details"]["cold_start"], false);
+    let (api, code) = h.shutdown(ShutdownReason::Spindown).await;
+    assert_eq!(code, Some(0), "the extension exits 0 after SHUTDOWN");
+    assert_eq!(
+        api.requests().iter().filter(|r| r.method == "POST").count(),
+        2,
+        "one Task Execution per invocation"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_handler_error_is_failed_with_its_error_type() {
+    let h = start(Options::default()).await;
+    let (id, status) = h.invoke(json!({"fail": true})).await;
+    assert_eq!(status, InvocationStatus::Error);
+    assert!(h.api.wait_for(LIMIT, |r| !r.is_empty()));
+    let b = &h.requests_for(&id)[0].body;
+    assert_eq!(b["status"], "FAILED", "{b:#}");
+    let lambda = &b["other_runtime_metadata"]["aws_lambda"];
+    assert_eq!(lambda["runtime_done_status"], "error", "{b:#}");
+    let (_, code) = h.shutdown(ShutdownReason::Spindown).await;
+    assert_eq!(code, Some(0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_invocation_is_running_first_then_final_with_status_updates_and_the_late_report() {
+    let h = start(Options::default()).await;
+    let (id, status) = h.invoke(json!({"sleep_ms": 600, "success_count": 7})).await;
+    assert_eq!(status, InvocationStatus::Success);
+    assert!(h.api.wait_for(LIMIT, |r| r.len() >= 2));
+    let reqs = h.requests_for(&id);
+    assert_eq!(reqs[0].method, "POST");
+    assert_eq!(reqs[0].body["status"], "RUNNING");
+    let last = &reqs[1];
+    assert_eq!(last.method, "PATCH");
+    assert_eq!(last.query.as_deref(), Some("content=false"));
+    assert_eq!(last.body["status"], "SUCCEEDED", "{:#}", last.body);
+    assert_eq!(
+        last.body["success_count"], 7,
+        "the function's status update"
+    );
+    assert_eq!(last.body["last_status_message"], "counted");
+    // platform.report of this invocation arrives later (during the next invocation or
+    // before SHUTDOWN) and is sent as an update without a status.
+    let (api, code) = h.shutdown(ShutdownReason::Spindown).await;
+    assert_eq!(code, Some(0));
+    let report = api
+        .requests()
+        .into_iter()
+        .rev()
+        .find(|r| r.method == "PATCH" && r.body.get("status").is_none())
+        .unwrap_or_else(|| panic!("no report: {:#?}", api.requests()));
+    let lambda = &report.body["other_runtime_metadata"]["aws_lambda"];
+    assert!(lambda["billed_duration_ms"].is_number(), "{lambda:#}");
+    assert!(lambda["memory_size_mb"].is_number(), "{lambda:#}");
+    assert!(lambda["duration_ms"].is_number(), "{lambda:#}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_report_of_an_invocation_is_sent_during_the_next_one() {
+    let h = start(Options::default()).await;
+    let (first, _) = h.invoke(json!({})).await;
+    let (_second, _) = h.invoke(json!({"sleep_ms": 50})).await;
+    let (_third, _) = h.invoke(json!({})).await;
+    assert!(
+        h.api.wait_for(LIMIT, |r| r
+            .iter()
+            .any(|r| r.method == "PATCH" && r.body.get("status").is_none())),
+        "no report update before SHUTDOWN"
+    );
+    let reqs = h.requests_for(&first);
+    let report = reqs
+        .iter()
+        .find(|r| r.method == "PATCH" && r.body.get("status").is_none())
+        .expect("UNWRAP: the first invocation's report");
+    assert!(report.body["other_runtime_metadata"]["aws_lambda"]["max_memory_used_mb"].is_number());
+    let (_, code) = h.shutdown(ShutdownReason::Spindown).await;
+    assert_eq!(code, Some(0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_the_api_down_every_invocation_completes_and_the_extension_keeps_going() {
+    let closed = format!("http://127.0.0.1:{}", free_tcp_port());
+    let h = start(Options {
+        api_url: Some(closed),
+        env: vec![("PROC_WRAPPER_EXTENSION_MAX_ADDED_MS", "100".into())],
+        ..Options::default()
+    })
+    .await;
+    for i in 0..5 {
+        let (_, status) = h.invoke(json!({"i": i})).await;
+        assert_eq!(status, InvocationStatus::Success);
+    }
+    let (_, status) = h.invoke(json!({"fail": true})).await;
+    assert_eq!(
+        status,
+        InvocationStatus::Error,
+        "errors are still the function's own"
+    );
+    assert_eq!(h.sim.get_init_error().await, None, "no init error");
+    let extensions = h.sim.get_registered_extensions().await;
+    assert_eq!(extensions.len(), 1);
+    let (api, code) = h.shutdown(ShutdownReason::Spindown).await;
+    assert_eq!(
+        code,
+        Some(0),
+        "the extension exits 0 even though nothing was reported"
+    );
+    assert!(api.requests().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bad_api_key_or_an_unresolvable_secret_turns_reporting_off_but_not_the_function() {
+    for env in [
+        vec![("PROC_WRAPPER_API_KEY", "WRONG".to_owned())],
+        vec![
+            (
+                "PROC_WRAPPER_API_KEY",
+                "FILE:/nonexistent/cloudreactor-key".to_owned(),
+            ),
+            ("PROC_WRAPPER_RESOLVE_SECRETS", "TRUE".to_owned()),
+        ],
+    ] {
+        let h = start(Options {
+            env,
+            ..Options::default()
+        })
+        .await;
+        let (_, status) = h.invoke(json!({})).await;
+        assert_eq!(status, InvocationStatus::Success);
+        let (_, status) = h.invoke(json!({})).await;
+        assert_eq!(status, InvocationStatus::Success);
+        assert_eq!(h.sim.get_init_error().await, None);
+        let (api, code) = h.shutdown(ShutdownReason::Spindown).await;
+        assert_eq!(code, Some(0));
+        // A wrong key is rejected by the server; nothing is accepted.
+        assert!(
+            api.requests()
+                .iter()
+                .all(|r| r.authorization.as_deref() != Some("Bearer SOMEAPIKEY"))
+        );
+    }
+}
+
+/// Posts a telemetry batch to the extension's listener, as Lambda does.
+async fn post_telemetry(port: u16, body: &str) -> u16 {
+    let client = reqwest::Client::new();
+    client
+        .post(format!("http://127.0.0.1:{port}/"))
+        .body(body.to_owned())
+        .send()
+        .await
+        .map(|r| r.status().as_u16())
+        .unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_and_broken_telemetry_is_answered_200_and_a_timeout_status_is_reported() {
+    let port = free_tcp_port();
+    let h = start(Options {
+        env: vec![("PROC_WRAPPER_EXTENSION_TELEMETRY_PORT", port.to_string())],
+        ..Options::default()
+    })
+    .await;
+    for body in [
+        r#"[{"time":"2026-11-27T10:00:00Z","type":"platform.restoreStart","record":{}},
+            {"type":"platform.initStart","record":{"initializationType":"lambda-managed-instances"}},
+            {"type":"brand.new.type","record":[1,2,3]}, 17, "x"]"#,
+        "this is not JSON",
+        r#"{"type":"platform.start"}"#,
+    ] {
+        assert_eq!(post_telemetry(port, body).await, 200, "{body}");
+    }
+    let (_, status) = h.invoke(json!({})).await;
+    assert_eq!(
+        status,
+        InvocationStatus::Success,
+        "the extension still works"
+    );
+    assert!(
+        h.api
+            .wait_for(LIMIT, |r| r.iter().any(|r| r.status() == Some("SUCCEEDED")))
+    );
+
+    // What the simulator cannot produce: a `timeout` runtimeDone, from a fixture.
+    let id = h.sim.enqueue_payload(json!({"sleep_ms": 1500})).await;
+    assert!(
+        h.api.wait_for(LIMIT, |r| r.iter().any(
+            |r| r.body["execution_method_details"]["aws_request_id"] == id.as_str()
+        )),
+        "the long invocation was not created"
+    );
+    let fixture = include_str!("fixtures/runtime_done_timeout.json").replace("REQUEST_ID", &id);
+    assert_eq!(post_telemetry(port, &fixture).await, 200);
+    assert!(
+        h.api.wait_for(LIMIT, |r| r
+            .iter()
+            .any(|r| r.status() == Some("TERMINATED_AFTER_TIME_OUT"))),
+        "the timeout was not reported: {:#?}",
+        h.api.requests()
+    );
+    h.sim
+        .wait_for_invocation_complete(&id, LIMIT)
+        .await
+        .expect("UNWRAP: the invocation completes");
+    let (api, code) = h.shutdown(ShutdownReason::Spindown).await;
+    assert_eq!(code, Some(0));
+    let finals: Vec<_> = api
+        .requests()
+        .into_iter()
+        .filter(|r| r.status().is_some_and(|s| s != "RUNNING"))
+        .collect();
+    assert_eq!(
+        finals.len(),
+        2,
+        "one final status per invocation: {finals:#?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_with_reason_timeout_closes_the_open_invocation() {
+    let h = start(Options {
+        invocation_timeout: Duration::from_millis(800),
+        ..Options::default()
+    })
+    .await;
+    let id = h.sim.enqueue_payload(json!({"sleep_ms": 3000})).await;
+    assert!(
+        h.api
+            .wait_for(LIMIT, |r| r.iter().any(|r| r.status() == Some("RUNNING"))),
+        "the invocation was not created"
+    );
+    // Past the deadline the extension stops waiting and polls /next, where SHUTDOWN arrives.
+    assert!(h.sim.get_invocation_state(&id).await.is_some());
+    let (api, code) = h.shutdown(ShutdownReason::Timeout).await;
+    assert_eq!(code, Some(0));
+    let last = api.requests().pop().expect("UNWRAP: requests were made");
+    assert_eq!(
+        last.status(),
+        Some("TERMINATED_AFTER_TIME_OUT"),
+        "{:#?}",
+        api.requests()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_known_execution_uuid_handed_over_by_the_function_is_updated_not_created() {
+    let h = start(Options::default()).await;
+    let known = "8ae2c2d4-7c8b-4b30-a5c0-6d5a56bbd3d0";
+    // What the handler wrapper of runtime-lib sends at the start of an invocation.
+    let id = h
+        .sim
+        .enqueue(
+            InvocationBuilder::new()
+                .payload(json!({"sleep_ms": 300}))
+                .build()
+                .expect("UNWRAP: a valid invocation"),
+        )
+        .await;
+    let socket = UdpSocket::bind("127.0.0.1:0").expect("UNWRAP: a socket");
+    let line = format!(
+        "{}\n",
+        json!({"lambda_request_id": id, "lambda_hand_off": "start", "task_execution_uuid": known, "log_stream": "2026/11/27/[$LATEST]abc"})
+    );
+    socket
+        .send_to(line.as_bytes(), ("127.0.0.1", h.status_port))
+        .expect("UNWRAP: sent");
+    let end = format!(
+        "{}\n",
+        json!({"lambda_request_id": id, "lambda_hand_off": "end", "output_value": {"rows": 3}})
+    );
+    socket
+        .send_to(end.as_bytes(), ("127.0.0.1", h.status_port))
+        .expect("UNWRAP: sent");
+    h.sim
+        .wait_for_invocation_complete(&id, LIMIT)
+        .await
+        .expect("UNWRAP: completes");
+    assert!(
+        h.api
+            .wait_for(LIMIT, |r| r.iter().any(|r| r.status() == Some("SUCCEEDED")))
+    );
+    let reqs = h.api.requests();
+    assert!(reqs.iter().all(|r| r.method == "PATCH"), "{reqs:#?}");
+    assert!(reqs.iter().all(|r| r.path.contains(known)));
+    assert_eq!(reqs[0].body["status"], "RUNNING");
+    assert!(reqs[0].body.get("task").is_none());
+    assert_eq!(
+        reqs[0].body["infrastructure_settings"]["logging"]["options"]["stream"],
+        "2026/11/27/[$LATEST]abc"
+    );
+    let last = reqs
+        .iter()
+        .find(|r| r.status() == Some("SUCCEEDED"))
+        .expect("UNWRAP: final");
+    assert_eq!(last.body["output_value"], json!({"rows": 3}));
+    let (_, code) = h.shutdown(ShutdownReason::Spindown).await;
+    assert_eq!(code, Some(0));
+}
+
+#[test]
+fn outside_lambda_the_extension_says_so() {
+    let out = std::process::Command::new(extension_bin())
+        .env_remove("AWS_LAMBDA_RUNTIME_API")
+        .output()
+        .expect("UNWRAP: runs");
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("AWS_LAMBDA_RUNTIME_API is not set"), "{err}");
+    let out = std::process::Command::new(extension_bin())
+        .arg("--bogus")
+        .output()
+        .expect("UNWRAP: runs");
+    assert_eq!(out.status.code(), Some(78));
+    let version = std::process::Command::new(extension_bin())
+        .arg("--version")
+        .output()
+        .expect("UNWRAP: runs");
+    assert!(String::from_utf8_lossy(&version.stdout).starts_with("cloudreactor-extension v"));
+}
