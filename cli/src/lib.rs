@@ -301,6 +301,25 @@ pub async fn run(args: &Args, initial: Config) -> i32 {
         info!("wrote the output files; exiting without running a command");
         return exit_codes::SUCCESS;
     }
+    if args.configuration.exec {
+        let Some(command) = command::resolve(&config.process) else {
+            error!("no command to run with --exec");
+            return exit_codes::CONFIGURATION_ERROR;
+        };
+        let argv: Vec<OsString> = command.argv().into_iter().map(OsString::from).collect();
+        let env = resolved
+            .env
+            .iter()
+            .map(|(k, v)| {
+                (
+                    OsString::from(k),
+                    OsString::from(v.as_str().unwrap_or_default()),
+                )
+            })
+            .chain(env_other);
+        debug!("exec {}", command.display());
+        return proc_wrapper::exec::exec(&argv, env);
+    }
     let hooks = CliHooks {
         args,
         config: &config,

@@ -496,3 +496,64 @@ fn one_secret_referenced_many_times_is_fetched_once() {
         stderr(&out)
     );
 }
+
+/// `sh` prints its PID and environment: with `--exec` it is the wrapper's own process.
+const PID_AND_ENV: &str = "echo PID=$$; env";
+
+fn exec_output(cmd: &mut Command) -> (u32, HashMap<String, String>) {
+    let child = cmd
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let env = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+    (pid, env)
+}
+
+#[test]
+fn exec_resolves_secrets_then_becomes_the_command() {
+    let moto = Moto::connect();
+    let arn = moto.secret_string(&Moto::unique("exec"), r#"{"password": "s3cr3t"}"#);
+    let (pid, env) = exec_output(
+        with_moto(
+            &moto,
+            &[(
+                "DB_PASSWORD_FOR_PROC_WRAPPER_TO_RESOLVE",
+                &format!("{arn}|JP:$.password"),
+            )],
+        )
+        .args(["--exec", "--", "sh", "-c", PID_AND_ENV]),
+    );
+    assert_eq!(
+        env["PID"],
+        pid.to_string(),
+        "the command replaced proc_wrapper"
+    );
+    assert_eq!(env["DB_PASSWORD"], "s3cr3t");
+    assert!(!env.contains_key("DB_PASSWORD_FOR_PROC_WRAPPER_TO_RESOLVE"));
+    assert!(
+        !env.contains_key("PROC_WRAPPER_PROCESS_TERMINATION_GRACE_PERIOD_SECONDS"),
+        "no wrapped-mode additions"
+    );
+}
+
+#[test]
+fn exec_runs_nothing_when_a_secret_cannot_be_resolved() {
+    let out = wrapper(&[(
+        "DB_PASSWORD_FOR_PROC_WRAPPER_TO_RESOLVE",
+        "ENV:NOT_SET_ANYWHERE",
+    )])
+    .args(["--exec", "--", "sh", "-c", "echo RAN"])
+    .output()
+    .unwrap();
+    assert_eq!(out.status.code(), Some(78));
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("RAN"));
+    assert!(stderr(&out).contains("DB_PASSWORD"), "{}", stderr(&out));
+}

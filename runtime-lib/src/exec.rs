@@ -20,7 +20,7 @@ use crate::managed::resolve_settings;
 /// environment cannot be resolved (nothing is run with a partial environment) or the command
 /// cannot be executed.
 pub async fn resolve_and_exec(command: &[OsString], env: Vec<(OsString, OsString)>) -> i32 {
-    let Some((program, args)) = command.split_first() else {
+    let Some(program) = command.first() else {
         error!("no command to run");
         return exit_codes::CONFIGURATION_ERROR;
     };
@@ -48,10 +48,20 @@ pub async fn resolve_and_exec(command: &[OsString], env: Vec<(OsString, OsString
         Value::String(s) => Some((OsString::from(k), OsString::from(s))),
         _ => None,
     });
+    exec(command, resolved.chain(other))
+}
+
+/// Replaces this process with `command` (`PATH` is searched), with exactly the environment
+/// `env`. Returns only on failure: exit code 78, with the error logged.
+pub fn exec(command: &[OsString], env: impl IntoIterator<Item = (OsString, OsString)>) -> i32 {
+    let Some((program, args)) = command.split_first() else {
+        error!("no command to run");
+        return exit_codes::CONFIGURATION_ERROR;
+    };
     let e = std::process::Command::new(program)
         .args(args)
         .env_clear()
-        .envs(resolved.chain(other))
+        .envs(env)
         .exec();
     error!("could not run {}: {e}", program.to_string_lossy());
     exit_codes::CONFIGURATION_ERROR

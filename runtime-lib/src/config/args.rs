@@ -476,6 +476,10 @@ pub struct ConfigurationArgs {
     /// Exit after writing the output files, without running the command
     #[arg(long)]
     pub exit_after_writing_variables: bool,
+    /// Resolve secrets into the environment, then replace proc_wrapper with the command: no
+    /// supervision, retries or reporting (for images that only need the secrets)
+    #[arg(long)]
+    pub exec: bool,
 }
 
 /// ECS container settings (sidecar mode).

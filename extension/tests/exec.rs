@@ -1,0 +1,72 @@
+//! The exec wrapper mode of the real binary (`cloudreactor-extension --exec`, what the
+//! layer's `/opt/cloudreactor-exec-wrapper` runs), with secrets from the moto_server that
+//! `tests/run.sh` starts.
+
+use std::collections::HashMap;
+use std::process::{Command, Stdio};
+
+use procwrapper_tests::moto::Moto;
+
+fn extension() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_cloudreactor-extension"));
+    cmd.env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    cmd
+}
+
+#[test]
+fn exec_resolves_secrets_into_the_runtime_environment_and_becomes_the_runtime() {
+    let moto = Moto::connect();
+    let arn = moto.secret_string(&Moto::unique("layer"), r#"{"password": "s3cr3t"}"#);
+    let child = extension()
+        .envs(moto.env())
+        .env(
+            "DB_PASSWORD_FOR_PROC_WRAPPER_TO_RESOLVE",
+            format!("{arn}|JP:$.password"),
+        )
+        .env("AWS_LAMBDA_RUNTIME_API", "127.0.0.1:9001")
+        .args(["--exec", "sh", "-c", "echo PID=$$; env"])
+        .spawn()
+        .expect("UNWRAP: starts");
+    let pid = child.id();
+    let out = child.wait_with_output().expect("UNWRAP: ends");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let env: HashMap<String, String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+    assert_eq!(
+        env["PID"],
+        pid.to_string(),
+        "the runtime replaced the wrapper"
+    );
+    assert_eq!(env["DB_PASSWORD"], "s3cr3t");
+    assert_eq!(env["AWS_LAMBDA_RUNTIME_API"], "127.0.0.1:9001");
+    assert!(!env.contains_key("DB_PASSWORD_FOR_PROC_WRAPPER_TO_RESOLVE"));
+    assert!(
+        !stderr.contains("s3cr3t"),
+        "the secret reached the log: {stderr}"
+    );
+}
+
+#[test]
+fn exec_fails_closed_naming_the_variable() {
+    let out = extension()
+        .env(
+            "API_TOKEN_FOR_PROC_WRAPPER_TO_RESOLVE",
+            "ENV:NOT_SET_ANYWHERE",
+        )
+        .args(["--exec", "sh", "-c", "echo RAN"])
+        .output()
+        .expect("UNWRAP: runs");
+    assert_eq!(out.status.code(), Some(78));
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("RAN"));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("API_TOKEN"), "{stderr}");
+    let out = extension().args(["--exec"]).output().expect("UNWRAP: runs");
+    assert_eq!(out.status.code(), Some(78));
+}
