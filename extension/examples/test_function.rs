@@ -4,7 +4,11 @@
 //! * `{"sleep_ms": N}`: sleeps N ms first;
 //! * `{"success_count": N}`: sends a status update over UDP (to the extension);
 //! * `{"fail": true}`: returns an error (`errorType` is the error's type);
+//! * `{"panic": true}`: panics;
 //! * anything else: answers `{"echo": <event>}`.
+//!
+//! With `TEST_FUNCTION_WRAPPED=TRUE` the handler runs under runtime-lib's Lambda handler
+//! wrapper (`proc_wrapper::lambda::handler::run`).
 
 use std::time::Duration;
 
@@ -25,6 +29,9 @@ async fn handler(event: LambdaEvent<Value>) -> Result<Value, Error> {
             ..StatusUpdate::default()
         });
     }
+    if p.get("panic") == Some(&json!(true)) {
+        panic!("the handler panicked on purpose");
+    }
     if p.get("fail") == Some(&json!(true)) {
         return Err("the handler failed on purpose".into());
     }
@@ -33,5 +40,9 @@ async fn handler(event: LambdaEvent<Value>) -> Result<Value, Error> {
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
-    lambda_runtime::run(service_fn(handler)).await
+    if std::env::var("TEST_FUNCTION_WRAPPED").is_ok_and(|v| v == "TRUE") {
+        proc_wrapper::lambda::handler::run(service_fn(handler)).await
+    } else {
+        lambda_runtime::run(service_fn(handler)).await
+    }
 }

@@ -18,8 +18,9 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use proc_wrapper::api::{ApiClient, ApiError, Reporter};
+use proc_wrapper::api::Reporter;
 use proc_wrapper::handoff::{HandOff, Phase};
+use proc_wrapper::lambda::{send, update_path};
 use proc_wrapper::metadata::{LambdaInvocation, RuntimeMetadata};
 use proc_wrapper::time::UtcTime;
 use reqwest::Method;
@@ -35,13 +36,6 @@ use crate::telemetry::final_status;
 /// How long a function that announced itself is waited for after `runtimeDone`, for its end
 /// message (which it sends before its response, so it normally arrives first).
 const END_HAND_OFF_WAIT: Duration = Duration::from_millis(100);
-
-/// Delays between attempts of one request.
-const RETRY_DELAYS: [Duration; 3] = [
-    Duration::from_millis(100),
-    Duration::from_millis(500),
-    Duration::from_secs(2),
-];
 
 /// What the main loop passes to an invocation's task.
 #[derive(Debug)]
@@ -73,34 +67,6 @@ pub(crate) struct Invocation {
     pub(crate) reporting: ReportingRx,
     pub(crate) events: UnboundedReceiver<Event>,
     pub(crate) finished: Option<oneshot::Sender<()>>,
-}
-
-/// Sends with a few retries on network errors, 429 and 5xx.
-async fn send(
-    client: &ApiClient,
-    method: Method,
-    path: &str,
-    body: &Value,
-) -> Result<Value, ApiError> {
-    let mut delays = RETRY_DELAYS.iter();
-    loop {
-        let result = client.send_once(method.clone(), path, body).await;
-        let retryable = matches!(
-            result,
-            Err(ApiError::Unreachable(_) | ApiError::Rejected(429 | 500..=599))
-        );
-        match delays.next() {
-            Some(d) if retryable => {
-                debug!("{method} {path}: {result:?}; retrying in {d:?}");
-                tokio::time::sleep(*d).await;
-            }
-            _ => return result,
-        }
-    }
-}
-
-fn update_path(uuid: &str) -> String {
-    format!("/api/v1/task_executions/{uuid}/?content=false")
 }
 
 fn epoch_ms_to_iso(ms: u64) -> String {
@@ -219,18 +185,13 @@ impl Invocation {
             extra_details: extra,
             ..LambdaInvocation::default()
         };
+        let vars = &reporting.lambda.env;
         let env = |k: &str| match k {
-            "AWS_LAMBDA_FUNCTION_NAME" => reporting
-                .env
-                .get(k)
-                .cloned()
-                .or_else(|| r.function_name.clone()),
-            "AWS_LAMBDA_FUNCTION_VERSION" => reporting
-                .env
-                .get(k)
-                .cloned()
-                .or_else(|| r.function_version.clone()),
-            _ => reporting.env.get(k).cloned(),
+            "AWS_LAMBDA_FUNCTION_NAME" => vars.get(k).cloned().or_else(|| r.function_name.clone()),
+            "AWS_LAMBDA_FUNCTION_VERSION" => {
+                vars.get(k).cloned().or_else(|| r.function_version.clone())
+            }
+            _ => vars.get(k).cloned(),
         };
         RuntimeMetadata::lambda(&env, &invocation)
     }
@@ -256,16 +217,13 @@ impl Invocation {
                 () = tokio::time::sleep_until(due) => break,
             }
         }
-        let config = &reporting.config;
-        let mut reporter = Reporter::with_client(
-            reporting.client.clone(),
-            config,
+        let lambda = &reporting.lambda;
+        let mut reporter = lambda.reporter(
             self.metadata(&reporting, &seen),
+            UtcTime::from_system(started_at),
+            seen.uuid.clone(),
         );
-        reporter.execution_uuid.clone_from(&seen.uuid);
-        reporter.started_at = UtcTime::from_system(started_at);
-        let p = config.api.managed_probability;
-        let sampled_out = seen.uuid.is_none() && (p <= 0.0 || (p < 1.0 && fastrand::f64() > p));
+        let sampled_out = !lambda.sampled_in(seen.uuid.is_some());
         let rid = self.invoke.request_id.clone();
         // 2. Creation, if the outcome is not known yet.
         let mut created = false;
@@ -341,7 +299,7 @@ impl Invocation {
         };
         let sent = match &uuid {
             Some(uuid) => send(
-                &reporting.client,
+                &lambda.client,
                 Method::PATCH,
                 &update_path(uuid),
                 &Value::Object(fields),
@@ -349,7 +307,9 @@ impl Invocation {
             .await
             .map(|_| Some(uuid.clone())),
             None => {
-                self.create_finished(&reporting, &reporter, fields, sampled_out)
+                reporting
+                    .lambda
+                    .report_finished(&reporter, fields, sampled_out)
                     .await
             }
         };
@@ -382,15 +342,14 @@ impl Invocation {
             }
         }
         if let Some(report) = seen.report.take() {
-            let mut lambda = seen.lambda.clone();
-            lambda.extend(report);
+            let mut figures = seen.lambda.clone();
+            figures.extend(report);
             let mut other = other_runtime_metadata;
             if let Some(o) = other.as_object_mut() {
-                o.insert("aws_lambda".into(), Value::Object(lambda));
+                o.insert("aws_lambda".into(), Value::Object(figures));
             }
             let body = json!({ "other_runtime_metadata": other });
-            if let Err(e) = send(&reporting.client, Method::PATCH, &update_path(&uuid), &body).await
-            {
+            if let Err(e) = send(&lambda.client, Method::PATCH, &update_path(&uuid), &body).await {
                 warn!(
                     request_id = rid,
                     "could not send the invocation's report: {e}"
@@ -406,7 +365,7 @@ impl Invocation {
             Some(uuid) => (Method::PATCH, format!("/api/v1/task_executions/{uuid}/")),
             None => (Method::POST, "/api/v1/task_executions/".to_owned()),
         };
-        match send(&reporting.client, method, &path, &body).await {
+        match send(&reporting.lambda.client, method, &path, &body).await {
             Ok(response) => {
                 if reporter.execution_uuid.is_none() {
                     reporter.execution_uuid = response
@@ -424,48 +383,5 @@ impl Invocation {
                 false
             }
         }
-    }
-
-    /// Reports an invocation whose start was not reported, with one creation request that
-    /// carries the final status. An invocation sampled out is reported only when it failed or
-    /// timed out, with the matching probability.
-    async fn create_finished(
-        &self,
-        reporting: &Reporting,
-        reporter: &Reporter,
-        fields: Map<String, Value>,
-        sampled_out: bool,
-    ) -> Result<Option<String>, ApiError> {
-        let status = fields
-            .get("status")
-            .and_then(Value::as_str)
-            .unwrap_or_default();
-        if sampled_out {
-            let api = &reporting.config.api;
-            let p = match status {
-                "SUCCEEDED" => 0.0,
-                "TERMINATED_AFTER_TIME_OUT" => api.timeout_report_probability,
-                _ => api.failure_report_probability,
-            };
-            if p <= 0.0 || (p < 1.0 && fastrand::f64() > p) {
-                return Ok(None);
-            }
-        }
-        let mut body = match reporter.creation_body() {
-            Value::Object(m) => m,
-            _ => Map::new(),
-        };
-        body.extend(fields);
-        let (method, path) = match &reporter.execution_uuid {
-            Some(uuid) => (Method::PATCH, format!("/api/v1/task_executions/{uuid}/")),
-            None => (Method::POST, "/api/v1/task_executions/".to_owned()),
-        };
-        let response = send(&reporting.client, method, &path, &Value::Object(body)).await?;
-        Ok(reporter.execution_uuid.clone().or_else(|| {
-            response
-                .get("uuid")
-                .and_then(Value::as_str)
-                .map(str::to_owned)
-        }))
     }
 }

@@ -33,12 +33,10 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use proc_wrapper::api::{ApiClient, task_param_errors};
 use proc_wrapper::config::{Args, Config};
 use proc_wrapper::handoff::HandOff;
-use proc_wrapper::managed::resolve_settings;
+use proc_wrapper::lambda::{LambdaReporting, with_task_defaults};
 use proc_wrapper::status::MessageBuffer;
-use serde_json::Map;
 use tokio::sync::mpsc::{UnboundedSender, unbounded_channel};
 use tokio::sync::{oneshot, watch};
 use tokio::task::JoinSet;
@@ -52,9 +50,7 @@ use crate::telemetry::Record;
 
 /// Everything needed to report, once the settings are resolved.
 pub(crate) struct Reporting {
-    pub(crate) config: Config,
-    pub(crate) client: ApiClient,
-    pub(crate) env: HashMap<String, String>,
+    pub(crate) lambda: LambdaReporting,
     pub(crate) registration: Registration,
 }
 
@@ -65,74 +61,6 @@ pub enum Inbound {
     Telemetry(Record),
     /// A status or hand-off message from the function.
     Status(HandOff),
-}
-
-/// The function's environment with the extension's defaults: the Task is the function,
-/// auto-created and passive, and the status listener on, unless configured otherwise.
-fn with_defaults(
-    mut env: HashMap<String, String>,
-    registration: &Registration,
-) -> HashMap<String, String> {
-    let function = env
-        .get("AWS_LAMBDA_FUNCTION_NAME")
-        .cloned()
-        .or_else(|| registration.function_name.clone());
-    if !env.contains_key("PROC_WRAPPER_TASK_UUID")
-        && let Some(f) = function
-    {
-        env.entry("PROC_WRAPPER_TASK_NAME".into()).or_insert(f);
-    }
-    env.entry("PROC_WRAPPER_AUTO_CREATE_TASK".into())
-        .or_insert_with(|| "TRUE".into());
-    // The function's status updates and hand-off messages come over UDP.
-    env.entry("PROC_WRAPPER_ENABLE_STATUS_UPDATE_LISTENER".into())
-        .or_insert_with(|| "TRUE".into());
-    env.entry("PROC_WRAPPER_TASK_IS_PASSIVE".into())
-        .or_insert_with(|| "TRUE".into());
-    env
-}
-
-/// Resolves the settings and secrets; `None` (with the reason logged) turns reporting off.
-async fn prepare(
-    env: HashMap<String, String>,
-    registration: Registration,
-) -> Option<Arc<Reporting>> {
-    let settings = match resolve_settings(&env, Map::new()).await {
-        Ok(s) => s,
-        Err(e) => {
-            error!("not reporting invocations: {e}");
-            return None;
-        }
-    };
-    let config = settings.config;
-    if config.offline_mode {
-        info!("offline mode: not reporting invocations");
-        return None;
-    }
-    let problems = task_param_errors(&config);
-    if !problems.is_empty() {
-        error!("not reporting invocations: {}", problems.join("; "));
-        return None;
-    }
-    let client = match ApiClient::new(config.api.clone()) {
-        Ok(c) => c,
-        Err(e) => {
-            error!("not reporting invocations: cannot create the HTTP client: {e}");
-            return None;
-        }
-    };
-    let env = settings
-        .env
-        .iter()
-        .filter_map(|(k, v)| v.as_str().map(|v| (k.clone(), v.to_owned())))
-        .collect();
-    debug!("reporting invocations to {}", config.api.base_url);
-    Some(Arc::new(Reporting {
-        config,
-        client,
-        env,
-        registration,
-    }))
 }
 
 /// Listens for status and hand-off messages on `127.0.0.1:port`.
@@ -332,7 +260,7 @@ pub async fn run(env: HashMap<String, String>) -> i32 {
         "registered as {} for function {:?}",
         registration.extension_id, registration.function_name
     );
-    let env = with_defaults(env, &registration);
+    let env = with_task_defaults(env, registration.function_name.clone());
     let lookup = |k: &str| env.get(k).cloned();
     let (tx, mut inbox) = unbounded_channel();
     let telemetry = match telemetry::listen(settings.telemetry_port, tx.clone()).await {
@@ -368,7 +296,13 @@ pub async fn run(env: HashMap<String, String>) -> i32 {
         let env = env.clone();
         let registration = registration.clone();
         tokio::spawn(async move {
-            let reporting = prepare(env, registration).await;
+            let function = registration.function_name.clone();
+            let reporting = LambdaReporting::prepare(env, function).await.map(|lambda| {
+                Arc::new(Reporting {
+                    lambda,
+                    registration,
+                })
+            });
             let _ = reporting_tx.send(Some(reporting));
         });
     } else {

@@ -61,7 +61,7 @@ async fn until(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
 struct Harness {
     sim: Simulator,
     api: FakeApi,
-    extension: ManagedProcess,
+    extension: Option<ManagedProcess>,
     _function: ManagedProcess,
     status_port: u16,
 }
@@ -70,6 +70,10 @@ struct Options {
     api_url: Option<String>,
     env: Vec<(&'static str, String)>,
     invocation_timeout: Duration,
+    /// Start the extension (else the function is alone).
+    extension: bool,
+    /// Run the handler under runtime-lib's Lambda handler wrapper.
+    wrapped: bool,
 }
 
 impl Default for Options {
@@ -78,6 +82,8 @@ impl Default for Options {
             api_url: None,
             env: Vec::new(),
             invocation_timeout: Duration::from_secs(30),
+            extension: true,
+            wrapped: false,
         }
     }
 }
@@ -109,23 +115,33 @@ async fn start(options: Options) -> Harness {
             "PROC_WRAPPER_STATUS_UPDATE_SOCKET_PORT",
             status_port.to_string(),
         ),
-        ("PROC_WRAPPER_LAMBDA_EXTENSION", "TRUE".to_owned()),
+        (
+            "PROC_WRAPPER_LAMBDA_EXTENSION",
+            if options.extension { "TRUE" } else { "FALSE" }.to_owned(),
+        ),
+        (
+            "TEST_FUNCTION_WRAPPED",
+            if options.wrapped { "TRUE" } else { "FALSE" }.to_owned(),
+        ),
         ("PROC_WRAPPER_LOG_LEVEL", "DEBUG".to_owned()),
     ];
     common.extend(options.env);
-    let mut ext = ProcessConfig::new(extension_bin(), ProcessRole::Extension);
-    for (k, v) in &common {
-        ext = ext.env(*k, v.clone());
+    let extension = options.extension.then(|| {
+        let mut ext = ProcessConfig::new(extension_bin(), ProcessRole::Extension);
+        for (k, v) in &common {
+            ext = ext.env(*k, v.clone());
+        }
+        sim.spawn_process_with_config(ext)
+            .expect("UNWRAP: the extension starts")
+    });
+    if options.extension {
+        assert!(
+            sim.wait_for(|| async { sim.extension_count().await >= 1 }, LIMIT)
+                .await
+                .is_ok(),
+            "the extension did not register"
+        );
     }
-    let extension = sim
-        .spawn_process_with_config(ext)
-        .expect("UNWRAP: the extension starts");
-    assert!(
-        sim.wait_for(|| async { sim.extension_count().await >= 1 }, LIMIT)
-            .await
-            .is_ok(),
-        "the extension did not register"
-    );
     let mut func = ProcessConfig::new(function_bin(), ProcessRole::Runtime);
     for (k, v) in &common {
         func = func.env(*k, v.clone());
@@ -151,10 +167,12 @@ impl Harness {
             .wait_for_invocation_complete(&id, LIMIT)
             .await
             .expect("UNWRAP: the invocation completes");
-        self.sim
-            .wait_for_extensions_ready(&id, LIMIT)
-            .await
-            .expect("UNWRAP: the extension calls /next again");
+        if self.extension.is_some() {
+            self.sim
+                .wait_for_extensions_ready(&id, LIMIT)
+                .await
+                .expect("UNWRAP: the extension calls /next again");
+        }
         (id, state.status)
     }
 
@@ -181,16 +199,17 @@ impl Harness {
     async fn shutdown(mut self, reason: ShutdownReason) -> (FakeApi, Option<i32>) {
         self.sim.graceful_shutdown(reason).await;
         let mut code = None;
-        until(LIMIT, || {
-            code = self
-                .extension
-                .try_wait()
-                .ok()
-                .flatten()
-                .map(|s| s.code().unwrap_or(-1));
-            code.is_some()
-        })
-        .await;
+        if let Some(extension) = &mut self.extension {
+            until(LIMIT, || {
+                code = extension
+                    .try_wait()
+                    .ok()
+                    .flatten()
+                    .map(|s| s.code().unwrap_or(-1));
+                code.is_some()
+            })
+            .await;
+        }
         (self.api, code)
     }
 }
@@ -566,4 +585,152 @@ fn outside_lambda_the_extension_says_so() {
         .output()
         .expect("UNWRAP: runs");
     assert!(String::from_utf8_lossy(&version.stdout).starts_with("cloudreactor-extension v"));
+}
+
+/// What CloudReactor puts in the input of an execution it starts.
+fn started_by_cloudreactor(uuid: &str) -> Value {
+    json!({
+        "original_input_value": {"n": 1},
+        "cloudreactor_context": {"proc_wrapper_params": {"task_execution": {"uuid": uuid}}},
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_wrapped_handler_alone_reports_each_invocation_with_the_runtime_context() {
+    let h = start(Options {
+        extension: false,
+        wrapped: true,
+        ..Options::default()
+    })
+    .await;
+    let (id, status) = h.invoke(json!({"hello": "world"})).await;
+    assert_eq!(status, InvocationStatus::Success);
+    let reqs = h.requests_for(&id);
+    assert_eq!(reqs.len(), 1, "one request per invocation: {reqs:#?}");
+    let b = &reqs[0].body;
+    assert_eq!(b["status"], "SUCCEEDED", "{b:#}");
+    assert_eq!(b["output_value"], json!({"echo": {"hello": "world"}}));
+    assert_eq!(b["task"]["name"], FUNCTION);
+    assert_eq!(b["execution_method_type"], "AWS Lambda");
+    let logging = &b["infrastructure_settings"]["logging"]["options"];
+    assert!(
+        logging["group"].is_string(),
+        "the runtime knows the log group: {b:#}"
+    );
+    assert!(
+        logging["stream"].is_string(),
+        "the runtime knows the log stream: {b:#}"
+    );
+
+    let (id, status) = h.invoke(json!({"fail": true})).await;
+    assert_eq!(status, InvocationStatus::Error);
+    let b = &h.requests_for(&id)[0].body;
+    assert_eq!(b["status"], "FAILED");
+    assert!(b.get("output_value").is_none());
+    let lambda = &b["other_runtime_metadata"]["aws_lambda"];
+    assert_eq!(lambda["error_type"], "Box<dyn Error + Send + Sync>");
+    assert_eq!(lambda["error_message"], "the handler failed on purpose");
+
+    let (id, status) = h.invoke(json!({"panic": true})).await;
+    assert_eq!(
+        status,
+        InvocationStatus::Error,
+        "the panic still reaches the runtime"
+    );
+    let b = &h.requests_for(&id)[0].body;
+    assert_eq!(b["status"], "FAILED");
+    assert_eq!(
+        b["other_runtime_metadata"]["aws_lambda"]["error_type"],
+        "Panic"
+    );
+    assert_eq!(
+        b["other_runtime_metadata"]["aws_lambda"]["error_message"],
+        "the handler panicked on purpose"
+    );
+
+    let known = "5b7d2a5e-54a4-4d0e-9b8c-1f3c1c2f0a11";
+    let (_, status) = h.invoke(started_by_cloudreactor(known)).await;
+    assert_eq!(status, InvocationStatus::Success);
+    let adopted: Vec<_> = h
+        .api
+        .requests()
+        .into_iter()
+        .filter(|r| r.path.contains(known))
+        .collect();
+    assert_eq!(adopted.len(), 1, "{adopted:#?}");
+    assert_eq!(adopted[0].method, "PATCH");
+    assert_eq!(adopted[0].body["status"], "SUCCEEDED");
+    assert!(adopted[0].body.get("task").is_none());
+    assert_eq!(
+        h.api.requests().len(),
+        4,
+        "one request per invocation: {:#?}",
+        h.api.requests()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_wrapped_handler_with_the_extension_is_one_task_execution_per_invocation() {
+    let h = start(Options {
+        wrapped: true,
+        ..Options::default()
+    })
+    .await;
+    let (id, status) = h.invoke(json!({"hello": "world"})).await;
+    assert_eq!(status, InvocationStatus::Success);
+    assert!(
+        h.api
+            .wait_for(LIMIT, |r| r.iter().any(|r| r.status() == Some("SUCCEEDED")))
+    );
+    let reqs = h.requests_for(&id);
+    let creations = reqs.iter().filter(|r| r.method == "POST").count();
+    assert_eq!(creations, 1, "{reqs:#?}");
+    // The hand-off made the extension create at once (RUNNING), and the handler's value
+    // and log stream reached the final update.
+    assert_eq!(reqs[0].body["status"], "RUNNING");
+    assert!(
+        reqs[0].body["infrastructure_settings"]["logging"]["options"]["stream"].is_string(),
+        "{:#}",
+        reqs[0].body
+    );
+    let last = reqs
+        .iter()
+        .find(|r| r.status() == Some("SUCCEEDED"))
+        .expect("UNWRAP: final update");
+    assert_eq!(
+        last.body["output_value"],
+        json!({"echo": {"hello": "world"}})
+    );
+
+    let (id, _) = h.invoke(json!({"fail": true})).await;
+    assert!(
+        h.api
+            .wait_for(LIMIT, |r| r.iter().any(|r| r.status() == Some("FAILED")))
+    );
+    let failed = h
+        .requests_for(&id)
+        .into_iter()
+        .find(|r| r.status() == Some("FAILED"))
+        .expect("UNWRAP: final update");
+    let lambda = &failed.body["other_runtime_metadata"]["aws_lambda"];
+    assert_eq!(
+        lambda["error_message"], "the handler failed on purpose",
+        "{lambda:#}"
+    );
+    assert_eq!(lambda["runtime_done_status"], "error");
+
+    let known = "0c2b9a51-3f3e-4a57-8f2a-7d1b6b9e2c44";
+    let (_, status) = h.invoke(started_by_cloudreactor(known)).await;
+    assert_eq!(status, InvocationStatus::Success);
+    assert!(h.api.wait_for(LIMIT, |r| {
+        r.iter()
+            .any(|r| r.path.contains(known) && r.status() == Some("SUCCEEDED"))
+    }));
+    let (api, code) = h.shutdown(ShutdownReason::Spindown).await;
+    assert_eq!(code, Some(0));
+    assert_eq!(
+        api.requests().iter().filter(|r| r.method == "POST").count(),
+        2,
+        "the adopted execution was not created again"
+    );
 }

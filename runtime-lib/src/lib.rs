@@ -15,6 +15,7 @@
 //! | [`status`] | UDP status updates: the message buffer and the `StatusUpdater` client |
 //! | [`values`] | input and result values |
 //! | [`managed`] | embedded mode: a Rust function run as a Task Execution |
+//! | [`lambda`] | reporting Lambda invocations; with feature `lambda`, the handler wrapper |
 //! | [`handoff`] | what code in a Lambda function tells `cloudreactor-extension` |
 //! | [`logging`] | the wrapper's own log format |
 //! | [`exit_codes`] | the exit codes of `proc_wrapper` |
@@ -28,6 +29,7 @@ pub mod config;
 pub mod exec;
 pub mod exit_codes;
 pub mod handoff;
+pub mod lambda;
 pub mod logging;
 pub mod managed;
 pub mod metadata;

@@ -1,0 +1,240 @@
+//! Reporting AWS Lambda invocations, shared by `cloudreactor-extension` and the handler
+//! wrapper of feature `lambda` ([`handler`]).
+//!
+//! In Lambda the Task is the function: unless configured otherwise it is named after the
+//! function, auto-created and passive ([`with_task_defaults`]). Each invocation is one Task
+//! Execution. [`LambdaReporting`] holds the resolved settings and the API client, and sends
+//! requests with a short, bounded retry ([`send`]), since an invocation's time is precious.
+
+#[cfg(feature = "lambda")]
+pub mod handler;
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use reqwest::Method;
+use serde_json::{Map, Value};
+use tracing::{debug, error, info};
+
+use crate::api::{ApiClient, ApiError, Reporter, task_param_errors};
+use crate::config::Config;
+use crate::managed::resolve_settings;
+use crate::metadata::RuntimeMetadata;
+use crate::time::UtcTime;
+
+/// Delays between the attempts of one request.
+const RETRY_DELAYS: [Duration; 3] = [
+    Duration::from_millis(100),
+    Duration::from_millis(500),
+    Duration::from_secs(2),
+];
+
+/// The function's environment with the defaults of Lambda reporting: the Task is named after
+/// the function (`function_name`, else `AWS_LAMBDA_FUNCTION_NAME`), auto-created and passive,
+/// and the status update listener is on, unless the environment says otherwise.
+pub fn with_task_defaults(
+    mut env: HashMap<String, String>,
+    function_name: Option<String>,
+) -> HashMap<String, String> {
+    let function = env
+        .get("AWS_LAMBDA_FUNCTION_NAME")
+        .cloned()
+        .or(function_name);
+    if !env.contains_key("PROC_WRAPPER_TASK_UUID")
+        && let Some(f) = function
+    {
+        env.entry("PROC_WRAPPER_TASK_NAME".into()).or_insert(f);
+    }
+    for key in [
+        "PROC_WRAPPER_AUTO_CREATE_TASK",
+        "PROC_WRAPPER_TASK_IS_PASSIVE",
+        "PROC_WRAPPER_ENABLE_STATUS_UPDATE_LISTENER",
+    ] {
+        env.entry(key.into()).or_insert_with(|| "TRUE".into());
+    }
+    env
+}
+
+/// Sends one request, retrying a few times (100 ms, 500 ms, 2 s) on network errors, 429 and
+/// 5xx. Callers bound the total time themselves.
+pub async fn send(
+    client: &ApiClient,
+    method: Method,
+    path: &str,
+    body: &Value,
+) -> Result<Value, ApiError> {
+    let mut delays = RETRY_DELAYS.iter();
+    loop {
+        let result = client.send_once(method.clone(), path, body).await;
+        let retryable = matches!(
+            result,
+            Err(ApiError::Unreachable(_) | ApiError::Rejected(429 | 500..=599))
+        );
+        match delays.next() {
+            Some(d) if retryable => {
+                debug!("{method} {path}: {result:?}; retrying in {d:?}");
+                tokio::time::sleep(*d).await;
+            }
+            _ => return result,
+        }
+    }
+}
+
+/// The path of a partial update of an execution.
+pub fn update_path(uuid: &str) -> String {
+    format!("/api/v1/task_executions/{uuid}/?content=false")
+}
+
+/// Resolved settings and the API client for reporting invocations.
+pub struct LambdaReporting {
+    /// The settings.
+    pub config: Config,
+    /// The API client (clones share its connections).
+    pub client: ApiClient,
+    /// The resolved environment, for the runtime metadata.
+    pub env: HashMap<String, String>,
+}
+
+impl LambdaReporting {
+    /// Resolves the settings (secret locations included) from `env` with
+    /// [`with_task_defaults`]. `None`, with the reason logged, when invocations cannot be
+    /// reported: offline mode, missing API key or Task, unresolvable settings.
+    pub async fn prepare(
+        env: HashMap<String, String>,
+        function_name: Option<String>,
+    ) -> Option<Self> {
+        let env = with_task_defaults(env, function_name);
+        let settings = match resolve_settings(&env, Map::new()).await {
+            Ok(s) => s,
+            Err(e) => {
+                error!("not reporting invocations: {e}");
+                return None;
+            }
+        };
+        let config = settings.config;
+        if config.offline_mode {
+            info!("offline mode: not reporting invocations");
+            return None;
+        }
+        let problems = task_param_errors(&config);
+        if !problems.is_empty() {
+            error!("not reporting invocations: {}", problems.join("; "));
+            return None;
+        }
+        let client = match ApiClient::new(config.api.clone()) {
+            Ok(c) => c,
+            Err(e) => {
+                error!("not reporting invocations: cannot create the HTTP client: {e}");
+                return None;
+            }
+        };
+        let env = settings
+            .env
+            .iter()
+            .filter_map(|(k, v)| v.as_str().map(|v| (k.clone(), v.to_owned())))
+            .collect();
+        debug!("reporting invocations to {}", config.api.base_url);
+        Some(Self {
+            config,
+            client,
+            env,
+        })
+    }
+
+    /// A reporter for one invocation (its creation body), started at `started_at`, for the
+    /// execution `uuid` when one is known.
+    pub fn reporter(
+        &self,
+        metadata: RuntimeMetadata,
+        started_at: UtcTime,
+        uuid: Option<String>,
+    ) -> Reporter {
+        let mut r = Reporter::with_client(self.client.clone(), &self.config, metadata);
+        r.started_at = started_at;
+        r.execution_uuid = uuid;
+        r
+    }
+
+    /// Decides whether an invocation is reported from its start (`api_managed_probability`;
+    /// a known execution always is).
+    pub fn sampled_in(&self, known_uuid: bool) -> bool {
+        let p = self.config.api.managed_probability;
+        known_uuid || p >= 1.0 || (p > 0.0 && fastrand::f64() <= p)
+    }
+
+    /// Reports an invocation whose start was not reported with one request carrying the
+    /// final `fields` (a POST, or a PATCH of the known execution). An invocation sampled out
+    /// is reported only when it failed or timed out, with the matching probability. Returns
+    /// the execution's UUID when it was reported.
+    pub async fn report_finished(
+        &self,
+        reporter: &Reporter,
+        fields: Map<String, Value>,
+        sampled_out: bool,
+    ) -> Result<Option<String>, ApiError> {
+        let status = fields
+            .get("status")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        if sampled_out {
+            let api = &self.config.api;
+            let p = match status {
+                "SUCCEEDED" => 0.0,
+                "TERMINATED_AFTER_TIME_OUT" => api.timeout_report_probability,
+                _ => api.failure_report_probability,
+            };
+            if p <= 0.0 || (p < 1.0 && fastrand::f64() > p) {
+                return Ok(None);
+            }
+        }
+        let mut body = match reporter.creation_body() {
+            Value::Object(m) => m,
+            _ => Map::new(),
+        };
+        body.extend(fields);
+        let (method, path) = match &reporter.execution_uuid {
+            Some(uuid) => (Method::PATCH, format!("/api/v1/task_executions/{uuid}/")),
+            None => (Method::POST, "/api/v1/task_executions/".to_owned()),
+        };
+        let response = send(&self.client, method, &path, &Value::Object(body)).await?;
+        Ok(reporter.execution_uuid.clone().or_else(|| {
+            response
+                .get("uuid")
+                .and_then(Value::as_str)
+                .map(str::to_owned)
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_task_is_the_function_unless_configured() {
+        let env = with_task_defaults(
+            HashMap::from([("AWS_LAMBDA_FUNCTION_NAME".to_owned(), "fn-a".to_owned())]),
+            Some("from-register".into()),
+        );
+        assert_eq!(env["PROC_WRAPPER_TASK_NAME"], "fn-a");
+        assert_eq!(env["PROC_WRAPPER_AUTO_CREATE_TASK"], "TRUE");
+        assert_eq!(env["PROC_WRAPPER_TASK_IS_PASSIVE"], "TRUE");
+        let env = with_task_defaults(
+            HashMap::from([
+                ("PROC_WRAPPER_TASK_NAME".to_owned(), "mine".to_owned()),
+                (
+                    "PROC_WRAPPER_TASK_IS_PASSIVE".to_owned(),
+                    "FALSE".to_owned(),
+                ),
+            ]),
+            Some("from-register".into()),
+        );
+        assert_eq!(env["PROC_WRAPPER_TASK_NAME"], "mine");
+        assert_eq!(env["PROC_WRAPPER_TASK_IS_PASSIVE"], "FALSE");
+        let env = with_task_defaults(
+            HashMap::from([("PROC_WRAPPER_TASK_UUID".to_owned(), "u".to_owned())]),
+            Some("from-register".into()),
+        );
+        assert!(!env.contains_key("PROC_WRAPPER_TASK_NAME"));
+    }
+}
