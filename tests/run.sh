@@ -2,8 +2,8 @@
 # The one command that runs every test of the workspace on a fresh machine:
 #   tests/run.sh [extra cargo test arguments]
 # It installs what the tests need (a Python venv with moto[server], cfn-lint and ziglang under
-# tests/.venv, cargo-zigbuild under tests/.tools, the musl targets, qemu-user), builds the
-# static release binaries, starts moto_server on a free loopback port, runs the whole suite
+# tests/.venv, cargo-zigbuild under tests/.tools, cargo-lambda, the musl targets, qemu-user),
+# builds the static release binaries and the Lambda layer zips, starts moto_server on a free loopback port, runs the whole suite
 # against the real binaries, and stops what it started, whatever the outcome.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -16,7 +16,9 @@ source tests/services.sh
 trap stop_services EXIT
 setup_venv
 build_static
+build_layers
 setup_qemu
 start_moto
 
 cargo test --workspace --all-targets "$@"
+"$VENV/bin/cfn-lint" template.yaml

@@ -46,6 +46,18 @@ build_static() {
   export PROC_WRAPPER_TEST_STATIC_AARCH64="$SERVICES_ROOT/target/aarch64-unknown-linux-musl/dist/proc_wrapper"
 }
 
+# The Lambda layer zips (extension/Makefile: `cargo lambda build --extension`, cargo-lambda
+# from PyPI in the venv).
+build_layers() {
+  setup_cross
+  [ -x "$VENV/bin/cargo-lambda" ] || "$VENV/bin/pip" install --quiet 'cargo-lambda==1.9.2'
+  make --no-print-directory -s -C "$SERVICES_ROOT/extension" layers VENV="$VENV" >/dev/null
+  local version
+  version=$(sed -n 's/^version = "\(.*\)"/\1/p' "$SERVICES_ROOT/Cargo.toml" | head -n 1)
+  export PROC_WRAPPER_TEST_LAYER_X86_64="$SERVICES_ROOT/dist/cloudreactor-extension-$version-x86_64.zip"
+  export PROC_WRAPPER_TEST_LAYER_ARM64="$SERVICES_ROOT/dist/cloudreactor-extension-$version-arm64.zip"
+}
+
 # qemu-aarch64 runs the arm64 binary in the tests (Debian's qemu-user).
 setup_qemu() {
   if ! command -v qemu-aarch64 >/dev/null && ! command -v qemu-aarch64-static >/dev/null; then

@@ -2,6 +2,7 @@
 //! of sleeping, and checks on processes.
 
 pub mod bench;
+pub mod elf;
 pub mod fake_api;
 pub mod fake_ecs;
 pub mod moto;
@@ -9,6 +10,17 @@ pub mod server;
 
 use std::path::Path;
 use std::time::{Duration, Instant};
+
+/// A file that `tests/run.sh` built and named in the variable `var` (a static binary, a
+/// layer zip). Panics with a clear message when the variable is not set.
+pub fn built_file(var: &str) -> std::path::PathBuf {
+    let path = std::env::var_os(var).unwrap_or_else(|| {
+        panic!("{var} is not set: run the tests with tests/run.sh, which builds the release files")
+    });
+    let path = std::path::PathBuf::from(path);
+    assert!(path.is_file(), "{} does not exist", path.display());
+    path
+}
 
 /// Polls `cond` every 10 ms until it holds or `limit` passes; returns whether it held.
 /// The limit only bounds a failing test; a passing one returns as soon as `cond` holds.

@@ -6,37 +6,11 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use procwrapper_tests::elf::{EM_AARCH64, EM_X86_64, PT_DYNAMIC, PT_INTERP, elf_info};
+
 fn binary(var: &str) -> PathBuf {
-    let path = std::env::var_os(var).unwrap_or_else(|| {
-        panic!(
-            "{var} is not set: run the tests with tests/run.sh, which builds the static binaries"
-        )
-    });
-    let path = PathBuf::from(path);
-    assert!(path.is_file(), "{} does not exist", path.display());
-    path
+    procwrapper_tests::built_file(var)
 }
-
-/// ELF program header types of a 64-bit little-endian file, and its machine.
-fn elf_info(path: &Path) -> (u16, Vec<u32>) {
-    let data = std::fs::read(path).unwrap();
-    assert_eq!(&data[..4], b"\x7fELF", "not an ELF file");
-    assert_eq!(data[4], 2, "not a 64-bit ELF file");
-    let u16_at = |o: usize| u16::from_le_bytes([data[o], data[o + 1]]);
-    let u32_at = |o: usize| u32::from_le_bytes(data[o..o + 4].try_into().unwrap());
-    let u64_at = |o: usize| u64::from_le_bytes(data[o..o + 8].try_into().unwrap());
-    let machine = u16_at(18);
-    let phoff = usize::try_from(u64_at(32)).unwrap();
-    let phentsize = usize::from(u16_at(54));
-    let phnum = usize::from(u16_at(56));
-    let types = (0..phnum).map(|i| u32_at(phoff + i * phentsize)).collect();
-    (machine, types)
-}
-
-const PT_DYNAMIC: u32 = 2;
-const PT_INTERP: u32 = 3;
-const EM_X86_64: u16 = 62;
-const EM_AARCH64: u16 = 183;
 
 #[test]
 fn both_binaries_are_fully_static() {

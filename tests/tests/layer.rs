@@ -1,0 +1,128 @@
+//! The Lambda layer zips built by `tests/run.sh` (`make -C extension layers`): their layout
+//! and permissions, fully static binaries for the right machine, the exec wrapper script, and
+//! the arm64 binary under qemu.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use procwrapper_tests::built_file;
+use procwrapper_tests::elf::{EM_AARCH64, EM_X86_64, elf_info, is_fully_static};
+
+/// Extracts a zip with Python's zipfile (which `tests/run.sh` needs anyway); returns the
+/// folder and the entries with their Unix modes.
+fn extract(zip: &Path) -> (tempfile::TempDir, Vec<(String, u32)>) {
+    let dir = tempfile::tempdir().unwrap();
+    let script = "import sys, zipfile, os\n\
+        z = zipfile.ZipFile(sys.argv[1])\n\
+        for i in z.infolist():\n\
+        \x20   print(i.filename, i.external_attr >> 16)\n\
+        \x20   p = z.extract(i, sys.argv[2])\n\
+        \x20   os.chmod(p, (i.external_attr >> 16) & 0o7777)\n";
+    let out = Command::new("python3")
+        .args(["-c", script])
+        .arg(zip)
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let entries = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.rsplit_once(' '))
+        .map(|(name, mode)| (name.to_owned(), mode.parse().unwrap()))
+        .collect();
+    (dir, entries)
+}
+
+fn layers() -> [(PathBuf, u16); 2] {
+    [
+        (built_file("PROC_WRAPPER_TEST_LAYER_X86_64"), EM_X86_64),
+        (built_file("PROC_WRAPPER_TEST_LAYER_ARM64"), EM_AARCH64),
+    ]
+}
+
+#[test]
+fn each_layer_holds_the_static_extension_and_the_exec_wrapper() {
+    for (zip, machine) in layers() {
+        let (dir, entries) = extract(&zip);
+        let files: Vec<_> = entries
+            .iter()
+            .filter(|(name, _)| !name.ends_with('/'))
+            .collect();
+        assert_eq!(files.len(), 2, "{}: {entries:?}", zip.display());
+        for (name, mode) in files {
+            assert!(
+                name == "extensions/cloudreactor-extension" || name == "cloudreactor-exec-wrapper",
+                "unexpected {name} in {}",
+                zip.display()
+            );
+            assert_eq!(mode & 0o777, 0o755, "{name} must be executable");
+        }
+        let bin = dir.path().join("extensions/cloudreactor-extension");
+        let (m, _) = elf_info(&bin);
+        assert_eq!(m, machine, "{}", zip.display());
+        assert!(is_fully_static(&bin), "{} is not static", zip.display());
+    }
+}
+
+#[test]
+fn the_exec_wrapper_of_the_x86_64_layer_resolves_then_runs_the_runtime() {
+    let (dir, _) = extract(&layers()[0].0);
+    let wrapper = dir.path().join("cloudreactor-exec-wrapper");
+    let out = Command::new(&wrapper)
+        .env_clear()
+        .env("PATH", "/usr/bin:/bin")
+        .env(
+            "GREETING_FOR_PROC_WRAPPER_TO_RESOLVE",
+            r#"PLAIN:{"text": "hello"}|JP:$.text"#,
+        )
+        .args(["/bin/sh", "-c", "echo \"$GREETING\"; exit 5"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(5),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "hello\n");
+    let out = Command::new(dir.path().join("extensions/cloudreactor-extension"))
+        .env_clear()
+        .arg("--version")
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("cloudreactor-extension v"));
+}
+
+#[test]
+fn the_arm64_extension_runs_under_qemu() {
+    let qemu = ["qemu-aarch64", "qemu-aarch64-static"]
+        .into_iter()
+        .find(|q| {
+            Command::new("sh")
+                .args(["-c", &format!("command -v {q}")])
+                .output()
+                .is_ok_and(|o| o.status.success())
+        })
+        .expect("qemu-aarch64 (Debian's qemu-user, installed by tests/run.sh)");
+    let (dir, _) = extract(&layers()[1].0);
+    let out = Command::new(qemu)
+        .arg(dir.path().join("extensions/cloudreactor-extension"))
+        .arg("--version")
+        .env_clear()
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("cloudreactor-extension v"));
+    // Outside Lambda it says so and exits 1, rather than hanging.
+    let out = Command::new(qemu)
+        .arg(dir.path().join("extensions/cloudreactor-extension"))
+        .env_clear()
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+}
