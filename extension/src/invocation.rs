@@ -20,7 +20,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use proc_wrapper::api::Reporter;
 use proc_wrapper::handoff::{HandOff, Phase};
-use proc_wrapper::lambda::{send, update_path};
+use proc_wrapper::lambda::update_path;
 use proc_wrapper::metadata::{LambdaInvocation, RuntimeMetadata};
 use proc_wrapper::time::UtcTime;
 use reqwest::Method;
@@ -298,14 +298,10 @@ impl Invocation {
             None
         };
         let sent = match &uuid {
-            Some(uuid) => send(
-                &lambda.client,
-                Method::PATCH,
-                &update_path(uuid),
-                &Value::Object(fields),
-            )
-            .await
-            .map(|_| Some(uuid.clone())),
+            Some(uuid) => lambda
+                .send(Method::PATCH, &update_path(uuid), &Value::Object(fields))
+                .await
+                .map(|_| Some(uuid.clone())),
             None => {
                 reporting
                     .lambda
@@ -349,7 +345,7 @@ impl Invocation {
                 o.insert("aws_lambda".into(), Value::Object(figures));
             }
             let body = json!({ "other_runtime_metadata": other });
-            if let Err(e) = send(&lambda.client, Method::PATCH, &update_path(&uuid), &body).await {
+            if let Err(e) = lambda.send(Method::PATCH, &update_path(&uuid), &body).await {
                 warn!(
                     request_id = rid,
                     "could not send the invocation's report: {e}"
@@ -365,7 +361,7 @@ impl Invocation {
             Some(uuid) => (Method::PATCH, format!("/api/v1/task_executions/{uuid}/")),
             None => (Method::POST, "/api/v1/task_executions/".to_owned()),
         };
-        match send(&reporting.lambda.client, method, &path, &body).await {
+        match reporting.lambda.send(method, &path, &body).await {
             Ok(response) => {
                 if reporter.execution_uuid.is_none() {
                     reporter.execution_uuid = response

@@ -12,7 +12,7 @@
 //! * **INVOKE**: a task per invocation ([`invocation`]) creates the Task Execution (or waits
 //!   for the outcome and reports it with one request when the function ends within the
 //!   creation delay), and sends the final update when `platform.runtimeDone` arrives. The main
-//!   loop waits for that final update at most `PROC_WRAPPER_EXTENSION_MAX_ADDED_MS` after the
+//!   loop waits for that final update at most `PROC_WRAPPER_LAMBDA_MAX_ADDED_MS` after the
 //!   runtime's response and never past the deadline, then calls `/next` again; unfinished
 //!   requests go on in the background.
 //! * **`platform.report`** (billed duration, memory) arrives during the next invocation and is
@@ -359,15 +359,27 @@ pub async fn run(env: HashMap<String, String>) -> i32 {
 }
 
 /// How long the main loop waits for the current invocation's final update: at most
-/// `max_added` after its `runtimeDone`, never past its deadline, and only
-/// `telemetry_wait` while no telemetry has arrived.
+/// `max_added` after its `runtimeDone` (not at all while the API server fails), never past
+/// its deadline, and only `telemetry_wait` while no telemetry has arrived.
 fn waiting_limit(
     state: &State,
     runtime_done_at: Option<Instant>,
     deadline: Option<Instant>,
     invoked_at: Instant,
 ) -> Option<Instant> {
-    let cap = runtime_done_at.map(|at| at + state.settings.max_added);
+    // While the API server fails, reports go on in the background without being waited for.
+    let api_healthy = state
+        .reporting
+        .borrow()
+        .as_ref()
+        .and_then(Option::as_ref)
+        .is_none_or(|r| r.lambda.healthy());
+    let max_added = if api_healthy {
+        state.settings.max_added
+    } else {
+        Duration::ZERO
+    };
+    let cap = runtime_done_at.map(|at| at + max_added);
     let watchdog = (!state.telemetry_seen).then(|| invoked_at + state.settings.telemetry_wait);
     [cap, deadline, watchdog].into_iter().flatten().min()
 }

@@ -8,7 +8,7 @@ use std::time::Duration;
 #[derive(Debug, Clone, PartialEq)]
 pub struct Settings {
     /// Longest time added after the runtime's response, per invocation
-    /// (`PROC_WRAPPER_EXTENSION_MAX_ADDED_MS`, default 500). Never past the deadline.
+    /// (`PROC_WRAPPER_LAMBDA_MAX_ADDED_MS`, default 500). Never past the deadline.
     pub max_added: Duration,
     /// How long after an invocation starts the Task Execution is created when the function
     /// is still running (`PROC_WRAPPER_EXTENSION_CREATION_DELAY_MS`, default 100). Shorter
@@ -28,7 +28,7 @@ pub struct Settings {
 impl Default for Settings {
     fn default() -> Self {
         Self {
-            max_added: Duration::from_millis(500),
+            max_added: proc_wrapper::lambda::DEFAULT_MAX_ADDED,
             creation_delay: Duration::from_millis(100),
             telemetry_port: 0,
             shutdown_margin: Duration::from_millis(300),
@@ -72,13 +72,8 @@ impl Settings {
     pub fn from_env(env: &dyn Fn(&str) -> Option<String>) -> (Self, Vec<String>) {
         let d = Self::default();
         let mut warnings = Vec::new();
-        let max_added = millis(
-            env,
-            "PROC_WRAPPER_EXTENSION_MAX_ADDED_MS",
-            d.max_added,
-            Duration::ZERO,
-            &mut warnings,
-        );
+        let (max_added, warning) = proc_wrapper::lambda::max_added(env);
+        warnings.extend(warning);
         let creation_delay = millis(
             env,
             "PROC_WRAPPER_EXTENSION_CREATION_DELAY_MS",
@@ -152,7 +147,7 @@ mod tests {
     fn defaults_and_values() {
         assert_eq!(read(&[]), (Settings::default(), vec![]));
         let (s, w) = read(&[
-            ("PROC_WRAPPER_EXTENSION_MAX_ADDED_MS", "50"),
+            ("PROC_WRAPPER_LAMBDA_MAX_ADDED_MS", "50"),
             ("PROC_WRAPPER_EXTENSION_CREATION_DELAY_MS", "0"),
             ("PROC_WRAPPER_EXTENSION_TELEMETRY_PORT", "8999"),
             ("PROC_WRAPPER_EXTENSION_SHUTDOWN_MARGIN_MS", "500"),
@@ -167,7 +162,7 @@ mod tests {
     #[test]
     fn bad_values_name_the_variable_and_fall_back() {
         let (s, w) = read(&[
-            ("PROC_WRAPPER_EXTENSION_MAX_ADDED_MS", "fast"),
+            ("PROC_WRAPPER_LAMBDA_MAX_ADDED_MS", "fast"),
             ("PROC_WRAPPER_EXTENSION_TELEMETRY_PORT", "9001"),
             ("PROC_WRAPPER_EXTENSION_SHUTDOWN_MARGIN_MS", "10"),
         ]);
@@ -175,7 +170,7 @@ mod tests {
         assert_eq!(s.telemetry_port, 0);
         assert_eq!(s.shutdown_margin, Duration::from_millis(300));
         assert_eq!(w.len(), 3);
-        assert!(w[0].contains("PROC_WRAPPER_EXTENSION_MAX_ADDED_MS='fast'"));
+        assert!(w[0].contains("PROC_WRAPPER_LAMBDA_MAX_ADDED_MS='fast'"));
         assert!(w.iter().any(|m| m.contains("9001")));
     }
 }

@@ -55,6 +55,7 @@ use crate::time::UtcTime;
 
 struct Shared {
     env: HashMap<String, String>,
+    max_added: Duration,
     extension: bool,
     updater: Mutex<StatusUpdater>,
     reporting: OnceCell<Option<LambdaReporting>>,
@@ -89,12 +90,17 @@ impl CloudReactorLayer {
             .collect();
         let lookup = |k: &str| env.get(k).cloned();
         let extension = extension_attached(&lookup);
+        let (max_added, warning) = crate::lambda::max_added(&lookup);
+        if let Some(w) = warning {
+            warn!("{w}");
+        }
         let updater = StatusUpdater::from_lookup(false, &lookup);
         Self {
             shared: Arc::new(Shared {
                 extension,
                 updater: Mutex::new(updater),
                 reporting: OnceCell::new(),
+                max_added,
                 env,
             }),
         }
@@ -141,6 +147,17 @@ fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
         .map(|s| (*s).to_owned())
         .or_else(|| panic.downcast_ref::<String>().cloned())
         .unwrap_or_else(|| "the handler panicked".to_owned())
+}
+
+/// Time left until `deadline_ms` (epoch milliseconds), if known.
+fn epoch_ms_remaining(deadline_ms: u64) -> Option<Duration> {
+    if deadline_ms == 0 {
+        return None;
+    }
+    let now = SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or(Duration::ZERO);
+    Some(Duration::from_millis(deadline_ms).saturating_sub(now))
 }
 
 /// How an invocation ended, as the API sees it.
@@ -258,10 +275,20 @@ impl Shared {
             "other_runtime_metadata".into(),
             json!({ "aws_lambda": lambda }),
         );
-        match reporting
-            .report_finished(&reporter, fields, sampled_out)
-            .await
-        {
+        // Bounded by the cap and by the invocation's deadline.
+        let to_deadline = epoch_ms_remaining(ctx.deadline);
+        let limit = to_deadline.map_or(self.max_added, |d| d.min(self.max_added));
+        let report = reporting.report_finished(&reporter, fields, sampled_out);
+        let Ok(result) = tokio::time::timeout(limit, report).await else {
+            warn!(
+                request_id = ctx.request_id,
+                "gave up reporting the invocation after {} ms ({})",
+                limit.as_millis(),
+                crate::lambda::MAX_ADDED_VAR
+            );
+            return;
+        };
+        match result {
             Ok(Some(uuid)) => info!(
                 request_id = ctx.request_id,
                 "reported the invocation as Task Execution {uuid}"

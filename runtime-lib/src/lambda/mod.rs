@@ -10,6 +10,7 @@
 pub mod handler;
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use reqwest::Method;
@@ -28,6 +29,31 @@ const RETRY_DELAYS: [Duration; 3] = [
     Duration::from_millis(500),
     Duration::from_secs(2),
 ];
+
+/// The variable that bounds the time reporting may add to an invocation.
+pub const MAX_ADDED_VAR: &str = "PROC_WRAPPER_LAMBDA_MAX_ADDED_MS";
+
+/// The default of [`MAX_ADDED_VAR`].
+pub const DEFAULT_MAX_ADDED: Duration = Duration::from_millis(500);
+
+/// The longest time reporting may add to an invocation after the handler's response:
+/// `PROC_WRAPPER_LAMBDA_MAX_ADDED_MS` (default 500). A value that is not a whole number of
+/// milliseconds gives the default and a warning naming the variable.
+pub fn max_added(env: &dyn Fn(&str) -> Option<String>) -> (Duration, Option<String>) {
+    match env(MAX_ADDED_VAR) {
+        None => (DEFAULT_MAX_ADDED, None),
+        Some(text) => match text.trim().parse::<u64>() {
+            Ok(ms) => (Duration::from_millis(ms), None),
+            Err(_) => (
+                DEFAULT_MAX_ADDED,
+                Some(format!(
+                    "{MAX_ADDED_VAR}='{text}' is not a whole number of milliseconds; using {} ms",
+                    DEFAULT_MAX_ADDED.as_millis()
+                )),
+            ),
+        },
+    }
+}
 
 /// The function's environment with the defaults of Lambda reporting: the Task is named after
 /// the function (`function_name`, else `AWS_LAMBDA_FUNCTION_NAME`), auto-created and passive,
@@ -93,6 +119,9 @@ pub struct LambdaReporting {
     pub client: ApiClient,
     /// The resolved environment, for the runtime metadata.
     pub env: HashMap<String, String>,
+    /// False after a request failed for want of a (good) answer, until one succeeds: callers
+    /// then stop waiting for reports, so an API outage adds no time to invocations.
+    healthy: AtomicBool,
 }
 
 impl LambdaReporting {
@@ -138,7 +167,31 @@ impl LambdaReporting {
             config,
             client,
             env,
+            healthy: AtomicBool::new(true),
         })
+    }
+
+    /// [`send`], keeping track of the API server's health ([`LambdaReporting::healthy`]).
+    pub async fn send(&self, method: Method, path: &str, body: &Value) -> Result<Value, ApiError> {
+        let result = send(&self.client, method, path, body).await;
+        let down = matches!(
+            result,
+            Err(ApiError::Unreachable(_) | ApiError::Rejected(429 | 500..=599))
+        );
+        let was = self.healthy.swap(!down, Ordering::Relaxed);
+        if was && down {
+            tracing::warn!(
+                "the API server is not answering properly; invocations will not wait for it"
+            );
+        } else if !was && !down {
+            info!("the API server answers again");
+        }
+        result
+    }
+
+    /// False while the API server fails to answer (since the last request).
+    pub fn healthy(&self) -> bool {
+        self.healthy.load(Ordering::Relaxed)
     }
 
     /// A reporter for one invocation (its creation body), started at `started_at`, for the
@@ -196,7 +249,7 @@ impl LambdaReporting {
             Some(uuid) => (Method::PATCH, format!("/api/v1/task_executions/{uuid}/")),
             None => (Method::POST, "/api/v1/task_executions/".to_owned()),
         };
-        let response = send(&self.client, method, &path, &Value::Object(body)).await?;
+        let response = self.send(method, &path, &Value::Object(body)).await?;
         Ok(reporter.execution_uuid.clone().or_else(|| {
             response
                 .get("uuid")
