@@ -1,5 +1,5 @@
 //! Reporting AWS Lambda invocations, shared by `cloudreactor-extension` and the handler
-//! wrapper of feature `lambda` ([`handler`]).
+//! wrapper of feature `lambda` (module `handler`).
 //!
 //! In Lambda the Task is the function: unless configured otherwise it is named after the
 //! function, auto-created and passive ([`with_task_defaults`]). Each invocation is one Task

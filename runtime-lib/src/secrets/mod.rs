@@ -2,6 +2,7 @@
 //!
 //! * [`location`]: the `[PROVIDER:]address[!FORMAT][|TRANSFORM]` grammar.
 //! * [`mod@format`]: dotenv, JSON, YAML and text, detection and writing.
+//! * [`jsonpath`]: the JSONPath subset of `|JP:` transforms and `CONFIG:` locations.
 //! * [`merge`]: the six merge strategies.
 //! * [`aws`]: Secrets Manager, SSM and S3, with lazily created clients.
 //! * [`Fetcher`]: the cache (keyed by provider and address, with `config_ttl`) and the
@@ -13,6 +14,7 @@
 
 pub mod aws;
 pub mod format;
+pub mod jsonpath;
 pub mod location;
 pub mod merge;
 pub mod output;

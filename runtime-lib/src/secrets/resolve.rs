@@ -12,11 +12,11 @@
 
 use std::collections::HashMap;
 
-use jsonpath_rust::JsonPath;
 use serde_json::{Map, Value};
 use tracing::{debug, info};
 
 use super::format::{Format, env_text, python_json};
+use super::jsonpath;
 use super::location::{Location, Provider, Transform, provider_from_name};
 use super::merge::merge;
 use super::{Fetcher, SecretError};
@@ -462,7 +462,7 @@ impl Resolver {
                 Some(Value::String(s)) => (Value::String(s.clone()), false, None),
                 Some(v) => (v.clone(), true, None),
             },
-            Provider::Config => match config.query(&loc.address) {
+            Provider::Config => match jsonpath::query(config, &loc.address) {
                 Err(e) => {
                     return Outcome::Failed(SecretError::Invalid(format!(
                         "invalid JSONPath '{}': {e}",
@@ -537,8 +537,7 @@ fn apply_transform(
     match transform {
         None | Some(Transform::SelfValue) => Ok(Some(value)),
         Some(Transform::JsonPath { expr, splat }) => {
-            let found = value
-                .query(expr)
+            let found = jsonpath::query(&value, expr)
                 .map_err(|e| SecretError::Invalid(format!("invalid JSONPath '{expr}': {e}")))?;
             Ok(match found.len() {
                 0 => None,

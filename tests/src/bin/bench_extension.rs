@@ -1,0 +1,209 @@
+//! Benchmarks of `cloudreactor-extension` (decisions §8) under `lambda-simulator`, with the
+//! real extension binary and a real `lambda_runtime` function:
+//!
+//! * `startup N`: process start to the first `/next`, and the RSS when idle, over N starts;
+//! * `invocations N up|slow|down`: the time the extension adds after the runtime's response
+//!   (the simulator's "extension overhead") over N invocations with the API server reachable,
+//!   answering after 1 s, or refusing connections; the extension's RSS after the first tenth
+//!   of the invocations and at the end (memory must stay flat); what reached the API server.
+//!
+//! Usage: `bench_extension EXTENSION FUNCTION startup|invocations N [up|slow|down]`
+
+use std::time::{Duration, Instant};
+
+use lambda_simulator::process::{ManagedProcess, ProcessConfig, ProcessRole};
+use lambda_simulator::{ShutdownReason, Simulator};
+use procwrapper_tests::bench::{ms, percentile};
+use procwrapper_tests::fake_api::{API_KEY, Fault, FakeApi};
+use serde_json::json;
+
+const LIMIT: Duration = Duration::from_secs(30);
+
+fn usage() -> ! {
+    eprintln!("usage: bench_extension EXTENSION FUNCTION startup|invocations N [up|slow|down]");
+    std::process::exit(2)
+}
+
+/// `VmRSS` and `VmHWM` of a process, in KiB.
+fn rss_kib(pid: u32) -> (u64, u64) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    };
+    (field("VmRSS:"), field("VmHWM:"))
+}
+
+fn env_for(api_url: &str, cap_ms: &str) -> Vec<(&'static str, String)> {
+    vec![
+        ("PROC_WRAPPER_API_BASE_URL", api_url.to_owned()),
+        ("PROC_WRAPPER_API_KEY", API_KEY.to_owned()),
+        (
+            "PROC_WRAPPER_AUTO_CREATE_TASK_RUN_ENVIRONMENT_NAME",
+            "bench".to_owned(),
+        ),
+        ("PROC_WRAPPER_LAMBDA_EXTENSION", "TRUE".to_owned()),
+        ("PROC_WRAPPER_LAMBDA_MAX_ADDED_MS", cap_ms.to_owned()),
+        ("PROC_WRAPPER_LOG_LEVEL", "WARNING".to_owned()),
+    ]
+}
+
+fn spawn(sim: &Simulator, bin: &str, role: ProcessRole, env: &[(&str, String)]) -> ManagedProcess {
+    let mut config = ProcessConfig::new(bin, role).inherit_stdio(false);
+    for (k, v) in env {
+        config = config.env(*k, v.clone());
+    }
+    sim.spawn_process_with_config(config)
+        .expect("UNWRAP: the process starts")
+}
+
+fn report(name: &str, unit: &str, mut values: Vec<Duration>) {
+    values.sort();
+    println!(
+        "{name:<44} median {:8.3} {unit}  p90 {:8.3} {unit}  p99 {:8.3} {unit}  max {:8.3} {unit}  (n={})",
+        ms(percentile(&values, 0.5)),
+        ms(percentile(&values, 0.9)),
+        ms(percentile(&values, 0.99)),
+        ms(*values.last().expect("UNWRAP: samples")),
+        values.len()
+    );
+}
+
+async fn startup(extension: &str, n: usize) {
+    let api = FakeApi::start();
+    let mut to_next = Vec::new();
+    let mut rss = Vec::new();
+    for _ in 0..n {
+        let sim = Simulator::builder()
+            .function_name("bench-fn")
+            .build()
+            .await
+            .expect("UNWRAP: the simulator starts");
+        let started = chrono::Utc::now();
+        let ext = spawn(&sim, extension, ProcessRole::Extension, &env_for(&api.url, "500"));
+        let mut first = None;
+        let deadline = Instant::now() + LIMIT;
+        while first.is_none() && Instant::now() < deadline {
+            if let Some(e) = sim.get_registered_extensions().await.first() {
+                first = sim.first_next_poll_at(&e.id).await;
+            }
+            if first.is_none() {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+        }
+        let first = first.expect("UNWRAP: the extension polled /next");
+        let micros = (first - started).num_microseconds().unwrap_or(0).max(0);
+        to_next.push(Duration::from_micros(u64::try_from(micros).unwrap_or(0)));
+        rss.push(rss_kib(ext.pid()).1);
+        drop(ext);
+        sim.shutdown().await;
+    }
+    report("process start to first /next", "ms", to_next);
+    rss.sort_unstable();
+    println!(
+        "{:<44} median {:6} KiB  max {:6} KiB (target <= 10 MB)",
+        "RSS when idle after init (VmHWM)",
+        rss[rss.len() / 2],
+        rss[rss.len() - 1]
+    );
+    println!("(the simulator records the first /next poll with millisecond resolution)");
+}
+
+async fn invocations(extension: &str, function: &str, n: usize, api_state: &str) {
+    let api = FakeApi::start();
+    let (url, cap) = match api_state {
+        "up" => (api.url.clone(), "500"),
+        "slow" => {
+            api.push_faults((0..n * 3).map(|_| Fault::Delay(Duration::from_secs(1))));
+            (api.url.clone(), "100")
+        }
+        "down" => {
+            let port = std::net::TcpListener::bind("127.0.0.1:0")
+                .and_then(|l| l.local_addr())
+                .expect("UNWRAP: a free port")
+                .port();
+            (format!("http://127.0.0.1:{port}"), "100")
+        }
+        _ => usage(),
+    };
+    let sim = Simulator::builder()
+        .function_name("bench-fn")
+        .build()
+        .await
+        .expect("UNWRAP: the simulator starts");
+    let env = env_for(&url, cap);
+    let ext = spawn(&sim, extension, ProcessRole::Extension, &env);
+    sim.wait_for(|| async { sim.extension_count().await >= 1 }, LIMIT)
+        .await
+        .expect("UNWRAP: the extension registers");
+    let _function = spawn(&sim, function, ProcessRole::Runtime, &env);
+    let mut added = Vec::new();
+    let mut early_rss = (0, 0);
+    let started = Instant::now();
+    for i in 0..n {
+        let payload = if i % 2 == 0 {
+            json!({"i": i})
+        } else {
+            json!({"i": i, "success_count": i})
+        };
+        let id = sim.enqueue_payload(payload).await;
+        sim.wait_for_invocation_complete(&id, LIMIT)
+            .await
+            .expect("UNWRAP: the invocation completes");
+        sim.wait_for_extensions_ready(&id, LIMIT)
+            .await
+            .expect("UNWRAP: the extension is ready again");
+        if let Some(o) = sim.get_extension_overhead_ms(&id).await {
+            added.push(Duration::from_secs_f64(o.max(0.0) / 1000.0));
+        }
+        if i + 1 == n.div_ceil(10) {
+            early_rss = rss_kib(ext.pid());
+        }
+    }
+    let elapsed = started.elapsed();
+    let late_rss = rss_kib(ext.pid());
+    println!("API server {api_state}, cap {cap} ms, {n} invocations in {:.1} s", elapsed.as_secs_f64());
+    report("time added after the runtime's response", "ms", added);
+    println!(
+        "{:<44} after {} invocations {} KiB, at the end {} KiB (peak {} KiB)",
+        "extension RSS",
+        n.div_ceil(10),
+        early_rss.0,
+        late_rss.0,
+        late_rss.1
+    );
+    sim.graceful_shutdown(ShutdownReason::Spindown).await;
+    let finals = api
+        .requests()
+        .iter()
+        .filter(|r| r.status().is_some_and(|s| s != "RUNNING"))
+        .count();
+    println!("final statuses received by the API server: {finals} of {n}");
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if args.len() < 5 {
+        usage();
+    }
+    let n: usize = args[4].parse().unwrap_or_else(|_| usage());
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("UNWRAP: a runtime");
+    match args[3].as_str() {
+        "startup" => runtime.block_on(startup(&args[1], n)),
+        "invocations" => runtime.block_on(invocations(
+            &args[1],
+            &args[2],
+            n,
+            args.get(5).map_or("up", String::as_str),
+        )),
+        _ => usage(),
+    }
+}
