@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use lambda_simulator::process::{ManagedProcess, ProcessConfig, ProcessRole};
 use lambda_simulator::{ShutdownReason, Simulator};
 use procwrapper_tests::bench::{ms, percentile};
-use procwrapper_tests::fake_api::{API_KEY, Fault, FakeApi};
+use procwrapper_tests::fake_api::{API_KEY, FakeApi, Fault};
 use serde_json::json;
 
 const LIMIT: Duration = Duration::from_secs(30);
@@ -84,7 +84,12 @@ async fn startup(extension: &str, n: usize) {
             .await
             .expect("UNWRAP: the simulator starts");
         let started = chrono::Utc::now();
-        let ext = spawn(&sim, extension, ProcessRole::Extension, &env_for(&api.url, "500"));
+        let ext = spawn(
+            &sim,
+            extension,
+            ProcessRole::Extension,
+            &env_for(&api.url, "500"),
+        );
         let mut first = None;
         let deadline = Instant::now() + LIMIT;
         while first.is_none() && Instant::now() < deadline {
@@ -166,7 +171,10 @@ async fn invocations(extension: &str, function: &str, n: usize, api_state: &str)
     }
     let elapsed = started.elapsed();
     let late_rss = rss_kib(ext.pid());
-    println!("API server {api_state}, cap {cap} ms, {n} invocations in {:.1} s", elapsed.as_secs_f64());
+    println!(
+        "API server {api_state}, cap {cap} ms, {n} invocations in {:.1} s",
+        elapsed.as_secs_f64()
+    );
     report("time added after the runtime's response", "ms", added);
     println!(
         "{:<44} after {} invocations {} KiB, at the end {} KiB (peak {} KiB)",
