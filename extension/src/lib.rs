@@ -9,7 +9,7 @@
 //!   and subscribe to platform records, open the UDP status listener on `127.0.0.1`, and start
 //!   resolving the `PROC_WRAPPER_*` settings (secret locations included) in the background,
 //!   so that nothing slow delays the first `/next`.
-//! * **INVOKE**: a task per invocation ([`invocation`]) creates the Task Execution (or waits
+//! * **INVOKE**: a task per invocation (module `invocation`) creates the Task Execution (or waits
 //!   for the outcome and reports it with one request when the function ends within the
 //!   creation delay), and sends the final update when `platform.runtimeDone` arrives. The main
 //!   loop waits for that final update at most `PROC_WRAPPER_LAMBDA_MAX_ADDED_MS` after the
