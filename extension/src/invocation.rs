@@ -64,6 +64,8 @@ pub(crate) struct Invocation {
     pub(crate) invoke: Invoke,
     pub(crate) cold_start: bool,
     pub(crate) creation_delay: Duration,
+    /// When to give up waiting for the outcome (telemetry never came).
+    pub(crate) outcome_limit: tokio::time::Instant,
     pub(crate) reporting: ReportingRx,
     pub(crate) events: UnboundedReceiver<Event>,
     pub(crate) finished: Option<oneshot::Sender<()>>,
@@ -135,8 +137,10 @@ impl Seen {
         }
     }
 
+    /// The outcome is known from `runtimeDone`, from the function's end message, or because
+    /// the invocation had to be closed.
     fn outcome_known(&self) -> bool {
-        self.done.is_some() || self.close.is_some()
+        self.done.is_some() || self.ended_hand_off || self.close.is_some()
     }
 }
 
@@ -229,13 +233,19 @@ impl Invocation {
         let mut created = false;
         if !seen.outcome_known() && !sampled_out {
             created = self.create(&reporting, &mut reporter).await;
-            // 3. The outcome.
-            while !seen.outcome_known() {
-                if !self.next_event(&mut seen).await {
-                    break;
+        }
+        // 3. The outcome.
+        let outcome_limit = self.outcome_limit;
+        while !seen.outcome_known() {
+            tokio::select! {
+                open = self.next_event(&mut seen) => if !open { break },
+                () = tokio::time::sleep_until(outcome_limit) => {
+                    seen.close = Some(None);
                 }
             }
         }
+        // A function that announced itself sends its result before its response, so its end
+        // message is normally here already.
         while !sampled_out && seen.started_hand_off && !seen.ended_hand_off && seen.close.is_none()
         {
             match tokio::time::timeout(END_HAND_OFF_WAIT, self.next_event(&mut seen)).await {
@@ -245,6 +255,13 @@ impl Invocation {
         }
         let status = match (&seen.done, &seen.close) {
             (Some(s), _) => final_status(s),
+            (None, _) if seen.ended_hand_off => {
+                if seen.lambda.contains_key("error_type") {
+                    "FAILED"
+                } else {
+                    "SUCCEEDED"
+                }
+            }
             (None, Some(Some(reason))) if reason == "timeout" => "TERMINATED_AFTER_TIME_OUT",
             (None, Some(Some(reason))) => {
                 seen.fields

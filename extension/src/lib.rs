@@ -120,6 +120,8 @@ struct State {
     telemetry_missing: bool,
     /// A telemetry record arrived since the current INVOKE.
     telemetry_seen: bool,
+    /// A telemetry record arrived at some point.
+    telemetry_seen_ever: bool,
     /// `runtimeDone` of the current invocation arrived.
     current_done: bool,
 }
@@ -148,6 +150,7 @@ impl State {
         match inbound {
             Inbound::Telemetry(record) => {
                 self.telemetry_seen = true;
+                self.telemetry_seen_ever = true;
                 match record {
                     Record::RuntimeDone {
                         request_id,
@@ -185,7 +188,7 @@ impl State {
     }
 
     /// Starts reporting an invocation; the receiver fires when its final update is done.
-    fn start(&mut self, invoke: Invoke) -> oneshot::Receiver<()> {
+    fn start(&mut self, invoke: Invoke, deadline: Option<Instant>) -> oneshot::Receiver<()> {
         let (tx, rx) = unbounded_channel();
         let (finished_tx, finished_rx) = oneshot::channel();
         for event in self.early.remove(&invoke.request_id).unwrap_or_default() {
@@ -201,10 +204,15 @@ impl State {
         self.telemetry_seen = false;
         self.invocations.insert(invoke.request_id.clone(), tx);
         self.invoked += 1;
+        // Lambda's longest timeout is 15 minutes; past the deadline runtimeDone(timeout)
+        // follows promptly, unless telemetry does not arrive at all.
+        let outcome_limit = deadline.unwrap_or_else(|| Instant::now() + Duration::from_secs(900))
+            + self.settings.telemetry_wait;
         let invocation = Invocation {
             invoke,
             cold_start: self.invoked == 1,
             creation_delay: self.settings.creation_delay,
+            outcome_limit,
             reporting: self.reporting.clone(),
             events: rx,
             finished: Some(finished_tx),
@@ -318,8 +326,10 @@ pub async fn run(env: HashMap<String, String>) -> i32 {
         invoked: 0,
         telemetry_missing: !telemetry,
         telemetry_seen: false,
+        telemetry_seen_ever: false,
         current_done: false,
     };
+    let mut last_invoke: Option<Instant> = None;
     loop {
         let event = {
             let next = api.next();
@@ -337,8 +347,23 @@ pub async fn run(env: HashMap<String, String>) -> i32 {
             Ok(NextEvent::Invoke(invoke)) => {
                 let deadline = epoch_ms_instant(invoke.deadline_ms);
                 let request_id = invoke.request_id.clone();
-                let finished = state.start(invoke);
-                wait_for_invocation(&mut state, &mut inbox, finished, deadline, &request_id).await;
+                // Frequent invocations (like Datadog's "periodic flush") do not hold /next for
+                // their outcome: it is reported in the background, at the latest while the
+                // next invocation runs. Sporadic ones are reported before /next.
+                let now = Instant::now();
+                let frequent =
+                    last_invoke.is_some_and(|at| now - at < state.settings.frequent_interval);
+                last_invoke = Some(now);
+                let finished = state.start(invoke, deadline);
+                if frequent && !state.telemetry_missing && state.telemetry_seen_ever {
+                    debug!(
+                        request_id,
+                        "frequent invocations: not waiting for the outcome"
+                    );
+                } else {
+                    wait_for_invocation(&mut state, &mut inbox, finished, deadline, &request_id)
+                        .await;
+                }
             }
             Ok(NextEvent::Shutdown {
                 reason,

@@ -23,6 +23,10 @@ pub struct Settings {
     /// How long to wait for the first telemetry record of an invocation before concluding
     /// that telemetry does not arrive (`PROC_WRAPPER_EXTENSION_TELEMETRY_WAIT_MS`, default 2000).
     pub telemetry_wait: Duration,
+    /// Invocations that follow the previous one within this interval do not wait for their
+    /// outcome: it is reported in the background, at the latest during the next invocation
+    /// (`PROC_WRAPPER_EXTENSION_FREQUENT_INTERVAL_SECONDS`, default 60; 0: always wait).
+    pub frequent_interval: Duration,
 }
 
 impl Default for Settings {
@@ -33,6 +37,35 @@ impl Default for Settings {
             telemetry_port: 0,
             shutdown_margin: Duration::from_millis(300),
             telemetry_wait: Duration::from_millis(2000),
+            frequent_interval: Duration::from_secs(60),
+        }
+    }
+}
+
+/// A whole number read from `name`, at least `min`; `unit` names it in the warnings.
+fn number(
+    env: &dyn Fn(&str) -> Option<String>,
+    name: &str,
+    (default, min): (u64, u64),
+    unit: &str,
+    warnings: &mut Vec<String>,
+) -> u64 {
+    let Some(text) = env(name) else {
+        return default;
+    };
+    match text.trim().parse::<u64>() {
+        Ok(n) if n >= min => n,
+        Ok(_) => {
+            warnings.push(format!(
+                "{name} must be at least {min} {unit}; using {min} {unit}"
+            ));
+            min
+        }
+        Err(_) => {
+            warnings.push(format!(
+                "{name}='{text}' is not a whole number of {unit}; using {default} {unit}"
+            ));
+            default
         }
     }
 }
@@ -44,27 +77,14 @@ fn millis(
     min: Duration,
     warnings: &mut Vec<String>,
 ) -> Duration {
-    let Some(text) = env(name) else {
-        return default;
-    };
-    match text.trim().parse::<u64>() {
-        Ok(ms) if Duration::from_millis(ms) >= min => Duration::from_millis(ms),
-        Ok(_) => {
-            warnings.push(format!(
-                "{name} must be at least {} ms; using {} ms",
-                min.as_millis(),
-                min.as_millis()
-            ));
-            min
-        }
-        Err(_) => {
-            warnings.push(format!(
-                "{name}='{text}' is not a whole number of milliseconds; using {} ms",
-                default.as_millis()
-            ));
-            default
-        }
-    }
+    let as_ms = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+    Duration::from_millis(number(
+        env,
+        name,
+        (as_ms(default), as_ms(min)),
+        "milliseconds",
+        warnings,
+    ))
 }
 
 impl Settings {
@@ -95,6 +115,13 @@ impl Settings {
             Duration::from_millis(100),
             &mut warnings,
         );
+        let frequent_interval = Duration::from_secs(number(
+            env,
+            "PROC_WRAPPER_EXTENSION_FREQUENT_INTERVAL_SECONDS",
+            (d.frequent_interval.as_secs(), 0),
+            "seconds",
+            &mut warnings,
+        ));
         let telemetry_port = match env("PROC_WRAPPER_EXTENSION_TELEMETRY_PORT") {
             None => d.telemetry_port,
             Some(text) => match text.trim().parse::<u16>() {
@@ -123,6 +150,7 @@ impl Settings {
                 telemetry_port,
                 shutdown_margin,
                 telemetry_wait,
+                frequent_interval,
             },
             warnings,
         )

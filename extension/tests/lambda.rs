@@ -733,7 +733,8 @@ async fn the_wrapped_handler_with_the_extension_is_one_task_execution_per_invoca
         lambda["error_message"], "the handler failed on purpose",
         "{lambda:#}"
     );
-    assert_eq!(lambda["runtime_done_status"], "error");
+    // The end message carries the outcome, so the extension need not wait for telemetry.
+    assert_eq!(lambda["error_type"], "Box<dyn Error + Send + Sync>");
 
     let known = "0c2b9a51-3f3e-4a57-8f2a-7d1b6b9e2c44";
     let (_, status) = h.invoke(started_by_cloudreactor(known)).await;
@@ -749,4 +750,45 @@ async fn the_wrapped_handler_with_the_extension_is_one_task_execution_per_invoca
         2,
         "the adopted execution was not created again"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn frequent_invocations_do_not_hold_next_for_their_report() {
+    use procwrapper_tests::fake_api::Fault;
+    // The second execution the fake creates.
+    let second = "d9554f00-eaeb-4a16-96e4-000000000002";
+    for (interval, waits) in [("60", false), ("0", true)] {
+        let h = start(Options {
+            env: vec![
+                ("PROC_WRAPPER_LAMBDA_MAX_ADDED_MS", "10000".into()),
+                (
+                    "PROC_WRAPPER_EXTENSION_FREQUENT_INTERVAL_SECONDS",
+                    interval.into(),
+                ),
+            ],
+            ..Options::default()
+        })
+        .await;
+        let (_, status) = h.invoke(json!({})).await;
+        assert_eq!(status, InvocationStatus::Success);
+        assert!(h.api.wait_for(LIMIT, |r| r.len() == 1));
+        // The report of the next invocation takes 2 s to be answered.
+        h.api.push_faults([Fault::Delay(Duration::from_secs(2))]);
+        let (_, status) = h.invoke(json!({})).await;
+        assert_eq!(status, InvocationStatus::Success);
+        assert_eq!(
+            h.api.status_of(second).is_some(),
+            waits,
+            "interval {interval}: the extension {} for the report before /next",
+            if waits { "waits" } else { "does not wait" }
+        );
+        assert!(
+            until(LIMIT, || h.api.status_of(second).as_deref()
+                == Some("SUCCEEDED"))
+            .await,
+            "the report of the frequent invocation was lost"
+        );
+        let (_, code) = h.shutdown(ShutdownReason::Spindown).await;
+        assert_eq!(code, Some(0));
+    }
 }
