@@ -104,8 +104,13 @@ async fn sleep_until_opt(at: Option<Instant>) {
     }
 }
 
+/// Most invocations reported at once; more means the API server cannot keep up.
+const MAX_IN_FLIGHT: usize = 64;
+
 /// The main loop's state.
 struct State {
+    /// Invocations not reported because too many reports were in flight.
+    unreported: u64,
     settings: Settings,
     reporting: watch::Receiver<Option<Option<Arc<Reporting>>>>,
     /// Event senders of the invocations still reporting, by request id.
@@ -122,8 +127,8 @@ struct State {
     telemetry_seen: bool,
     /// A telemetry record arrived at some point.
     telemetry_seen_ever: bool,
-    /// `runtimeDone` of the current invocation arrived.
-    current_done: bool,
+    /// When the current invocation's runtime finished, once its `runtimeDone` arrived.
+    current_done_at: Option<Instant>,
 }
 
 impl State {
@@ -154,12 +159,19 @@ impl State {
                 match record {
                     Record::RuntimeDone {
                         request_id,
+                        at,
                         status,
                         duration_ms,
                         error_type,
                     } => {
                         if self.current.as_deref() == Some(request_id.as_str()) {
-                            self.current_done = true;
+                            // The cap counts from the runtime's end, which telemetry reports
+                            // after its buffering delay.
+                            let ago = at
+                                .and_then(|at| SystemTime::now().duration_since(at).ok())
+                                .unwrap_or(Duration::ZERO)
+                                .min(Duration::from_secs(1));
+                            self.current_done_at = Some(Instant::now() - ago);
                         }
                         self.deliver(
                             &request_id,
@@ -191,6 +203,22 @@ impl State {
     fn start(&mut self, invoke: Invoke, deadline: Option<Instant>) -> oneshot::Receiver<()> {
         let (tx, rx) = unbounded_channel();
         let (finished_tx, finished_rx) = oneshot::channel();
+        if self.tasks.len() >= MAX_IN_FLIGHT {
+            // The API server is too slow for the rate of invocations: memory stays bounded,
+            // and this invocation goes unreported.
+            self.unreported += 1;
+            if self.unreported.is_power_of_two() {
+                warn!(
+                    "{} invocation(s) not reported: {MAX_IN_FLIGHT} reports are still waiting \
+                     for the API server",
+                    self.unreported
+                );
+            }
+            self.current = Some(invoke.request_id);
+            self.current_done_at = None;
+            let _ = finished_tx.send(());
+            return finished_rx;
+        }
         for event in self.early.remove(&invoke.request_id).unwrap_or_default() {
             let _ = tx.send(event);
         }
@@ -200,7 +228,7 @@ impl State {
             let _ = tx.send(Event::Close(None));
         }
         self.current = Some(invoke.request_id.clone());
-        self.current_done = false;
+        self.current_done_at = None;
         self.telemetry_seen = false;
         self.invocations.insert(invoke.request_id.clone(), tx);
         self.invoked += 1;
@@ -317,6 +345,7 @@ pub async fn run(env: HashMap<String, String>) -> i32 {
         let _ = reporting_tx.send(Some(None));
     }
     let mut state = State {
+        unreported: 0,
         settings,
         reporting: reporting_rx,
         invocations: HashMap::new(),
@@ -327,7 +356,7 @@ pub async fn run(env: HashMap<String, String>) -> i32 {
         telemetry_missing: !telemetry,
         telemetry_seen: false,
         telemetry_seen_ever: false,
-        current_done: false,
+        current_done_at: None,
     };
     let mut last_invoke: Option<Instant> = None;
     loop {
@@ -417,12 +446,8 @@ async fn wait_for_invocation(
     request_id: &str,
 ) {
     let invoked_at = Instant::now();
-    let mut runtime_done_at = None;
     loop {
-        if state.current_done && runtime_done_at.is_none() {
-            runtime_done_at = Some(Instant::now());
-        }
-        let limit = waiting_limit(state, runtime_done_at, deadline, invoked_at);
+        let limit = waiting_limit(state, state.current_done_at, deadline, invoked_at);
         tokio::select! {
             biased;
             _ = &mut finished => break,

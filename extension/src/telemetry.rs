@@ -7,6 +7,7 @@
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
+use std::time::SystemTime;
 
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::{Bytes, Incoming};
@@ -14,6 +15,7 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
+use proc_wrapper::time::parse_rfc3339_utc;
 use serde_json::{Map, Value};
 use tokio::net::TcpListener;
 use tokio::sync::mpsc::UnboundedSender;
@@ -32,6 +34,8 @@ pub enum Record {
     RuntimeDone {
         /// The request id.
         request_id: String,
+        /// When the runtime finished (the record's `time`), if readable.
+        at: Option<SystemTime>,
         /// `success`, `error`, `failure` or `timeout`.
         status: String,
         /// `metrics.durationMs`.
@@ -90,6 +94,10 @@ fn parse_record(item: &Value) -> Option<Record> {
     Some(match kind {
         "platform.runtimeDone" => Record::RuntimeDone {
             request_id: text("requestId")?,
+            at: item
+                .get("time")
+                .and_then(Value::as_str)
+                .and_then(parse_rfc3339_utc),
             status: text("status")?.to_ascii_lowercase(),
             duration_ms: record
                 .and_then(|r| r.get("metrics"))
@@ -208,6 +216,7 @@ mod tests {
             records[1],
             Record::RuntimeDone {
                 request_id: "a".into(),
+                at: parse_rfc3339_utc("2026-11-27T10:00:00.010Z"),
                 status: "timeout".into(),
                 duration_ms: Some(3000.5),
                 error_type: None

@@ -79,6 +79,62 @@ impl UtcTime {
 }
 
 /// Days since 1970-01-01 to (year, month, day), after Howard Hinnant's `civil_from_days`.
+/// Days since 1970-01-01 of a civil date (the inverse of `civil_from_days`).
+fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y.rem_euclid(400);
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// Parses an RFC 3339 UTC time as Lambda's telemetry writes it
+/// (`2026-11-27T10:00:03.123Z`, fraction optional, `Z` or `+00:00`). `None` for anything
+/// else, including other offsets and times before 1970.
+pub fn parse_rfc3339_utc(text: &str) -> Option<SystemTime> {
+    let text = text.trim();
+    let rest = text
+        .strip_suffix('Z')
+        .or_else(|| text.strip_suffix("+00:00"))?;
+    let (date, time) = rest.split_once(['T', 't', ' '])?;
+    let mut date_parts = date.splitn(3, '-');
+    let num = |s: Option<&str>, len: usize| -> Option<i64> {
+        let s = s?;
+        (s.len() == len && s.bytes().all(|b| b.is_ascii_digit())).then(|| s.parse().ok())?
+    };
+    let (y, mo, d) = (
+        num(date_parts.next(), 4)?,
+        num(date_parts.next(), 2)?,
+        num(date_parts.next(), 2)?,
+    );
+    let (hms, fraction) = match time.split_once('.') {
+        Some((hms, f)) => (hms, Some(f)),
+        None => (time, None),
+    };
+    let mut time_parts = hms.splitn(3, ':');
+    let (h, mi, s) = (
+        num(time_parts.next(), 2)?,
+        num(time_parts.next(), 2)?,
+        num(time_parts.next(), 2)?,
+    );
+    if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || s > 60 {
+        return None;
+    }
+    let nanos = match fraction {
+        None => 0,
+        Some(f) if !f.is_empty() && f.len() <= 9 && f.bytes().all(|b| b.is_ascii_digit()) => {
+            let padded = format!("{f:0<9}");
+            padded.parse::<u32>().ok()?
+        }
+        Some(_) => return None,
+    };
+    let secs = days_from_civil(y, mo, d) * 86_400 + h * 3600 + mi * 60 + s;
+    let secs = u64::try_from(secs).ok()?;
+    UNIX_EPOCH.checked_add(Duration::new(secs, nanos))
+}
+
 fn civil_from_days(z: i64) -> (i64, u32, u32) {
     let z = z + 719_468;
     let era = z.div_euclid(146_097);
@@ -101,6 +157,35 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rfc3339_times_from_telemetry() {
+        let t = parse_rfc3339_utc("2021-08-16T14:26:54.123Z").unwrap();
+        assert_eq!(
+            UtcTime::from_system(t).iso8601(),
+            "2021-08-16T14:26:54.123000+00:00"
+        );
+        let t = parse_rfc3339_utc("2000-02-29T00:00:00+00:00").unwrap();
+        assert_eq!(
+            UtcTime::from_system(t).iso8601(),
+            "2000-02-29T00:00:00.000000+00:00"
+        );
+        assert_eq!(parse_rfc3339_utc("1970-01-01T00:00:00Z"), Some(UNIX_EPOCH));
+        for bad in [
+            "",
+            "2021-08-16T14:26:54",
+            "2021-08-16T14:26:54+02:00",
+            "2021-13-16T14:26:54Z",
+            "2021-08-16T24:00:00Z",
+            "2021-08-16T14:26:54.Z",
+            "2021-08-16T14:26:54.1234567890Z",
+            "1969-12-31T23:59:59Z",
+            "21-08-16T14:26:54Z",
+            "２０２１-08-16T14:26:54Z",
+        ] {
+            assert_eq!(parse_rfc3339_utc(bad), None, "{bad}");
+        }
+    }
 
     #[test]
     fn formats_known_instants() {

@@ -172,8 +172,14 @@ impl LambdaReporting {
     }
 
     /// [`send`], keeping track of the API server's health ([`LambdaReporting::healthy`]).
+    /// While the server fails, requests are tried once, without retries, so that reports
+    /// waiting for it do not pile up.
     pub async fn send(&self, method: Method, path: &str, body: &Value) -> Result<Value, ApiError> {
-        let result = send(&self.client, method, path, body).await;
+        let result = if self.healthy() {
+            send(&self.client, method, path, body).await
+        } else {
+            self.client.send_once(method, path, body).await
+        };
         let down = matches!(
             result,
             Err(ApiError::Unreachable(_) | ApiError::Rejected(429 | 500..=599))
