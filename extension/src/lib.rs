@@ -360,6 +360,7 @@ pub async fn run(env: HashMap<String, String>) -> i32 {
     };
     let mut last_invoke: Option<Instant> = None;
     loop {
+        debug!("waiting for the next event");
         let event = {
             let next = api.next();
             tokio::pin!(next);
