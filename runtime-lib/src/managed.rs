@@ -32,6 +32,7 @@ use tracing::{error, info, warn};
 use crate::api::{CreationFailure, Reporter, StatusResult, task_param_errors};
 use crate::config::{Args, Config};
 use crate::metadata::RuntimeMetadata;
+use crate::process::capture::{LogCapture, Stream};
 use crate::process::{FinalStatus, Hooks, Outcome};
 use crate::secrets::Resolver;
 use crate::status::StatusUpdate;
@@ -80,6 +81,7 @@ pub struct Context {
     /// The Task Execution UUID, when reported.
     pub task_execution_uuid: Option<String>,
     reporter: Option<Arc<Mutex<Reporter>>>,
+    capture: Option<LogCapture>,
 }
 
 impl Context {
@@ -114,6 +116,15 @@ impl Context {
         reporter.lock().await.update_status(fields).await
     }
 
+    /// Adds a line to the debug log tail sent with the final update (§9.3 `debug_output`):
+    /// kept when `num_log_lines_sent_on_*` asks for lines, truncated to
+    /// `max_log_line_length`.
+    pub fn debug_output(&self, message: &str) {
+        if let Some(c) = &self.capture {
+            c.push(Stream::Out, &format!("{message}\n"));
+        }
+    }
+
     /// True once the API server asked this execution to stop; the function should return.
     pub async fn stop_requested(&self) -> bool {
         match &self.reporter {
@@ -126,6 +137,8 @@ impl Context {
 /// Runs a function as a Task Execution.
 #[derive(Debug, Clone, Default)]
 pub struct ManagedCall {
+    /// Where [`EmbeddedLogLayer`]s of this call write while it runs.
+    log_slot: LogSlot,
     env: Option<HashMap<String, String>>,
     initial_config: Map<String, Value>,
     input: Option<Value>,
@@ -147,6 +160,13 @@ impl ManagedCall {
     /// Settings from the process environment.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// A `tracing` layer feeding this call's log tails ([`EmbeddedLogLayer`]).
+    pub fn log_layer(&self) -> EmbeddedLogLayer {
+        EmbeddedLogLayer {
+            slot: self.log_slot.clone(),
+        }
     }
 
     /// Settings from `vars` instead of the process environment.
@@ -192,27 +212,49 @@ impl ManagedCall {
             Some(env) => env,
             None => std::env::vars().collect(),
         };
+        let initial_config = self.initial_config;
         let Settings {
             mut config,
-            env: resolved_env,
-            values: resolved_config,
-        } = resolve_settings(&env, self.initial_config)
+            env: mut resolved_env,
+            values: mut resolved_config,
+        } = resolve_settings(&env, initial_config.clone())
             .await
             .map_err(ManagedError::Config)?;
-        if let Some(uuid) = self.input.as_ref().and_then(execution_uuid_from_input) {
+        // The input: the one given, else (§10.1) the variable named by
+        // `input_env_var_name` or the input file.
+        let input = match self.input {
+            Some(v) => Some(v),
+            None => {
+                // Embedded mode reads the input sources whether or not it sends the value.
+                let mut sources = config.clone();
+                sources.api.send_input_value = true;
+                crate::values::input_value(&sources, &resolved_env).map_err(ManagedError::Config)?
+            }
+        };
+        if let Some(uuid) = input.as_ref().and_then(execution_uuid_from_input) {
             config.task.execution_uuid = Some(uuid);
             config.api.managed_probability = 1.0;
         }
-        let mut handed = resolved_config;
-        if let Some(key) = &config.resolver.config_property_name_for_env {
-            handed.insert(key.clone(), Value::Object(resolved_env));
-        }
+        let handed = |config: &Config, values: &Map<String, Value>, env: &Map<String, Value>| {
+            let mut handed = values.clone();
+            if let Some(key) = &config.resolver.config_property_name_for_env {
+                handed.insert(key.clone(), Value::Object(env.clone()));
+            }
+            handed
+        };
 
-        let reporter = start(&config).await?;
+        let reporter = start(&config, input.clone()).await?;
         let uuid = match &reporter {
             Some(r) => r.lock().await.execution_uuid.clone(),
             None => None,
         };
+        // Log tails are kept only to be reported.
+        let capture = reporter
+            .as_ref()
+            .and_then(|_| LogCapture::from_config(&config.log));
+        let _active = capture
+            .as_ref()
+            .map(|c| ActiveCapture::set(&self.log_slot, c));
         let mut outcome = Outcome {
             status: FinalStatus::Failed,
             exit_code: None,
@@ -225,25 +267,39 @@ impl ManagedCall {
         loop {
             outcome.attempts += 1;
             let ctx = Context {
-                config: handed.clone(),
-                input: self.input.clone(),
+                config: handed(&config, &resolved_config, &resolved_env),
+                input: input.clone(),
                 attempt: outcome.attempts,
                 task_execution_uuid: uuid.clone(),
                 reporter: reporter.clone(),
+                capture: capture.clone(),
             };
             match f(ctx).await {
                 Ok(value) => {
                     outcome.status = FinalStatus::Succeeded;
                     if let Some(r) = &reporter {
-                        let mut extra = Map::new();
-                        match serde_json::to_value(&value) {
-                            Ok(v) => {
-                                extra.insert("output_value".into(), v);
+                        let mut extra = tails(capture.as_ref(), &config, outcome.status);
+                        let output = match serde_json::to_value(&value) {
+                            // A function that returns nothing may leave its result in the
+                            // result file (§9.3).
+                            Ok(Value::Null) => crate::values::result_value(&config)
+                                .unwrap_or_else(|e| {
+                                    warn!("{e}");
+                                    None
+                                })
+                                .or(Some(Value::Null)),
+                            Ok(v) => Some(v),
+                            Err(e) => {
+                                warn!("the result cannot be sent as JSON: {e}");
+                                None
                             }
-                            Err(e) => warn!("the result cannot be sent as JSON: {e}"),
+                        };
+                        if let Some(v) = output {
+                            extra.insert("output_value".into(), v);
                         }
                         r.lock().await.final_update(&outcome, extra).await;
                     }
+                    cleanup_result_file(&config);
                     return Ok(value);
                 }
                 Err(e) => {
@@ -255,8 +311,10 @@ impl ManagedCall {
                     if last {
                         error!("the function failed on attempt {}: {e}", outcome.attempts);
                         if let Some(r) = &reporter {
-                            r.lock().await.final_update(&outcome, Map::new()).await;
+                            let extra = tails(capture.as_ref(), &config, outcome.status);
+                            r.lock().await.final_update(&outcome, extra).await;
                         }
+                        cleanup_result_file(&config);
                         return Err(ManagedError::Function(e));
                     }
                     warn!(
@@ -270,9 +328,135 @@ impl ManagedCall {
                             .await;
                     }
                     tokio::time::sleep(config.process.retry_delay).await;
+                    // Secrets are fetched again when their time to live has passed.
+                    if config.resolver.config_ttl.is_some() {
+                        match resolve_settings(&env, initial_config.clone()).await {
+                            Ok(fresh) => {
+                                resolved_env = fresh.env;
+                                resolved_config = fresh.values;
+                            }
+                            Err(e) => warn!("keeping the previous configuration: {e}"),
+                        }
+                    }
                 }
             }
         }
+    }
+}
+
+/// The log tails to send with a final update of `status` (§10.3).
+fn tails(capture: Option<&LogCapture>, config: &Config, status: FinalStatus) -> Map<String, Value> {
+    let mut extra = Map::new();
+    let Some(c) = capture else {
+        return extra;
+    };
+    let log = &config.log;
+    let lines = match status {
+        FinalStatus::Succeeded => log.num_log_lines_sent_on_success,
+        FinalStatus::Failed => log.num_log_lines_sent_on_failure,
+        _ => log.num_log_lines_sent_on_timeout,
+    };
+    if lines > 0 {
+        let (debug_tail, error_tail) = c.tails(lines);
+        if let Some(t) = debug_tail {
+            extra.insert("debug_log_tail".into(), Value::String(t));
+        }
+        if let Some(t) = error_tail {
+            extra.insert("error_log_tail".into(), Value::String(t));
+        }
+    }
+    extra
+}
+
+/// Deletes the result file unless `cleanup_result_file` is false.
+fn cleanup_result_file(config: &Config) {
+    if let Some(file) = &config.io.result_filename
+        && config.io.cleanup_result_file
+        && let Err(e) = std::fs::remove_file(file)
+        && e.kind() != std::io::ErrorKind::NotFound
+    {
+        warn!("could not delete the result file '{file}': {e}");
+    }
+}
+
+/// The capture of a managed call while it runs, shared with its [`EmbeddedLogLayer`]s.
+type LogSlot = Arc<std::sync::Mutex<Option<LogCapture>>>;
+
+fn lock_slot(slot: &LogSlot) -> std::sync::MutexGuard<'_, Option<LogCapture>> {
+    slot.lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Fills the slot while it lives.
+struct ActiveCapture(LogSlot);
+
+impl ActiveCapture {
+    fn set(slot: &LogSlot, capture: &LogCapture) -> Self {
+        *lock_slot(slot) = Some(capture.clone());
+        Self(slot.clone())
+    }
+}
+
+impl Drop for ActiveCapture {
+    fn drop(&mut self) {
+        *lock_slot(&self.0) = None;
+    }
+}
+
+/// A `tracing` layer that copies the program's log events (INFO and above) into the log tails
+/// of the managed call in progress (Python's `get_embedded_logging_handler`): errors and
+/// warnings go to `error_log_tail` (or `debug_log_tail` when
+/// `merge_stdout_and_stderr_logs`), the rest to `debug_log_tail`. Get it from
+/// [`ManagedCall::log_layer`] and add it to the program's subscriber, for example
+/// `tracing_subscriber::registry().with(call.log_layer()).with(fmt::layer()).init()`.
+/// Events of the wrapper itself (`proc_wrapper`) are left out.
+#[derive(Debug, Clone, Default)]
+pub struct EmbeddedLogLayer {
+    slot: LogSlot,
+}
+
+struct MessageVisitor(String);
+
+impl tracing::field::Visit for MessageVisitor {
+    fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn fmt::Debug) {
+        use std::fmt::Write;
+        if field.name() == "message" {
+            let _ = write!(self.0, "{value:?}");
+        } else {
+            let _ = write!(self.0, " {}={value:?}", field.name());
+        }
+    }
+
+    fn record_str(&mut self, field: &tracing::field::Field, value: &str) {
+        if field.name() == "message" {
+            self.0.push_str(value);
+        } else {
+            self.0.push_str(&format!(" {}={value}", field.name()));
+        }
+    }
+}
+
+impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for EmbeddedLogLayer {
+    fn on_event(
+        &self,
+        event: &tracing::Event<'_>,
+        _ctx: tracing_subscriber::layer::Context<'_, S>,
+    ) {
+        let meta = event.metadata();
+        if *meta.level() > tracing::Level::INFO || meta.target().starts_with("proc_wrapper") {
+            return;
+        }
+        let Some(capture) = lock_slot(&self.slot).clone() else {
+            return;
+        };
+        let mut visitor = MessageVisitor(String::new());
+        event.record(&mut visitor);
+        let stream = if *meta.level() <= tracing::Level::WARN {
+            Stream::Err
+        } else {
+            Stream::Out
+        };
+        capture.push(stream, &format!("{}: {}\n", meta.level(), visitor.0));
     }
 }
 
@@ -449,7 +633,10 @@ pub fn params_as_env(params: &Map<String, Value>) -> HashMap<String, String> {
 }
 
 /// Creates the Task Execution when reporting is on.
-async fn start<E>(config: &Config) -> Result<Option<Arc<Mutex<Reporter>>>, ManagedError<E>> {
+async fn start<E>(
+    config: &Config,
+    input: Option<Value>,
+) -> Result<Option<Arc<Mutex<Reporter>>>, ManagedError<E>> {
     if config.offline_mode {
         if config.prevent_offline_execution {
             return Err(ManagedError::Config(
@@ -471,6 +658,7 @@ async fn start<E>(config: &Config) -> Result<Option<Arc<Mutex<Reporter>>>, Manag
     let mut reporter = Reporter::new(config, RuntimeMetadata::detect(config).await)
         .map_err(|e| ManagedError::Start(e.to_string()))?;
     reporter.embedded = true;
+    reporter.input_value = input;
     if !reporter.sample() {
         return Ok(Some(Arc::new(Mutex::new(reporter))));
     }

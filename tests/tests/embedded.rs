@@ -295,3 +295,123 @@ fn settings_from_proc_wrapper_params_in_the_configuration() {
     assert_eq!(reqs[0].body["wrapper_log_level"], "DEBUG");
     assert_eq!(reqs.last().unwrap().body["status"], "SUCCEEDED");
 }
+
+/// The final update of the one execution the fake recorded.
+fn final_body(api: &FakeApi) -> Value {
+    api.requests()
+        .into_iter()
+        .rev()
+        .find(|r| r.status().is_some_and(|s| s != "RUNNING"))
+        .expect("a final update")
+        .body
+}
+
+/// `test_embedded_mode_with_log_capture`: the program's log events, through
+/// `EmbeddedLogLayer`, make the failure's log tail: the last 3 lines at INFO and above, in the
+/// error tail or, when merged, the debug tail.
+#[test]
+fn log_events_make_the_log_tails() {
+    use tracing_subscriber::layer::SubscriberExt;
+    for merge in [true, false] {
+        let api = FakeApi::start();
+        let call = online(
+            &api,
+            &[
+                ("PROC_WRAPPER_NUM_LOG_LINES_SENT_ON_FAILURE", "3"),
+                (
+                    "PROC_WRAPPER_MERGE_STDOUT_AND_STDERR_LOGS",
+                    if merge { "TRUE" } else { "FALSE" },
+                ),
+            ],
+        );
+        let subscriber = tracing_subscriber::registry().with(call.log_layer());
+        let r: Result<(), _> = tracing::subscriber::with_default(subscriber, || {
+            rt().block_on(call.call(|_| async {
+                tracing::info!(target: "my_app", "This should be truncated");
+                tracing::info!(target: "my_app", "This is an info message");
+                tracing::error!(target: "my_app", "This is an error");
+                tracing::debug!(target: "my_app", "This is a debug message");
+                tracing::error!(target: "my_app", "another error message");
+                Err::<(), _>("failed on purpose".to_owned())
+            }))
+        });
+        assert!(matches!(r, Err(ManagedError::Function(_))));
+        let creation = &api.requests()[0].body;
+        assert_eq!(creation["num_log_lines_sent_on_failure"], 3);
+        let body = final_body(&api);
+        assert_eq!(body["status"], "FAILED");
+        let (tail, other) = if merge {
+            ("debug_log_tail", "error_log_tail")
+        } else {
+            ("error_log_tail", "debug_log_tail")
+        };
+        let text = body[tail]
+            .as_str()
+            .unwrap_or_else(|| panic!("no {tail}: {body:#}"));
+        assert!(!text.contains("truncated"), "{text}");
+        assert!(text.contains("another error message"), "{text}");
+        assert!(!text.contains("debug message"), "{text}");
+        if merge {
+            assert!(text.contains("an info message\n"), "{text}");
+            assert!(body.get(other).is_none());
+        } else {
+            // Apart, INFO lines go to the debug tail and errors to the error tail.
+            assert!(body[other].as_str().unwrap().contains("an info message\n"));
+        }
+    }
+}
+
+/// `test_embedded_mode_with_debug_log_capture`: `debug_output` lines make the success's debug
+/// tail (the last 3).
+#[test]
+fn debug_output_makes_the_debug_tail() {
+    let api = FakeApi::start();
+    let call = online(&api, &[("PROC_WRAPPER_NUM_LOG_LINES_SENT_ON_SUCCESS", "3")]);
+    let r = rt().block_on(call.call(|ctx| async move {
+        for line in ["Line one", "Line two", "Line three", "Line four"] {
+            ctx.debug_output(line);
+        }
+        Ok::<_, String>("yes")
+    }));
+    assert_eq!(r.unwrap(), "yes");
+    let body = final_body(&api);
+    let tail = body["debug_log_tail"].as_str().unwrap();
+    assert!(!tail.contains("one"), "{tail}");
+    assert!(
+        tail.contains("Line two\n") && tail.contains("Line four"),
+        "{tail}"
+    );
+}
+
+/// §10.1 and §10.2 in embedded mode: the input from the variable named by
+/// `input_env_var_name` (JSON), sent with `send_input_value`; a function that returns nothing
+/// reports the result file, which is deleted afterwards.
+#[test]
+fn input_from_a_variable_and_output_from_the_result_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let result = dir.path().join("result.json");
+    let api = FakeApi::start();
+    let call = online(
+        &api,
+        &[
+            ("PROC_WRAPPER_INPUT_ENV_VAR_NAME", "THE_INPUT"),
+            ("PROC_WRAPPER_INPUT_VALUE_FORMAT", "json"),
+            ("PROC_WRAPPER_SEND_INPUT_VALUE", "TRUE"),
+            ("THE_INPUT", r#"{"a": 7}"#),
+            ("PROC_WRAPPER_RESULT_FILENAME", result.to_str().unwrap()),
+        ],
+    );
+    let path = result.clone();
+    let r = rt().block_on(call.call(|ctx| {
+        let path = path.clone();
+        async move {
+            assert_eq!(ctx.input, Some(json!({"a": 7})));
+            std::fs::write(&path, r#"{"b": 8}"#).unwrap();
+            Ok::<(), String>(())
+        }
+    }));
+    assert!(r.is_ok());
+    assert_eq!(api.requests()[0].body["input_value"], json!({"a": 7}));
+    assert_eq!(final_body(&api)["output_value"], json!({"b": 8}));
+    assert!(!result.exists(), "the result file is deleted");
+}

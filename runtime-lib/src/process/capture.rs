@@ -82,7 +82,8 @@ impl LogCapture {
         })
     }
 
-    fn push_line(&self, stream: Stream, line: &str) {
+    /// Adds a line (with its line ending) to the tail of `stream`.
+    pub fn push(&self, stream: Stream, line: &str) {
         let line = truncate_line(line, self.max_len);
         let mut tails = self
             .tails
@@ -123,14 +124,14 @@ impl LogCapture {
                 let mut data = &buf[..n];
                 while let Some(i) = data.iter().position(|b| *b == b'\n') {
                     partial.extend_from_slice(&data[..=i]);
-                    capture.push_line(stream, &String::from_utf8_lossy(&partial));
+                    capture.push(stream, &String::from_utf8_lossy(&partial));
                     partial.clear();
                     data = &data[i + 1..];
                 }
                 partial.extend_from_slice(data);
             }
             if !partial.is_empty() {
-                capture.push_line(stream, &String::from_utf8_lossy(&partial));
+                capture.push(stream, &String::from_utf8_lossy(&partial));
             }
         });
         self.readers
@@ -195,9 +196,9 @@ mod tests {
         };
         let c = LogCapture::from_config(&log).unwrap();
         for l in ["one\n", "two\n", "three\n"] {
-            c.push_line(Stream::Out, l);
+            c.push(Stream::Out, l);
         }
-        c.push_line(Stream::Err, "bad\n");
+        c.push(Stream::Err, "bad\n");
         assert_eq!(
             c.tails(2),
             (Some("two\nthree\n".into()), Some("bad\n".into()))
