@@ -347,7 +347,9 @@ impl Invocation {
             "finished reporting in {:?}",
             started.elapsed()
         );
-        // 4. The late report.
+        // 4. The late report; nothing else is kept while waiting for it.
+        drop(reporter);
+        seen.fields = Map::new();
         let Some(uuid) = uuid else { return };
         while seen.report.is_none() && seen.close.is_none() {
             if !self.next_event(&mut seen).await {

@@ -104,8 +104,9 @@ async fn sleep_until_opt(at: Option<Instant>) {
     }
 }
 
-/// Most invocations reported at once; more means the API server cannot keep up.
-const MAX_IN_FLIGHT: usize = 64;
+/// Most invocations being reported at once (each waits for its telemetry and for one of the
+/// few API connections); more means the API server cannot keep up, and memory stays bounded.
+const MAX_IN_FLIGHT: usize = 1024;
 
 /// The main loop's state.
 struct State {
@@ -210,7 +211,7 @@ impl State {
             if self.unreported.is_power_of_two() {
                 warn!(
                     "{} invocation(s) not reported: {MAX_IN_FLIGHT} reports are still waiting \
-                     for the API server",
+                     for telemetry or for the API server",
                     self.unreported
                 );
             }

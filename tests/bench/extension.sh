@@ -22,7 +22,9 @@ fn="target/release/examples/test_function"
 echo "--- start-up"
 target/release/bench_extension "$ext" "$fn" startup "${1:-50}"
 echo "--- per invocation"
-target/release/bench_extension "$ext" "$fn" invocations "${2:-500}" up
+for mode in up up-sporadic wrapped-sporadic; do
+  target/release/bench_extension "$ext" "$fn" invocations "${2:-500}" "$mode"
+done
 echo "--- load: API server slow (1 s per answer), then down"
 target/release/bench_extension "$ext" "$fn" invocations "${3:-1000}" slow
 target/release/bench_extension "$ext" "$fn" invocations "${3:-1000}" down

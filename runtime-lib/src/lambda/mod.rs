@@ -122,7 +122,12 @@ pub struct LambdaReporting {
     /// False after a request failed for want of a (good) answer, until one succeeds: callers
     /// then stop waiting for reports, so an API outage adds no time to invocations.
     healthy: AtomicBool,
+    /// Requests in flight at once (and so connections open) are limited.
+    connections: tokio::sync::Semaphore,
 }
+
+/// Most requests to the API server in flight at once.
+const MAX_CONNECTIONS: usize = 4;
 
 impl LambdaReporting {
     /// Resolves the settings (secret locations included) from `env` with
@@ -168,6 +173,7 @@ impl LambdaReporting {
             client,
             env,
             healthy: AtomicBool::new(true),
+            connections: tokio::sync::Semaphore::new(MAX_CONNECTIONS),
         })
     }
 
@@ -175,6 +181,8 @@ impl LambdaReporting {
     /// While the server fails, requests are tried once, without retries, so that reports
     /// waiting for it do not pile up.
     pub async fn send(&self, method: Method, path: &str, body: &Value) -> Result<Value, ApiError> {
+        // The semaphore is never closed, so this cannot fail.
+        let _permit = self.connections.acquire().await.ok();
         let result = if self.healthy() {
             send(&self.client, method, path, body).await
         } else {

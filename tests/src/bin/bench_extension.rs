@@ -2,12 +2,16 @@
 //! real extension binary and a real `lambda_runtime` function:
 //!
 //! * `startup N`: process start to the first `/next`, and the RSS when idle, over N starts;
-//! * `invocations N up|slow|down`: the time the extension adds after the runtime's response
-//!   (the simulator's "extension overhead") over N invocations with the API server reachable,
-//!   answering after 1 s, or refusing connections; the extension's RSS after the first tenth
-//!   of the invocations and at the end (memory must stay flat); what reached the API server.
+//! * `invocations N MODE`: the time the extension adds after the runtime's response, from the
+//!   runtime's response to the extension's next `/next` as the simulator reports them, over N
+//!   back-to-back invocations; the extension's RSS after the first tenth of the invocations
+//!   and at the end (memory must stay flat); what reached the API server. MODE:
+//!   `up` (API server reachable; frequent invocations, reported in the background),
+//!   `up-sporadic` (each invocation reported before `/next`, as for a function called less
+//!   than once a minute), `wrapped-sporadic` (the same with the Rust handler wrapper handing
+//!   the outcome over), `slow` (every answer after 1 s), `down` (connections refused).
 //!
-//! Usage: `bench_extension EXTENSION FUNCTION startup|invocations N [up|slow|down]`
+//! Usage: `bench_extension EXTENSION FUNCTION startup|invocations N [MODE]`
 
 use std::time::{Duration, Instant};
 
@@ -40,6 +44,11 @@ fn rss_kib(pid: u32) -> (u64, u64) {
 
 fn env_for(api_url: &str, cap_ms: &str) -> Vec<(&'static str, String)> {
     vec![
+        (
+            "PROC_WRAPPER_EXTENSION_FREQUENT_INTERVAL_SECONDS",
+            "60".to_owned(),
+        ),
+        ("TEST_FUNCTION_WRAPPED", "FALSE".to_owned()),
         ("PROC_WRAPPER_API_BASE_URL", api_url.to_owned()),
         ("PROC_WRAPPER_API_KEY", API_KEY.to_owned()),
         (
@@ -121,7 +130,7 @@ async fn startup(extension: &str, n: usize) {
 async fn invocations(extension: &str, function: &str, n: usize, api_state: &str) {
     let api = FakeApi::start();
     let (url, cap) = match api_state {
-        "up" => (api.url.clone(), "500"),
+        "up" | "up-sporadic" | "wrapped-sporadic" => (api.url.clone(), "500"),
         "slow" => {
             api.push_faults((0..n * 3).map(|_| Fault::Delay(Duration::from_secs(1))));
             (api.url.clone(), "100")
@@ -137,16 +146,28 @@ async fn invocations(extension: &str, function: &str, n: usize, api_state: &str)
     };
     let sim = Simulator::builder()
         .function_name("bench-fn")
+        .extension_ready_timeout(LIMIT)
         .build()
         .await
         .expect("UNWRAP: the simulator starts");
-    let env = env_for(&url, cap);
+    let mut env = env_for(&url, cap);
+    for (k, v) in &mut env {
+        if api_state.ends_with("sporadic")
+            && *k == "PROC_WRAPPER_EXTENSION_FREQUENT_INTERVAL_SECONDS"
+        {
+            *v = "0".to_owned();
+        }
+        if api_state == "wrapped-sporadic" && *k == "TEST_FUNCTION_WRAPPED" {
+            *v = "TRUE".to_owned();
+        }
+    }
     let ext = spawn(&sim, extension, ProcessRole::Extension, &env);
     sim.wait_for(|| async { sim.extension_count().await >= 1 }, LIMIT)
         .await
         .expect("UNWRAP: the extension registers");
     let _function = spawn(&sim, function, ProcessRole::Runtime, &env);
     let mut added = Vec::new();
+    let mut unmeasured = 0;
     let mut early_rss = (0, 0);
     let started = Instant::now();
     for i in 0..n {
@@ -162,8 +183,9 @@ async fn invocations(extension: &str, function: &str, n: usize, api_state: &str)
         sim.wait_for_extensions_ready(&id, LIMIT)
             .await
             .expect("UNWRAP: the extension is ready again");
-        if let Some(o) = sim.get_extension_overhead_ms(&id).await {
-            added.push(Duration::from_secs_f64(o.max(0.0) / 1000.0));
+        match sim.get_extension_overhead_ms(&id).await {
+            Some(o) => added.push(Duration::from_secs_f64(o.max(0.0) / 1000.0)),
+            None => unmeasured += 1,
         }
         if i + 1 == n.div_ceil(10) {
             early_rss = rss_kib(ext.pid());
@@ -176,6 +198,9 @@ async fn invocations(extension: &str, function: &str, n: usize, api_state: &str)
         elapsed.as_secs_f64()
     );
     report("time added after the runtime's response", "ms", added);
+    if unmeasured > 0 {
+        println!("({unmeasured} invocation(s) without a measurement from the simulator)");
+    }
     println!(
         "{:<44} after {} invocations {} KiB, at the end {} KiB (peak {} KiB)",
         "extension RSS",
@@ -185,6 +210,7 @@ async fn invocations(extension: &str, function: &str, n: usize, api_state: &str)
         late_rss.1
     );
     sim.graceful_shutdown(ShutdownReason::Spindown).await;
+    drop(ext);
     let finals = api
         .requests()
         .iter()
