@@ -400,3 +400,25 @@ impl Invocation {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    /// The task of an invocation stays small while it waits (its HTTP requests are boxed):
+    /// hundreds may wait for telemetry at once.
+    #[test]
+    fn an_invocation_task_is_small() {
+        let (_tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        let (_wtx, wrx) = tokio::sync::watch::channel(None);
+        let invocation = super::Invocation {
+            invoke: crate::runtime_api::Invoke::default(),
+            cold_start: false,
+            creation_delay: std::time::Duration::ZERO,
+            outcome_limit: tokio::time::Instant::now(),
+            reporting: wrx,
+            events: rx,
+            finished: None,
+        };
+        let size = std::mem::size_of_val(&invocation.run());
+        assert!(size < 8192, "the invocation future takes {size} bytes");
+    }
+}

@@ -180,7 +180,25 @@ impl LambdaReporting {
     /// [`send`], keeping track of the API server's health ([`LambdaReporting::healthy`]).
     /// While the server fails, requests are tried once, without retries, so that reports
     /// waiting for it do not pile up.
-    pub async fn send(&self, method: Method, path: &str, body: &Value) -> Result<Value, ApiError> {
+    ///
+    /// The future is boxed: the state of an HTTP request is large, and tasks that may send
+    /// one (one per invocation being reported) should stay small while they wait.
+    pub fn send<'a>(
+        &'a self,
+        method: Method,
+        path: &'a str,
+        body: &'a Value,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<Value, ApiError>> + Send + 'a>>
+    {
+        Box::pin(self.send_inner(method, path, body))
+    }
+
+    async fn send_inner(
+        &self,
+        method: Method,
+        path: &str,
+        body: &Value,
+    ) -> Result<Value, ApiError> {
         // The semaphore is never closed, so this cannot fail.
         let _permit = self.connections.acquire().await.ok();
         let result = if self.healthy() {
