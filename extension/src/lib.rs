@@ -105,8 +105,10 @@ async fn sleep_until_opt(at: Option<Instant>) {
 }
 
 /// Most invocations being reported at once (each waits for its telemetry and for one of the
-/// few API connections); more means the API server cannot keep up, and memory stays bounded.
-const MAX_IN_FLIGHT: usize = 1024;
+/// four API connections); more means the API server cannot keep up with the invocations, and
+/// the extension keeps its memory bounded (about 50 KiB each) by leaving the excess
+/// unreported, with a warning.
+const MAX_IN_FLIGHT: usize = 128;
 
 /// The main loop's state.
 struct State {
@@ -116,7 +118,8 @@ struct State {
     reporting: watch::Receiver<Option<Option<Arc<Reporting>>>>,
     /// Event senders of the invocations still reporting, by request id.
     invocations: HashMap<String, UnboundedSender<Event>>,
-    tasks: JoinSet<()>,
+    /// The invocations' tasks; each ends with its request id.
+    tasks: JoinSet<String>,
     /// The request id of the invocation in progress.
     current: Option<String>,
     /// Records that arrived before their INVOKE.
@@ -246,8 +249,23 @@ impl State {
             events: rx,
             finished: Some(finished_tx),
         };
-        self.tasks.spawn(invocation.run());
+        let id = invocation.invoke.request_id.clone();
+        self.tasks.spawn(async move {
+            invocation.run().await;
+            id
+        });
         finished_rx
+    }
+
+    /// An invocation's task ended: nothing more goes to it.
+    fn ended(&mut self, done: Result<String, tokio::task::JoinError>) {
+        match done {
+            Ok(id) => {
+                self.invocations.remove(&id);
+            }
+            // Only a panic ends a task early; its sender is dropped at the next delivery.
+            Err(e) => error!("an invocation's report failed: {e}"),
+        }
     }
 
     fn close_all(&mut self, reason: Option<&str>) {
@@ -370,7 +388,7 @@ pub async fn run(env: HashMap<String, String>) -> i32 {
                     biased;
                     event = &mut next => break event,
                     Some(inbound) = inbox.recv() => state.route(inbound),
-                    Some(_) = state.tasks.join_next(), if !state.tasks.is_empty() => {}
+                    Some(done) = state.tasks.join_next(), if !state.tasks.is_empty() => state.ended(done),
                 }
             }
         };
@@ -470,7 +488,7 @@ async fn wait_for_invocation(
                 debug!(request_id, "the final update is still in flight; moving on");
                 break;
             }
-            Some(_) = state.tasks.join_next(), if !state.tasks.is_empty() => {}
+            Some(done) = state.tasks.join_next(), if !state.tasks.is_empty() => state.ended(done),
         }
     }
     state.current = None;

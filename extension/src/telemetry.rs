@@ -179,7 +179,10 @@ pub async fn listen(port: u16, tx: UnboundedSender<Inbound>) -> std::io::Result<
             let tx = tx.clone();
             tokio::spawn(async move {
                 let service = service_fn(move |req| handle(req, tx.clone()));
+                // One batch per connection: a sender that opens a connection per batch and
+                // never closes it must not pile up idle connections.
                 if let Err(e) = http1::Builder::new()
+                    .keep_alive(false)
                     .serve_connection(TokioIo::new(stream), service)
                     .await
                 {

@@ -25,6 +25,8 @@ echo "--- per invocation"
 for mode in up up-sporadic wrapped-sporadic; do
   target/release/bench_extension "$ext" "$fn" invocations "${2:-500}" "$mode"
 done
-echo "--- load: API server slow (1 s per answer), then down"
-target/release/bench_extension "$ext" "$fn" invocations "${3:-1000}" slow
-target/release/bench_extension "$ext" "$fn" invocations "${3:-1000}" down
+echo "--- load: API server slow (1 s per answer), then down; back to back, then 5 ms apart"
+for pause in 0 5; do
+  target/release/bench_extension "$ext" "$fn" invocations "${3:-1000}" slow "$pause"
+  target/release/bench_extension "$ext" "$fn" invocations "${3:-1000}" down "$pause"
+done

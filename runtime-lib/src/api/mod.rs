@@ -167,7 +167,8 @@ impl Reporter {
             sampled_out: false,
             socket: None,
             messages: MessageBuffer::new(config.status.message_max_bytes),
-            recv_buf: vec![0; 65536],
+            // Allocated when the listener starts: reporters without one stay small.
+            recv_buf: Vec::new(),
             rollbar: rollbar::Rollbar::new(config),
             next_refresh: config
                 .api
@@ -199,6 +200,7 @@ impl Reporter {
         match tokio::net::UdpSocket::bind(("127.0.0.1", port)).await {
             Ok(s) => {
                 debug!("listening for status updates on 127.0.0.1:{port}");
+                self.recv_buf = vec![0; 65536];
                 self.socket = Some(s);
             }
             Err(e) => warn!("cannot listen for status updates on 127.0.0.1:{port}: {e}"),

@@ -190,35 +190,51 @@ impl LambdaReporting {
         body: &'a Value,
     ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<Value, ApiError>> + Send + 'a>>
     {
-        Box::pin(self.send_inner(method, path, body))
+        Box::pin(async move {
+            // Waiting for a connection costs little; the request's state is allocated only
+            // once it may go. The semaphore is never closed, so acquiring cannot fail.
+            let _permit = self.connections.acquire().await.ok();
+            Box::pin(self.send_inner(method, path, body)).await
+        })
     }
 
+    /// One request: the first request to find the API server failing retries it (100 ms,
+    /// 500 ms, 2 s); while it fails, the others try once.
     async fn send_inner(
         &self,
         method: Method,
         path: &str,
         body: &Value,
     ) -> Result<Value, ApiError> {
-        // The semaphore is never closed, so this cannot fail.
-        let _permit = self.connections.acquire().await.ok();
-        let result = if self.healthy() {
-            send(&self.client, method, path, body).await
-        } else {
-            self.client.send_once(method, path, body).await
-        };
-        let down = matches!(
-            result,
-            Err(ApiError::Unreachable(_) | ApiError::Rejected(429 | 500..=599))
-        );
-        let was = self.healthy.swap(!down, Ordering::Relaxed);
-        if was && down {
-            tracing::warn!(
-                "the API server is not answering properly; invocations will not wait for it"
+        let mut delays = RETRY_DELAYS.iter();
+        let mut retrying = false;
+        loop {
+            let result = self.client.send_once(method.clone(), path, body).await;
+            let down = matches!(
+                result,
+                Err(ApiError::Unreachable(_) | ApiError::Rejected(429 | 500..=599))
             );
-        } else if !was && !down {
-            info!("the API server answers again");
+            if !down {
+                if !self.healthy.swap(true, Ordering::Relaxed) {
+                    info!("the API server answers again");
+                }
+                return result;
+            }
+            let was_healthy = self.healthy.swap(false, Ordering::Relaxed);
+            if was_healthy && !retrying {
+                tracing::warn!(
+                    "the API server is not answering properly; invocations will not wait for it"
+                );
+                retrying = true;
+            }
+            match delays.next() {
+                Some(d) if retrying => {
+                    debug!("{method} {path}: {result:?}; retrying in {d:?}");
+                    tokio::time::sleep(*d).await;
+                }
+                _ => return result,
+            }
         }
-        result
     }
 
     /// False while the API server fails to answer (since the last request).

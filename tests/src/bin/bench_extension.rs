@@ -11,7 +11,9 @@
 //!   than once a minute), `wrapped-sporadic` (the same with the Rust handler wrapper handing
 //!   the outcome over), `slow` (every answer after 1 s), `down` (connections refused).
 //!
-//! Usage: `bench_extension EXTENSION FUNCTION startup|invocations N [MODE]`
+//! Usage: `bench_extension EXTENSION FUNCTION startup|invocations N [MODE [PAUSE_MS]]`
+//! (PAUSE_MS between invocations; 0, back to back, is the worst case for the extension, whose
+//! telemetry then lags behind the invocations).
 
 use std::time::{Duration, Instant};
 
@@ -57,12 +59,16 @@ fn env_for(api_url: &str, cap_ms: &str) -> Vec<(&'static str, String)> {
         ),
         ("PROC_WRAPPER_LAMBDA_EXTENSION", "TRUE".to_owned()),
         ("PROC_WRAPPER_LAMBDA_MAX_ADDED_MS", cap_ms.to_owned()),
-        ("PROC_WRAPPER_LOG_LEVEL", "WARNING".to_owned()),
+        (
+            "PROC_WRAPPER_LOG_LEVEL",
+            std::env::var("BENCH_LOG_LEVEL").unwrap_or_else(|_| "WARNING".to_owned()),
+        ),
     ]
 }
 
 fn spawn(sim: &Simulator, bin: &str, role: ProcessRole, env: &[(&str, String)]) -> ManagedProcess {
-    let mut config = ProcessConfig::new(bin, role).inherit_stdio(false);
+    let mut config =
+        ProcessConfig::new(bin, role).inherit_stdio(std::env::var_os("BENCH_LOG_LEVEL").is_some());
     for (k, v) in env {
         config = config.env(*k, v.clone());
     }
@@ -127,7 +133,7 @@ async fn startup(extension: &str, n: usize) {
     println!("(the simulator records the first /next poll with millisecond resolution)");
 }
 
-async fn invocations(extension: &str, function: &str, n: usize, api_state: &str) {
+async fn invocations(extension: &str, function: &str, n: usize, api_state: &str, pace: Duration) {
     let api = FakeApi::start();
     let (url, cap) = match api_state {
         "up" | "up-sporadic" | "wrapped-sporadic" => (api.url.clone(), "500"),
@@ -190,26 +196,43 @@ async fn invocations(extension: &str, function: &str, n: usize, api_state: &str)
         if i + 1 == n.div_ceil(10) {
             early_rss = rss_kib(ext.pid());
         }
+        if !pace.is_zero() {
+            tokio::time::sleep(pace).await;
+        }
     }
     let elapsed = started.elapsed();
+    let burst_rss = rss_kib(ext.pid());
+    // Reports still waiting for telemetry or for the API server finish, or give up.
+    tokio::time::sleep(Duration::from_secs(3)).await;
     let late_rss = rss_kib(ext.pid());
+    let fds = std::fs::read_dir(format!("/proc/{}/fd", ext.pid())).map_or(0, Iterator::count);
+    let threads = std::fs::read_dir(format!("/proc/{}/task", ext.pid())).map_or(0, Iterator::count);
+    println!("extension open files at the end: {fds}, threads: {threads}");
     println!(
-        "API server {api_state}, cap {cap} ms, {n} invocations in {:.1} s",
-        elapsed.as_secs_f64()
+        "API server {api_state}, cap {cap} ms, {n} invocations in {:.1} s ({} ms apart)",
+        elapsed.as_secs_f64(),
+        pace.as_millis()
     );
     report("time added after the runtime's response", "ms", added);
     if unmeasured > 0 {
         println!("({unmeasured} invocation(s) without a measurement from the simulator)");
     }
     println!(
-        "{:<44} after {} invocations {} KiB, at the end {} KiB (peak {} KiB)",
+        "{:<44} after {} invocations {} KiB, right after the last {} KiB, 3 s later {} KiB (peak {} KiB)",
         "extension RSS",
         n.div_ceil(10),
         early_rss.0,
+        burst_rss.0,
         late_rss.0,
         late_rss.1
     );
     sim.graceful_shutdown(ShutdownReason::Spindown).await;
+    // SHUTDOWN is acknowledged when delivered; the extension flushes, then exits.
+    let mut ext = ext;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < deadline && matches!(ext.try_wait(), Ok(None)) {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     drop(ext);
     let finals = api
         .requests()
@@ -237,6 +260,7 @@ fn main() {
             &args[2],
             n,
             args.get(5).map_or("up", String::as_str),
+            Duration::from_millis(args.get(6).and_then(|p| p.parse().ok()).unwrap_or(0)),
         )),
         _ => usage(),
     }
