@@ -165,18 +165,16 @@ impl Harness {
     /// Invokes the function and waits until it answered and the extension is ready again.
     async fn invoke(&self, payload: Value) -> (String, InvocationStatus) {
         let id = self.sim.enqueue_payload(payload).await;
-        let state = self
-            .sim
-            .wait_for_invocation_complete(&id, LIMIT)
+        let status = procwrapper_tests::lambda::invocation_done(&self.sim, &id, LIMIT)
             .await
             .expect("UNWRAP: the invocation completes");
         if self.extension.is_some() {
-            self.sim
-                .wait_for_extensions_ready(&id, LIMIT)
-                .await
-                .expect("UNWRAP: the extension calls /next again");
+            assert!(
+                procwrapper_tests::lambda::extensions_ready(&self.sim, &id, LIMIT).await,
+                "the extension did not call /next again"
+            );
         }
-        (id, state.status)
+        (id, status)
     }
 
     /// Requests about the execution created for `request_id`: its creation, then updates.
@@ -480,8 +478,7 @@ async fn unknown_and_broken_telemetry_is_answered_200_and_a_timeout_status_is_re
         "the timeout was not reported: {:#?}",
         h.api.requests()
     );
-    h.sim
-        .wait_for_invocation_complete(&id, LIMIT)
+    procwrapper_tests::lambda::invocation_done(&h.sim, &id, LIMIT)
         .await
         .expect("UNWRAP: the invocation completes");
     let (api, code) = h.shutdown(ShutdownReason::Spindown).await;
@@ -559,8 +556,7 @@ async fn a_known_execution_uuid_handed_over_by_the_function_is_updated_not_creat
     socket
         .send_to(end.as_bytes(), ("127.0.0.1", h.status_port))
         .expect("UNWRAP: sent");
-    h.sim
-        .wait_for_invocation_complete(&id, LIMIT)
+    procwrapper_tests::lambda::invocation_done(&h.sim, &id, LIMIT)
         .await
         .expect("UNWRAP: completes");
     assert!(

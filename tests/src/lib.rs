@@ -5,6 +5,7 @@ pub mod bench;
 pub mod elf;
 pub mod fake_api;
 pub mod fake_ecs;
+pub mod lambda;
 pub mod moto;
 pub mod server;
 

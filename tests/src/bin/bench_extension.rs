@@ -183,12 +183,13 @@ async fn invocations(extension: &str, function: &str, n: usize, api_state: &str,
             json!({"i": i, "success_count": i})
         };
         let id = sim.enqueue_payload(payload).await;
-        sim.wait_for_invocation_complete(&id, LIMIT)
+        procwrapper_tests::lambda::invocation_done(&sim, &id, LIMIT)
             .await
             .expect("UNWRAP: the invocation completes");
-        sim.wait_for_extensions_ready(&id, LIMIT)
-            .await
-            .expect("UNWRAP: the extension is ready again");
+        assert!(
+            procwrapper_tests::lambda::extensions_ready(&sim, &id, LIMIT).await,
+            "the extension did not call /next again"
+        );
         match sim.get_extension_overhead_ms(&id).await {
             Some(o) => added.push(Duration::from_secs_f64(o.max(0.0) / 1000.0)),
             None => unmeasured += 1,
