@@ -550,9 +550,10 @@ pub fn ecs_from_documents(
         .map(|c| (c * 1024.0).round() as i64);
     let memory = task["Limits"]["Memory"].as_i64();
     let az = task["AvailabilityZone"].as_str();
+    // The region is the zone without its last character (`us-east-2b`).
     let region = az
-        .filter(|a| a.len() > 1)
-        .map(|a| a[..a.len() - 1].to_owned())
+        .and_then(|a| a.char_indices().last().filter(|(i, _)| *i > 0))
+        .and_then(|(i, _)| az.map(|a| a[..i].to_owned()))
         .or_else(|| {
             task["Cluster"]
                 .as_str()
@@ -774,6 +775,17 @@ mod tests {
         task["Containers"][1]["ExitCode"] = 255.into();
         let m = ecs_from_documents(&task, &fixture("pause_container.json"), &c).unwrap();
         assert_eq!(m.exit_code, Some(255));
+    }
+
+    /// Found by the `ecs_metadata` fuzz target: a zone ending in a multi-byte character
+    /// made the region slicing panic.
+    #[test]
+    fn a_non_ascii_availability_zone_does_not_panic() {
+        let config = crate::config::from_pairs(&[]);
+        for az in ["\u{e9}", "us-east-\u{3e7}", "x", ""] {
+            let task = json!({"AvailabilityZone": az});
+            let _ = ecs_from_documents(&task, &json!({}), &config);
+        }
     }
 
     #[test]

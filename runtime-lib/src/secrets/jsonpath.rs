@@ -56,6 +56,9 @@ pub struct JsonPathError {
 pub fn query<'a>(value: &'a Value, expr: &str) -> Result<Vec<&'a Value>, JsonPathError> {
     let segments = Parser::new(expr).parse()?;
     let mut nodes = vec![value];
+    // Repeated `..` multiplies the nodes visited; a budget keeps a careless expression over a
+    // deep document from hanging the wrapper.
+    let mut budget = MAX_NODES_VISITED;
     for segment in &segments {
         let mut next = Vec::new();
         for node in nodes {
@@ -63,6 +66,13 @@ pub fn query<'a>(value: &'a Value, expr: &str) -> Result<Vec<&'a Value>, JsonPat
                 // Pre-order walk: a node's own matches come before its descendants'.
                 let mut stack = vec![node];
                 while let Some(n) = stack.pop() {
+                    budget = budget.checked_sub(1).ok_or_else(|| JsonPathError {
+                        position: 0,
+                        message: format!(
+                            "the expression visits more than {MAX_NODES_VISITED} nodes of the \
+                             document"
+                        ),
+                    })?;
                     select(n, &segment.selectors, &mut next);
                     match n {
                         Value::Array(items) => stack.extend(items.iter().rev()),
@@ -78,6 +88,9 @@ pub fn query<'a>(value: &'a Value, expr: &str) -> Result<Vec<&'a Value>, JsonPat
     }
     Ok(nodes)
 }
+
+/// Most nodes a query may visit with `..` before it is abandoned with an error.
+pub const MAX_NODES_VISITED: usize = 1_000_000;
 
 /// One selector inside a segment.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -466,6 +479,20 @@ impl Parser {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Found by the `jsonpath` fuzz target: repeated `..*` over a deep document grew the
+    /// matches combinatorially (seconds, then gigabytes).
+    #[test]
+    fn repeated_descendants_over_a_deep_document_stop_at_the_budget() {
+        let mut doc = json!([]);
+        for _ in 0..40 {
+            doc = json!([doc]);
+        }
+        let err = query(&doc, &format!("${}", "..*".repeat(10))).unwrap_err();
+        assert!(err.message.contains("visits more than"), "{err}");
+        // Shallow uses are unaffected.
+        assert_eq!(query(&doc, "$..*").unwrap().len(), 40);
+    }
     use serde_json::json;
 
     fn q(doc: &Value, expr: &str) -> Vec<Value> {
