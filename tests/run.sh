@@ -20,5 +20,8 @@ build_layers
 setup_qemu
 start_moto
 
+# The end-to-end tests run example programs (the Lambda test function) as real binaries;
+# `cargo test --all-targets` builds examples only as test harnesses.
+cargo build --workspace --examples --quiet
 cargo test --workspace --all-targets "$@"
 "$VENV/bin/cfn-lint" template.yaml
