@@ -15,8 +15,10 @@ done
 source tests/services.sh
 trap stop_services EXIT
 setup_venv
-build_static
+# The layers first: `cargo lambda build` moves every binary of its target folder (the static
+# proc_wrapper builds share it) into its own folder.
 build_layers
+build_static
 setup_qemu
 start_moto
 
