@@ -641,21 +641,7 @@ async fn supervise(
     read_result(config, &mut outcome, &mut extra);
     if let Some(c) = &capture {
         c.finish(Duration::from_secs(2)).await;
-        let log = &config.log;
-        let lines = match outcome.status {
-            FinalStatus::Succeeded => log.num_log_lines_sent_on_success,
-            FinalStatus::Failed => log.num_log_lines_sent_on_failure,
-            _ => log.num_log_lines_sent_on_timeout,
-        };
-        if lines > 0 {
-            let (debug_tail, error_tail) = c.tails(lines);
-            if let Some(t) = debug_tail {
-                extra.insert("debug_log_tail".into(), Value::String(t));
-            }
-            if let Some(t) = error_tail {
-                extra.insert("error_log_tail".into(), Value::String(t));
-            }
-        }
+        extra.extend(c.final_tails(&config.log, outcome.status));
     }
     if let Some(r) = &mut hooks.reporter {
         r.final_update(&outcome, extra).await;

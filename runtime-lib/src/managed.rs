@@ -346,26 +346,7 @@ impl ManagedCall {
 
 /// The log tails to send with a final update of `status` (§10.3).
 fn tails(capture: Option<&LogCapture>, config: &Config, status: FinalStatus) -> Map<String, Value> {
-    let mut extra = Map::new();
-    let Some(c) = capture else {
-        return extra;
-    };
-    let log = &config.log;
-    let lines = match status {
-        FinalStatus::Succeeded => log.num_log_lines_sent_on_success,
-        FinalStatus::Failed => log.num_log_lines_sent_on_failure,
-        _ => log.num_log_lines_sent_on_timeout,
-    };
-    if lines > 0 {
-        let (debug_tail, error_tail) = c.tails(lines);
-        if let Some(t) = debug_tail {
-            extra.insert("debug_log_tail".into(), Value::String(t));
-        }
-        if let Some(t) = error_tail {
-            extra.insert("error_log_tail".into(), Value::String(t));
-        }
-    }
-    extra
+    capture.map_or_else(Map::new, |c| c.final_tails(&config.log, status))
 }
 
 /// Deletes the result file unless `cleanup_result_file` is false.

@@ -23,6 +23,20 @@ pub fn built_file(var: &str) -> std::path::PathBuf {
     path
 }
 
+/// The qemu user-mode emulator for arm64 (Debian's `qemu-user`, which `tests/run.sh`
+/// installs). Panics with a clear message when it is missing.
+pub fn qemu_aarch64() -> &'static str {
+    ["qemu-aarch64", "qemu-aarch64-static"]
+        .into_iter()
+        .find(|q| {
+            std::process::Command::new("sh")
+                .args(["-c", &format!("command -v {q}")])
+                .output()
+                .is_ok_and(|o| o.status.success())
+        })
+        .expect("qemu-aarch64 (Debian's qemu-user, installed by tests/run.sh)")
+}
+
 /// Polls `cond` every 10 ms until it holds or `limit` passes; returns whether it held.
 /// The limit only bounds a failing test; a passing one returns as soon as `cond` holds.
 pub fn wait_until(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {

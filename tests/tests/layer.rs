@@ -100,15 +100,7 @@ fn the_exec_wrapper_of_the_x86_64_layer_resolves_then_runs_the_runtime() {
 
 #[test]
 fn the_arm64_extension_runs_under_qemu() {
-    let qemu = ["qemu-aarch64", "qemu-aarch64-static"]
-        .into_iter()
-        .find(|q| {
-            Command::new("sh")
-                .args(["-c", &format!("command -v {q}")])
-                .output()
-                .is_ok_and(|o| o.status.success())
-        })
-        .expect("qemu-aarch64 (Debian's qemu-user, installed by tests/run.sh)");
+    let qemu = procwrapper_tests::qemu_aarch64();
     let (dir, _) = extract(&layers()[1].0);
     let out = Command::new(qemu)
         .arg(dir.path().join("extensions/cloudreactor-extension"))

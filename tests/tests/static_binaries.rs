@@ -101,15 +101,7 @@ fn the_x86_64_binary_runs_in_a_root_without_libc() {
 
 #[test]
 fn the_arm64_binary_runs_under_qemu() {
-    let qemu = ["qemu-aarch64", "qemu-aarch64-static"]
-        .into_iter()
-        .find(|q| {
-            Command::new("sh")
-                .args(["-c", &format!("command -v {q}")])
-                .output()
-                .is_ok_and(|o| o.status.success())
-        })
-        .expect("qemu-aarch64 (Debian's qemu-user, installed by tests/run.sh)");
+    let qemu = procwrapper_tests::qemu_aarch64();
     let bin = binary("PROC_WRAPPER_TEST_STATIC_AARCH64");
     let out = Command::new(qemu).arg(&bin).arg("-v").output().unwrap();
     assert_eq!(out.status.code(), Some(0));

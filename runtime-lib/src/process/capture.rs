@@ -152,6 +152,35 @@ impl LogCapture {
         let _ = tokio::time::timeout(limit, all).await;
     }
 
+    /// The tails a final update of `status` carries (§10.3): `debug_log_tail` and
+    /// `error_log_tail`, with as many lines as `num_log_lines_sent_on_*` asks for that status;
+    /// empty tails are left out.
+    pub fn final_tails(
+        &self,
+        log: &LogConfig,
+        status: crate::process::FinalStatus,
+    ) -> serde_json::Map<String, serde_json::Value> {
+        use crate::process::FinalStatus;
+        let lines = match status {
+            FinalStatus::Succeeded => log.num_log_lines_sent_on_success,
+            FinalStatus::Failed => log.num_log_lines_sent_on_failure,
+            _ => log.num_log_lines_sent_on_timeout,
+        };
+        let mut extra = serde_json::Map::new();
+        if lines > 0 {
+            let (debug_tail, error_tail) = self.tails(lines);
+            for (key, tail) in [
+                ("debug_log_tail", debug_tail),
+                ("error_log_tail", error_tail),
+            ] {
+                if let Some(t) = tail {
+                    extra.insert(key.into(), serde_json::Value::String(t));
+                }
+            }
+        }
+        extra
+    }
+
     /// The last `n` lines of standard output (or of both streams when merged), and of
     /// standard error when kept apart; `None` when empty.
     pub fn tails(&self, n: usize) -> (Option<String>, Option<String>) {
