@@ -7,16 +7,7 @@
 use libfuzzer_sys::fuzz_target;
 use proc_wrapper::secrets::location::{Location, Provider, Transform, provider_from_name};
 
-const PROVIDERS: [Provider; 8] = [
-    Provider::Plain,
-    Provider::Env,
-    Provider::Config,
-    Provider::AwsSm,
-    Provider::AwsSsm,
-    Provider::AwsAppConfig,
-    Provider::AwsS3,
-    Provider::File,
-];
+const PROVIDERS: [Provider; 8] = Provider::ALL;
 
 fn check(text: &str, provider: Option<Provider>, top_level: bool) {
     let Ok(loc) = Location::parse(text, provider, top_level) else {

@@ -29,8 +29,8 @@ pub enum Provider {
 }
 
 impl Provider {
-    /// Checked in this order, as in the original.
-    const ALL: [Provider; 8] = [
+    /// Every provider, in the order they are checked (as in the original).
+    pub const ALL: [Provider; 8] = [
         Provider::Plain,
         Provider::Env,
         Provider::Config,
