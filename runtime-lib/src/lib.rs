@@ -24,6 +24,7 @@
 #![warn(missing_docs)]
 
 pub mod api;
+pub mod aws;
 pub mod child_env;
 pub mod config;
 pub mod exec;

@@ -42,7 +42,7 @@ impl Moto {
             .expect("UNWRAP: a runtime can be built");
         let sdk = rt.block_on(
             aws_config::defaults(BehaviorVersion::latest())
-                .http_client(proc_wrapper::secrets::aws::https_client())
+                .http_client(https_client())
                 .region(Region::new(REGION))
                 .endpoint_url(&endpoint)
                 .credentials_provider(aws_sdk_s3::config::Credentials::new(
@@ -157,4 +157,12 @@ impl Moto {
                 .expect("UNWRAP: moto stores the object");
         });
     }
+}
+
+/// The HTTP client of the SDK clients that set up moto: rustls with ring.
+fn https_client() -> aws_sdk_s3::config::SharedHttpClient {
+    use aws_smithy_http_client::tls::{Provider, rustls_provider::CryptoMode};
+    aws_smithy_http_client::Builder::new()
+        .tls_provider(Provider::Rustls(CryptoMode::Ring))
+        .build_https()
 }
