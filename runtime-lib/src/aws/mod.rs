@@ -417,8 +417,9 @@ impl Aws {
         operation: &str,
         body: &Value,
     ) -> Result<Value, String> {
-        let region = self.region(region).await?;
+        // Credentials first: a bad profile is a better error than the region it lacks.
         let creds = self.credentials().await?;
+        let region = self.region(region).await?;
         let (base, _) = Self::endpoint(service, &region);
         let url = reqwest::Url::parse(&format!("{base}/"))
             .map_err(|e| format!("the endpoint '{base}' is not a URL: {e}"))?;
@@ -451,8 +452,8 @@ impl Aws {
         key: &str,
         version: Option<&str>,
     ) -> Result<(Vec<u8>, Option<String>), String> {
-        let mut region = self.region(None).await?;
         let creds = self.credentials().await?;
+        let mut region = self.region(None).await?;
         for redirected in [false, true] {
             let (base, custom) = Self::endpoint(Service::S3, &region);
             let key_path = uri_encode(key, true);
