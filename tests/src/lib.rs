@@ -3,6 +3,7 @@
 
 pub mod bench;
 pub mod elf;
+pub mod fake_aws;
 pub mod fake_api;
 pub mod fake_ecs;
 pub mod lambda;
