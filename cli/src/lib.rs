@@ -146,7 +146,10 @@ async fn resolve(
 struct OutputFiles(Vec<PathBuf>);
 
 impl OutputFiles {
-    fn write(config: &Config, resolved: &Resolved) -> Self {
+    /// Writes the files. A file that cannot be written (a full disk, a missing directory)
+    /// is an error naming it: the command, which expects the file, is not run, and the files
+    /// already written are deleted; `Err` holds the exit code.
+    fn write(config: &Config, resolved: &Resolved) -> Result<Self, i32> {
         let r = &config.resolver;
         let plans = [
             (
@@ -170,23 +173,27 @@ impl OutputFiles {
                 &resolved.config,
             ),
         ];
-        let mut written = Vec::new();
+        let mut written = Self(Vec::new());
         for (plan, value) in plans {
-            match plan.and_then(|file| {
-                file.map(|file| output::write(&file, value).map(|()| file.path))
-                    .transpose()
-            }) {
-                Ok(Some(path)) => {
-                    debug!("wrote {}", path.display());
-                    written.push(path);
-                }
+            match plan {
+                Ok(Some(file)) => match output::write(&file, value) {
+                    Ok(()) => {
+                        debug!("wrote {}", file.path.display());
+                        written.0.push(file.path);
+                    }
+                    Err(e) => {
+                        error!("{e}; not running the command");
+                        written.remove();
+                        return Err(exit_codes::CONFIGURATION_ERROR);
+                    }
+                },
                 Ok(None) => {}
-                // As in the original, a bad output setting is reported but does not stop
-                // the command.
+                // As in the original, a bad output setting (an unknown format) is reported
+                // but does not stop the command.
                 Err(e) => error!("{e}"),
             }
         }
-        Self(written)
+        Ok(written)
     }
 
     fn remove(self) {
@@ -296,7 +303,10 @@ pub async fn run(args: &Args, initial: Config) -> i32 {
             return exit_codes::CONFIGURATION_ERROR;
         }
     };
-    let outputs = OutputFiles::write(&config, &resolved);
+    let outputs = match OutputFiles::write(&config, &resolved) {
+        Ok(outputs) => outputs,
+        Err(code) => return code,
+    };
     if config.resolver.exit_after_writing_variables {
         info!("wrote the output files; exiting without running a command");
         return exit_codes::SUCCESS;

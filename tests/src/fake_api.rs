@@ -8,7 +8,9 @@
 //!   does; any update with a status after a final status → 409; an update without a
 //!   status changes fields only.
 //! * A wrong `Authorization: Bearer` key → 403.
-//! * Scripted faults ([`Fault`]) answer the next requests, in order.
+//! * Scripted faults ([`Fault`]) answer the next requests, in order: error statuses, slow or
+//!   no answers, broken connections, garbage and huge bodies. A request answered by a fault
+//!   is recorded but changes no execution.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -16,11 +18,13 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{Path, RawQuery};
+use axum::extract::{ConnectInfo, Path, RawQuery};
 use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{patch, post};
 use serde_json::{Value, json};
+
+use crate::server::Conn;
 
 /// The API key the fake accepts unless told otherwise.
 pub const API_KEY: &str = "SOMEAPIKEY";
@@ -53,6 +57,19 @@ impl Recorded {
     pub fn status(&self) -> Option<&str> {
         self.body.get("status").and_then(Value::as_str)
     }
+
+    /// The Task Execution UUID of an update (`None` for a creation).
+    pub fn execution_uuid(&self) -> Option<&str> {
+        self.path
+            .strip_prefix("/api/v1/task_executions/")
+            .and_then(|rest| rest.strip_suffix('/'))
+            .filter(|uuid| !uuid.is_empty())
+    }
+
+    /// True for an update that carries a final status.
+    pub fn is_final(&self) -> bool {
+        self.method == "PATCH" && self.status().is_some_and(|s| FINAL.contains(&s))
+    }
 }
 
 /// A scripted answer to the next request.
@@ -64,6 +81,15 @@ pub enum Fault {
     RetryAfter(u16, String),
     /// Wait this long, then answer normally.
     Delay(Duration),
+    /// Read the request, then close the connection without answering.
+    Drop,
+    /// Read the request and never answer (until the server is dropped).
+    Stall,
+    /// Answer with this status, `Content-Type` and body.
+    Body(u16, String, String),
+    /// Answer with this status and a JSON body of this many bytes (with `Content-Length`),
+    /// a valid object with no `uuid`.
+    Huge(u16, usize),
 }
 
 #[derive(Default)]
@@ -88,7 +114,15 @@ pub struct FakeApi {
     /// Base URL, `http://127.0.0.1:PORT`.
     pub url: String,
     state: Shared,
+    /// Set when the fake is dropped, to release stalled and delayed answers.
+    closing: tokio::sync::watch::Sender<bool>,
     _server: crate::server::Server,
+}
+
+impl Drop for FakeApi {
+    fn drop(&mut self) {
+        self.closing.send_replace(true);
+    }
 }
 
 const FINAL: [&str; 5] = [
@@ -106,8 +140,16 @@ fn header(headers: &HeaderMap, name: &str) -> Option<String> {
         .map(str::to_owned)
 }
 
+/// The UUID the fake gives to the `n`th execution it creates (from 1).
+pub fn execution_uuid(n: u32) -> String {
+    format!("d9554f00-eaeb-4a16-96e4-{n:012}")
+}
+
+#[allow(clippy::too_many_arguments)]
 async fn handle(
     state: Shared,
+    mut closing: tokio::sync::watch::Receiver<bool>,
+    conn: Conn,
     method: Method,
     uuid: Option<String>,
     query: Option<String>,
@@ -132,6 +174,7 @@ async fn handle(
         });
         s.faults.pop_front()
     };
+    let status = |code: u16| StatusCode::from_u16(code).unwrap_or(StatusCode::BAD_GATEWAY);
     match fault {
         Some(Fault::Status(code)) => {
             return StatusCode::from_u16(code)
@@ -145,7 +188,36 @@ async fn handle(
             )
                 .into_response();
         }
-        Some(Fault::Delay(d)) => tokio::time::sleep(d).await,
+        Some(Fault::Delay(d)) => {
+            tokio::select! {
+                () = tokio::time::sleep(d) => {}
+                _ = closing.wait_for(|c| *c) => return StatusCode::SERVICE_UNAVAILABLE.into_response(),
+            }
+        }
+        Some(Fault::Drop) => {
+            conn.shut_down();
+            // Nothing reaches the client: the connection is already shut down.
+            return StatusCode::BAD_GATEWAY.into_response();
+        }
+        Some(Fault::Stall) => {
+            let _ = closing.wait_for(|c| *c).await;
+            return StatusCode::SERVICE_UNAVAILABLE.into_response();
+        }
+        Some(Fault::Body(code, content_type, text)) => {
+            return (status(code), [("content-type", content_type)], text).into_response();
+        }
+        Some(Fault::Huge(code, size)) => {
+            let mut text = String::with_capacity(size.max(12));
+            text.push_str("{\"pad\": \"");
+            text.extend(std::iter::repeat_n('a', size.saturating_sub(12)));
+            text.push_str("\"}");
+            return (
+                status(code),
+                [("content-type", "application/json".to_owned())],
+                text,
+            )
+                .into_response();
+        }
         None => {}
     }
     let mut s = lock(&state);
@@ -157,7 +229,7 @@ async fn handle(
     match uuid {
         None => {
             s.next += 1;
-            let uuid = format!("d9554f00-eaeb-4a16-96e4-{:012}", s.next);
+            let uuid = execution_uuid(s.next);
             s.statuses.insert(uuid.clone(), requested.to_owned());
             (
                 StatusCode::CREATED,
@@ -219,17 +291,41 @@ impl FakeApi {
             ..Inner::default()
         }));
         let app_state = state.clone();
+        let (closing, closed) = tokio::sync::watch::channel(false);
         let server = crate::server::Server::start(move || {
             let create = {
                 let st = app_state.clone();
-                move |q: RawQuery, h: HeaderMap, b: Bytes| {
-                    handle(st.clone(), Method::POST, None, q.0, h, b)
+                let closed = closed.clone();
+                move |ConnectInfo(conn): ConnectInfo<Conn>, q: RawQuery, h: HeaderMap, b: Bytes| {
+                    handle(
+                        st.clone(),
+                        closed.clone(),
+                        conn,
+                        Method::POST,
+                        None,
+                        q.0,
+                        h,
+                        b,
+                    )
                 }
             };
             let update = {
                 let st = app_state.clone();
-                move |Path(uuid): Path<String>, q: RawQuery, h: HeaderMap, b: Bytes| {
-                    handle(st.clone(), Method::PATCH, Some(uuid), q.0, h, b)
+                move |ConnectInfo(conn): ConnectInfo<Conn>,
+                      Path(uuid): Path<String>,
+                      q: RawQuery,
+                      h: HeaderMap,
+                      b: Bytes| {
+                    handle(
+                        st.clone(),
+                        closed.clone(),
+                        conn,
+                        Method::PATCH,
+                        Some(uuid),
+                        q.0,
+                        h,
+                        b,
+                    )
                 }
             };
             let rollbar = {
@@ -253,6 +349,7 @@ impl FakeApi {
         Self {
             url: format!("http://{}", server.addr),
             state,
+            closing,
             _server: server,
         }
     }
@@ -285,6 +382,21 @@ impl FakeApi {
     /// The server-side status of an execution.
     pub fn status_of(&self, uuid: &str) -> Option<String> {
         lock(&self.state).statuses.get(uuid).cloned()
+    }
+
+    /// The final updates recorded for execution `uuid` (whether or not a fault answered them).
+    pub fn finals_of(&self, uuid: &str) -> Vec<Recorded> {
+        lock(&self.state)
+            .requests
+            .iter()
+            .filter(|r| r.is_final() && r.execution_uuid() == Some(uuid))
+            .cloned()
+            .collect()
+    }
+
+    /// Every execution created so far, in order.
+    pub fn created(&self) -> Vec<String> {
+        (1..=lock(&self.state).next).map(execution_uuid).collect()
     }
 
     /// Polls until `pred` holds for the recorded requests, or `limit` passes.

@@ -3,11 +3,13 @@
 
 pub mod bench;
 pub mod elf;
-pub mod fake_aws;
 pub mod fake_api;
+pub mod fake_aws;
 pub mod fake_ecs;
+pub mod fault_proxy;
 pub mod lambda;
 pub mod moto;
+pub mod reliability;
 pub mod server;
 
 use std::path::Path;

@@ -1,5 +1,34 @@
 //! A loopback HTTP server on its own thread and runtime, for the fakes: started on a free
-//! port, stopped (gracefully) and joined when dropped.
+//! port, stopped (gracefully) and joined when dropped. Handlers can take
+//! `ConnectInfo<`[`Conn`]`>` to break the connection a request came on instead of answering.
+
+use std::os::fd::{AsRawFd, RawFd};
+
+use axum::extract::connect_info::Connected;
+use axum::serve::IncomingStream;
+
+/// The connection a request came on (axum `ConnectInfo`).
+#[derive(Debug, Clone, Copy)]
+pub struct Conn(RawFd);
+
+impl Conn {
+    /// Shuts the connection down in both directions at once: the client sees it end
+    /// without an answer, as when a server or a proxy dies mid-request.
+    pub fn shut_down(self) {
+        // SAFETY: the descriptor is the socket of the connection whose request is being
+        // handled; it stays open (owned by the server) until the handler has returned, and
+        // shutdown(2) touches no memory. A failure (already closed) changes nothing.
+        unsafe {
+            libc::shutdown(self.0, libc::SHUT_RDWR);
+        }
+    }
+}
+
+impl Connected<IncomingStream<'_, tokio::net::TcpListener>> for Conn {
+    fn connect_info(stream: IncomingStream<'_, tokio::net::TcpListener>) -> Self {
+        Self(stream.io().as_raw_fd())
+    }
+}
 
 /// A running server.
 pub struct Server {
@@ -30,7 +59,8 @@ impl Server {
             rt.block_on(async move {
                 let listener = tokio::net::TcpListener::from_std(listener)
                     .expect("UNWRAP: the listener is usable");
-                let _ = axum::serve(listener, make())
+                let app = make().into_make_service_with_connect_info::<Conn>();
+                let _ = axum::serve(listener, app)
                     .with_graceful_shutdown(async {
                         let _ = rx.await;
                     })

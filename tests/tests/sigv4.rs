@@ -35,7 +35,10 @@ fn ours(case: &Case, time: SystemTime) -> String {
         .query_pairs()
         .map(|(k, v)| (k.into_owned(), v.into_owned()))
         .collect();
-    let query: Vec<(&str, &str)> = query.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let query: Vec<(&str, &str)> = query
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
     let creds = Credentials {
         access_key_id: "AKIDEXAMPLE".into(),
         secret_access_key: "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY".into(),
@@ -167,7 +170,13 @@ fn signatures_match_the_aws_sdk() {
     ];
     for case in &cases {
         for time in times {
-            assert_eq!(ours(case, time), sdk(case, time), "{} {}", case.method, case.url);
+            assert_eq!(
+                ours(case, time),
+                sdk(case, time),
+                "{} {}",
+                case.method,
+                case.url
+            );
         }
     }
 }

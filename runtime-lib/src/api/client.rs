@@ -6,6 +6,10 @@
 //! errors after `api_retry_delay`, creation conflicts (409) after the conflict retry delay
 //! until the conflict timeout. Any other status is final. When the deadline passes, the
 //! client stops sending requests until `api_resume_delay` has passed.
+//!
+//! Response bodies are read only when they are used (not for `?content=false` updates, whose
+//! answer the API leaves empty), and at most [`MAX_RESPONSE_BYTES`] of them: a server or
+//! proxy answering with an endless body cannot make the wrapper's memory grow without bound.
 
 use std::time::{Duration, Instant, SystemTime};
 
@@ -14,6 +18,10 @@ use serde_json::Value;
 use tracing::{debug, error, warn};
 
 use crate::config::ApiConfig;
+
+/// The largest response body read; a longer one is an [`ApiError::InvalidResponse`]. A Task
+/// Execution as the API returns it is a few kilobytes, plus the input value it echoes.
+pub const MAX_RESPONSE_BYTES: usize = 4 << 20;
 
 /// The kind of request, which decides its deadline.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -127,16 +135,18 @@ impl ApiClient {
             Ok(response) => {
                 let status = response.status();
                 if status.is_success() {
-                    return match response.bytes().await {
-                        Ok(bytes) if bytes.is_empty() => Attempt::Done(Ok(Value::Null)),
-                        Ok(bytes) => Attempt::Done(
-                            serde_json::from_slice(&bytes)
-                                .map_err(|e| ApiError::InvalidResponse(e.to_string())),
-                        ),
-                        Err(e) => Attempt::Done(Err(ApiError::InvalidResponse(format!(
-                            "could not read the body: {e}"
-                        )))),
-                    };
+                    // The API answers `?content=false` with no content; whatever comes is
+                    // ignored (§4.1), and not read.
+                    if url.contains("content=false") {
+                        return Attempt::Done(Ok(Value::Null));
+                    }
+                    return Attempt::Done(match read_body(response, MAX_RESPONSE_BYTES).await {
+                        Ok(bytes) if bytes.is_empty() => Ok(Value::Null),
+                        Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| {
+                            ApiError::InvalidResponse(format!("the body is not JSON: {e}"))
+                        }),
+                        Err(e) => Err(e),
+                    });
                 }
                 let retry_after = response
                     .headers()
@@ -246,6 +256,39 @@ impl ApiClient {
     }
 }
 
+/// Reads the body of `response`, failing when it is longer than `limit` bytes (without reading
+/// further).
+async fn read_body(mut response: reqwest::Response, limit: usize) -> Result<Vec<u8>, ApiError> {
+    let too_long = || {
+        ApiError::InvalidResponse(format!(
+            "the body is longer than {limit} bytes; not reading it"
+        ))
+    };
+    if response
+        .content_length()
+        .is_some_and(|n| n > u64::try_from(limit).unwrap_or(u64::MAX))
+    {
+        return Err(too_long());
+    }
+    let mut body = Vec::new();
+    loop {
+        match response.chunk().await {
+            Ok(Some(chunk)) => {
+                if body.len() + chunk.len() > limit {
+                    return Err(too_long());
+                }
+                body.extend_from_slice(&chunk);
+            }
+            Ok(None) => return Ok(body),
+            Err(e) => {
+                return Err(ApiError::InvalidResponse(format!(
+                    "could not read the body: {e}"
+                )));
+            }
+        }
+    }
+}
+
 /// The answer to one attempt.
 enum Attempt {
     /// A success (with the body), or a success whose body could not be read.
@@ -260,6 +303,99 @@ enum Attempt {
 mod tests {
     use super::*;
     use std::time::UNIX_EPOCH;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// A server that answers every connection with `response` (raw HTTP) and then closes it;
+    /// returns its base URL.
+    async fn raw_server(response: Vec<u8>) -> String {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move {
+            while let Ok((mut conn, _)) = listener.accept().await {
+                // Reads the request head (the test requests have small bodies).
+                let mut request = Vec::new();
+                let mut buf = [0u8; 4096];
+                while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match conn.read(&mut buf).await {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => request.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let _ = conn.write_all(&response).await;
+            }
+        });
+        url
+    }
+
+    fn chunked(chunks: &[&[u8]]) -> Vec<u8> {
+        let mut r =
+            b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\nconnection: close\r\n\r\n".to_vec();
+        for c in chunks {
+            r.extend_from_slice(format!("{:x}\r\n", c.len()).as_bytes());
+            r.extend_from_slice(c);
+            r.extend_from_slice(b"\r\n");
+        }
+        r.extend_from_slice(b"0\r\n\r\n");
+        r
+    }
+
+    async fn body_of(response: Vec<u8>, limit: usize) -> Result<Vec<u8>, ApiError> {
+        let url = raw_server(response).await;
+        let response = reqwest::get(url).await.unwrap();
+        read_body(response, limit).await
+    }
+
+    #[tokio::test]
+    async fn bodies_longer_than_the_limit_are_refused() {
+        let big = vec![b'a'; 600];
+        // Announced by Content-Length.
+        let mut announced =
+            b"HTTP/1.1 200 OK\r\ncontent-length: 1200\r\nconnection: close\r\n\r\n".to_vec();
+        announced.extend_from_slice(&[b'a'; 1200]);
+        // Streamed in chunks without a length.
+        let streamed = chunked(&[&big, &big]);
+        for response in [announced, streamed] {
+            match body_of(response, 1000).await {
+                Err(ApiError::InvalidResponse(e)) => {
+                    assert!(e.contains("longer than 1000 bytes"), "{e}");
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+        // At the limit, it is read whole.
+        assert_eq!(
+            body_of(chunked(&[&big, &big[..400]]), 1000)
+                .await
+                .unwrap()
+                .len(),
+            1000
+        );
+    }
+
+    #[tokio::test]
+    async fn only_bodies_that_are_used_must_be_json() {
+        let garbage = b"HTTP/1.1 200 OK\r\ncontent-type: text/html\r\ncontent-length: 8\r\nconnection: close\r\n\r\n<html>hi"
+            .to_vec();
+        let url = raw_server(garbage).await;
+        let config = crate::config::from_pairs(&[("PROC_WRAPPER_API_BASE_URL", &url)]);
+        let client = ApiClient::new(config.api).unwrap();
+        let body = serde_json::json!({"status": "RUNNING"});
+        let update = client
+            .send_once(
+                Method::PATCH,
+                "/api/v1/task_executions/x/?content=false",
+                &body,
+            )
+            .await;
+        assert_eq!(update, Ok(Value::Null));
+        match client
+            .send_once(Method::POST, "/api/v1/task_executions/", &body)
+            .await
+        {
+            Err(ApiError::InvalidResponse(e)) => assert!(e.contains("not JSON"), "{e}"),
+            other => panic!("{other:?}"),
+        }
+    }
 
     #[test]
     fn retry_after_seconds_and_dates() {
