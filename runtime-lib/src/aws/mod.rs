@@ -77,8 +77,10 @@ const DEFAULT_ATTEMPTS: u32 = 3;
 /// The client: one per process, shared by every location; credentials and the default
 /// region are looked up on first use.
 pub struct Aws {
-    /// The HTTPS client, or why it could not be built (reported by the first call).
-    http: Result<reqwest::Client, String>,
+    /// The HTTPS client, built on first use (loading the root certificates takes a few
+    /// milliseconds, which a run without AWS locations should not pay), or why it could not
+    /// be built.
+    http: OnceLock<Result<reqwest::Client, String>>,
     /// `PROC_WRAPPER_SECRETS_AWS_REGION`, before the standard chain.
     configured_region: Option<String>,
     region: OnceCell<Option<String>>,
@@ -220,14 +222,8 @@ impl Aws {
     /// A client using `configured_region` for locations that name none (before the
     /// standard region chain).
     pub fn new(configured_region: Option<String>) -> Self {
-        let http = reqwest::Client::builder()
-            .connect_timeout(Duration::from_millis(3100))
-            .timeout(Duration::from_secs(30))
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .map_err(|e| format!("the HTTPS client for AWS could not be created: {e}"));
         Self {
-            http,
+            http: OnceLock::new(),
             configured_region: configured_region.filter(|r| !r.trim().is_empty()),
             region: OnceCell::new(),
             profiles: OnceLock::new(),
@@ -236,7 +232,17 @@ impl Aws {
     }
 
     fn http(&self) -> Result<&reqwest::Client, String> {
-        self.http.as_ref().map_err(Clone::clone)
+        self.http
+            .get_or_init(|| {
+                reqwest::Client::builder()
+                    .connect_timeout(Duration::from_millis(3100))
+                    .timeout(Duration::from_secs(30))
+                    .redirect(reqwest::redirect::Policy::none())
+                    .build()
+                    .map_err(|e| format!("the HTTPS client for AWS could not be created: {e}"))
+            })
+            .as_ref()
+            .map_err(Clone::clone)
     }
 
     fn profiles(&self) -> &profile::Profiles {
