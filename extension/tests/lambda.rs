@@ -531,12 +531,15 @@ async fn a_known_execution_uuid_handed_over_by_the_function_is_updated_not_creat
     })
     .await;
     let known = "8ae2c2d4-7c8b-4b30-a5c0-6d5a56bbd3d0";
-    // What the handler wrapper of runtime-lib sends at the start of an invocation.
+    // What the handler wrapper of runtime-lib sends at the start of an invocation. The test
+    // sends it from outside the function, so the function runs long enough (3 s) for the
+    // message to arrive first even on a loaded machine (with 300 ms, 1 run in 12 lost the
+    // race under three CPU hogs and was reported as a new execution).
     let id = h
         .sim
         .enqueue(
             InvocationBuilder::new()
-                .payload(json!({"sleep_ms": 300}))
+                .payload(json!({"sleep_ms": 3000}))
                 .build()
                 .expect("UNWRAP: a valid invocation"),
         )
