@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The one command that runs every test of the workspace on a fresh machine:
 #   tests/run.sh [extra cargo test arguments]
-# It installs what the tests need (a Python venv with moto[server], cfn-lint and ziglang under
+# It checks the dependency policy of deny.toml (cargo-deny, under tests/.tools), installs what
+# the tests need (a Python venv with moto[server], cfn-lint and ziglang under
 # tests/.venv, cargo-zigbuild under tests/.tools, cargo-lambda, the musl targets, qemu-user),
 # builds the static release binaries and the Lambda layer zips, starts moto_server on a free loopback port, runs the whole suite
 # against the real binaries, and stops what it started, whatever the outcome.
@@ -14,6 +15,8 @@ done
 
 source tests/services.sh
 trap stop_services EXIT
+# The dependency policy (deny.toml) first: it is quick.
+check_dependencies
 setup_venv
 # The layers first: `cargo lambda build` moves every binary of its target folder (the static
 # proc_wrapper builds share it) into its own folder.

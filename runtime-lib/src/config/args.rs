@@ -165,8 +165,8 @@ pub struct TaskArgs {
     pub max_conflicting_age: Option<String>,
 }
 
-/// API client settings.
-#[derive(Debug, Clone, Default, ClapArgs)]
+/// API client settings. `Debug` hides the API key.
+#[derive(Clone, Default, ClapArgs)]
 #[command(next_help_heading = API)]
 pub struct ApiArgs {
     /// Base URL of the API server. Defaults to https://api.cloudreactor.io
@@ -257,6 +257,16 @@ pub struct ApiArgs {
     #[arg(long, value_name = "SECONDS")]
     pub runtime_metadata_refresh_interval: Option<String>,
 }
+
+debug_without_secrets!(ApiArgs {
+    api_base_url, api_heartbeat_interval, api_error_timeout, api_final_update_timeout,
+    api_retry_delay, api_resume_delay, api_task_execution_creation_error_timeout,
+    api_task_execution_creation_conflict_timeout,
+    api_task_execution_creation_conflict_retry_delay, api_request_timeout, offline_mode,
+    prevent_offline_execution, api_managed_probability, api_failure_report_probability,
+    api_timeout_report_probability, deployment, send_input_value, send_pid, send_hostname,
+    no_send_runtime_metadata, runtime_metadata_refresh_interval,
+} secrets { api_key });
 
 /// Input and result value settings.
 #[derive(Debug, Clone, Default, ClapArgs)]
@@ -499,8 +509,8 @@ pub struct ContainerArgs {
     pub sidecar_container_mode: bool,
 }
 
-/// Rollbar settings.
-#[derive(Debug, Clone, Default, ClapArgs)]
+/// Rollbar settings. `Debug` hides the access token.
+#[derive(Clone, Default, ClapArgs)]
 #[command(next_help_heading = ROLLBAR)]
 pub struct RollbarArgs {
     /// Rollbar access token, to report trouble communicating with the API server
@@ -520,6 +530,10 @@ pub struct RollbarArgs {
     #[arg(long, value_name = "SECONDS")]
     pub rollbar_timeout: Option<String>,
 }
+
+debug_without_secrets!(RollbarArgs {
+    rollbar_retries, rollbar_retry_delay, rollbar_timeout,
+} secrets { rollbar_access_token });
 
 /// Values of `--log-level`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -10,6 +10,23 @@
 //! This module does not fetch secrets; the resolver works on the environment first and then
 //! calls [`Config::from_sources`] with the resolved environment as the lookup.
 
+/// `Debug` for a settings struct that holds secrets: every field is listed (destructuring
+/// makes a new field a compile error until it is added here), and the `secrets` fields show
+/// only whether they are set, so a `{:?}` of the settings never prints an API key or token.
+macro_rules! debug_without_secrets {
+    ($ty:ident { $($field:ident),* $(,)? } secrets { $($secret:ident),* $(,)? }) => {
+        impl std::fmt::Debug for $ty {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                let Self { $($field,)* $($secret,)* } = self;
+                f.debug_struct(stringify!($ty))
+                    $(.field(stringify!($field), $field))*
+                    $(.field(stringify!($secret), &$secret.as_ref().map(|_| "<redacted>")))*
+                    .finish()
+            }
+        }
+    };
+}
+
 pub mod args;
 pub mod parse;
 
@@ -95,8 +112,8 @@ pub struct TaskConfig {
     pub max_conflicting_age: Option<Duration>,
 }
 
-/// API client settings.
-#[derive(Debug, Clone, PartialEq)]
+/// API client settings. `Debug` hides the API key.
+#[derive(Clone, PartialEq)]
 pub struct ApiConfig {
     /// Base URL, without a trailing `/`.
     pub base_url: String,
@@ -139,6 +156,14 @@ pub struct ApiConfig {
     /// Interval between runtime metadata refreshes; `None` means never.
     pub runtime_metadata_refresh_interval: Option<Duration>,
 }
+
+debug_without_secrets!(ApiConfig {
+    base_url, heartbeat_interval, error_timeout, final_update_timeout, retry_delay,
+    resume_delay, creation_error_timeout, creation_conflict_timeout,
+    creation_conflict_retry_delay, request_timeout, managed_probability,
+    failure_report_probability, timeout_report_probability, deployment, send_input_value,
+    send_pid, send_hostname, send_runtime_metadata, runtime_metadata_refresh_interval,
+} secrets { api_key });
 
 /// Input and result value settings.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -347,8 +372,8 @@ pub struct ContainerConfig {
     pub sidecar_container_mode: Option<bool>,
 }
 
-/// Rollbar settings.
-#[derive(Debug, Clone, PartialEq)]
+/// Rollbar settings. `Debug` hides the access token.
+#[derive(Clone, PartialEq)]
 pub struct RollbarConfig {
     /// Access token (a secret); Rollbar is off without it.
     pub access_token: Option<String>,
@@ -361,6 +386,10 @@ pub struct RollbarConfig {
     /// Rollbar's base URL (`PROC_WRAPPER_ROLLBAR_BASE_URL`, for proxies and tests).
     pub base_url: Option<String>,
 }
+
+debug_without_secrets!(RollbarConfig {
+    retries, retry_delay, timeout, base_url,
+} secrets { access_token });
 
 /// The whole validated configuration.
 #[derive(Debug, Clone, PartialEq)]
@@ -1463,5 +1492,40 @@ mod tests {
     fn base_url_loses_its_trailing_slash() {
         let c = build(&["--api-base-url", "http://x:1/"], &[]).unwrap();
         assert_eq!(c.api.base_url, "http://x:1");
+    }
+
+    #[test]
+    fn debug_output_hides_the_api_key_and_the_rollbar_token() {
+        let argv = [
+            "--api-key",
+            "key-from-the-command-line",
+            "--rollbar-access-token",
+            "token-from-the-command-line",
+        ];
+        let args =
+            Args::try_parse_from(std::iter::once("proc_wrapper").chain(argv.iter().copied()))
+                .unwrap();
+        let shown = format!("{args:?}");
+        assert!(!shown.contains("-from-the-command-line"), "{shown}");
+        assert!(shown.contains(r#"api_key: Some("<redacted>")"#), "{shown}");
+        let c = build(
+            &argv,
+            &[
+                ("PROC_WRAPPER_API_KEY", "key-from-the-environment"),
+                (
+                    "PROC_WRAPPER_ROLLBAR_ACCESS_TOKEN",
+                    "token-from-the-environment",
+                ),
+            ],
+        )
+        .unwrap();
+        assert_eq!(c.api.api_key.as_deref(), Some("key-from-the-environment"));
+        for shown in [format!("{c:?}"), format!("{c:#?}")] {
+            assert!(!shown.contains("-from-the-"), "{shown}");
+            assert!(shown.contains("access_token"), "{shown}");
+            assert!(shown.contains("base_url"), "{shown}");
+        }
+        let c = build(&[], &[]).unwrap();
+        assert!(format!("{c:?}").contains("api_key: None"));
     }
 }

@@ -74,11 +74,32 @@ impl Format {
             Format::Text => Ok(Value::String(text.to_owned())),
             Format::Json => serde_json::from_str(text)
                 .map_err(|e| SecretError::Parse(format!("invalid JSON: {e}"))),
-            Format::Yaml => serde_norway::from_str(text)
-                .map_err(|e| SecretError::Parse(format!("invalid YAML: {e}"))),
+            Format::Yaml => serde_norway::from_str(text).map_err(|e| yaml_error(&e)),
             Format::Dotenv => parse_dotenv(text),
         }
     }
+}
+
+/// A YAML error that does not quote the text. serde's conversion errors quote the value, with
+/// `"` or backticks (`invalid value: string "..."` for a tagged scalar such as `!!int ...`), and
+/// the value may be a secret, so those messages are replaced by the position alone. libyaml's
+/// syntax errors quote only punctuation (`','`) and are kept.
+fn yaml_error(e: &serde_norway::Error) -> SecretError {
+    let message = e.to_string();
+    if !message.contains(['"', '`']) {
+        return SecretError::Parse(format!("invalid YAML: {message}"));
+    }
+    SecretError::Parse(match e.location() {
+        Some(at) => format!(
+            "invalid YAML at line {} column {} (a value that does not match its tag; not \
+             shown, as it may be secret)",
+            at.line(),
+            at.column()
+        ),
+        None => "invalid YAML (a value that does not match its tag; not shown, as it may be \
+                 secret)"
+            .to_owned(),
+    })
 }
 
 /// Drops lines that cannot be assignments (no `=`, outside a multi-line quoted value), which
@@ -251,6 +272,23 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(!err.contains("unterminated"), "{err}");
+    }
+
+    #[test]
+    fn yaml_errors_never_quote_the_text() {
+        for (text, position) in [
+            ("a: !!int hunter2\n", "line 1 column 4"),
+            ("a: !!float hunter2\n", "line 1 column 4"),
+            ("b: 1\na: !!bool hunter2\n", "line 2 column 4"),
+        ] {
+            let err = Format::Yaml.parse(text).unwrap_err().to_string();
+            assert!(!err.contains("hunter2"), "{text:?}: {err}");
+            assert!(err.contains(position), "{text:?}: {err}");
+        }
+        // Syntax errors keep libyaml's explanation, which names no text.
+        let err = Format::Yaml.parse("a: [hunter2\n").unwrap_err().to_string();
+        assert!(err.contains("did not find expected"), "{err}");
+        assert!(!err.contains("hunter2"), "{err}");
     }
 
     #[test]

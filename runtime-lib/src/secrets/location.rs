@@ -120,6 +120,17 @@ impl fmt::Display for Location {
     }
 }
 
+/// The text of a location for messages when it could not be parsed: the literal value of a
+/// `PLAIN` location is hidden, as [`Location`]'s `Display` hides it.
+pub fn describe_text(text: &str) -> String {
+    let text = text.trim();
+    if text.starts_with("PLAIN:") {
+        "PLAIN:<hidden>".to_owned()
+    } else {
+        text.to_owned()
+    }
+}
+
 /// Strips a leading `<CODE>_` from a variable name, selecting that provider (the legacy
 /// name prefix, e.g. `AWS_SM_DB_PASS`).
 pub fn provider_from_name(name: &str) -> Option<(Provider, &str)> {

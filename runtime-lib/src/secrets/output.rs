@@ -1,6 +1,8 @@
 //! Writing the resolved environment and configuration to files (§8.9), so that programs
 //! that cannot read environment variables can read them.
 
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::PathBuf;
 
 use serde_json::{Map, Value};
@@ -56,11 +58,21 @@ pub fn plan(
     })
 }
 
-/// Writes `value` (an object) to `file`.
+/// Writes `value` (an object) to `file`. A new file is readable by its owner only (mode
+/// 0600), since it holds the resolved secrets; an existing file keeps its permissions.
 pub fn write(file: &OutputFile, value: &Map<String, Value>) -> Result<(), SecretError> {
     let text = serialize(&Value::Object(value.clone()), file.format)?;
-    std::fs::write(&file.path, text)
-        .map_err(|e| SecretError::Fetch(format!("cannot write '{}': {e}", file.path.display())))
+    let fail = |e: std::io::Error| {
+        SecretError::Fetch(format!("cannot write '{}': {e}", file.path.display()))
+    };
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&file.path)
+        .and_then(|mut f| f.write_all(text.as_bytes()))
+        .map_err(fail)
 }
 
 #[cfg(test)]

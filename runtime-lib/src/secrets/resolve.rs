@@ -17,7 +17,7 @@ use tracing::{debug, info};
 
 use super::format::{Format, env_text, python_json};
 use super::jsonpath;
-use super::location::{Location, Provider, Transform, provider_from_name};
+use super::location::{Location, Provider, Transform, describe_text, provider_from_name};
 use super::merge::merge;
 use super::{Fetcher, SecretError};
 use crate::config::{MergeStrategy, ResolverConfig};
@@ -158,7 +158,7 @@ impl Resolver {
         let parse = |kind: &'static str, text: &String| {
             Location::parse(text, None, true).map_err(|error| TopLevelError {
                 kind,
-                location: text.clone(),
+                location: describe_text(text),
                 error,
             })
         };
@@ -672,5 +672,25 @@ mod tests {
         .await;
         assert_eq!(r.env["DB"], "pw");
         assert_eq!(r.env["DB_FOR_PROC_WRAPPER_TO_RESOLVE"], "PLAIN:x");
+    }
+
+    #[tokio::test]
+    async fn a_plain_top_level_location_that_does_not_parse_is_not_quoted() {
+        let p = params(&[("PROC_WRAPPER_ENV_LOCATIONS", "PLAIN:PASSWORD=hunter2|BAD")]);
+        let e = Resolver::new(p)
+            .fetch_top_level(Vec::new(), Map::new())
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(!e.contains("hunter2"), "{e}");
+        assert!(e.contains("'PLAIN:<hidden>'"), "{e}");
+        // Other locations are named in full: they are addresses, not values.
+        let p = params(&[("PROC_WRAPPER_CONFIG_LOCATIONS", "FILE:conf.json|BAD")]);
+        let e = Resolver::new(p)
+            .fetch_top_level(Vec::new(), Map::new())
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("'FILE:conf.json|BAD'"), "{e}");
     }
 }
