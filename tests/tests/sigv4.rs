@@ -27,14 +27,7 @@ struct Case {
 
 fn ours(case: &Case, time: SystemTime) -> String {
     let url = reqwest::Url::parse(case.url).unwrap();
-    let host = match url.port() {
-        Some(p) => format!("{}:{p}", url.host_str().unwrap()),
-        None => url.host_str().unwrap().to_owned(),
-    };
-    let query: Vec<(String, String)> = url
-        .query_pairs()
-        .map(|(k, v)| (k.into_owned(), v.into_owned()))
-        .collect();
+    let (host, query) = sigv4::host_and_query(&url);
     let query: Vec<(&str, &str)> = query
         .iter()
         .map(|(k, v)| (k.as_str(), v.as_str()))

@@ -111,15 +111,6 @@ pub(crate) async fn read_capped(
     Ok(out)
 }
 
-/// The `Host` header reqwest sends for `url`.
-fn host_header(url: &reqwest::Url) -> String {
-    let host = url.host_str().unwrap_or_default();
-    match url.port() {
-        Some(port) => format!("{host}:{port}"),
-        None => host.to_owned(),
-    }
-}
-
 /// The error code and message of a failed call, from the JSON protocol's `__type` and
 /// `message`, the `x-amzn-ErrorType` header, or the XML `<Code>` and `<Message>`.
 fn error_of(headers: &reqwest::header::HeaderMap, body: &[u8]) -> (Option<String>, Option<String>) {
@@ -322,12 +313,7 @@ impl Aws {
         call: &Call<'_>,
         creds: Option<&Credentials>,
     ) -> Result<Answer, Failure> {
-        let host = host_header(&call.url);
-        let query: Vec<(String, String)> = call
-            .url
-            .query_pairs()
-            .map(|(k, v)| (k.into_owned(), v.into_owned()))
-            .collect();
+        let (host, query) = sigv4::host_and_query(&call.url);
         let query: Vec<(&str, &str)> = query
             .iter()
             .map(|(k, v)| (k.as_str(), v.as_str()))

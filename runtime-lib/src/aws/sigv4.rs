@@ -40,6 +40,21 @@ pub struct Scope<'a> {
     pub time: SystemTime,
 }
 
+/// The `Host` header reqwest sends for `url` (the port only when not the scheme's default),
+/// and its query parameters, decoded: the parts of a URL that [`Request`] signs.
+pub fn host_and_query(url: &reqwest::Url) -> (String, Vec<(String, String)>) {
+    let host = url.host_str().unwrap_or_default();
+    let host = match url.port() {
+        Some(port) => format!("{host}:{port}"),
+        None => host.to_owned(),
+    };
+    let query = url
+        .query_pairs()
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect();
+    (host, query)
+}
+
 /// Lowercase hex of `bytes`.
 pub fn hex(bytes: &[u8]) -> String {
     let mut out = String::with_capacity(bytes.len() * 2);
