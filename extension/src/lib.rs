@@ -108,7 +108,7 @@ async fn sleep_until_opt(at: Option<Instant>) {
 /// four API connections); more means the API server cannot keep up with the invocations, and
 /// the extension keeps its memory bounded (about 50 KiB each) by leaving the excess
 /// unreported, with a warning.
-const MAX_IN_FLIGHT: usize = 128;
+const MAX_IN_FLIGHT: usize = 64;
 
 /// The main loop's state.
 struct State {
