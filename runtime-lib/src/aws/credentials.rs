@@ -68,7 +68,7 @@ fn env_true(name: &str) -> bool {
 
 /// Credentials from a JSON object with `AccessKeyId`, `SecretAccessKey`, `Token` or
 /// `SessionToken`, and `Expiration` (container credentials, IMDS, `credential_process`).
-fn from_json(v: &Value, source: &str) -> Result<Credentials, String> {
+pub fn from_json(v: &Value, source: &str) -> Result<Credentials, String> {
     let field = |name: &str| v.get(name).and_then(Value::as_str).map(str::to_owned);
     let (Some(access_key_id), Some(secret_access_key)) =
         (field("AccessKeyId"), field("SecretAccessKey"))
@@ -107,7 +107,7 @@ pub fn xml_text(xml: &str, tag: &str) -> Option<String> {
 }
 
 /// Credentials from the `<Credentials>` element of an STS answer.
-fn from_sts_xml(xml: &str) -> Result<Credentials, String> {
+pub fn from_sts_xml(xml: &str) -> Result<Credentials, String> {
     let creds = xml_text(xml, "Credentials")
         .ok_or_else(|| "the STS answer has no Credentials element".to_owned())?;
     let field =
@@ -365,6 +365,7 @@ impl Aws {
         let url = if let Some(relative) = env("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI") {
             format!("{ECS_CREDENTIALS_HOST}{relative}")
         } else if let Some(full) = env("AWS_CONTAINER_CREDENTIALS_FULL_URI") {
+            check_full_uri(&full)?;
             full
         } else {
             return Ok(None);
@@ -456,6 +457,39 @@ impl Aws {
     }
 }
 
+/// As in the SDKs, `AWS_CONTAINER_CREDENTIALS_FULL_URI` must be HTTPS, or plain HTTP to a
+/// loopback address or to the ECS or EKS Pod Identity agent (169.254.170.2, 169.254.170.23,
+/// fd00:ec2::23): the authorization token and the credentials never cross a network in clear.
+fn check_full_uri(uri: &str) -> Result<(), String> {
+    let url = reqwest::Url::parse(uri)
+        .map_err(|e| format!("AWS_CONTAINER_CREDENTIALS_FULL_URI '{uri}' is not a URL: {e}"))?;
+    let host = url.host_str().unwrap_or_default();
+    let ip = host
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .parse::<std::net::IpAddr>()
+        .ok();
+    let agent = |ip: std::net::IpAddr| {
+        ip.is_loopback()
+            || ip == std::net::Ipv4Addr::new(169, 254, 170, 2)
+            || ip == std::net::Ipv4Addr::new(169, 254, 170, 23)
+            || ip == std::net::Ipv6Addr::new(0xfd00, 0xec2, 0, 0, 0, 0, 0, 0x23)
+    };
+    let allowed = match url.scheme() {
+        "https" => !host.is_empty(),
+        "http" => ip.map_or(host.eq_ignore_ascii_case("localhost"), agent),
+        _ => false,
+    };
+    if allowed {
+        Ok(())
+    } else {
+        Err(format!(
+            "AWS_CONTAINER_CREDENTIALS_FULL_URI '{uri}' must use HTTPS, or HTTP to a loopback \
+             address or the ECS/EKS credentials agent"
+        ))
+    }
+}
+
 /// The instance metadata service's address: `AWS_EC2_METADATA_SERVICE_ENDPOINT` or the
 /// default.
 pub fn imds_endpoint() -> String {
@@ -496,6 +530,29 @@ async fn credential_process(profile: &str, command: &str) -> Result<Credentials,
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn full_uris_must_not_cross_a_network_in_clear() {
+        for ok in [
+            "http://127.0.0.1:8080/creds",
+            "http://localhost/creds",
+            "http://169.254.170.23/v1/credentials",
+            "http://[fd00:ec2::23]/v1/credentials",
+            "http://[::1]:9/creds",
+            "https://creds.example.com/x",
+        ] {
+            assert!(check_full_uri(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "http://10.0.0.5/creds",
+            "http://example.com/creds",
+            "file:///etc/passwd",
+            "nonsense",
+        ] {
+            let err = check_full_uri(bad).expect_err(bad);
+            assert!(err.contains("AWS_CONTAINER_CREDENTIALS_FULL_URI"), "{err}");
+        }
+    }
 
     #[test]
     fn debug_redacts_the_secrets() {

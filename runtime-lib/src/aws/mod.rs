@@ -114,25 +114,33 @@ pub(crate) async fn read_capped(
 /// The error code and message of a failed call, from the JSON protocol's `__type` and
 /// `message`, the `x-amzn-ErrorType` header, or the XML `<Code>` and `<Message>`.
 fn error_of(headers: &reqwest::header::HeaderMap, body: &[u8]) -> (Option<String>, Option<String>) {
-    let text = String::from_utf8_lossy(body);
     let header_code = headers
         .get("x-amzn-errortype")
         .and_then(|v| v.to_str().ok())
         .map(|v| v.split(':').next().unwrap_or(v).to_owned());
+    let (code, message) = error_in_body(body);
+    (code.or(header_code), message)
+}
+
+/// The error code and message in the body of a failed call: the JSON protocol's `__type`
+/// (without its namespace) and `message`, or the XML `<Code>` and `<Message>`.
+pub fn error_in_body(body: &[u8]) -> (Option<String>, Option<String>) {
+    let text = String::from_utf8_lossy(body);
     if let Ok(json) = serde_json::from_str::<Value>(&text) {
         let code = json
             .get("__type")
             .and_then(Value::as_str)
-            .map(|t| t.rsplit('#').next().unwrap_or(t).to_owned())
-            .or(header_code);
+            .map(|t| t.rsplit('#').next().unwrap_or(t).to_owned());
         let message = ["message", "Message"]
             .iter()
             .find_map(|k| json.get(*k).and_then(Value::as_str))
             .map(str::to_owned);
         return (code, message);
     }
-    let code = credentials::xml_text(&text, "Code").or(header_code);
-    (code, credentials::xml_text(&text, "Message"))
+    (
+        credentials::xml_text(&text, "Code"),
+        credentials::xml_text(&text, "Message"),
+    )
 }
 
 fn retryable_code(code: &str) -> bool {

@@ -82,15 +82,27 @@ fn parse(text: &str, config_file: bool, into: &mut HashMap<String, Profile>) {
 impl Profiles {
     /// Reads both files; a missing file counts as empty.
     pub fn load() -> Self {
+        let read = |path: Option<PathBuf>| {
+            path.and_then(|p| std::fs::read_to_string(p).ok())
+                .unwrap_or_default()
+        };
+        Self::parse(
+            &read(file_path("AWS_CONFIG_FILE", "config")),
+            &read(file_path("AWS_SHARED_CREDENTIALS_FILE", "credentials")),
+        )
+    }
+
+    /// The profiles of a config file's text and a credentials file's text.
+    pub fn parse(config: &str, credentials: &str) -> Self {
         let mut profiles = HashMap::new();
-        let read = |path: Option<PathBuf>| path.and_then(|p| std::fs::read_to_string(p).ok());
-        if let Some(text) = read(file_path("AWS_CONFIG_FILE", "config")) {
-            parse(&text, true, &mut profiles);
-        }
-        if let Some(text) = read(file_path("AWS_SHARED_CREDENTIALS_FILE", "credentials")) {
-            parse(&text, false, &mut profiles);
-        }
+        parse(config, true, &mut profiles);
+        parse(credentials, false, &mut profiles);
         Self { profiles }
+    }
+
+    /// The names of the profiles.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.profiles.keys().map(String::as_str)
     }
 
     /// The profile named `name`.
