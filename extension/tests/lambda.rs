@@ -4,11 +4,12 @@
 
 use std::net::{TcpListener, UdpSocket};
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use lambda_simulator::process::{ManagedProcess, ProcessConfig, ProcessRole};
 use lambda_simulator::{InvocationBuilder, InvocationStatus, ShutdownReason, Simulator};
 use procwrapper_tests::fake_api::{FakeApi, Recorded};
+use procwrapper_tests::lambda::{free_udp_port, until};
 use serde_json::{Value, json};
 
 const FUNCTION: &str = "ext-test-fn";
@@ -32,30 +33,11 @@ fn function_bin() -> PathBuf {
     path
 }
 
-fn free_udp_port() -> u16 {
-    UdpSocket::bind("127.0.0.1:0")
-        .and_then(|s| s.local_addr())
-        .expect("UNWRAP: a free port")
-        .port()
-}
-
 fn free_tcp_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|s| s.local_addr())
         .expect("UNWRAP: a free port")
         .port()
-}
-
-/// Polls `cond` every 10 ms until it holds or `limit` passes.
-async fn until(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
-    let start = Instant::now();
-    while !cond() {
-        if start.elapsed() > limit {
-            return false;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    true
 }
 
 struct Harness {

@@ -3,14 +3,15 @@
 //! and when the API server or a secret fails, and its status listener is on loopback only.
 
 use std::fs::File;
-use std::net::{Ipv4Addr, UdpSocket};
+use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use lambda_simulator::process::{ProcessConfig, ProcessRole};
 use lambda_simulator::{InvocationStatus, ShutdownReason, Simulator};
 use procwrapper_tests::fake_api::FakeApi;
+use procwrapper_tests::lambda::{free_udp_port, until};
 use serde_json::json;
 
 /// The API key and the secret value of these tests: either in the log is a leak.
@@ -26,25 +27,6 @@ fn function_bin() -> PathBuf {
         .join("examples/test_function");
     assert!(path.exists(), "{} is missing", path.display());
     path
-}
-
-fn free_udp_port() -> u16 {
-    UdpSocket::bind("127.0.0.1:0")
-        .and_then(|s| s.local_addr())
-        .expect("UNWRAP: a free port")
-        .port()
-}
-
-/// Polls `cond` every 10 ms until it holds or `limit` passes.
-async fn until(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
-    let start = Instant::now();
-    while !cond() {
-        if start.elapsed() > limit {
-            return false;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    true
 }
 
 async fn simulator() -> Simulator {

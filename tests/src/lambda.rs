@@ -42,3 +42,24 @@ pub async fn extensions_ready(sim: &Simulator, id: &str, limit: Duration) -> boo
     }
     true
 }
+
+/// A UDP port free on loopback (for the status listener of a test).
+pub fn free_udp_port() -> u16 {
+    std::net::UdpSocket::bind("127.0.0.1:0")
+        .and_then(|s| s.local_addr())
+        .expect("UNWRAP: a free port")
+        .port()
+}
+
+/// Polls `cond` every 10 ms until it holds or `limit` passes; returns whether it held (the
+/// async form of [`crate::wait_until`], for tests running on a tokio runtime).
+pub async fn until(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let start = Instant::now();
+    while !cond() {
+        if start.elapsed() > limit {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    true
+}
