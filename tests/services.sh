@@ -2,7 +2,7 @@
 # tests need, and stops them on exit.
 #   setup_venv   creates tests/.venv with moto[server] and cfn-lint (once)
 #   start_moto   starts moto_server on a free loopback port and exports the variables that
-#                point the tests (and the AWS SDK) at it
+#                point the tests (and proc_wrapper) at it
 #   check_dependencies   cargo-deny: licenses, bans, sources and (when possible) advisories
 # Requires bash; the caller runs `trap stop_services EXIT`.
 

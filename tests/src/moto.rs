@@ -1,13 +1,17 @@
 //! Access to the `moto_server` that `tests/run.sh` starts: the variables that point
-//! `proc_wrapper` at it, and blocking helpers that create secrets, parameters and objects.
+//! `proc_wrapper` at it, and blocking helpers that create secrets, parameters and objects (requests signed
+//! with proc_wrapper's own SigV4 signer, as moto expects signed requests).
 //!
 //! Tests that need AWS call [`Moto::connect`], which fails the test (never skips it) when
 //! `PROC_WRAPPER_TEST_MOTO_URL` is unset or the server does not answer.
 
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::SystemTime;
 
-use aws_config::{BehaviorVersion, Region};
-use aws_sdk_s3::primitives::ByteStream;
+use base64::Engine;
+use proc_wrapper::aws::credentials::Credentials;
+use proc_wrapper::aws::sigv4;
+use serde_json::{Value, json};
 
 /// The region the tests use.
 pub const REGION: &str = "us-east-2";
@@ -17,9 +21,7 @@ pub struct Moto {
     /// `http://127.0.0.1:PORT`.
     pub endpoint: String,
     rt: tokio::runtime::Runtime,
-    sm: aws_sdk_secretsmanager::Client,
-    ssm: aws_sdk_ssm::Client,
-    s3: aws_sdk_s3::Client,
+    http: reqwest::Client,
 }
 
 impl Moto {
@@ -40,27 +42,10 @@ impl Moto {
             .enable_all()
             .build()
             .expect("UNWRAP: a runtime can be built");
-        let sdk = rt.block_on(
-            aws_config::defaults(BehaviorVersion::latest())
-                .http_client(https_client())
-                .region(Region::new(REGION))
-                .endpoint_url(&endpoint)
-                .credentials_provider(aws_sdk_s3::config::Credentials::new(
-                    "testing", "testing", None, None, "tests",
-                ))
-                .load(),
-        );
-        let s3 = aws_sdk_s3::Client::from_conf(
-            aws_sdk_s3::config::Builder::from(&sdk)
-                .force_path_style(true)
-                .build(),
-        );
         Self {
-            sm: aws_sdk_secretsmanager::Client::new(&sdk),
-            ssm: aws_sdk_ssm::Client::new(&sdk),
-            s3,
             endpoint,
             rt,
+            http: reqwest::Client::new(),
         }
     }
 
@@ -85,84 +70,127 @@ impl Moto {
         )
     }
 
+    /// Sends a request signed for `service` with the dummy credentials; returns the status
+    /// and the body.
+    fn send(
+        &self,
+        service: &str,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Vec<u8>,
+    ) -> (u16, String) {
+        let url = reqwest::Url::parse(&format!("{}{path}", self.endpoint))
+            .expect("UNWRAP: a valid moto URL");
+        let (host, query) = sigv4::host_and_query(&url);
+        let query: Vec<(&str, &str)> = query
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        let creds = Credentials {
+            access_key_id: "testing".into(),
+            secret_access_key: "testing".into(),
+            session_token: None,
+            expires: None,
+        };
+        let signed = sigv4::sign(
+            &sigv4::Request {
+                method,
+                host: &host,
+                path: url.path(),
+                query: &query,
+                headers,
+                payload: &body,
+            },
+            sigv4::Scope {
+                region: REGION,
+                service,
+                time: SystemTime::now(),
+            },
+            &creds,
+            service == "s3",
+        );
+        let method = reqwest::Method::from_bytes(method.as_bytes()).expect("UNWRAP: a method");
+        let mut request = self.http.request(method, url).body(body);
+        for (k, v) in headers {
+            request = request.header(*k, *v);
+        }
+        for (k, v) in signed {
+            request = request.header(k, v);
+        }
+        self.rt.block_on(async {
+            let response = request.send().await.expect("UNWRAP: moto answers");
+            let status = response.status().as_u16();
+            (status, response.text().await.unwrap_or_default())
+        })
+    }
+
+    /// A JSON-protocol call (`target` is `secretsmanager.CreateSecret`, ...); panics unless
+    /// it succeeds.
+    fn json_call(&self, service: &str, target: &str, body: &Value) -> Value {
+        let (status, text) = self.send(
+            service,
+            "POST",
+            "/",
+            &[
+                ("content-type", "application/x-amz-json-1.1"),
+                ("x-amz-target", target),
+            ],
+            body.to_string().into_bytes(),
+        );
+        assert!(
+            (200..300).contains(&status),
+            "{target}: HTTP {status}: {text}"
+        );
+        serde_json::from_str(&text).unwrap_or(Value::Null)
+    }
+
+    fn create_secret(&self, body: &Value) -> String {
+        self.json_call("secretsmanager", "secretsmanager.CreateSecret", body)["ARN"]
+            .as_str()
+            .expect("UNWRAP: a created secret has an ARN")
+            .to_owned()
+    }
+
     /// Creates a string secret; returns its ARN.
     pub fn secret_string(&self, name: &str, value: &str) -> String {
-        self.rt
-            .block_on(
-                self.sm
-                    .create_secret()
-                    .name(name)
-                    .secret_string(value)
-                    .send(),
-            )
-            .expect("UNWRAP: moto creates the secret")
-            .arn
-            .expect("UNWRAP: a created secret has an ARN")
+        self.create_secret(&json!({"Name": name, "SecretString": value}))
     }
 
     /// Creates a binary secret; returns its ARN.
     pub fn secret_binary(&self, name: &str, value: &[u8]) -> String {
-        self.rt
-            .block_on(
-                self.sm
-                    .create_secret()
-                    .name(name)
-                    .secret_binary(aws_sdk_secretsmanager::primitives::Blob::new(value))
-                    .send(),
-            )
-            .expect("UNWRAP: moto creates the secret")
-            .arn
-            .expect("UNWRAP: a created secret has an ARN")
+        let encoded = base64::engine::general_purpose::STANDARD.encode(value);
+        self.create_secret(&json!({"Name": name, "SecretBinary": encoded}))
     }
 
     /// Creates an SSM parameter (`String`, `StringList` or `SecureString`).
     pub fn parameter(&self, name: &str, value: &str, kind: &str) {
-        self.rt
-            .block_on(
-                self.ssm
-                    .put_parameter()
-                    .name(name)
-                    .value(value)
-                    .r#type(aws_sdk_ssm::types::ParameterType::from(kind))
-                    .overwrite(true)
-                    .send(),
-            )
-            .expect("UNWRAP: moto stores the parameter");
+        self.json_call(
+            "ssm",
+            "AmazonSSM.PutParameter",
+            &json!({"Name": name, "Value": value, "Type": kind, "Overwrite": true}),
+        );
     }
 
     /// Creates a bucket (if needed) and an object with a content type.
     pub fn object(&self, bucket: &str, key: &str, body: &str, content_type: &str) {
-        self.rt.block_on(async {
-            let _ = self
-                .s3
-                .create_bucket()
-                .bucket(bucket)
-                .create_bucket_configuration(
-                    aws_sdk_s3::types::CreateBucketConfiguration::builder()
-                        .location_constraint(aws_sdk_s3::types::BucketLocationConstraint::from(
-                            REGION,
-                        ))
-                        .build(),
-                )
-                .send()
-                .await;
-            self.s3
-                .put_object()
-                .bucket(bucket)
-                .key(key)
-                .body(ByteStream::from(body.as_bytes().to_vec()))
-                .content_type(content_type)
-                .send()
-                .await
-                .expect("UNWRAP: moto stores the object");
-        });
+        let config = format!(
+            "<CreateBucketConfiguration><LocationConstraint>{REGION}</LocationConstraint>\
+             </CreateBucketConfiguration>"
+        );
+        // An existing bucket answers 409, which is fine.
+        let _ = self.send("s3", "PUT", &format!("/{bucket}"), &[], config.into_bytes());
+        let path = format!("/{bucket}/{}", sigv4::uri_encode(key, true));
+        let (status, text) = self.send(
+            "s3",
+            "PUT",
+            &path,
+            &[("content-type", content_type)],
+            body.as_bytes().to_vec(),
+        );
+        assert!(
+            (200..300).contains(&status),
+            "PutObject: HTTP {status}: {text}"
+        );
     }
-}
-
-/// The HTTP client of the SDK clients that set up moto: rustls with ring.
-fn https_client() -> aws_sdk_s3::config::SharedHttpClient {
-    use aws_smithy_http_client::tls::{Provider, rustls_provider::CryptoMode};
-    aws_smithy_http_client::Builder::new()
-        .tls_provider(Provider::Rustls(CryptoMode::Ring))
-        .build_https()
 }
