@@ -194,6 +194,7 @@ impl State {
                 }
             }
             Inbound::Status(h) => {
+                debug!(for_request = ?h.request_id, current = ?self.current, "a message from the function");
                 let target = h.request_id.clone().or_else(|| self.current.clone());
                 match target {
                     Some(id) => self.deliver(&id, Event::HandOff(h)),

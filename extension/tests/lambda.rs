@@ -9,7 +9,7 @@ use std::time::Duration;
 use lambda_simulator::process::{ManagedProcess, ProcessConfig, ProcessRole};
 use lambda_simulator::{InvocationBuilder, InvocationStatus, ShutdownReason, Simulator};
 use procwrapper_tests::fake_api::{FakeApi, Recorded};
-use procwrapper_tests::lambda::{free_udp_port, until};
+use procwrapper_tests::lambda::{free_udp_port, udp_addresses, until};
 use serde_json::{Value, json};
 
 const FUNCTION: &str = "ext-test-fn";
@@ -125,6 +125,13 @@ async fn start(options: Options) -> Harness {
                 .await
                 .is_ok(),
             "the extension did not register"
+        );
+        // The extension binds its status port after registering and before its first
+        // `/next`; Lambda starts no invocation before that `/next`, but the simulator may.
+        // A message sent before the bind would be lost, so wait for the port to be taken.
+        assert!(
+            until(LIMIT, || !udp_addresses(status_port).is_empty()).await,
+            "the extension did not listen on its status port"
         );
     }
     let mut func = ProcessConfig::new(function_bin(), ProcessRole::Runtime);
@@ -513,15 +520,12 @@ async fn a_known_execution_uuid_handed_over_by_the_function_is_updated_not_creat
     })
     .await;
     let known = "8ae2c2d4-7c8b-4b30-a5c0-6d5a56bbd3d0";
-    // What the handler wrapper of runtime-lib sends at the start of an invocation. The test
-    // sends it from outside the function, so the function runs long enough (3 s) for the
-    // message to arrive first even on a loaded machine (with 300 ms, 1 run in 12 lost the
-    // race under three CPU hogs and was reported as a new execution).
+    // What the handler wrapper of runtime-lib sends at the start of an invocation.
     let id = h
         .sim
         .enqueue(
             InvocationBuilder::new()
-                .payload(json!({"sleep_ms": 3000}))
+                .payload(json!({"sleep_ms": 300}))
                 .build()
                 .expect("UNWRAP: a valid invocation"),
         )

@@ -11,7 +11,7 @@ use std::time::Duration;
 use lambda_simulator::process::{ProcessConfig, ProcessRole};
 use lambda_simulator::{InvocationStatus, ShutdownReason, Simulator};
 use procwrapper_tests::fake_api::FakeApi;
-use procwrapper_tests::lambda::{free_udp_port, until};
+use procwrapper_tests::lambda::{free_udp_port, udp_addresses, until};
 use serde_json::json;
 
 /// The API key and the secret value of these tests: either in the log is a leak.
@@ -70,24 +70,6 @@ fn take(log: &Path) -> String {
     let text = read(log);
     let _ = std::fs::remove_file(log);
     text
-}
-
-/// The local addresses bound to UDP `port` (all namespaces' sockets of this network namespace),
-/// in the kernel's form: the address in memory order, as hexadecimal.
-fn udp_addresses(port: u16) -> Vec<String> {
-    let port = format!("{port:04X}");
-    ["/proc/net/udp", "/proc/net/udp6"]
-        .iter()
-        .filter_map(|f| std::fs::read_to_string(f).ok())
-        .flat_map(|text| {
-            text.lines()
-                .filter_map(|line| line.split_whitespace().nth(1))
-                .filter_map(|local| local.rsplit_once(':'))
-                .filter(|(_, p)| *p == port)
-                .map(|(addr, _)| addr.to_owned())
-                .collect::<Vec<_>>()
-        })
-        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

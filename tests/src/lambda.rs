@@ -63,3 +63,21 @@ pub async fn until(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
     }
     true
 }
+
+/// The local addresses (hex, as the kernel writes them) of the UDP sockets bound to `port`,
+/// from `/proc/net/udp` and `/proc/net/udp6`: who listens there, without binding the port.
+pub fn udp_addresses(port: u16) -> Vec<String> {
+    let port = format!("{port:04X}");
+    ["/proc/net/udp", "/proc/net/udp6"]
+        .iter()
+        .filter_map(|f| std::fs::read_to_string(f).ok())
+        .flat_map(|text| {
+            text.lines()
+                .filter_map(|line| line.split_whitespace().nth(1))
+                .filter_map(|local| local.rsplit_once(':'))
+                .filter(|(_, p)| *p == port)
+                .map(|(addr, _)| addr.to_owned())
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
