@@ -83,10 +83,6 @@ impl Moto {
         let url = reqwest::Url::parse(&format!("{}{path}", self.endpoint))
             .expect("UNWRAP: a valid moto URL");
         let (host, query) = sigv4::host_and_query(&url);
-        let query: Vec<(&str, &str)> = query
-            .iter()
-            .map(|(k, v)| (k.as_str(), v.as_str()))
-            .collect();
         let creds = Credentials {
             access_key_id: "testing".into(),
             secret_access_key: "testing".into(),

@@ -28,10 +28,6 @@ struct Case {
 fn ours(case: &Case, time: SystemTime) -> String {
     let url = reqwest::Url::parse(case.url).unwrap();
     let (host, query) = sigv4::host_and_query(&url);
-    let query: Vec<(&str, &str)> = query
-        .iter()
-        .map(|(k, v)| (k.as_str(), v.as_str()))
-        .collect();
     let creds = Credentials {
         access_key_id: "AKIDEXAMPLE".into(),
         secret_access_key: "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY".into(),

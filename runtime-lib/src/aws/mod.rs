@@ -322,10 +322,6 @@ impl Aws {
         creds: Option<&Credentials>,
     ) -> Result<Answer, Failure> {
         let (host, query) = sigv4::host_and_query(&call.url);
-        let query: Vec<(&str, &str)> = query
-            .iter()
-            .map(|(k, v)| (k.as_str(), v.as_str()))
-            .collect();
         let http = self.http().map_err(|message| Failure {
             message,
             retryable: false,

@@ -22,7 +22,7 @@ pub struct Request<'a> {
     /// The path as sent on the wire, already percent-encoded.
     pub path: &'a str,
     /// Query parameters, not encoded.
-    pub query: &'a [(&'a str, &'a str)],
+    pub query: &'a [(String, String)],
     /// Headers other than `host` and the `x-amz-*` ones this module adds.
     pub headers: &'a [(&'a str, &'a str)],
     /// The body.
@@ -220,7 +220,10 @@ mod tests {
             method: "GET",
             host: "iam.amazonaws.com",
             path: "/",
-            query: &[("Action", "ListUsers"), ("Version", "2010-05-08")],
+            query: &[
+                ("Action".to_owned(), "ListUsers".to_owned()),
+                ("Version".to_owned(), "2010-05-08".to_owned()),
+            ],
             headers: &[(
                 "Content-Type",
                 "application/x-www-form-urlencoded; charset=utf-8",
