@@ -30,6 +30,7 @@ pub mod config;
 pub mod exec;
 pub mod exit_codes;
 pub mod handoff;
+mod http;
 pub mod lambda;
 pub mod logging;
 pub mod managed;

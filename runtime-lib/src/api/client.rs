@@ -258,35 +258,17 @@ impl ApiClient {
 
 /// Reads the body of `response`, failing when it is longer than `limit` bytes (without reading
 /// further).
-async fn read_body(mut response: reqwest::Response, limit: usize) -> Result<Vec<u8>, ApiError> {
-    let too_long = || {
-        ApiError::InvalidResponse(format!(
-            "the body is longer than {limit} bytes; not reading it"
-        ))
-    };
-    if response
-        .content_length()
-        .is_some_and(|n| n > u64::try_from(limit).unwrap_or(u64::MAX))
-    {
-        return Err(too_long());
-    }
-    let mut body = Vec::new();
-    loop {
-        match response.chunk().await {
-            Ok(Some(chunk)) => {
-                if body.len() + chunk.len() > limit {
-                    return Err(too_long());
-                }
-                body.extend_from_slice(&chunk);
+async fn read_body(response: reqwest::Response, limit: usize) -> Result<Vec<u8>, ApiError> {
+    crate::http::read_limited(response, limit)
+        .await
+        .map_err(|e| match e {
+            crate::http::BodyError::TooLong => ApiError::InvalidResponse(format!(
+                "the body is longer than {limit} bytes; not reading it"
+            )),
+            crate::http::BodyError::Read(e) => {
+                ApiError::InvalidResponse(format!("could not read the body: {e}"))
             }
-            Ok(None) => return Ok(body),
-            Err(e) => {
-                return Err(ApiError::InvalidResponse(format!(
-                    "could not read the body: {e}"
-                )));
-            }
-        }
-    }
+        })
 }
 
 /// The answer to one attempt.

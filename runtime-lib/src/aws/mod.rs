@@ -92,23 +92,27 @@ fn env(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.trim().is_empty())
 }
 
-/// Reads a response body, failing once it passes `cap` bytes.
+/// Reads a response body, failing once it passes `cap` bytes; `Err` holds the message and
+/// whether trying again may help (a broken connection, not a body too long).
+async fn read_body(response: reqwest::Response, cap: usize) -> Result<Vec<u8>, (String, bool)> {
+    crate::http::read_limited(response, cap)
+        .await
+        .map_err(|e| match e {
+            crate::http::BodyError::TooLong => {
+                (format!("the answer is larger than {cap} bytes"), false)
+            }
+            crate::http::BodyError::Read(e) => (format!("reading the answer failed: {e}"), true),
+        })
+}
+
+/// [`read_body`] with the message alone.
 pub(crate) async fn read_capped(
-    mut response: reqwest::Response,
+    response: reqwest::Response,
     cap: usize,
 ) -> Result<Vec<u8>, String> {
-    let mut out = Vec::new();
-    while let Some(chunk) = response
-        .chunk()
+    read_body(response, cap)
         .await
-        .map_err(|e| format!("reading the answer failed: {e}"))?
-    {
-        if out.len() + chunk.len() > cap {
-            return Err(format!("the answer is larger than {cap} bytes"));
-        }
-        out.extend_from_slice(&chunk);
-    }
-    Ok(out)
+        .map_err(|(message, _)| message)
 }
 
 /// The error code and message of a failed call, from the JSON protocol's `__type` and
@@ -374,11 +378,11 @@ impl Aws {
         } else {
             MAX_ANSWER_BYTES
         };
-        let body = read_capped(response, cap)
+        let body = read_body(response, cap)
             .await
-            .map_err(|message| Failure {
-                retryable: message.starts_with("reading"),
+            .map_err(|(message, retryable)| Failure {
                 message,
+                retryable,
                 bucket_region: None,
             })?;
         if status.is_success() {
