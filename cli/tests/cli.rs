@@ -460,3 +460,18 @@ fn as_pid_1_orphans_are_reaped() {
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert_eq!(stdout(&out).trim(), "REAPED", "{}", stderr(&out));
 }
+
+/// One argument holding a whole shell script (`proc_wrapper 'a | b; exit 3'`, or Docker's
+/// exec form `CMD ["proc_wrapper", "a | b"]`) runs as that script, as in 6.0.2.
+#[test]
+fn one_argument_holding_a_script_runs_it() {
+    let out = Command::new(env!("CARGO_BIN_EXE_proc_wrapper"))
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("PROC_WRAPPER_OFFLINE_MODE", "TRUE")
+        .arg("echo x | tr a-z A-Z; exit 3")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "X\n");
+}

@@ -92,8 +92,11 @@ pub fn resolve_parts(
         return Some(Command::Exec(command.to_vec()));
     }
     if shell {
-        let script = match quoted {
-            Some(q) if !stripped => q,
+        let script = match (quoted, command) {
+            // One argument holding a whole script (`proc_wrapper 'a | b; exit 3'`, Docker's
+            // `CMD ["proc_wrapper", "a | b"]`) runs as that script, as in 6.0.2.
+            (Some(_), [only]) if !stripped => only.clone(),
+            (Some(q), _) if !stripped => q,
             _ => line,
         };
         return Some(Command::Shell(script));
@@ -328,6 +331,17 @@ mod tests {
             run_list(&["echo", "hello dude"], true),
             exec(&["echo", "hello dude"])
         );
+    }
+
+    #[test]
+    fn one_argument_holding_a_script_runs_as_that_script() {
+        const SCRIPT: &str = "echo x | tr a-z A-Z; exit 3";
+        let list: &[&str] = &[SCRIPT];
+        assert_eq!(run(&Input::List(list), Auto, true), shell(SCRIPT));
+        assert_eq!(run(&Input::List(list), Enable, true), shell(SCRIPT));
+        assert_eq!(run(&Input::List(list), Disable, true), exec(list));
+        // Without anything for a shell, one argument is a program name, as in 6.0.2.
+        assert_eq!(run(&Input::List(&["true"]), Auto, true), exec(&["true"]));
     }
 
     #[test]
