@@ -142,7 +142,7 @@ where
     if let Some(meta) = &config.task.instance_metadata {
         set(
             "PROC_WRAPPER_TASK_INSTANCE_METADATA",
-            serde_json::Value::Object(meta.clone()).to_string(),
+            crate::secrets::format::python_json(&serde_json::Value::Object(meta.clone())),
         );
     }
     env
@@ -190,6 +190,20 @@ mod tests {
         assert_eq!(
             get(&env, "PROC_WRAPPER_STATUS_UPDATE_INTERVAL_SECONDS"),
             None
+        );
+    }
+
+    #[test]
+    fn json_settings_use_the_separators_of_the_original() {
+        let vars = [(
+            "PROC_WRAPPER_TASK_INSTANCE_METADATA",
+            r#"{"a":1,"b":{"c":[1,2]}}"#,
+        )];
+        let config = crate::config::from_pairs(&vars);
+        let env = build(&config, vars, None);
+        assert_eq!(
+            get(&env, "PROC_WRAPPER_TASK_INSTANCE_METADATA"),
+            Some(r#"{"a": 1, "b": {"c": [1, 2]}}"#)
         );
     }
 
