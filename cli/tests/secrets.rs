@@ -467,6 +467,25 @@ fn s3_yaml_objects_by_suffix_extension_and_content_type() {
     }
 }
 
+/// S3 keys are literal, as boto3 (and so 6.0.2) reads them: `a/../b.env` is the object of
+/// that name, not `b.env`.
+#[test]
+fn s3_keys_with_dot_segments_are_literal() {
+    let moto = Moto::connect();
+    let bucket = Moto::unique("dots").to_lowercase();
+    moto.object(&bucket, "b.env", "WHICH=normalized\n", "text/plain");
+    for (key, which) in [
+        ("a/../b.env", "dot-dot"),
+        ("./c.env", "dot"),
+        ("d//e.env", "double-slash"),
+    ] {
+        moto.object(&bucket, key, &format!("WHICH={which}\n"), "text/plain");
+        let loc = format!("arn:aws:s3:::{bucket}/{key}");
+        let env = child_env(with_moto(&moto, &[]).args(["-e", &loc]));
+        assert_eq!(env["WHICH"], which, "{key}");
+    }
+}
+
 #[test]
 fn one_secret_referenced_many_times_is_fetched_once() {
     let moto = Moto::connect();

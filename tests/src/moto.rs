@@ -176,7 +176,10 @@ impl Moto {
         );
         // An existing bucket answers 409, which is fine.
         let _ = self.send("s3", "PUT", &format!("/{bucket}"), &[], config.into_bytes());
-        let path = format!("/{bucket}/{}", sigv4::uri_encode(key, true));
+        // A key with `.` or `..` segments travels with its slashes encoded, which the URL
+        // parser leaves alone (it would remove the segments) and moto decodes.
+        let dot_segment = key.split('/').any(|s| s == "." || s == "..");
+        let path = format!("/{bucket}/{}", sigv4::uri_encode(key, !dot_segment));
         let (status, text) = self.send(
             "s3",
             "PUT",
