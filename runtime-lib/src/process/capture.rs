@@ -2,6 +2,11 @@
 //! passed through to the wrapper's own, byte for byte and as they arrive, while the last lines
 //! are kept for `debug_log_tail` / `error_log_tail`.
 //!
+//! With merged logs (the default) the child gets one pipe for both streams, as in 6.0.2, so
+//! the tail keeps the order in which it wrote its lines; what it writes to either stream then
+//! reaches the wrapper's standard output. With separate logs, each stream has its own pipe
+//! and reaches the wrapper's stream of the same name.
+//!
 //! Each captured stream has a reader task; the tails are shared behind a mutex and persist
 //! across attempts. [`LogCapture::finish`] waits (boundedly) for the readers to reach the end
 //! of their pipes, since grandchildren may keep a pipe open after the child exits.
@@ -80,6 +85,11 @@ impl LogCapture {
             tails: Arc::default(),
             readers: Arc::default(),
         })
+    }
+
+    /// One tail for both streams (`merge_stdout_and_stderr_logs`).
+    pub fn merged(&self) -> bool {
+        self.merge
     }
 
     /// Adds a line (with its line ending) to the tail of `stream`.

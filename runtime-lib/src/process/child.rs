@@ -128,8 +128,11 @@ impl Reaper {
                 return kind;
             }
             // A lost SIGCHLD is impossible once registered, but a periodic check costs little
-            // and protects against a child reaped through some other path.
-            let _ = timeout(Duration::from_secs(1), self.sigchld.recv()).await;
+            // and protects against a child reaped through some other path. A signal stream
+            // that has ended (`None` at once) would make this loop spin, so it waits then.
+            if let Ok(None) = timeout(Duration::from_secs(1), self.sigchld.recv()).await {
+                sleep(Duration::from_secs(1)).await;
+            }
         }
     }
 }
@@ -176,12 +179,22 @@ pub fn spawn(
         .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "empty command"))?;
     let mut cmd = std::process::Command::new(program);
     cmd.args(args).env_clear().envs(env).current_dir(work_dir);
+    // With merged logs, both streams of the child write into one pipe, as 6.0.2 does
+    // (`stderr=STDOUT`): the tail then keeps the order in which the child wrote, which two
+    // pipes read by two readers cannot. Everything then reaches the wrapper's stdout.
+    let mut merged = None;
     if let Some(c) = capture {
-        if c.stdout {
-            cmd.stdout(Stdio::piped());
-        }
-        if c.stderr {
-            cmd.stderr(Stdio::piped());
+        if c.merged() && c.stdout && c.stderr {
+            let (reader, writer) = std::io::pipe()?;
+            cmd.stdout(writer.try_clone()?).stderr(writer);
+            merged = Some(reader);
+        } else {
+            if c.stdout {
+                cmd.stdout(Stdio::piped());
+            }
+            if c.stderr {
+                cmd.stderr(Stdio::piped());
+            }
         }
     }
     if group {
@@ -196,8 +209,14 @@ pub fn spawn(
         }
     }
     let mut child = cmd.spawn()?;
+    // The command holds the parent's copies of the merged pipe's write end: closed now, so the
+    // reader sees the end of the pipe when the child (and whatever inherited it) is done.
+    drop(cmd);
     let pid = i32::try_from(child.id()).map_err(|_| io::Error::other("process ID out of range"))?;
     if let Some(c) = capture {
+        if let Some(reader) = merged {
+            c.read(reader.into(), Stream::Out);
+        }
         if let Some(out) = child.stdout.take() {
             c.read(out.into(), Stream::Out);
         }
