@@ -8,7 +8,7 @@
 
 use std::ffi::OsString;
 use std::path::PathBuf;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use clap::Parser;
 use clap::error::ErrorKind;
@@ -654,7 +654,64 @@ async fn supervise(
         extra.extend(c.final_tails(&config.log, outcome.status));
     }
     if let Some(r) = &mut hooks.reporter {
-        r.final_update(&outcome, extra).await;
+        send_final_update(r, &outcome, extra, &mut supervisor, config).await;
     }
     outcome.wrapper_exit_code
+}
+
+/// Sends the final update, within `--api-final-update-timeout`, but a wrapper that was told to
+/// stop does not outstay that: after a signal (one that ended the run, or one that arrives
+/// now) the update gets at most the rest of the termination grace period from that signal,
+/// and a second signal during the update ends the wrapper at once. The exit code stays the
+/// one of the run.
+async fn send_final_update(
+    reporter: &mut Reporter,
+    outcome: &Outcome,
+    extra: Map<String, Value>,
+    supervisor: &mut Supervisor<'_>,
+    config: &Config,
+) {
+    /// The least time a final update gets after a signal, even when the child used up the
+    /// grace period: one quick attempt.
+    const AT_LEAST: Duration = Duration::from_secs(2);
+    let grace = config.process.termination_grace_period;
+    let bound_from = |at: Instant| {
+        grace.map(|g| tokio::time::Instant::from_std((at + g).max(Instant::now() + AT_LEAST)))
+    };
+    let update = reporter.final_update(outcome, extra);
+    tokio::pin!(update);
+    let mut deadline = supervisor.signalled_at().and_then(bound_from);
+    let mut signalled = supervisor.signalled_at().is_some();
+    loop {
+        tokio::select! {
+            () = &mut update => return,
+            () = sleep_until_opt(deadline) => {
+                warn!(
+                    "gave up sending the final update: the wrapper was told to stop and the \
+                     termination grace period is over"
+                );
+                return;
+            }
+            sig = supervisor.next_signal() => {
+                if signalled {
+                    warn!("received {sig} again; exiting without the final update");
+                    return;
+                }
+                signalled = true;
+                warn!("received {sig} while sending the final update; trying for at most the termination grace period");
+                let bound = bound_from(Instant::now());
+                deadline = match (deadline, bound) {
+                    (Some(a), Some(b)) => Some(a.min(b)),
+                    (a, b) => a.or(b),
+                };
+            }
+        }
+    }
+}
+
+async fn sleep_until_opt(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d).await,
+        None => std::future::pending().await,
+    }
 }

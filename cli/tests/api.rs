@@ -987,3 +987,161 @@ fn a_signal_during_creation_retries_ends_the_wrapper_without_running_the_command
     assert!(stderr(&out).contains("received SIGTERM before the command started"));
     assert!(!marker.exists());
 }
+
+/// The whole environment the CloudReactor server gives a run it starts itself
+/// (task_manager's `TaskExecution.make_environment`): the execution is known, the input is
+/// JSON `null`, and the settings the Task has no value for are Python's `str(None)` or the
+/// server's `-1`. The run must start and report like any other.
+#[test]
+fn a_run_the_server_started_reports_like_any_other() {
+    let api = FakeApi::start();
+    let uuid = "5c7d2a1e-3b9f-4e61-9a0c-7f1e2d3c4b5a";
+    let dir = tempfile::tempdir().unwrap();
+    let out = run(Command::new(env!("CARGO_BIN_EXE_proc_wrapper"))
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .current_dir(dir.path())
+        .env("PROC_WRAPPER_API_BASE_URL", &api.url)
+        .env("PROC_WRAPPER_TASK_EXECUTION_UUID", uuid)
+        .env("PROC_WRAPPER_TASK_NAME", "A Task")
+        .env("PROC_WRAPPER_INPUT_VALUE", "null")
+        .env("PROC_WRAPPER_MANAGED_PROBABILITY", "None")
+        .env("PROC_WRAPPER_FAILURE_REPORT_PROBABILITY", "None")
+        .env("PROC_WRAPPER_TIMEOUT_REPORT_PROBABILITY", "None")
+        .env("PROC_WRAPPER_DEPLOYMENT", "production")
+        .env("PROC_WRAPPER_LOG_LEVEL", "INFO")
+        .env(
+            "PROC_WRAPPER_TASK_COMMAND",
+            "echo \"input=$PROC_WRAPPER_INPUT_VALUE\" > seen; exit 0",
+        )
+        .env("PROC_WRAPPER_TASK_IS_SERVICE", "FALSE")
+        .env("PROC_WRAPPER_PROCESS_MAX_RETRIES", "0")
+        .env("PROC_WRAPPER_PROCESS_TIMEOUT_SECONDS", "3600")
+        // The server writes this one with a leading space; nobody reads it.
+        .env(
+            " PROC_WRAPPER_PROCESS_TERMINATION_GRACE_PERIOD_SECONDS",
+            "30",
+        )
+        .env("PROC_WRAPPER_PREVENT_OFFLINE_EXECUTION", "FALSE")
+        .env("PROC_WRAPPER_API_KEY", API_KEY)
+        .env("PROC_WRAPPER_API_HEARTBEAT_INTERVAL_SECONDS", "600")
+        .env("PROC_WRAPPER_API_REQUEST_TIMEOUT_SECONDS", "30")
+        .env("PROC_WRAPPER_API_RETRY_DELAY_SECONDS", "600")
+        .env("PROC_WRAPPER_API_ERROR_TIMEOUT_SECONDS", "300")
+        .env(
+            "PROC_WRAPPER_API_TASK_EXECUTION_CREATION_ERROR_TIMEOUT_SECONDS",
+            "300",
+        )
+        .env(
+            "PROC_WRAPPER_API_TASK_EXECUTION_CREATION_CONFLICT_TIMEOUT_SECONDS",
+            "1800",
+        )
+        .env(
+            "PROC_WRAPPER_API_TASK_EXECUTION_CREATION_CONFLICT_RETRY_DELAY_SECONDS",
+            "60",
+        )
+        .env("PROC_WRAPPER_API_FINAL_UPDATE_TIMEOUT_SECONDS", "1800")
+        .env("PROC_WRAPPER_API_RETRIES_FOR_FINAL_UPDATE", "None")
+        .env(
+            "PROC_WRAPPER_API_RETRIES_FOR_PROCESS_CREATION_CONFLICT",
+            "None",
+        )
+        .env("PROC_WRAPPER_STATUS_UPDATE_PORT", "-1")
+        .env("PROC_WRAPPER_ENABLE_STATUS_UPDATE_LISTENER", "FALSE")
+        .env("PROC_WRAPPER_STATUS_UPDATE_INTERVAL_SECONDS", "-1")
+        .env("PROC_WRAPPER_STATUS_UPDATE_MESSAGE_MAX_BYTES", "-1")
+        .env("PROC_WRAPPER_PROCESS_IS_SERVICE", "FALSE"));
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("seen")).unwrap(),
+        "input=null\n"
+    );
+    let reqs = api.requests();
+    assert_eq!(reqs.len(), 2, "{reqs:#?}");
+    // The execution the server created is attached to, not created again.
+    assert_eq!(reqs[0].method, "PATCH");
+    assert_eq!(reqs[0].path, format!("/api/v1/task_executions/{uuid}/"));
+    assert_eq!(reqs[0].status(), Some("RUNNING"));
+    assert!(reqs[0].body.get("task").is_none());
+    assert_eq!(reqs[0].body["api_managed_probability"], 1.0);
+    assert_eq!(reqs[0].body["process_timeout_seconds"], 3600);
+    assert_eq!(reqs[0].body["heartbeat_interval_seconds"], 600);
+    assert_eq!(reqs[0].body["status_update_message_max_bytes"], 65536);
+    assert_eq!(reqs[1].path, format!("/api/v1/task_executions/{uuid}/"));
+    assert_eq!(reqs[1].query.as_deref(), Some("content=false"));
+    assert_eq!(reqs[1].status(), Some("SUCCEEDED"));
+    assert_eq!(reqs[1].body["exit_code"], 0);
+}
+
+/// With merged logs (the default), the child's stdout and stderr share one pipe, as in
+/// 6.0.2: the tail keeps the order the child wrote its lines in, down to the last ones.
+#[test]
+fn merged_log_tails_keep_the_order_of_the_child() {
+    let script = "for i in $(seq 1 200); do echo out $i; echo err $i >&2; done; \
+                  echo final error >&2; exit 2";
+    let mut expected: Vec<String> = (191..=200)
+        .flat_map(|i| [format!("out {i}\n"), format!("err {i}\n")])
+        .collect();
+    expected.push("final error\n".into());
+    let expected: String = expected[expected.len() - 20..].concat();
+    // Run it several times: interleaving bugs do not show every time.
+    for _ in 0..5 {
+        let api = FakeApi::start();
+        let out = run(wrapper(&api)
+            .env("PROC_WRAPPER_NUM_LOG_LINES_SENT_ON_FAILURE", "20")
+            .args(["--", "sh", "-c", script]));
+        assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+        let f = last(&api.requests()).body.clone();
+        assert_eq!(f["debug_log_tail"].as_str(), Some(expected.as_str()), "{f}");
+        assert!(f.get("error_log_tail").is_none(), "{f}");
+        // Both streams reach the wrapper's stdout, in the child's order.
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(stdout.ends_with(&expected), "{stdout}");
+        assert!(stdout.contains("out 1\nerr 1\nout 2\n"), "{stdout}");
+    }
+    // Kept apart, each stream reaches the wrapper's stream of the same name.
+    let api = FakeApi::start();
+    let out = run(wrapper(&api)
+        .env("PROC_WRAPPER_NUM_LOG_LINES_SENT_ON_FAILURE", "2")
+        .env("PROC_WRAPPER_MERGE_STDOUT_AND_STDERR_LOGS", "FALSE")
+        .args(["--", "sh", "-c", script]));
+    let f = last(&api.requests()).body.clone();
+    assert_eq!(f["debug_log_tail"], "out 199\nout 200\n");
+    assert_eq!(f["error_log_tail"], "err 200\nfinal error\n");
+    assert!(String::from_utf8_lossy(&out.stdout).ends_with("out 200\n"));
+    assert!(stderr(&out).contains("err 200\nfinal error\n"));
+}
+
+/// An auto-created Task asked to be active, with no execution method capability known
+/// (no ECS or Lambda metadata), is sent passive with a warning, as 6.0.2 does: the real
+/// server refuses an active Task with an Unknown execution method. A Task that is not
+/// auto-created is active.
+#[test]
+fn passive_is_decided_as_in_the_original() {
+    let api = FakeApi::start();
+    let out = run(wrapper(&api)
+        .env("PROC_WRAPPER_AUTO_CREATE_TASK", "TRUE")
+        .env(
+            "PROC_WRAPPER_AUTO_CREATE_TASK_RUN_ENVIRONMENT_NAME",
+            "myenv",
+        )
+        .args(["--force-task-active", "--", "true"]));
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains(
+            "Task may not be active unless execution method capability can be determined"
+        ),
+        "{}",
+        stderr(&out)
+    );
+    let reqs = api.requests();
+    assert_eq!(creation(&reqs).body["task"]["passive"], true);
+    assert_eq!(last(&reqs).status(), Some("SUCCEEDED"));
+
+    let api = FakeApi::start();
+    let out = run(wrapper(&api).args(["--", "true"]));
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let reqs = api.requests();
+    assert_eq!(creation(&reqs).body["task"]["passive"], false);
+    assert_eq!(creation(&reqs).body["task"]["was_auto_created"], false);
+}

@@ -1,7 +1,8 @@
 //! A fake CloudReactor API server (decisions §7): it answers like the real one and records
 //! every request, and its answers can be scripted to inject faults.
 //!
-//! * `POST /api/v1/task_executions/` → 201 with `uuid` and `task {uuid, name}`.
+//! * `POST /api/v1/task_executions/` → 201 with `uuid` and `task {uuid, name}`; 400 for an
+//!   auto-created Task that is active with an Unknown execution method, as the real server.
 //! * `PATCH /api/v1/task_executions/<uuid>/` → 200 with the execution, or 204 with
 //!   `?content=false`; a `RUNNING` update of an execution that was asked to stop
 //!   ([`FakeApi::request_stop`]) → 409 and the execution becomes `STOPPED`, as the real server
@@ -145,6 +146,20 @@ pub fn execution_uuid(n: u32) -> String {
     format!("d9554f00-eaeb-4a16-96e4-{n:012}")
 }
 
+/// An auto-created Task that is not passive and has no known execution method, which the
+/// real server refuses with 400 (task_manager's `TaskSerializer.validate`).
+fn active_with_unknown_method(body: &Value) -> bool {
+    let Some(task) = body.get("task") else {
+        return false;
+    };
+    let flag = |k: &str| task.get(k).and_then(Value::as_bool).unwrap_or(false);
+    let method = task
+        .get("execution_method_type")
+        .and_then(Value::as_str)
+        .unwrap_or("Unknown");
+    flag("was_auto_created") && !flag("passive") && method == "Unknown"
+}
+
 #[allow(clippy::too_many_arguments)]
 async fn handle(
     state: Shared,
@@ -227,6 +242,14 @@ async fn handle(
     let given = body.get("status").and_then(Value::as_str);
     let requested = given.unwrap_or("RUNNING");
     match uuid {
+        None if active_with_unknown_method(&body) => (
+            // The real server's TaskSerializer validation of an auto-created Task.
+            StatusCode::BAD_REQUEST,
+            axum::Json(json!({"task": {"passive": [
+                "Non-passive Tasks may not have an Unknown execution method"
+            ]}})),
+        )
+            .into_response(),
         None => {
             s.next += 1;
             let uuid = execution_uuid(s.next);

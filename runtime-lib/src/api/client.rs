@@ -200,48 +200,47 @@ impl ApiClient {
         };
         let mut last_status = None;
         loop {
-            let delay = match self.attempt(&method, &url, body).await {
+            // What went wrong (for the log line), and how long to wait before the next try.
+            let (problem, delay) = match self.attempt(&method, &url, body).await {
                 Attempt::Done(result) => return result,
                 Attempt::Status(status, after) => {
                     last_status = Some(status.as_u16());
                     match status {
                         StatusCode::CONFLICT if kind == RequestKind::Creation => {
-                            warn!(
-                                "the API server reports a conflict with another execution; \
-                                 retrying Task Execution creation"
-                            );
                             timeout = self.config.creation_conflict_timeout;
-                            self.config.creation_conflict_retry_delay
+                            (
+                                "the API server reports a conflict with another execution \
+                                 (409)"
+                                    .to_owned(),
+                                self.config.creation_conflict_retry_delay,
+                            )
                         }
                         StatusCode::CONFLICT => return Err(ApiError::Conflict),
                         StatusCode::TOO_MANY_REQUESTS
                         | StatusCode::BAD_GATEWAY
                         | StatusCode::SERVICE_UNAVAILABLE
-                        | StatusCode::GATEWAY_TIMEOUT => {
-                            let delay = clamp_retry_after(after.unwrap_or(self.config.retry_delay));
-                            warn!(
-                                "the API server answered {status}; retrying in {} seconds",
-                                delay.as_secs_f64()
-                            );
-                            delay
-                        }
+                        | StatusCode::GATEWAY_TIMEOUT => (
+                            format!("the API server answered {status}"),
+                            clamp_retry_after(after.unwrap_or(self.config.retry_delay)),
+                        ),
                         _ => {
                             error!("the API server answered {status} to {method} {path}");
                             return Err(ApiError::Rejected(status.as_u16()));
                         }
                     }
                 }
-                Attempt::Network(e) => {
-                    error!("could not reach the API server ({method} {path}): {e}");
-                    self.config.retry_delay
-                }
+                Attempt::Network(e) => (
+                    format!("could not reach the API server ({method} {path}): {e}"),
+                    self.config.retry_delay,
+                ),
             };
             if let Some(t) = timeout
                 && first.elapsed() + delay >= t
             {
+                // Said once, with what happens now, rather than "retrying" and then not.
                 error!(
-                    "exhausted the retry timeout of {} seconds; not sending any more API \
-                     requests for now",
+                    "{problem}; not retrying, since the next try would come after the retry \
+                     timeout of {} seconds; not sending any more API requests for now",
                     t.as_secs_f64()
                 );
                 self.exhausted_at = Some(Instant::now());
@@ -251,6 +250,7 @@ impl ApiClient {
                     ApiError::Exhausted(last_status)
                 });
             }
+            warn!("{problem}; retrying in {} seconds", delay.as_secs_f64());
             tokio::time::sleep(delay).await;
         }
     }

@@ -130,6 +130,28 @@ pub struct Reporter {
     next_refresh: Option<Instant>,
     /// Embedded mode (`managed_call`): no exit codes, no heartbeats.
     pub embedded: bool,
+    /// The `passive` flag sent with the Task (see [`task_passive`]).
+    passive: bool,
+}
+
+/// The `passive` flag of the Task object, as 6.0.2 decides it: the configured one, except
+/// that an auto-created Task stays passive when no execution method capability is known (no
+/// ECS or Lambda metadata), since the server refuses an active Task with an unknown execution
+/// method (400 "Non-passive Tasks may not have an Unknown execution method").
+pub fn task_passive(config: &Config, metadata: &RuntimeMetadata) -> bool {
+    if config.task.auto_create
+        && !config.task.passive
+        && !metadata
+            .task
+            .contains_key("execution_method_capability_details")
+    {
+        warn!(
+            "Task may not be active unless execution method capability can be determined; \
+             reporting it as passive"
+        );
+        return true;
+    }
+    config.task.passive
 }
 
 enum Event {
@@ -151,6 +173,7 @@ impl Reporter {
     /// A reporter that sends through `client` (a clone of a client shares its connections).
     pub fn with_client(client: ApiClient, config: &Config, metadata: RuntimeMetadata) -> Self {
         Self {
+            passive: task_passive(config, &metadata),
             client,
             execution_uuid: config.task.execution_uuid.clone(),
             config: config.clone(),
@@ -409,7 +432,7 @@ impl Reporter {
                 json!(c.task.max_concurrency.unwrap_or(-1)),
             );
             task.insert("was_auto_created".into(), json!(c.task.auto_create));
-            task.insert("passive".into(), json!(c.task.passive));
+            task.insert("passive".into(), json!(self.passive));
             let mut run_env = Map::new();
             let run_env_name = c.task.run_environment_name.clone().or_else(|| {
                 c.task
@@ -580,12 +603,13 @@ impl Reporter {
     /// Sends an update with `fields` plus the pending status fields. A 409 marks the
     /// execution as to be stopped.
     async fn update(&mut self, mut fields: Map<String, Value>, kind: RequestKind) -> bool {
+        // Whatever happens, including when there is no execution to update (its creation
+        // failed), the pending fields wait for the next update rather than being retried in
+        // a loop: a `due` left set would make `stop_requested` go round without awaiting.
+        self.due = false;
         let Some(path) = self.update_path() else {
             return false;
         };
-        // Whatever happens, the pending fields wait for the next update rather than being
-        // retried in a loop.
-        self.due = false;
         let has_status = !self.pending.is_empty();
         let mut body = self.pending.clone();
         body.append(&mut fields);
@@ -887,7 +911,12 @@ async fn recv_opt(socket: Option<&tokio::net::UdpSocket>, buf: &mut [u8]) -> usi
     loop {
         match socket.recv(buf).await {
             Ok(n) => return n,
-            Err(e) => debug!("status update listener: {e}"),
+            Err(e) => {
+                // An error that repeats at once (the socket broken for good) must not make
+                // this loop spin: wait a little before the next try.
+                debug!("status update listener: {e}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
         }
     }
 }

@@ -36,8 +36,8 @@ use std::time::Duration;
 pub use args::Args;
 use args::{LogLevelArg, MergeStrategyArg, ShellModeArg};
 use parse::{
-    Lookup, Origin, Sources, bool_setting, cli, cli_wins, env_wins, parse_count, parse_delay,
-    parse_int, parse_json_object, parse_limit, parse_probability, split_locations,
+    Lookup, Origin, Sources, bool_setting, cli, cli_wins, env_wins, optional_bool, parse_count,
+    parse_delay, parse_int, parse_json_object, parse_limit, parse_probability, split_locations,
 };
 use serde_json::{Map, Value};
 
@@ -45,6 +45,11 @@ use serde_json::{Map, Value};
 pub const DEFAULT_API_BASE_URL: &str = "https://api.cloudreactor.io";
 /// The default UDP port of the status update listener.
 pub const DEFAULT_STATUS_UPDATE_PORT: u16 = 2373;
+/// The default largest status update message.
+pub const DEFAULT_STATUS_UPDATE_MESSAGE_MAX_BYTES: usize = 65536;
+/// The shortest heartbeat interval the CloudReactor server accepts for a Task (its
+/// `heartbeat_interval_seconds` validator).
+pub const MIN_SERVER_HEARTBEAT_INTERVAL_SECONDS: u64 = 10;
 
 /// A configuration value that cannot be used.
 #[derive(Debug, thiserror::Error)]
@@ -468,6 +473,18 @@ impl Config {
 
         let task = Self::task(args, &src)?;
         let api = Self::api(args, &src)?;
+        if !offline_mode
+            && let Some(interval) = api.heartbeat_interval
+            && interval < secs(MIN_SERVER_HEARTBEAT_INTERVAL_SECONDS)
+        {
+            warnings.push(format!(
+                "the API heartbeat interval of {} seconds is below {MIN_SERVER_HEARTBEAT_INTERVAL_SECONDS} \
+                 seconds, the least the CloudReactor server accepts for a Task: it refuses to \
+                 auto-create such a Task (PROC_WRAPPER_API_HEARTBEAT_INTERVAL_SECONDS or \
+                 --api-heartbeat-interval)",
+                interval.as_secs_f64()
+            ));
+        }
         let io = Self::io(args, &src);
         let log = Self::log(args, &src, &mut warnings)?;
         let process = Self::process(args, &src, task.is_service, &mut warnings)?;
@@ -482,10 +499,10 @@ impl Config {
                 src.env(&["PROC_WRAPPER_MONITOR_CONTAINER_NAME"]),
                 args.container.monitor_container_name.as_ref(),
             ),
-            sidecar_container_mode: src
-                .env(&["PROC_WRAPPER_SIDECAR_CONTAINER_MODE"])
-                .map(|r| parse::parse_bool_text(&r.text))
-                .or(args.container.sidecar_container_mode.then_some(true)),
+            sidecar_container_mode: optional_bool(
+                src.env(&["PROC_WRAPPER_SIDECAR_CONTAINER_MODE"]),
+            )
+            .or(args.container.sidecar_container_mode.then_some(true)),
         };
         let rollbar = Self::rollbar(args, &src)?;
 
@@ -532,10 +549,19 @@ impl Config {
             t.auto_create_task,
         ) || auto_create_task_props.is_some()
             || props_flag("was_auto_created") == Some(true);
-        // Passive precedence: env > props > --force-task-active > default (passive).
-        let passive = match src.online_env(&["PROC_WRAPPER_TASK_IS_PASSIVE"]) {
-            Some(raw) => parse::parse_bool_text(&raw.text),
-            None => props_flag("passive").unwrap_or(!t.force_task_active),
+        // As 6.0.2 decides it: an auto-created Task is passive unless the environment, its
+        // props or --force-task-active say otherwise; any other Task is active unless the
+        // environment says it is passive. (The Reporter then keeps an auto-created Task
+        // passive when no execution method capability is known, as the server requires.)
+        let env_passive = optional_bool(src.online_env(&["PROC_WRAPPER_TASK_IS_PASSIVE"]));
+        let forced_active = t.force_task_active.then_some(false);
+        let passive = if auto_create {
+            env_passive
+                .or(props_flag("passive"))
+                .or(forced_active)
+                .unwrap_or(true)
+        } else {
+            env_passive.unwrap_or(false)
         };
         let min_instances = auto_create_task_props
             .as_ref()
@@ -811,9 +837,7 @@ impl Config {
                 src.env(&["PROC_WRAPPER_INPUT_FILENAME"]),
                 i.input_filename.as_ref(),
             ),
-            cleanup_input_file: src
-                .env(&["PROC_WRAPPER_CLEANUP_INPUT_FILE"])
-                .map(|r| parse::parse_bool_text(&r.text))
+            cleanup_input_file: optional_bool(src.env(&["PROC_WRAPPER_CLEANUP_INPUT_FILE"]))
                 .or(i.cleanup_input_file.then_some(true)),
             input_value_format: string(
                 src.env(&["PROC_WRAPPER_INPUT_VALUE_FORMAT"]),
@@ -1058,7 +1082,9 @@ impl Config {
         Ok(StatusConfig {
             enabled,
             port,
-            message_max_bytes: parse_count(
+            // As in 6.0.2, a value that is not positive (the server writes -1 when the Task
+            // has none) means the default.
+            message_max_bytes: match parse_count(
                 env_wins(
                     env(&["PROC_WRAPPER_STATUS_UPDATE_MESSAGE_MAX_BYTES"]),
                     cli(
@@ -1066,8 +1092,11 @@ impl Config {
                         u.status_update_message_max_bytes.as_ref(),
                     ),
                 ),
-                65536,
-            )?,
+                DEFAULT_STATUS_UPDATE_MESSAGE_MAX_BYTES,
+            )? {
+                0 => DEFAULT_STATUS_UPDATE_MESSAGE_MAX_BYTES,
+                n => n,
+            },
             interval: parse_limit(
                 env_wins(
                     env(&["PROC_WRAPPER_STATUS_UPDATE_INTERVAL_SECONDS"]),
@@ -1333,7 +1362,8 @@ mod tests {
             Some("ENV")
         );
         assert_eq!(c.rollbar.retries, Some(2));
-        assert!(c.task.passive);
+        // A Task that is not auto-created is active unless the environment says otherwise.
+        assert!(!c.task.passive);
         assert_eq!(c.log.level, LogLevel::Info);
         assert_eq!(c.log.max_log_line_length, 1000);
     }
@@ -1466,6 +1496,76 @@ mod tests {
         assert_eq!(c.resolver.config_locations, ["x.json"]);
         let c = build(&[], &[("PROC_WRAPPER_RESOLVE_SECRETS", "FALSE")]).unwrap();
         assert_eq!((c.resolver.max_depth, c.resolver.max_iterations), (0, 0));
+    }
+
+    #[test]
+    fn passive_follows_the_precedence_of_the_original() {
+        let passive = |argv: &[&str], env: &[(&str, &str)]| build(argv, env).unwrap().task.passive;
+        let auto = ("PROC_WRAPPER_AUTO_CREATE_TASK", "TRUE");
+        // Not auto-created: active, whatever --force-task-active says, unless the env says so.
+        assert!(!passive(&[], &[]));
+        assert!(!passive(&["--force-task-active"], &[]));
+        assert!(passive(&[], &[("PROC_WRAPPER_TASK_IS_PASSIVE", "TRUE")]));
+        // Auto-created: passive, unless the env, the props or --force-task-active say not.
+        assert!(passive(&[], &[auto]));
+        assert!(!passive(&["--force-task-active"], &[auto]));
+        assert!(passive(
+            &["--force-task-active"],
+            &[auto, ("PROC_WRAPPER_TASK_IS_PASSIVE", "1")]
+        ));
+        assert!(!passive(
+            &[],
+            &[(
+                "PROC_WRAPPER_AUTO_CREATE_TASK_PROPS",
+                r#"{"passive": false}"#
+            )]
+        ));
+        assert!(passive(
+            &["--force-task-active"],
+            &[(
+                "PROC_WRAPPER_AUTO_CREATE_TASK_PROPS",
+                r#"{"passive": true}"#
+            )]
+        ));
+    }
+
+    /// What the CloudReactor server writes for a run it starts when the Task has no value:
+    /// Python's `str(None)`, which means unset for numbers and booleans.
+    #[test]
+    fn none_from_the_server_means_unset() {
+        let c = build(
+            &["-m", "0.5"],
+            &[
+                ("PROC_WRAPPER_MANAGED_PROBABILITY", "None"),
+                ("PROC_WRAPPER_FAILURE_REPORT_PROBABILITY", "None"),
+                ("PROC_WRAPPER_TIMEOUT_REPORT_PROBABILITY", "None"),
+                ("PROC_WRAPPER_PROCESS_TIMEOUT_SECONDS", "None"),
+                ("PROC_WRAPPER_PROCESS_MAX_RETRIES", "None"),
+                ("PROC_WRAPPER_API_HEARTBEAT_INTERVAL_SECONDS", "None"),
+                ("PROC_WRAPPER_TASK_IS_SERVICE", "None"),
+                ("PROC_WRAPPER_PREVENT_OFFLINE_EXECUTION", "None"),
+                ("PROC_WRAPPER_INPUT_VALUE", "null"),
+            ],
+        )
+        .unwrap();
+        // The command line applies where the environment says None.
+        assert!((c.api.managed_probability - 0.5).abs() < f64::EPSILON);
+        assert!((c.api.failure_report_probability - 1.0).abs() < f64::EPSILON);
+        assert!((c.api.timeout_report_probability - 1.0).abs() < f64::EPSILON);
+        assert_eq!(c.process.timeout, None);
+        assert_eq!(c.process.max_retries, Some(0));
+        assert_eq!(c.api.heartbeat_interval, Some(secs(300)));
+        assert!(!c.task.is_service);
+        assert!(!c.prevent_offline_execution);
+        // The input value is text unless a format says otherwise, as in 6.0.2.
+        assert_eq!(c.io.input_value.as_deref(), Some("null"));
+        // Elsewhere, None is not a number.
+        let err = build(&[], &[("PROC_WRAPPER_API_MANAGED_PROBABILITY", "none")]).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("PROC_WRAPPER_API_MANAGED_PROBABILITY"),
+            "{err}"
+        );
     }
 
     #[test]

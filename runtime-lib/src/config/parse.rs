@@ -89,9 +89,17 @@ pub fn cli(option: &'static str, value: Option<&String>) -> Option<Raw> {
     })
 }
 
-/// The environment value wins over the command-line value (§3.3).
+/// `None` when the value is Python's `str(None)`, which the CloudReactor server writes into
+/// the numeric and boolean variables of a run it starts when the Task has no value for them
+/// (`PROC_WRAPPER_MANAGED_PROBABILITY=None`): for such settings it means "not set".
+pub fn unless_none(raw: Option<Raw>) -> Option<Raw> {
+    raw.filter(|r| r.text != "None")
+}
+
+/// The environment value wins over the command-line value (§3.3). Used for numbers, where an
+/// environment value of `None` means unset ([`unless_none`]).
 pub fn env_wins(env: Option<Raw>, cli: Option<Raw>) -> Option<Raw> {
-    env.or(cli)
+    unless_none(env).or(cli)
 }
 
 /// The command-line value wins over the environment value (resolver settings).
@@ -105,9 +113,15 @@ pub fn parse_bool_text(text: &str) -> bool {
     text == "1" || text.eq_ignore_ascii_case("true")
 }
 
-/// A boolean setting: the environment value if set, else the command-line flag.
+/// A boolean setting: the environment value if set (and not `None`, [`unless_none`]), else
+/// the command-line flag.
 pub fn bool_setting(env: Option<Raw>, flag: bool) -> bool {
-    env.map_or(flag, |raw| parse_bool_text(&raw.text))
+    optional_bool(env).unwrap_or(flag)
+}
+
+/// A boolean from the environment, `None` when unset or `None`.
+pub fn optional_bool(env: Option<Raw>) -> Option<bool> {
+    unless_none(env).map(|raw| parse_bool_text(&raw.text))
 }
 
 fn invalid(raw: &Raw, expected: &'static str) -> ConfigError {

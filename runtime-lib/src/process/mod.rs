@@ -146,6 +146,8 @@ pub struct Supervisor<'a> {
     reaper: Reaper,
     signals: WrapperSignals,
     capture: Option<capture::LogCapture>,
+    /// When a signal to the wrapper ended the run.
+    signalled_at: Option<Instant>,
 }
 
 enum Wake {
@@ -172,6 +174,7 @@ impl<'a> Supervisor<'a> {
             reaper: Reaper::new(std::process::id() == 1)?,
             signals: WrapperSignals::new()?,
             capture: None,
+            signalled_at: None,
         })
     }
 
@@ -313,6 +316,7 @@ impl<'a> Supervisor<'a> {
                     }
                 }
                 Wake::Signal(sig) => {
+                    self.signalled_at = Some(Instant::now());
                     info!("received {sig}; stopping process {pid}");
                     child.terminate(&mut self.reaper, sig, grace).await;
                     out.exit_code = None;
@@ -340,7 +344,19 @@ impl<'a> Supervisor<'a> {
         }
     }
 
-    fn end_by_signal(&self, out: &mut Outcome, sig: Signal) {
+    /// Resolves with the next signal to the wrapper (SIGTERM, SIGINT, SIGHUP, SIGQUIT), for
+    /// callers that still have work after [`Supervisor::run`] (the final update).
+    pub async fn next_signal(&mut self) -> Signal {
+        self.signals.recv().await
+    }
+
+    /// When a signal to the wrapper ended the run, if one did.
+    pub fn signalled_at(&self) -> Option<Instant> {
+        self.signalled_at
+    }
+
+    fn end_by_signal(&mut self, out: &mut Outcome, sig: Signal) {
+        self.signalled_at.get_or_insert_with(Instant::now);
         out.signal = Some(sig);
         match sig {
             Signal::SIGINT => {
@@ -361,12 +377,14 @@ impl<'a> Supervisor<'a> {
     /// Waits the retry delay; returns the outcome if a signal or stop request ended the run.
     async fn retry_delay<H: Hooks>(&mut self, hooks: &mut H, out: &mut Outcome) -> Option<Outcome> {
         let delay = self.config.retry_delay;
-        if delay.is_zero() {
-            return None;
+        if !delay.is_zero() {
+            info!("waiting {} seconds before retrying", delay.as_secs_f64());
         }
-        info!("waiting {} seconds before retrying", delay.as_secs_f64());
+        // Even without a delay, a signal or stop request that is already waiting ends the
+        // run here: retrying at once (a command that cannot be started, retried forever)
+        // must not make the wrapper deaf to SIGTERM.
         tokio::select! {
-            () = tokio::time::sleep(delay) => None,
+            biased;
             sig = self.signals.recv() => {
                 info!("received {sig} while waiting to retry");
                 self.end_by_signal(out, sig);
@@ -377,6 +395,7 @@ impl<'a> Supervisor<'a> {
                 out.wrapper_exit_code = exit_codes::CONFLICT;
                 Some(out.clone())
             }
+            () = tokio::time::sleep(delay) => None,
         }
     }
 
