@@ -81,7 +81,11 @@ async fn listen_udp(port: u16, max_bytes: usize, tx: UnboundedSender<Inbound>) {
                 Ok(n) => buffer.push(&data[..n], |m| {
                     let _ = tx.send(Inbound::Status(HandOff::parse(m)));
                 }),
-                Err(e) => debug!("status update listener: {e}"),
+                Err(e) => {
+                    // An error that repeats at once must not make this loop spin.
+                    debug!("status update listener: {e}");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
             }
         }
     });

@@ -172,7 +172,10 @@ pub async fn listen(port: u16, tx: UnboundedSender<Inbound>) -> std::io::Result<
             let stream = match listener.accept().await {
                 Ok((stream, _)) => stream,
                 Err(e) => {
+                    // Errors such as EMFILE repeat at once: wait before the next accept so
+                    // that this loop cannot spin.
                     debug!("telemetry listener: {e}");
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
                     continue;
                 }
             };
