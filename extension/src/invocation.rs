@@ -20,10 +20,10 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use proc_wrapper::api::Reporter;
 use proc_wrapper::handoff::{HandOff, Phase};
-use proc_wrapper::lambda::update_path;
 use proc_wrapper::metadata::{LambdaInvocation, RuntimeMetadata};
+use proc_wrapper::process::FinalStatus;
+use proc_wrapper::task::request::{Final, Update, create_or_attach};
 use proc_wrapper::time::UtcTime;
-use reqwest::Method;
 use serde_json::{Map, Value, json};
 use tokio::sync::mpsc::UnboundedReceiver;
 use tokio::sync::{oneshot, watch};
@@ -257,12 +257,14 @@ impl Invocation {
             (Some(s), _) => final_status(s),
             (None, _) if seen.ended_hand_off => {
                 if seen.lambda.contains_key("error_type") {
-                    "FAILED"
+                    FinalStatus::Failed
                 } else {
-                    "SUCCEEDED"
+                    FinalStatus::Succeeded
                 }
             }
-            (None, Some(Some(reason))) if reason == "timeout" => "TERMINATED_AFTER_TIME_OUT",
+            (None, Some(Some(reason))) if reason == "timeout" => {
+                FinalStatus::TerminatedAfterTimeOut
+            }
             (None, Some(Some(reason))) => {
                 seen.fields
                     .entry("last_status_message")
@@ -270,9 +272,9 @@ impl Invocation {
                         "the Lambda environment shut down ({reason}) before the invocation ended"
                     )));
                 if reason == "failure" {
-                    "FAILED"
+                    FinalStatus::Failed
                 } else {
-                    "ABORTED"
+                    FinalStatus::Aborted
                 }
             }
             (None, Some(None)) | (None, None) => {
@@ -306,7 +308,7 @@ impl Invocation {
             o.insert("aws_lambda".into(), Value::Object(seen.lambda.clone()));
         }
         let other_runtime_metadata = other.clone();
-        if status != "SUCCEEDED" {
+        if status != FinalStatus::Succeeded {
             fields.remove("output_value");
         }
         let uuid = if created {
@@ -316,20 +318,28 @@ impl Invocation {
         };
         let sent = match &uuid {
             Some(uuid) => lambda
-                .send(Method::PATCH, &update_path(uuid), &Value::Object(fields))
+                .send_request(Final {
+                    uuid: uuid.clone(),
+                    body: fields,
+                })
                 .await
                 .map(|_| Some(uuid.clone())),
             None => {
+                fields.remove("status");
                 reporting
                     .lambda
-                    .report_finished(&reporter, fields, sampled_out)
+                    .report_finished(&reporter, status, fields, sampled_out)
                     .await
             }
         };
         let uuid = match sent {
             Ok(uuid) => {
                 if uuid.is_some() {
-                    info!(request_id = rid, "reported the invocation ({status})");
+                    info!(
+                        request_id = rid,
+                        "reported the invocation ({})",
+                        status.as_str()
+                    );
                 }
                 uuid
             }
@@ -363,8 +373,9 @@ impl Invocation {
             if let Some(o) = other.as_object_mut() {
                 o.insert("aws_lambda".into(), Value::Object(figures));
             }
-            let body = json!({ "other_runtime_metadata": other });
-            if let Err(e) = lambda.send(Method::PATCH, &update_path(&uuid), &body).await {
+            let mut body = Map::new();
+            body.insert("other_runtime_metadata".into(), other);
+            if let Err(e) = lambda.send_request(Update { uuid, body }).await {
                 warn!(
                     request_id = rid,
                     "could not send the invocation's report: {e}"
@@ -375,12 +386,9 @@ impl Invocation {
 
     /// Creates the Task Execution as RUNNING; true on success.
     async fn create(&mut self, reporting: &Reporting, reporter: &mut Reporter) -> bool {
-        let body = reporter.creation_body();
-        let (method, path) = match &reporter.execution_uuid {
-            Some(uuid) => (Method::PATCH, format!("/api/v1/task_executions/{uuid}/")),
-            None => (Method::POST, "/api/v1/task_executions/".to_owned()),
-        };
-        match reporting.lambda.send(method, &path, &body).await {
+        let request =
+            create_or_attach(reporter.execution_uuid.as_deref(), reporter.creation_body());
+        match reporting.lambda.send_request(request).await {
             Ok(response) => {
                 if reporter.execution_uuid.is_none() {
                     reporter.execution_uuid = response

@@ -638,7 +638,7 @@ async fn start<E>(
     }
     let mut reporter = Reporter::new(config, RuntimeMetadata::detect(config).await)
         .map_err(|e| ManagedError::Start(e.to_string()))?;
-    reporter.embedded = true;
+    reporter.mode = crate::task::Mode::Embedded;
     reporter.input_value = input;
     if !reporter.sample() {
         return Ok(Some(Arc::new(Mutex::new(reporter))));

@@ -50,6 +50,7 @@ use crate::handoff::{HandOff, Phase, extension_attached};
 use crate::lambda::LambdaReporting;
 use crate::managed::execution_uuid_from_input;
 use crate::metadata::{LambdaInvocation, RuntimeMetadata};
+use crate::process::FinalStatus;
 use crate::status::StatusUpdater;
 use crate::time::UtcTime;
 
@@ -266,10 +267,11 @@ impl Shared {
         if let Some(m) = ending.error_message {
             lambda.insert("error_message".into(), json!(m));
         }
-        fields.insert(
-            "status".into(),
-            json!(if failed { "FAILED" } else { "SUCCEEDED" }),
-        );
+        let status = if failed {
+            FinalStatus::Failed
+        } else {
+            FinalStatus::Succeeded
+        };
         fields.insert("finished_at".into(), json!(UtcTime::now().iso8601()));
         fields.insert(
             "other_runtime_metadata".into(),
@@ -278,7 +280,7 @@ impl Shared {
         // Bounded by the cap and by the invocation's deadline.
         let to_deadline = epoch_ms_remaining(ctx.deadline);
         let limit = to_deadline.map_or(self.max_added, |d| d.min(self.max_added));
-        let report = reporting.report_finished(&reporter, fields, sampled_out);
+        let report = reporting.report_finished(&reporter, status, fields, sampled_out);
         let Ok(result) = tokio::time::timeout(limit, report).await else {
             warn!(
                 request_id = ctx.request_id,

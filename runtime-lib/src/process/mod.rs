@@ -29,8 +29,9 @@ use crate::time::UtcTime;
 use child::{ExitKind, Reaper};
 pub use command::Command;
 
-/// Final status of a Task Execution, as the API names it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Final status of a Task Execution, serialised as the API names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum FinalStatus {
     /// The process exited with code 0.
     Succeeded,
