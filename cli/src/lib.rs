@@ -504,16 +504,7 @@ async fn run_sidecar(config: &Config, mut hooks: CliHooks<'_>) -> i32 {
         error!("could not set up signal handling");
         return exit_codes::GENERAL_ERROR;
     };
-    let mut outcome = Outcome {
-        status: FinalStatus::Failed,
-        exit_code: None,
-        wrapper_exit_code: exit_codes::GENERAL_ERROR,
-        attempts: 1,
-        failed_attempts: 0,
-        timed_out_attempts: 0,
-        signal: None,
-    };
-    loop {
+    let outcome = loop {
         let metadata = RuntimeMetadata::detect(config).await;
         if !metadata.is_execution_status_source {
             error!(
@@ -524,28 +515,16 @@ async fn run_sidecar(config: &Config, mut hooks: CliHooks<'_>) -> i32 {
         }
         if let Some(code) = metadata.exit_code {
             info!("the main container exited with code {code}");
-            outcome.exit_code = Some(code);
-            outcome.wrapper_exit_code = code;
-            if code == 0 {
-                outcome.status = FinalStatus::Succeeded;
-            } else {
-                outcome.status = FinalStatus::Failed;
-                outcome.failed_attempts = 1;
-            }
-            break;
+            break Outcome::exited(code);
         }
         tokio::select! {
             () = tokio::time::sleep(interval) => {}
-            _ = sigterm.recv() => {
-                outcome.status = FinalStatus::Aborted;
-                outcome.wrapper_exit_code = exit_codes::SUCCESS;
-                break;
-            }
+            _ = sigterm.recv() => break Outcome::aborted(),
             _ = hooks.stop_requested() => {
                 return exit_codes::CONFLICT;
             }
         }
-    }
+    };
     if let Some(r) = &mut hooks.reporter {
         r.final_update(&outcome, Map::new()).await;
     }

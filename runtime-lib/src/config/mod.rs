@@ -41,6 +41,8 @@ use parse::{
 };
 use serde_json::{Map, Value};
 
+use crate::metadata::ExecutionMethod;
+
 /// The default API server.
 pub const DEFAULT_API_BASE_URL: &str = "https://api.cloudreactor.io";
 /// The default UDP port of the status update listener.
@@ -103,8 +105,8 @@ pub struct TaskConfig {
     pub deployment_task_execution_uuid: Option<String>,
     /// Extra properties of the execution method.
     pub execution_method_props: Option<JsonObject>,
-    /// Forced execution method type (`AWS ECS`, ...); detected when `None`.
-    pub execution_method_type: Option<String>,
+    /// Forced execution method; detected when `None`.
+    pub execution_method_type: Option<ExecutionMethod>,
     /// Metadata about this instance of the Task.
     pub instance_metadata: Option<JsonObject>,
     /// The Task is a service that runs indefinitely.
@@ -592,26 +594,19 @@ impl Config {
                 t.execution_method_props.as_ref(),
             ))?
         };
-        let execution_method_type = string(
+        let execution_method_type = match string(
             src.env(&["PROC_WRAPPER_EXECUTION_METHOD_TYPE"]),
             t.execution_method_type.as_ref(),
-        );
-        if let Some(em) = &execution_method_type {
-            const TYPES: [&str; 5] = [
-                "AWS ECS",
-                "AWS Lambda",
-                "AWS CodeBuild",
-                "AWS EC2",
-                "Unknown",
-            ];
-            if !TYPES.contains(&em.as_str()) {
-                return Err(ConfigError::Invalid(format!(
-                    "invalid execution method type '{em}' (PROC_WRAPPER_EXECUTION_METHOD_TYPE or \
+        ) {
+            None => None,
+            Some(name) => Some(ExecutionMethod::from_name(&name).ok_or_else(|| {
+                ConfigError::Invalid(format!(
+                    "invalid execution method type '{name}' (PROC_WRAPPER_EXECUTION_METHOD_TYPE or \
                      --execution_method_type): expected one of {}",
-                    TYPES.join(", ")
-                )));
-            }
-        }
+                    ExecutionMethod::ALL.map(ExecutionMethod::as_str).join(", ")
+                ))
+            })?),
+        };
         Ok(TaskConfig {
             name: string(src.env(&["PROC_WRAPPER_TASK_NAME"]), t.task_name.as_ref()),
             uuid: string(src.env(&["PROC_WRAPPER_TASK_UUID"]), t.task_uuid.as_ref()),

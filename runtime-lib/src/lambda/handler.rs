@@ -52,6 +52,7 @@ use crate::managed::execution_uuid_from_input;
 use crate::metadata::{LambdaInvocation, RuntimeMetadata};
 use crate::process::FinalStatus;
 use crate::status::StatusUpdater;
+use crate::task::wire::LambdaDetails;
 use crate::time::UtcTime;
 
 struct Shared {
@@ -258,15 +259,13 @@ impl Shared {
         }
         let sampled_out = !reporting.sampled_in(uuid.is_some());
         let failed = ending.error_type.is_some();
-        let mut lambda = Map::new();
         let duration = started_at.elapsed().unwrap_or(Duration::ZERO);
-        lambda.insert("duration_ms".into(), json!(duration.as_secs_f64() * 1000.0));
-        if let Some(t) = ending.error_type {
-            lambda.insert("error_type".into(), json!(t));
-        }
-        if let Some(m) = ending.error_message {
-            lambda.insert("error_message".into(), json!(m));
-        }
+        let lambda = LambdaDetails {
+            duration_ms: Some(duration.as_secs_f64() * 1000.0),
+            error_type: ending.error_type,
+            error_message: ending.error_message,
+            ..LambdaDetails::default()
+        };
         let status = if failed {
             FinalStatus::Failed
         } else {
