@@ -845,6 +845,47 @@ fn secrets() -> Vec<Scenario> {
             .env("PROC_WRAPPER_ENV_OUTPUT_FILENAME", "out.env")
             .env("X_FOR_PROC_WRAPPER_TO_RESOLVE", "PLAIN:x")
             .args(["-c", "rec; cp out.env copy.env"]),
+        online("exit after writing variables, reporting")
+            .args([
+                "--env-output-filename",
+                "{WORK}/out.json",
+                "--exit-after-writing-variables",
+                "rec",
+            ]),
+        offline("SELF transform")
+            .file("work/s.json", r#"{"a": "b"}"#)
+            .env("S_FOR_PROC_WRAPPER_TO_RESOLVE", "FILE:{WORK}/s.json|SELF")
+            .args(["rec"]),
+        offline("env secret from an env file")
+            .file("work/a.env", "FROM_FILE='file value'\n")
+            .env("X_FOR_PROC_WRAPPER_TO_RESOLVE", "ENV:FROM_FILE")
+            .args(["-e", "{WORK}/a.env", "rec"]),
+        offline("dotenv value with inner spaces")
+            .file("work/a.env", "A=two words\n")
+            .args(["-e", "{WORK}/a.env", "rec"])
+            .differs(
+                &format!("{UNLISTED}: an unquoted dotenv value with inner spaces (A=two words) is a syntax error in ours (exit 78); python-dotenv reads it as \"two words\""),
+                &["exit", "runs", "argv", "env", "summary"],
+                |ours, theirs| {
+                    assert_eq!((ours.exit().as_str(), ours.runs), ("exit 78", 0));
+                    assert_eq!(theirs.child_env(0, "A"), Some("two words"));
+                },
+            ),
+        offline("dotenv interpolation from the process environment")
+            .file("work/a.env", "A=${OUTSIDE}/x\n")
+            .env("OUTSIDE", "out")
+            .args(["-e", "{WORK}/a.env", "rec"]),
+        offline("dotenv interpolation with a default")
+            .file("work/a.env", "B=${MISSING:-fallback}\n")
+            .args(["-e", "{WORK}/a.env", "rec"])
+            .differs(
+                &format!("{UNLISTED}: ours does not expand the ${{NAME:-default}} form of dotenv files (B is empty); python-dotenv gives the default"),
+                &["env[0].B"],
+                |ours, theirs| {
+                    assert_eq!(ours.child_env(0, "B"), Some(""));
+                    assert_eq!(theirs.child_env(0, "B"), Some("fallback"));
+                },
+            ),
         offline("env output format unknown")
             .env("PROC_WRAPPER_ENV_OUTPUT_FORMAT", "xml")
             .args(["-c", "rec; ls > listing"]),
@@ -1334,6 +1375,10 @@ fn faults() -> Vec<Scenario> {
             .env("PROC_WRAPPER_API_TASK_CREATION_ERROR_TIMEOUT_SECONDS", "20")
             .faults([Fault::RetryAfter(503, "1".into())])
             .args(["rec"]),
+        quick(online("creation 429 then created"))
+            .env("PROC_WRAPPER_API_TASK_CREATION_ERROR_TIMEOUT_SECONDS", "20")
+            .faults([Fault::Status(429)])
+            .args(["rec"]),
         quick(online("creation 409 then created"))
             .env(
                 "PROC_WRAPPER_API_TASK_EXECUTION_CREATION_CONFLICT_RETRY_DELAY_SECONDS",
@@ -1512,6 +1557,9 @@ fn values() -> Vec<Scenario> {
             .env("PROC_WRAPPER_INPUT_VALUE", "hello")
             .env("PROC_WRAPPER_INPUT_FILENAME", "{WORK}/written.txt")
             .args(["-c", "rec; cp written.txt copy.txt"]),
+        online("input file filled from the creation response")
+            .env("PROC_WRAPPER_INPUT_FILENAME", "{WORK}/from-server.txt")
+            .args(["-c", "rec; ls > listing"]),
         online("input not sent")
             .env("PROC_WRAPPER_INPUT_ENV_VAR_NAME", "THE_INPUT")
             .env("THE_INPUT", r#"{"a":7}"#)
@@ -1624,13 +1672,13 @@ fn signals() -> Vec<Scenario> {
     vec![
         online("SIGTERM")
             .args(wait)
-            .step(When::Waiting(1), Action::Signal(Signal::SIGTERM)),
+            .step(When::Started, Action::Signal(Signal::SIGTERM)),
         offline("SIGTERM offline")
             .args(wait)
-            .step(When::Waiting(1), Action::Signal(Signal::SIGTERM)),
+            .step(When::Started, Action::Signal(Signal::SIGTERM)),
         online("SIGINT")
             .args(wait)
-            .step(When::Waiting(1), Action::Signal(Signal::SIGINT))
+            .step(When::Started, Action::Signal(Signal::SIGINT))
             .differs(
                 "README: SIGINT ends with 130 (status FAILED) (decisions §3a: the wrapper ends by SIGINT or exits 130)",
                 &["exit"],
@@ -1642,7 +1690,7 @@ fn signals() -> Vec<Scenario> {
             ),
         online("SIGHUP")
             .args(wait)
-            .step(When::Waiting(1), Action::Signal(Signal::SIGHUP))
+            .step(When::Started, Action::Signal(Signal::SIGHUP))
             .differs(
                 "decisions §3.8/§3a, README: SIGHUP and SIGQUIT are forwarded to the child's process group (status ABORTED), the wrapper exits 128+N",
                 &["exit", "requests", "alive"],
@@ -1657,7 +1705,7 @@ fn signals() -> Vec<Scenario> {
             ),
         online("SIGQUIT")
             .args(wait)
-            .step(When::Waiting(1), Action::Signal(Signal::SIGQUIT))
+            .step(When::Started, Action::Signal(Signal::SIGQUIT))
             .differs(
                 "decisions §3.8/§3a, README: SIGHUP and SIGQUIT are forwarded to the child's process group (status ABORTED), the wrapper exits 128+N",
                 &["exit", "requests", "alive"],
@@ -1672,7 +1720,7 @@ fn signals() -> Vec<Scenario> {
         online("SIGTERM to a child that ignores it")
             .env("PROC_WRAPPER_PROCESS_TERMINATION_GRACE_PERIOD_SECONDS", "1")
             .args(["-c", "trap '' TERM; rec; waitrel"])
-            .step(When::Waiting(1), Action::Signal(Signal::SIGTERM)),
+            .step(When::Started, Action::Signal(Signal::SIGTERM)),
         online("SIGTERM while waiting to retry")
             .env("PROC_WRAPPER_TASK_MAX_RETRIES", "1")
             .env("PROC_WRAPPER_PROCESS_RETRY_DELAY_SECONDS", "30")

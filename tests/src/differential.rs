@@ -139,6 +139,10 @@ pub enum When {
     Runs(usize),
     /// Once at least this many `waitrel` helpers are waiting.
     Waiting(usize),
+    /// Once a `waitrel` helper is waiting and the wrapper has logged that it started the
+    /// child (6.0.2's `pid=N`, ours' `started process N`): from then on both handle a signal
+    /// with the child known (before that, 6.0.2 may not have recorded it yet).
+    Started,
 }
 
 /// What a [`Step`] does.
@@ -1006,20 +1010,65 @@ fn uses_placeholder(s: &Scenario, p: &str) -> bool {
         || s.files.iter().any(|(_, c)| c.contains(p))
 }
 
-fn condition_holds(when: When, api: &FakeApi, rec: &Path) -> bool {
+fn condition_holds(when: When, api: &FakeApi, rec: &Path, side: Side, stderr: &Output) -> bool {
     match when {
         When::Requests(n) => api.requests().len() >= n,
         When::Runs(n) => line_count(&rec.join("runs")) >= n,
         When::Waiting(n) => line_count(&rec.join("waiters")) >= n,
+        When::Started => {
+            let marker = match side {
+                Side::Ours => "started process ",
+                Side::Theirs => "pid=",
+            };
+            line_count(&rec.join("waiters")) >= 1 && stderr.text().contains(marker)
+        }
     }
 }
 
-fn reader(mut r: impl Read + Send + 'static) -> std::thread::JoinHandle<Vec<u8>> {
-    std::thread::spawn(move || {
-        let mut buf = Vec::new();
-        let _ = r.read_to_end(&mut buf);
-        buf
-    })
+/// What a wrapper wrote to a pipe so far, read by a thread until the pipe ends.
+struct Output {
+    buf: std::sync::Arc<Mutex<Vec<u8>>>,
+    thread: std::thread::JoinHandle<()>,
+}
+
+impl Output {
+    fn read(mut r: impl Read + Send + 'static) -> Self {
+        let buf = std::sync::Arc::new(Mutex::new(Vec::new()));
+        let sink = buf.clone();
+        let thread = std::thread::spawn(move || {
+            let mut chunk = [0u8; 8192];
+            loop {
+                match r.read(&mut chunk) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => sink
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner)
+                        .extend_from_slice(&chunk[..n]),
+                }
+            }
+        });
+        Self { buf, thread }
+    }
+
+    fn text(&self) -> String {
+        let buf = self
+            .buf
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        String::from_utf8_lossy(&buf).into_owned()
+    }
+
+    fn is_finished(&self) -> bool {
+        self.thread.is_finished()
+    }
+
+    /// Everything, once the pipe has ended.
+    fn finish(self) -> String {
+        let Self { buf, thread } = self;
+        let _ = thread.join();
+        let buf = buf.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        String::from_utf8_lossy(&buf).into_owned()
+    }
 }
 
 fn status_parts(status: ExitStatus) -> (Option<i32>, Option<i32>) {
@@ -1104,8 +1153,8 @@ fn run_side(w: &Wrappers, s: &Scenario, side: Side, moto: &str) -> Outcome {
     let mut child = cmd
         .spawn()
         .unwrap_or_else(|e| panic!("{} cannot start: {e}", side.label()));
-    let out = reader(child.stdout.take().expect("UNWRAP: piped"));
-    let err = reader(child.stderr.take().expect("UNWRAP: piped"));
+    let out = Output::read(child.stdout.take().expect("UNWRAP: piped"));
+    let err = Output::read(child.stderr.take().expect("UNWRAP: piped"));
     let started = Instant::now();
     let started_clock = std::time::SystemTime::now();
     let mut reached = vec![false; s.steps.len()];
@@ -1115,7 +1164,7 @@ fn run_side(w: &Wrappers, s: &Scenario, side: Side, moto: &str) -> Outcome {
         if let Some(status) = child.try_wait().expect("UNWRAP: waiting works") {
             break status;
         }
-        while next < s.steps.len() && condition_holds(s.steps[next].when, &api, &rec) {
+        while next < s.steps.len() && condition_holds(s.steps[next].when, &api, &rec, side, &err) {
             match &s.steps[next].action {
                 Action::Faults(f) => api.push_faults(f.iter().cloned()),
                 Action::StopExecution(n) => api.request_stop(&crate::fake_api::execution_uuid(*n)),
@@ -1161,8 +1210,8 @@ fn run_side(w: &Wrappers, s: &Scenario, side: Side, moto: &str) -> Outcome {
         // Nothing of the run may outlive it: end the stragglers by the output they hold.
         kill_holders(&root);
     }
-    let stdout = String::from_utf8_lossy(&out.join().unwrap_or_default()).into_owned();
-    let stderr = String::from_utf8_lossy(&err.join().unwrap_or_default()).into_owned();
+    let stdout = out.finish();
+    let stderr = err.finish();
 
     let raw_requests = api.requests();
     let requests = raw_requests
