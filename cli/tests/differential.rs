@@ -10,7 +10,8 @@
 //! scenarios pass no `--` and give numbers through environment variables (except where that
 //! difference is the point).
 //!
-//! `PROC_WRAPPER_DIFFERENTIAL_FILTER=text` runs only the scenarios whose name contains it.
+//! `PROC_WRAPPER_DIFFERENTIAL_FILTER=text` runs only the scenarios whose name contains it;
+//! `PROC_WRAPPER_DIFFERENTIAL_SHOW=1` adds both outcomes of each scenario to the summary.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::Path;
@@ -583,6 +584,25 @@ fn secrets() -> Vec<Scenario> {
         offline("plain json with JSONPath")
             .env("V_FOR_PROC_WRAPPER_TO_RESOLVE", r#"PLAIN:{"a": {"b": "c"}}|JP:$.a.b"#)
             .args(["rec"]),
+        offline("JSONPath expressions")
+            .file(
+                "work/j.json",
+                r#"{"items": [{"n": "a", "v": 1}, {"n": "b", "v": 2}, {"n": "c", "v": 3}], "m": {"x": {"name": "deep"}, "y": {"name": "deeper"}}}"#,
+            )
+            .envs(&[
+                ("J1_FOR_PROC_WRAPPER_TO_RESOLVE", "FILE:{WORK}/j.json|JP:$.items[1].n"),
+                ("J2_FOR_PROC_WRAPPER_TO_RESOLVE", "FILE:{WORK}/j.json|JP:$.items[*].n"),
+                ("J3_FOR_PROC_WRAPPER_TO_RESOLVE", "FILE:{WORK}/j.json|JP:$..name"),
+                ("J4_FOR_PROC_WRAPPER_TO_RESOLVE", "FILE:{WORK}/j.json|JP:$.items[0:2].v"),
+                ("J5_FOR_PROC_WRAPPER_TO_RESOLVE", "FILE:{WORK}/j.json|JP:$.m.*.name"),
+                ("J6_FOR_PROC_WRAPPER_TO_RESOLVE", "FILE:{WORK}/j.json|JP:$.items[-1].v"),
+                ("J7_FOR_PROC_WRAPPER_TO_RESOLVE", "FILE:{WORK}/j.json|JP:$['m']['x']"),
+            ])
+            .args(["rec"]),
+        offline("yaml format suffix")
+            .file("work/noext", "a:\n  b: from yaml\n")
+            .env("A_FOR_PROC_WRAPPER_TO_RESOLVE", "FILE:{WORK}/noext!yaml|JP:$.a.b")
+            .args(["rec"]),
         offline("JSONPath splat")
             .env("S_FOR_PROC_WRAPPER_TO_RESOLVE", r#"PLAIN:{"d": [1]}|JP:$.d[*]"#)
             .args(["rec"]),
@@ -641,6 +661,11 @@ fn secrets() -> Vec<Scenario> {
             .file("work/a.env", "A=from-a\nB=from-a\n")
             .file("work/b.json", r#"{"B": "from-b", "N": 5, "T": true, "F": 1.5, "Z": null}"#)
             .env("PROC_WRAPPER_ENV_LOCATIONS", "{WORK}/a.env;{WORK}/b.json")
+            .args(["rec"]),
+        offline("env locations with escapes and empty items")
+            .file("work/a,b.env", "A=comma\n")
+            .file("work/c.env", "C=plain\n")
+            .env("PROC_WRAPPER_ENV_LOCATIONS", " {WORK}/a\\,b.env , ;{WORK}/c.env; ")
             .args(["rec"]),
         offline("env locations variable and option")
             .file("work/a.env", "A=from-a\nB=from-a\n")

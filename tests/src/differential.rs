@@ -613,6 +613,8 @@ pub struct Result {
     pub elapsed: Duration,
     /// Which rules applied.
     pub applied: Vec<bool>,
+    /// Both outcomes, with `PROC_WRAPPER_DIFFERENTIAL_SHOW` set.
+    pub shown: Option<String>,
 }
 
 fn render_deltas(deltas: &[Delta]) -> String {
@@ -1283,12 +1285,20 @@ pub fn run_scenario(w: &Wrappers, s: &Scenario, rules: &[Rule], moto: &str) -> R
         .iter()
         .map(|r| (r.apply)(&mut ours, &mut theirs))
         .collect();
+    let shown = std::env::var_os("PROC_WRAPPER_DIFFERENTIAL_SHOW").map(|_| {
+        format!(
+            "  ours:\n{}\n  6.0.2:\n{}\n",
+            serde_json::to_string_pretty(&ours.view()).unwrap_or_default(),
+            serde_json::to_string_pretty(&theirs.view()).unwrap_or_default()
+        )
+    });
     Result {
         name: s.name.clone(),
         verdict: judge(s, &ours, &theirs),
         tracking: s.tracking.clone(),
         elapsed: start.elapsed(),
         applied,
+        shown,
     }
 }
 
@@ -1457,6 +1467,11 @@ fn summary(
                     paths_of(deltas)
                 );
             }
+        }
+    }
+    for r in results {
+        if let Some(shown) = &r.shown {
+            let _ = write!(s, "\n--- outcomes of {}\n{shown}", r.name);
         }
     }
     if !failed.is_empty() {
