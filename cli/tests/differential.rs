@@ -67,9 +67,11 @@ fn rules() -> Vec<Rule> {
         },
     ));
     rules.push(Rule::new(
-        "NOT IN THE README (reported): ours passes the Task UUID and name that the creation \
+        &format!(
+            "{UNLISTED}: ours passes the Task UUID and name that the creation \
          response names to the child (PROC_WRAPPER_TASK_UUID, PROC_WRAPPER_TASK_NAME); 6.0.2 \
-         passes them only when they were configured",
+         passes them only when they were configured"
+        ),
         |ours, theirs| {
             let mut applied = false;
             for (o, t) in ours.env.iter_mut().zip(theirs.env.iter()) {
@@ -87,10 +89,12 @@ fn rules() -> Vec<Rule> {
         },
     ));
     rules.push(Rule::new(
-        "NOT IN THE README (reported): 6.0.2 passes a format that it guessed from a file name \
+        &format!(
+            "{UNLISTED}: 6.0.2 passes a format that it guessed from a file name \
          to the child (PROC_WRAPPER_ENV_OUTPUT_FORMAT, PROC_WRAPPER_CONFIG_OUTPUT_FORMAT, \
          PROC_WRAPPER_INPUT_VALUE_FORMAT, PROC_WRAPPER_RESULT_VALUE_FORMAT); ours passes them \
-         only when they were configured",
+         only when they were configured"
+        ),
         |ours, theirs| {
             let mut applied = false;
             for (o, t) in ours.env.iter().zip(theirs.env.iter_mut()) {

@@ -1068,7 +1068,9 @@ impl Output {
     fn finish(self) -> String {
         let Self { buf, thread } = self;
         let _ = thread.join();
-        let buf = buf.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let buf = buf
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         String::from_utf8_lossy(&buf).into_owned()
     }
 }
@@ -1469,6 +1471,18 @@ fn summary(
             }
         }
     }
+    let settled: Vec<&str> = results
+        .iter()
+        .filter(|r| r.tracking.is_some() && !matches!(r.verdict, Verdict::Failed { .. }))
+        .map(|r| r.name.as_str())
+        .collect();
+    if !settled.is_empty() {
+        let _ = writeln!(
+            s,
+            "\nNoted as awaiting a fix but passing now (drop the note): {}",
+            settled.join(", ")
+        );
+    }
     for r in results {
         if let Some(shown) = &r.shown {
             let _ = write!(s, "\n--- outcomes of {}\n{shown}", r.name);
@@ -1486,29 +1500,48 @@ fn summary(
             }
         }
         let _ = writeln!(s, "\nFailed scenarios, and where they differ:");
+        let mut unexplained = Vec::new();
         for r in &failed {
-            if let Verdict::Failed { deltas, .. } = &r.verdict {
-                let _ = writeln!(s, "  {}: {}", r.name, paths_of(deltas));
-                let fixes: BTreeSet<&str> = deltas
-                    .iter()
-                    .filter_map(|d| pending.iter().find(|p| (p.covers)(d)))
-                    .map(|p| p.note.as_str())
-                    .collect();
-                let all = !deltas.is_empty()
-                    && deltas.iter().all(|d| pending.iter().any(|p| (p.covers)(d)));
-                if !fixes.is_empty() {
-                    let _ = writeln!(
-                        s,
-                        "      {} by fixes in flight: {}",
-                        if all {
-                            "all of it explained"
-                        } else {
-                            "partly explained"
-                        },
-                        fixes.into_iter().collect::<Vec<_>>().join("; ")
-                    );
-                }
+            let Verdict::Failed { deltas, .. } = &r.verdict else {
+                continue;
+            };
+            let _ = writeln!(s, "  {}: {}", r.name, paths_of(deltas));
+            if let Some(t) = &r.tracking {
+                let _ = writeln!(s, "      the scenario awaits a fix in flight: {t}");
             }
+            let fixes: BTreeSet<&str> = deltas
+                .iter()
+                .filter_map(|d| pending.iter().find(|p| (p.covers)(d)))
+                .map(|p| p.note.as_str())
+                .collect();
+            let all =
+                !deltas.is_empty() && deltas.iter().all(|d| pending.iter().any(|p| (p.covers)(d)));
+            if !fixes.is_empty() {
+                let how = if all {
+                    "all of it explained"
+                } else {
+                    "partly explained"
+                };
+                let fixes = fixes.into_iter().collect::<Vec<_>>().join("; ");
+                let _ = writeln!(s, "      {how} by fixes in flight: {fixes}");
+            }
+            if !all && r.tracking.is_none() {
+                unexplained.push(r.name.as_str());
+            }
+        }
+        if unexplained.is_empty() {
+            let _ = writeln!(
+                s,
+                "\nAll {} failures await fixes in flight (by the paths those fixes change, or \
+                 the scenario's note).",
+                failed.len()
+            );
+        } else {
+            let _ = writeln!(
+                s,
+                "\nNot explained by fixes in flight: {}",
+                unexplained.join(", ")
+            );
         }
     }
     s
