@@ -207,6 +207,13 @@ fn api_env_when_invalid(ours: &Outcome, theirs: &Outcome) {
     assert!(ours.raw_requests.is_empty() && theirs.raw_requests.is_empty());
 }
 
+fn yaml_sorted() -> String {
+    format!(
+        "{UNLISTED}: 6.0.2 writes YAML output files with sorted keys (PyYAML's default); ours \
+         in the order of the environment or configuration"
+    )
+}
+
 fn deployment_run_environment() -> String {
     format!(
         "{UNLISTED}: ours names the deployment as the Task's run environment also when the \
@@ -837,7 +844,7 @@ fn secrets() -> Vec<Scenario> {
                 "rec",
             ])
             .differs(
-                &format!("{UNLISTED}: 6.0.2 writes YAML output files with sorted keys (PyYAML's default); ours in the environment's order"),
+                &yaml_sorted(),
                 &["files.out.yml"],
                 |ours, theirs| {
                     let keys = |o: &Outcome| -> Vec<String> {
@@ -915,6 +922,33 @@ fn secrets() -> Vec<Scenario> {
                     assert_eq!(theirs.child_env(0, "B"), Some("fallback"));
                 },
             ),
+        offline("env output file quoting")
+            .env("Q1", "it's \"quoted\" $HOME")
+            .env("Q2", "two\nlines")
+            .env("Q3", "back\\slash")
+            .args([
+                "--env-output-filename",
+                "{WORK}/out.env",
+                "--exit-after-writing-variables",
+                "rec",
+            ]),
+        offline("config output file as yaml")
+            .file("work/c.json", r#"{"b": [1, {"c": "d"}], "a": "x"}"#)
+            .args([
+                "--config",
+                "{WORK}/c.json",
+                "--config-output-filename",
+                "{WORK}/conf.yaml",
+                "--exit-after-writing-variables",
+                "rec",
+            ])
+            .differs(&yaml_sorted(), &["files.conf.yaml"], |ours, theirs| {
+                assert_eq!(ours.files["conf.yaml"], "b:\n- 1\n- c: d\na: x\n");
+                assert_eq!(theirs.files["conf.yaml"], "a: x\nb:\n- 1\n- c: d\n");
+            }),
+        offline("log capture is off offline")
+            .env("PROC_WRAPPER_NUM_LOG_LINES_SENT_ON_FAILURE", "3")
+            .args(["-c", "rec; echo out; echo err >&2; exit 1"]),
         offline("env output format unknown")
             .env("PROC_WRAPPER_ENV_OUTPUT_FORMAT", "xml")
             .args(["-c", "rec; ls > listing"]),
@@ -1328,6 +1362,89 @@ fn runtime_metadata() -> Vec<Scenario> {
                 .args(["--force-task-active", "-c", "rec; exit 2"]),
             &CONTAINER_ARNS,
         ),
+    ]
+}
+
+/// How values of variables are read (reference §3.1).
+fn parsing() -> Vec<Scenario> {
+    vec![
+        online("negative values")
+            .envs(&[
+                ("PROC_WRAPPER_TASK_MAX_CONCURRENCY", "-1"),
+                ("PROC_WRAPPER_API_ERROR_TIMEOUT_SECONDS", "-1"),
+                ("PROC_WRAPPER_API_REQUEST_TIMEOUT_SECONDS", "-1"),
+                ("PROC_WRAPPER_API_FINAL_UPDATE_TIMEOUT_SECONDS", "-1"),
+                ("PROC_WRAPPER_API_RETRY_DELAY_SECONDS", "-1"),
+                ("PROC_WRAPPER_PROCESS_TIMEOUT_SECONDS", "-1"),
+                ("PROC_WRAPPER_PROCESS_RETRY_DELAY_SECONDS", "-1"),
+                (
+                    "PROC_WRAPPER_PROCESS_TERMINATION_GRACE_PERIOD_SECONDS",
+                    "-1",
+                ),
+                ("PROC_WRAPPER_MAX_CONFLICTING_AGE_SECONDS", "-1"),
+                ("PROC_WRAPPER_TASK_VERSION_NUMBER", "-1"),
+                ("PROC_WRAPPER_NUM_LOG_LINES_SENT_ON_FAILURE", "-1"),
+            ])
+            .args(["rec"])
+            .differs(
+                "decisions §3a: -1 values (no limit) are sent to the API and to the child as -1 (for the termination grace period 6.0.2 sends null and passes the text None)",
+                &[
+                    "requests[0].body.process_termination_grace_period_seconds",
+                    "env[0].PROC_WRAPPER_PROCESS_TERMINATION_GRACE_PERIOD_SECONDS",
+                ],
+                |ours, theirs| {
+                    let key = "process_termination_grace_period_seconds";
+                    assert_eq!(ours.body(0)[key], -1);
+                    assert_eq!(theirs.body(0)[key], serde_json::Value::Null);
+                    let name = "PROC_WRAPPER_PROCESS_TERMINATION_GRACE_PERIOD_SECONDS";
+                    assert_eq!(ours.child_env(0, name), Some("-1"));
+                    assert_eq!(theirs.child_env(0, name), Some("None"));
+                },
+            ),
+        online("zero process timeout")
+            .env("PROC_WRAPPER_PROCESS_TIMEOUT_SECONDS", "0")
+            .args(["rec"]),
+        online("empty and padded values")
+            .envs(&[
+                ("PROC_WRAPPER_PROCESS_TIMEOUT_SECONDS", ""),
+                ("PROC_WRAPPER_API_RETRY_DELAY_SECONDS", " 7 "),
+                ("PROC_WRAPPER_SEND_HOSTNAME", " TRUE "),
+                ("PROC_WRAPPER_TASK_VERSION_TEXT", ""),
+            ])
+            .args(["rec"])
+            .differs(
+                &format!("{UNLISTED}: an empty PROC_WRAPPER_TASK_VERSION_TEXT is sent as null by ours, as \"\" by 6.0.2"),
+                &["requests[0].body.task_version_text"],
+                |ours, theirs| {
+                    assert_eq!(ours.body(0)["task_version_text"], serde_json::Value::Null);
+                    assert_eq!(theirs.body(0)["task_version_text"], "");
+                },
+            ),
+        online("boolean spellings")
+            .envs(&[
+                ("PROC_WRAPPER_SEND_HOSTNAME", "1"),
+                ("PROC_WRAPPER_TASK_IS_SERVICE", "true"),
+                ("PROC_WRAPPER_SEND_PID", "yes"),
+                ("PROC_WRAPPER_PREVENT_OFFLINE_EXECUTION", "0"),
+            ])
+            .args(["rec"]),
+        scenario("offline mode as 1")
+            .env("PROC_WRAPPER_OFFLINE_MODE", "1")
+            .args(["rec"]),
+        online("unknown log level")
+            .env("PROC_WRAPPER_LOG_LEVEL", "LOUD")
+            .args(["rec"])
+            .differs(
+                &format!("{UNLISTED}: an unknown PROC_WRAPPER_LOG_LEVEL gives INFO in ours; 6.0.2 says it defaults to INFO, but its warning configures Python's logging first, so it logs at WARNING without timestamps and sends wrapper_log_level WARNING"),
+                &["requests[0].body.wrapper_log_level", "log_clock"],
+                |ours, theirs| {
+                    assert_eq!(ours.body(0)["wrapper_log_level"], "INFO");
+                    assert_eq!(theirs.body(0)["wrapper_log_level"], "WARNING");
+                },
+            ),
+        online("base URL with a trailing slash")
+            .env("PROC_WRAPPER_API_BASE_URL", "{API}/")
+            .args(["rec"]),
     ]
 }
 
@@ -1841,6 +1958,7 @@ fn differential() {
         secrets(),
         lifecycle(),
         options(),
+        parsing(),
         runtime_metadata(),
         statuses_over_udp(),
         faults(),
