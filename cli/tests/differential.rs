@@ -43,10 +43,7 @@ const FIX_YAML11: &str = "YAML reads like PyYAML safe_load (YAML 1.1)";
 const UNLISTED: &str = "NOT IN THE README (reported)";
 
 fn wrappers() -> Wrappers {
-    Wrappers::from_env(
-        env!("CARGO_BIN_EXE_proc_wrapper"),
-        env!("CARGO_PKG_VERSION"),
-    )
+    Wrappers::from_env(env!("CARGO_BIN_EXE_proc_wrapper"))
 }
 
 fn rules() -> Vec<Rule> {
@@ -964,8 +961,7 @@ fn lifecycle() -> Vec<Scenario> {
                 ("PROC_WRAPPER_AUTO_CREATE_TASK", "TRUE"),
                 ("PROC_WRAPPER_AUTO_CREATE_TASK_RUN_ENVIRONMENT_NAME", "staging"),
             ])
-            .args(["rec"])
-            .tracking(FIX_PASSIVE),
+            .args(["rec"]),
         online("auto-created task with props")
             .env(
                 "PROC_WRAPPER_AUTO_CREATE_TASK_PROPS",
@@ -1008,8 +1004,7 @@ fn lifecycle() -> Vec<Scenario> {
             .tracking(FIX_PASSIVE),
         online("passive task").env("PROC_WRAPPER_TASK_IS_PASSIVE", "TRUE").args(["rec"]),
         online("task forced active")
-            .args(["--force-task-active", "rec"])
-            .tracking(FIX_PASSIVE),
+            .args(["--force-task-active", "rec"]),
         scenario("task by uuid")
             .envs(&[
                 ("PROC_WRAPPER_API_BASE_URL", "{API}"),
@@ -1120,7 +1115,7 @@ fn lifecycle() -> Vec<Scenario> {
         online("process max retries, README spelling")
             .env("PROC_WRAPPER_PROCESS_MAX_RETRIES", "1")
             .args(["-c", "rec; exit 3"])
-            .differs(spelling, &["requests", "runs", "argv", "env", "summary"], |ours, theirs| {
+            .differs(spelling, &["requests[0].body.process_max_retries", "requests[1]", "requests[2]", "runs", "argv[1]", "env[1]", "summary"], |ours, theirs| {
                 assert_eq!((ours.runs, theirs.runs), (2, 1));
                 assert_eq!(ours.body(0)["process_max_retries"], 1);
             }),
@@ -1130,7 +1125,7 @@ fn lifecycle() -> Vec<Scenario> {
                 "5",
             )
             .args(["rec"])
-            .differs(spelling, &["requests"], |ours, theirs| {
+            .differs(spelling, &["requests[0].body.api_task_execution_creation_error_timeout_seconds"], |ours, theirs| {
                 let key = "api_task_execution_creation_error_timeout_seconds";
                 assert_eq!(ours.body(0)[key], 5);
                 assert_eq!(theirs.body(0)[key], 1800);
@@ -1139,14 +1134,23 @@ fn lifecycle() -> Vec<Scenario> {
             .env("PROC_WRAPPER_PROCESS_MAX_RETRIES", "1")
             .env("PROC_WRAPPER_TASK_MAX_RETRIES", "2")
             .args(["-c", "rec; exit 3"])
-            .differs(spelling, &["requests", "runs", "argv", "env", "summary"], |ours, theirs| {
+            .differs(spelling, &["requests[0].body.process_max_retries", "requests[2]", "requests[3]", "runs", "argv[2]", "env[2]", "summary"], |ours, theirs| {
                 assert_eq!((ours.runs, theirs.runs), (2, 3));
             }),
         online("probabilities without API_")
             .env("PROC_WRAPPER_MANAGED_PROBABILITY", "0")
             .env("PROC_WRAPPER_FAILURE_REPORT_PROBABILITY", "0")
             .args(["rec"])
-            .differs(spelling, &["requests", "env"], |ours, theirs| {
+            .differs(
+                spelling,
+                &[
+                    "requests[0]",
+                    "requests[1]",
+                    "env[0].PROC_WRAPPER_API_MANAGED_PROBABILITY",
+                    "env[0].PROC_WRAPPER_API_FAILURE_REPORT_PROBABILITY",
+                    "env[0].PROC_WRAPPER_TASK_EXECUTION_UUID",
+                ],
+                |ours, theirs| {
                 assert!(ours.raw_requests.is_empty(), "ours samples the run out");
                 assert_eq!(statuses(theirs), ["POST RUNNING", "PATCH SUCCEEDED"]);
             }),
@@ -1155,7 +1159,7 @@ fn lifecycle() -> Vec<Scenario> {
             .args(["-c", "rec; [ $(wc -l < \"$REC/runs\") -ge 3 ] || exit 3"])
             .differs(
                 "README: -1 for --process-max-retries means retry forever (6.0.2 turned it into 0)",
-                &["exit", "requests", "runs", "argv", "env", "summary"],
+                &["exit", "requests[0].body.process_max_retries", "requests[1]", "requests[2]", "requests[3]", "runs", "argv", "env", "summary"],
                 |ours, theirs| {
                     assert_eq!((ours.exit().as_str(), ours.runs), ("exit 0", 3));
                     assert_eq!((theirs.exit().as_str(), theirs.runs), ("exit 3", 1));
@@ -1167,7 +1171,7 @@ fn lifecycle() -> Vec<Scenario> {
             .args(["rec"])
             .differs(
                 "README: -1 for --api-resume-delay means never resume (6.0.2 turned it into 0)",
-                &["requests", "env"],
+                &["requests[0].body.api_resume_delay_seconds", "env[0].PROC_WRAPPER_API_RESUME_DELAY_SECONDS"],
                 |ours, theirs| {
                     assert_eq!(ours.body(0)["api_resume_delay_seconds"], -1);
                     assert_eq!(theirs.body(0)["api_resume_delay_seconds"], 0);
@@ -1481,7 +1485,7 @@ fn statuses_over_udp() -> Vec<Scenario> {
             .args(["rec"])
             .differs(
                 "README: both spellings are read where 6.0.2's code and README disagree (PROC_WRAPPER_STATUS_UPDATE_PORT)",
-                &["requests", "env"],
+                &["requests[0].body.status_update_port", "env[0].PROC_WRAPPER_STATUS_UPDATE_SOCKET_PORT"],
                 |ours, theirs| {
                     assert_eq!(ours.child_env(0, "PROC_WRAPPER_STATUS_UPDATE_SOCKET_PORT"), Some("{PORT}"));
                     assert_eq!(theirs.child_env(0, "PROC_WRAPPER_STATUS_UPDATE_SOCKET_PORT"), Some("2373"));
@@ -1620,7 +1624,7 @@ fn log_tails() -> Vec<Scenario> {
             .args(["-c", "rec; echo abcdefghijklmnop; echo short; exit 1"])
             .differs(
                 "decisions §3a: log tail lines that were truncated keep their line ending",
-                &["requests"],
+                &["requests[1].body.debug_log_tail"],
                 |ours, theirs| {
                     assert_eq!(last_body(ours)["debug_log_tail"], "abcdefg...\nshort\n");
                     assert_eq!(last_body(theirs)["debug_log_tail"], "abcdefg...short\n");
@@ -1839,7 +1843,7 @@ fn signals() -> Vec<Scenario> {
             .step(When::Started, Action::Signal(Signal::SIGHUP))
             .differs(
                 "decisions §3.8/§3a, README: SIGHUP and SIGQUIT are forwarded to the child's process group (status ABORTED), the wrapper exits 128+N",
-                &["exit", "requests", "alive"],
+                &["exit", "requests[1]", "alive"],
                 |ours, theirs| {
                     assert_eq!(ours.exit(), "exit 129");
                     assert_eq!(statuses(ours), ["POST RUNNING", "PATCH ABORTED"]);
@@ -1854,7 +1858,7 @@ fn signals() -> Vec<Scenario> {
             .step(When::Started, Action::Signal(Signal::SIGQUIT))
             .differs(
                 "decisions §3.8/§3a, README: SIGHUP and SIGQUIT are forwarded to the child's process group (status ABORTED), the wrapper exits 128+N",
-                &["exit", "requests", "alive"],
+                &["exit", "requests[1]", "alive"],
                 |ours, theirs| {
                     assert_eq!(ours.exit(), "exit 131");
                     assert_eq!(statuses(ours), ["POST RUNNING", "PATCH ABORTED"]);

@@ -66,15 +66,13 @@ pub struct Wrappers {
     pub ours: PathBuf,
     /// The Python interpreter with proc_wrapper 6.0.2.
     pub python: PathBuf,
-    /// The version ours reports as `wrapper_version`.
-    pub our_version: String,
 }
 
 impl Wrappers {
     /// Our binary and the interpreter named by [`ORIGINAL_PYTHON_VAR`]. Panics (the test
     /// fails, it is not skipped) when the variable is missing or the interpreter does not have
     /// proc_wrapper 6.0.2.
-    pub fn from_env(ours: &str, our_version: &str) -> Self {
+    pub fn from_env(ours: &str) -> Self {
         let python = std::env::var_os(ORIGINAL_PYTHON_VAR).unwrap_or_else(|| {
             panic!(
                 "{ORIGINAL_PYTHON_VAR} is not set. The differential suite compares proc_wrapper \
@@ -107,7 +105,6 @@ impl Wrappers {
         Self {
             ours: PathBuf::from(ours),
             python,
-            our_version: our_version.to_owned(),
         }
     }
 }
@@ -419,7 +416,7 @@ pub struct Outcome {
     pub env: Vec<BTreeMap<String, String>>,
     /// The files left in the work folder (relative path → content), normalised.
     pub files: BTreeMap<String, String>,
-    /// `waitrel` helpers still running when the wrapper exited.
+    /// `waitrel` helpers still running a second after the wrapper exited (none released).
     pub alive: usize,
     /// Processes of the run that still held the wrapper's output open a while after it
     /// exited and had to be killed (none expected).
@@ -1194,8 +1191,13 @@ fn run_side(w: &Wrappers, s: &Scenario, side: Side, moto: &str) -> Outcome {
         std::thread::sleep(Duration::from_millis(10));
     };
     let (code, signal) = status_parts(status);
-    // Children still waiting when the wrapper exited, then release and end them.
+    // Children still waiting after the wrapper exited (those it stopped get a second to
+    // finish dying: a grandchild may outlive the wrapper's wait for the child by a moment),
+    // then release and end them.
     let waiters = pids(&rec.join("waiters"));
+    crate::wait_until(Duration::from_secs(1), || {
+        waiters.iter().all(|p| crate::process_gone(*p))
+    });
     let alive = waiters.iter().filter(|p| !crate::process_gone(**p)).count();
     let _ = std::fs::write(rec.join("release"), "");
     let gone = crate::wait_until(Duration::from_secs(5), || {
