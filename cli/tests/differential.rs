@@ -946,6 +946,21 @@ fn secrets() -> Vec<Scenario> {
         offline("log capture is off offline")
             .env("PROC_WRAPPER_NUM_LOG_LINES_SENT_ON_FAILURE", "3")
             .args(["-c", "rec; echo out; echo err >&2; exit 1"]),
+        offline("env output file that cannot be written")
+            .args([
+                "--env-output-filename",
+                "{WORK}/no-such-folder/out.env",
+                "rec",
+            ])
+            .differs(
+                "README: an env or config output file that cannot be written is an error naming the file: exit 78, and the command does not run",
+                &["exit", "log_clock"],
+                |ours, theirs| {
+                    assert_eq!((ours.exit().as_str(), ours.runs), ("exit 78", 0));
+                    assert!(ours.stderr.contains("no-such-folder/out.env"));
+                    assert_eq!((theirs.exit().as_str(), theirs.runs), ("exit 1", 0));
+                },
+            ),
         offline("env output format unknown")
             .env("PROC_WRAPPER_ENV_OUTPUT_FORMAT", "xml")
             .args(["-c", "rec; ls > listing"]),
@@ -1477,6 +1492,28 @@ fn statuses_over_udp() -> Vec<Scenario> {
             .step(When::Waiting(1), Action::Udp("{\"success_count\":".into()))
             .step(When::Waiting(1), Action::Udp(" 7}\n".into()))
             .step(When::Requests(2), Action::Release),
+        // 6.0.2 discards every message here, so its child is ended by the timeout.
+        online("status update larger than the limit")
+            .envs(&listener)
+            .env("PROC_WRAPPER_STATUS_UPDATE_MESSAGE_MAX_BYTES", "100")
+            .env("PROC_WRAPPER_PROCESS_TIMEOUT_SECONDS", "3")
+            .args(["-c", "rec; waitrel"])
+            .step(
+                When::Waiting(1),
+                Action::Udp(format!("{{\"last_status_message\": \"{}\"}}\n", "x".repeat(200))),
+            )
+            .step(When::Waiting(1), Action::Udp("{\"success_count\": 2}\n".into()))
+            .step(When::Requests(2), Action::Release)
+            .differs(
+                "decisions §3.5, README: UDP status messages larger than --status-update-message-max-bytes are discarded correctly (6.0.2 compares its 4096-byte buffer with the limit and drops every message)",
+                &["exit", "requests[1]", "requests[2]", "steps[2]", "summary"],
+                |ours, theirs| {
+                    assert_eq!(ours.exit(), "exit 0");
+                    assert_eq!(ours.body(1), &serde_json::json!({"status": "RUNNING", "success_count": 2}));
+                    assert_eq!(theirs.exit(), "exit 1");
+                    assert_eq!(statuses(theirs), ["POST RUNNING", "PATCH TERMINATED_AFTER_TIME_OUT"]);
+                },
+            ),
         online("status update port, README spelling")
             .envs(&[
                 ("PROC_WRAPPER_ENABLE_STATUS_UPDATE_LISTENER", "TRUE"),
@@ -1550,6 +1587,9 @@ fn faults() -> Vec<Scenario> {
         quick(online("creation connection dropped then created"))
             .env("PROC_WRAPPER_API_TASK_CREATION_ERROR_TIMEOUT_SECONDS", "4")
             .faults([Fault::Drop])
+            .args(["rec"]),
+        quick(online("creation answered with a body that is not JSON"))
+            .faults([Fault::Body(201, "text/plain".into(), "created, sort of".into())])
             .args(["rec"]),
         quick(online("creation stalls"))
             .env("PROC_WRAPPER_API_REQUEST_TIMEOUT_SECONDS", "1")
@@ -1931,6 +1971,19 @@ fn aws(moto: &Moto) -> Vec<Scenario> {
         with_moto(offline("secrets manager env location"))
             .env("PROC_WRAPPER_ENV_LOCATIONS", &arn)
             .args(["rec"]),
+        with_moto(offline("AWS AppConfig location"))
+            .env("A_FOR_PROC_WRAPPER_TO_RESOLVE", "aws:appconfig:app/env/profile")
+            .args(["{ROOT}/bin/rec"])
+            .differs(
+                "README: AWS AppConfig locations (aws:appconfig:) are recognised and rejected with a clear error; a secret that cannot be resolved stops the wrapper (exit 78)",
+                &["exit", "runs", "argv", "env", "summary"],
+                |ours, theirs| {
+                    assert_eq!((ours.exit().as_str(), ours.runs), ("exit 78", 0));
+                    assert!(ours.stderr.contains("AppConfig"));
+                    // 6.0.2 fails to fetch it from moto and runs with a partial environment.
+                    assert_eq!((theirs.exit().as_str(), theirs.runs), ("exit 0", 1));
+                },
+            ),
         with_moto(offline("missing secret"))
             .env(
                 "M_FOR_PROC_WRAPPER_TO_RESOLVE",
