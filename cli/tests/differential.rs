@@ -485,6 +485,13 @@ fn environment() -> Vec<Scenario> {
         started_by_server("started by the server")
             .env("PROC_WRAPPER_TASK_COMMAND", "rec server")
             .tracking(FIX_NONE),
+        // The same environment with numbers in place of None: what else the server's
+        // settings do, today.
+        started_by_server("started by the server, probabilities given")
+            .env("PROC_WRAPPER_MANAGED_PROBABILITY", "1")
+            .env("PROC_WRAPPER_FAILURE_REPORT_PROBABILITY", "1")
+            .env("PROC_WRAPPER_TIMEOUT_REPORT_PROBABILITY", "1")
+            .env("PROC_WRAPPER_TASK_COMMAND", "rec server; exit 2"),
         started_by_server("started by the server, failing")
             .env("PROC_WRAPPER_TASK_COMMAND", "rec server; exit 2")
             .tracking(FIX_NONE),
