@@ -1084,11 +1084,14 @@ fn lifecycle() -> Vec<Scenario> {
                 ("PROC_WRAPPER_DEPLOYMENT_TASK_EXECUTION_UUID", "deploy-uuid"),
             ])
             .args(["rec"]),
-        // The child waits for the update with the PID: ours sends it asynchronously (reported).
+        // The child runs until a heartbeat follows the update with the PID: ours sends that
+        // update asynchronously, and puts the PID in the final update too while it is not yet
+        // answered (reported).
         online("send pid")
             .env("PROC_WRAPPER_SEND_PID", "TRUE")
+            .env("PROC_WRAPPER_API_HEARTBEAT_INTERVAL_SECONDS", "1")
             .args(["-c", "rec; waitrel"])
-            .step(When::Requests(2), Action::Release),
+            .step(When::Requests(3), Action::Release),
         online("send hostname").env("PROC_WRAPPER_SEND_HOSTNAME", "TRUE").args(["rec"]),
         online("no runtime metadata")
             .env("PROC_WRAPPER_SEND_RUNTIME_METADATA", "FALSE")
@@ -1289,7 +1292,8 @@ fn options() -> Vec<Scenario> {
                 "-c",
                 "rec; waitrel",
             ])
-            .step(When::Requests(2), Action::Release)
+            .env("PROC_WRAPPER_API_HEARTBEAT_INTERVAL_SECONDS", "1")
+            .step(When::Requests(3), Action::Release)
             .differs(&deployment_run_environment(), &["requests[0].body.task.run_environment"], |ours, theirs| {
                 assert_eq!(ours.body(0)["task"]["run_environment"], serde_json::json!({"name": "dev"}));
                 assert_eq!(theirs.body(0)["task"]["run_environment"], serde_json::json!({}));
