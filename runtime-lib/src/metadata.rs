@@ -105,6 +105,9 @@ pub struct RuntimeMetadata {
     pub is_execution_status_source: bool,
     /// The exit code of the watched container, once it exited (sidecar mode).
     pub exit_code: Option<i32>,
+    /// Variables the wrapped process gets about where it runs (ECS: the container names and
+    /// whether the wrapper is a sidecar).
+    pub child_env: Vec<(String, String)>,
 }
 
 /// The host name of this machine (`uname -n`).
@@ -205,8 +208,15 @@ impl RuntimeMetadata {
         f
     }
 
-    /// Fields for the Task Execution, with `--execution-method-props` merged into
-    /// `execution_method_details`.
+    /// Fields for updates of the Task Execution (the final one, and those after a refresh):
+    /// the metadata alone, as 6.0.2 sends it (`--execution-method-props` only go with the
+    /// creation).
+    pub fn update_fields(&self) -> Map<String, Value> {
+        self.typed(&self.execution, &[])
+    }
+
+    /// Fields for the creation of the Task Execution, with `--execution-method-props` merged
+    /// into `execution_method_details`.
     pub fn execution_fields(&self, config: &Config) -> Map<String, Value> {
         let props = config
             .task
@@ -435,6 +445,7 @@ fn codebuild(env: &dyn Fn(&str) -> Option<String>) -> Option<RuntimeMetadata> {
         host_names: node_name().into_iter().collect(),
         is_execution_status_source: false,
         exit_code: None,
+        child_env: Vec::new(),
     })
 }
 
@@ -526,6 +537,7 @@ async fn ec2(endpoint: &str) -> Result<RuntimeMetadata, String> {
         host_names: hostname.into_iter().collect(),
         is_execution_status_source: false,
         exit_code: None,
+        child_env: Vec::new(),
     })
 }
 
@@ -697,18 +709,19 @@ pub fn ecs_from_documents(
                 .as_deref()
                 .and_then(|c| crate::secrets::aws::region_of_arn(c).map(str::to_owned))
         });
+    // Every key of a container is sent, null when unknown, as 6.0.2 does.
     let container_json = |x: &EcsContainer| {
-        Value::Object(obj([
-            ("docker_id", json!(x.docker_id)),
-            ("name", json!(x.name)),
-            ("docker_name", json!(x.docker_name)),
-            ("image_name", json!(x.image)),
-            ("image_id", json!(x.image_id)),
-            ("labels", json!(x.labels)),
-            ("container_arn", json!(x.container_arn)),
-            ("cpu_units", json!(x.limits.cpu)),
-            ("memory_mb", json!(x.limits.memory)),
-        ]))
+        json!({
+            "docker_id": x.docker_id,
+            "name": x.name,
+            "docker_name": x.docker_name,
+            "image_name": x.image,
+            "image_id": x.image_id,
+            "labels": x.labels,
+            "container_arn": x.container_arn,
+            "cpu_units": x.limits.cpu,
+            "memory_mb": x.limits.memory,
+        })
     };
     let mut capability = obj([
         ("task_definition_arn", json!(task_definition_arn)),
@@ -799,11 +812,28 @@ pub fn ecs_from_documents(
         ("allocated_cpu_units", json!(cpu_units)),
         ("allocated_memory_mb", json!(memory)),
     ]);
+    // What the wrapped process is told about the containers (6.0.2's
+    // `monitor_process_env_additions`).
+    let mut child_env = Vec::new();
+    if let Some(name) = &monitor.name {
+        child_env.push((
+            "PROC_WRAPPER_MONITOR_CONTAINER_NAME".to_owned(),
+            name.clone(),
+        ));
+    }
+    if let Some(name) = &main.name {
+        child_env.push(("PROC_WRAPPER_MAIN_CONTAINER_NAME".to_owned(), name.clone()));
+    }
+    child_env.push((
+        "PROC_WRAPPER_SIDECAR_CONTAINER_MODE".to_owned(),
+        crate::child_env::bool_text(sidecar).to_owned(),
+    ));
     Ok(RuntimeMetadata {
         execution_method_type: ExecutionMethod::AwsEcs,
         infrastructure_type: Infrastructure::Aws,
         execution,
         task: task_fields,
+        child_env,
         host_addresses: main_net.ip_v4_addresses.clone().unwrap_or_default(),
         host_names: main_net.private_dns_name.iter().cloned().collect(),
         is_execution_status_source: sidecar,

@@ -50,7 +50,6 @@ pub fn task_param_errors(config: &Config) -> Vec<String> {
     if config.task.auto_create
         && config.task.run_environment_name.is_none()
         && config.task.run_environment_uuid.is_none()
-        && config.api.deployment.is_none()
     {
         errors.push(
             "an auto-created Task needs a Run Environment (--auto-create-task-run-environment-name \
@@ -139,12 +138,23 @@ impl Reporter {
 
     /// A reporter that sends through `client` (a clone of a client shares its connections).
     pub fn with_client(client: ApiClient, config: &Config, metadata: RuntimeMetadata) -> Self {
+        let mut config = config.clone();
+        // A known execution is always reported, and says so (6.0.2 sends 1.0 then).
+        if config.task.execution_uuid.is_some() {
+            config.api.managed_probability = 1.0;
+        }
         Self {
-            passive: body::task_passive(config, &metadata),
+            passive: body::task_passive(&config, &metadata),
             client,
             execution_uuid: config.task.execution_uuid.clone(),
-            config: config.clone(),
             metadata,
+            messages: MessageBuffer::new(config.status.message_max_bytes),
+            rollbar: rollbar::Rollbar::new(&config),
+            next_refresh: config
+                .api
+                .runtime_metadata_refresh_interval
+                .map(|i| Instant::now() + i),
+            config,
             pending: Map::new(),
             due: false,
             last_success: None,
@@ -156,14 +166,8 @@ impl Reporter {
             input_value: None,
             sampled_out: false,
             socket: None,
-            messages: MessageBuffer::new(config.status.message_max_bytes),
             // Allocated when the listener starts: reporters without one stay small.
             recv_buf: Vec::new(),
-            rollbar: rollbar::Rollbar::new(config),
-            next_refresh: config
-                .api
-                .runtime_metadata_refresh_interval
-                .map(|i| Instant::now() + i),
             mode: Mode::Wrapped,
         }
     }
@@ -455,6 +459,14 @@ impl Reporter {
             warn!("the API server was not responding properly; not sending the final update");
             return;
         }
+        // 6.0.2 sends the PID at once after the start; when the run ended before that update
+        // went out (or was answered), it goes now, on its own, before the final update.
+        if self.pending.contains_key("pid") {
+            self.update(Map::new(), RequestKind::Update).await;
+            if self.stop {
+                return;
+            }
+        }
         let mut fields = self.final_fields(outcome);
         fields.extend(extra);
         if self.update(fields, RequestKind::Final).await {
@@ -472,7 +484,7 @@ impl Reporter {
         let fresh = RuntimeMetadata::detect(&self.config).await;
         if fresh != self.metadata {
             if self.config.api.send_runtime_metadata {
-                let fields = fresh.execution_fields(&self.config);
+                let fields = fresh.update_fields();
                 self.pending.extend(fields);
             }
             self.metadata = fresh;
@@ -500,6 +512,11 @@ impl Reporter {
     /// True once the API server asked the execution to stop (409 on an update).
     pub fn stop_wanted(&self) -> bool {
         self.stop
+    }
+
+    /// The settings, with the Task's UUID and name filled in from the creation response.
+    pub fn config(&self) -> &Config {
+        &self.config
     }
 
     /// The runtime metadata in use.

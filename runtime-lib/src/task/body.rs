@@ -163,18 +163,11 @@ fn task(config: &Config, metadata: &RuntimeMetadata, passive: bool) -> Value {
         (Some(u), _) => (Some(u.clone()), None),
         (None, n) => (None, n.clone()),
     };
-    // Without a name or UUID for the Run Environment, the deployment names it (6.0.2).
     let run_environment = RunEnvironment {
-        name: c.task.run_environment_name.clone().or_else(|| {
-            c.task
-                .run_environment_uuid
-                .is_none()
-                .then(|| c.api.deployment.clone())
-                .flatten()
-        }),
+        name: c.task.run_environment_name.clone(),
         uuid: c.task.run_environment_uuid.clone(),
     };
-    let metadata = if c.api.send_runtime_metadata {
+    let mut metadata = if c.api.send_runtime_metadata {
         metadata.task_fields(c)
     } else {
         c.task
@@ -183,6 +176,21 @@ fn task(config: &Config, metadata: &RuntimeMetadata, passive: bool) -> Value {
             .map(|t| ("execution_method_type".to_owned(), Value::from(t.as_str())))
             .collect()
     };
+    // The props of an auto-created Task win over the detected values of these (6.0.2).
+    const FROM_PROPS: [&str; 5] = [
+        "execution_method_type",
+        "infrastructure_type",
+        "allocated_cpu_units",
+        "allocated_memory_mb",
+        "ip_v4_addresses",
+    ];
+    if let Some(props) = &c.task.auto_create_task_props {
+        for key in FROM_PROPS {
+            if let Some(v) = props.get(key).filter(|v| !v.is_null()) {
+                metadata.insert(key.to_owned(), v.clone());
+            }
+        }
+    }
     TaskBody {
         common: common(c),
         uuid,
@@ -221,7 +229,7 @@ pub fn final_fields(
         timed_out_attempts: (outcome.timed_out_attempts > 0).then_some(outcome.timed_out_attempts),
         finished_at: UtcTime::now().iso8601(),
         metadata: if config.api.send_runtime_metadata {
-            metadata.execution_fields(config)
+            metadata.update_fields()
         } else {
             Map::new()
         },
