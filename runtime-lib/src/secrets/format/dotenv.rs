@@ -93,6 +93,7 @@ impl<'a> Reader<'a> {
     /// `parse_binding`: `None` at the end of the text; `Some(None)` for a line without a
     /// key (a comment) or one that does not parse.
     fn binding(&mut self) -> Option<Option<(String, Option<String>)>> {
+        let mark = self.i;
         self.skip(py_space);
         if self.rest().is_empty() {
             return None;
@@ -100,6 +101,13 @@ impl<'a> Reader<'a> {
         match self.binding_inner() {
             Ok(b) => Some(b),
             Err(Fail) => {
+                // As python-dotenv warns (the line number only: the text may be secret).
+                let before = &self.s[..mark];
+                let crlf = before.matches("\r\n").count();
+                let line = before.matches(['\n', '\r']).count() - crlf + 1;
+                tracing::warn!(
+                    "dotenv: could not parse the statement starting at line {line}; skipped"
+                );
                 // `_rest_of_line`: to the line break, and one `\r` or `\n`.
                 self.skip(|c| c != '\r' && c != '\n');
                 if self.rest().starts_with(['\r', '\n']) {
