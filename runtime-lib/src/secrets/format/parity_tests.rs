@@ -299,6 +299,16 @@ fn yaml_refuses_what_cannot_be_held() {
     }
     let err = Format::Yaml.parse(&doc).unwrap_err().to_string();
     assert!(err.contains("too many"), "{err}");
+    // The same through merges of merges.
+    let mut doc = String::from("m0: &m0 {k: v}\n");
+    for i in 1..40 {
+        let p = i - 1;
+        doc.push_str(&format!("m{i}: &m{i} {{<<: [*m{p}, *m{p}], k{i}: v}}\n"));
+    }
+    let started = std::time::Instant::now();
+    let err = Format::Yaml.parse(&doc).unwrap_err().to_string();
+    assert!(err.contains("too many"), "{err}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(20));
     // Deep nesting is refused, not a stack overflow.
     let deep = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
     assert!(Format::Yaml.parse(&deep).is_err());

@@ -768,6 +768,9 @@ impl Constructor {
         if depth > MAX_DEPTH {
             return Err(error_at(node.at, "the document is nested too deeply"));
         }
+        // Each visit counts: merges of merges through aliases would otherwise take
+        // exponential time.
+        self.count(node.at)?;
         let mut merge = Vec::new();
         let mut seen = HashSet::new();
         let mut own = Vec::with_capacity(pairs.len());
