@@ -375,6 +375,8 @@ fn yaml_written_reads_back_the_same() {
     });
     map.extend(others.as_object().unwrap().clone());
     map.insert("k".repeat(1500), json!("long key"));
+    // Under 1024 characters but over 1024 bytes once written (found by the fuzzer).
+    map.insert(format!("S1{}", "\u{0}é".repeat(300)), json!(null));
     let value = Value::Object(map);
     let text = serialize(&value, Format::Yaml).unwrap();
     assert_eq!(Format::Yaml.parse(&text).unwrap(), value, "{text}");

@@ -8,8 +8,9 @@ use serde_json::{Map, Value};
 
 use super::pynum::float_repr;
 
-/// Longest key written as an implicit (`key: value`) key; YAML limits those to 1024
-/// characters, longer ones take the explicit `? key` form.
+/// Longest key (in bytes, as written) written as an implicit `key: value` key; libyaml
+/// limits those to 1024 bytes (PyYAML to 1024 characters), longer ones take the explicit
+/// `? key` form.
 const IMPLICIT_KEY_MAX: usize = 1000;
 
 /// `value` as a YAML document.
@@ -68,7 +69,7 @@ fn map(out: &mut String, m: &Map<String, Value>, level: usize, inline_first: boo
             indent(out, level);
         }
         let key = string(k);
-        if key.chars().count() > IMPLICIT_KEY_MAX {
+        if key.len() > IMPLICIT_KEY_MAX {
             out.push_str("? ");
             out.push_str(&key);
             out.push('\n');
