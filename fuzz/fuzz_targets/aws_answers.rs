@@ -24,10 +24,7 @@ fuzz_target!(|data: &[u8]| {
     let (code, message) = error_in_body(data);
     for part in [code, message].into_iter().flatten() {
         // Decoding (entities, JSON escapes) only shortens; the text is the body as UTF-8.
-        assert!(
-            part.len() <= text.len(),
-            "an error part longer than the body"
-        );
+        assert!(part.len() <= text.len(), "an error part longer than the body");
     }
     if let Ok(creds) = from_sts_xml(&text) {
         assert!(!creds.access_key_id.is_empty() || text.contains("<AccessKeyId></AccessKeyId>"));

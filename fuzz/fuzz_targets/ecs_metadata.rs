@@ -20,9 +20,10 @@ fn configs() -> &'static [Config; 2] {
             ("PROC_WRAPPER_MAIN_CONTAINER_NAME", "main"),
             ("PROC_WRAPPER_MONITOR_CONTAINER_NAME", "nginx-curl"),
         ]);
-        let sidecar =
-            Config::from_sources(&Args::default(), &|k| vars.get(k).map(|v| (*v).to_owned()))
-                .expect("sidecar config");
+        let sidecar = Config::from_sources(&Args::default(), &|k| {
+            vars.get(k).map(|v| (*v).to_owned())
+        })
+        .expect("sidecar config");
         [default, sidecar]
     })
 }

@@ -39,10 +39,7 @@ fuzz_target!(|data: &[u8]| {
             }
         }
         for m in found {
-            assert!(
-                nodes.contains(&std::ptr::from_ref(m)),
-                "a match outside the document"
-            );
+            assert!(nodes.contains(&std::ptr::from_ref(m)), "a match outside the document");
         }
     }
     let root = query(&doc, "$").expect("'$' is valid");

@@ -29,8 +29,8 @@ use std::sync::OnceLock;
 
 use libfuzzer_sys::fuzz_target;
 use proc_wrapper::config::{Args, Config, ResolverConfig};
-use proc_wrapper::secrets::Resolver;
 use proc_wrapper::secrets::location::{Location, Provider, provider_from_name};
+use proc_wrapper::secrets::Resolver;
 use serde_json::{Map, Value};
 
 const ENV_SUFFIX: &str = "_FOR_PROC_WRAPPER_TO_RESOLVE";

@@ -72,11 +72,7 @@ fuzz_target!(|data: &[u8]| {
         let hand_off = HandOff::parse(message);
         let line = hand_off.to_line();
         assert!(line.ends_with('\n'));
-        assert_eq!(
-            line.matches('\n').count(),
-            1,
-            "to_line wrote more than one line"
-        );
+        assert_eq!(line.matches('\n').count(), 1, "to_line wrote more than one line");
         let back: Map<String, Value> =
             serde_json::from_str(line.trim_end()).expect("to_line writes a JSON object");
         let again = HandOff::parse(back);

@@ -11,10 +11,7 @@ fuzz_target!(|data: &[u8]| {
         Ok(Value::Array(items)) => items.len(),
         _ => 0,
     };
-    assert!(
-        records.len() <= items,
-        "more records than items in the batch"
-    );
+    assert!(records.len() <= items, "more records than items in the batch");
     for record in &records {
         match record {
             Record::RuntimeDone { status, .. } => {
