@@ -500,14 +500,17 @@ impl Resolver {
         };
         let value = match (value, loc.format.or(provider_format).or(guessed)) {
             (v, _) if parsed => v,
+            // 6.0.2 keeps the text when it parses to nothing (`coalesce(parsed, text)`):
+            // `PLAIN:~!yaml` and `PLAIN:null!json` resolve to `~` and `null`.
             (Value::String(text), Some(format)) => match format.parse(&text) {
+                Ok(Value::Null) => Value::String(text),
                 Ok(v) => v,
                 Err(e) => return Outcome::Failed(e),
             },
             (Value::String(text), None)
                 if matches!(loc.transform, Some(Transform::JsonPath { .. })) =>
             {
-                match serde_json::from_str(&text) {
+                match Format::Json.parse(&text) {
                     Ok(v) => v,
                     Err(e) => {
                         return Outcome::Failed(SecretError::Parse(format!(
