@@ -104,7 +104,7 @@ impl Moto {
                 time: SystemTime::now(),
             },
             &creds,
-            service == "s3",
+            sigv4::Settings::for_service(service),
         );
         let method = reqwest::Method::from_bytes(method.as_bytes()).expect("UNWRAP: a method");
         let mut request = self.http.request(method, url).body(body);

@@ -216,32 +216,58 @@ struct Call<'a> {
     region: &'a str,
     method: reqwest::Method,
     url: reqwest::Url,
-    /// The path that is signed, when it is not the URL's own (an S3 key whose slashes
-    /// travel encoded, see [`s3_key_path`]).
-    signed_path: Option<String>,
     headers: &'a [(&'a str, &'a str)],
     body: Vec<u8>,
     cap: usize,
 }
 
-/// The wire and signed forms of an S3 key in a URL path: `(wire, signed)`, each without the
-/// leading `/`. Keys are literal, as boto3 sends them: `a/../b.env` names the object
-/// `a/../b.env`, not `b.env`. URLs (WHATWG, the `url` crate) remove `.` and `..` segments
-/// even when their dots are percent-encoded, so a key holding such a segment travels with its
-/// slashes encoded (`a%2F..%2Fb.env`: one segment, left alone); S3 decodes the path before
-/// it computes the canonical request, so the signature is over the plain encoding.
-fn s3_key_path(key: &str) -> Result<(String, String), String> {
-    let signed = uri_encode(key, true);
+/// The wire form of an S3 key in a URL path, without the leading `/`. Keys are literal, as
+/// boto3 sends them: `a/../b.env` names the object `a/../b.env`, not `b.env`. URLs (WHATWG,
+/// the `url` crate) remove `.` and `..` segments even when their dots are percent-encoded,
+/// so a key holding such a segment travels with its slashes encoded (`a%2F..%2Fb.env`: one
+/// segment, left alone). S3 decodes the path into the key; the signature is over the key's
+/// plain encoding (`a/../b.env`, see [`sigv4::canonical_path`]).
+fn s3_key_path(key: &str) -> Result<String, String> {
     let dot_segment = key.split('/').any(|s| s == "." || s == "..");
     if !dot_segment {
-        return Ok((signed.clone(), signed));
+        return Ok(uri_encode(key, true));
     }
     if key == "." || key == ".." {
         return Err(format!(
             "the S3 key '{key}' cannot be addressed in a URL; rename the object"
         ));
     }
-    Ok((uri_encode(key, false), signed))
+    Ok(uri_encode(key, false))
+}
+
+/// The URL of S3 object `key` in `bucket` (with `versionId` when given) at endpoint `base`:
+/// virtual-hosted style for AWS when the bucket name allows it (no dots, which break the
+/// TLS certificate's wildcard), path style for other buckets and for a configured endpoint
+/// (`custom`, an emulator).
+pub fn s3_object_url(
+    base: &str,
+    custom: bool,
+    bucket: &str,
+    key: &str,
+    version: Option<&str>,
+) -> Result<reqwest::Url, String> {
+    let key_path = s3_key_path(key)?;
+    let virtual_host = !custom
+        && !bucket.is_empty()
+        && bucket
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+    let text = if virtual_host {
+        base.replacen("://", &format!("://{bucket}."), 1) + "/" + &key_path
+    } else {
+        format!("{base}/{}/{key_path}", uri_encode(bucket, false))
+    };
+    let mut url = reqwest::Url::parse(&text).map_err(|e| format!("'{text}' is not a URL: {e}"))?;
+    if let Some(v) = version {
+        // Encoded as it is signed: a `+` is `%2B`, a space `%20`, never `+`.
+        url.set_query(Some(&format!("versionId={}", uri_encode(v, false))));
+    }
+    Ok(url)
 }
 
 impl Aws {
@@ -365,7 +391,7 @@ impl Aws {
                 &sigv4::Request {
                     method: call.method.as_str(),
                     host: &host,
-                    path: call.signed_path.as_deref().unwrap_or(call.url.path()),
+                    path: call.url.path(),
                     query: &query,
                     headers: call.headers,
                     payload: &call.body,
@@ -376,7 +402,7 @@ impl Aws {
                     time: SystemTime::now(),
                 },
                 creds,
-                call.service == Service::S3,
+                sigv4::Settings::for_service(call.service.signing_name()),
             );
             for (k, v) in signed {
                 request = request.header(k, v);
@@ -456,7 +482,6 @@ impl Aws {
             region: &region,
             method: reqwest::Method::POST,
             url,
-            signed_path: None,
             headers: &headers,
             body: serde_json::to_vec(body).unwrap_or_default(),
             cap: MAX_ANSWER_BYTES,
@@ -480,35 +505,12 @@ impl Aws {
         let mut region = self.region(None).await?;
         for redirected in [false, true] {
             let (base, custom) = Self::endpoint(Service::S3, &region);
-            let (key_path, signed_key) = s3_key_path(key)?;
-            // Virtual-hosted style for AWS when the bucket name allows it (no dots, which
-            // break the TLS certificate's wildcard), path style for emulators.
-            let virtual_host = !custom
-                && bucket
-                    .bytes()
-                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
-            let text = if virtual_host {
-                base.replacen("https://", &format!("https://{bucket}."), 1) + "/" + &key_path
-            } else {
-                format!("{base}/{}/{key_path}", uri_encode(bucket, false))
-            };
-            let mut url =
-                reqwest::Url::parse(&text).map_err(|e| format!("'{text}' is not a URL: {e}"))?;
-            // The path as signed: the URL's (with any path of the endpoint itself), ending in
-            // the key's plain encoding.
-            let signed_path = url
-                .path()
-                .strip_suffix(key_path.as_str())
-                .map(|prefix| prefix.to_owned() + &signed_key);
-            if let Some(v) = version {
-                url.query_pairs_mut().append_pair("versionId", v);
-            }
+            let url = s3_object_url(&base, custom, bucket, key, version)?;
             let call = Call {
                 service: Service::S3,
                 region: &region,
                 method: reqwest::Method::GET,
                 url,
-                signed_path,
                 headers: &[],
                 body: Vec::new(),
                 cap: MAX_OBJECT_BYTES,
@@ -557,7 +559,6 @@ impl Aws {
             region: region.as_deref().unwrap_or("us-east-1"),
             method: reqwest::Method::POST,
             url,
-            signed_path: None,
             headers: &headers,
             body: body.into_bytes(),
             cap: MAX_ANSWER_BYTES,
@@ -574,30 +575,51 @@ mod tests {
     #[test]
     fn s3_keys_are_literal_in_urls() {
         let url = |key: &str| {
-            let (wire, signed) = s3_key_path(key).unwrap();
-            let url = reqwest::Url::parse(&format!("http://127.0.0.1:1/bucket/{wire}")).unwrap();
+            let url = s3_object_url("http://127.0.0.1:1", true, "bucket", key, None).unwrap();
+            let signed = sigv4::canonical_path(url.path(), sigv4::Settings::S3);
             (url.path().to_owned(), signed)
         };
         // Dot segments survive the URL parser, which would otherwise drop them.
         assert_eq!(
             url("a/../b.env"),
-            ("/bucket/a%2F..%2Fb.env".into(), "a/../b.env".into())
+            ("/bucket/a%2F..%2Fb.env".into(), "/bucket/a/../b.env".into())
         );
         assert_eq!(
             url("../x/./y"),
-            ("/bucket/..%2Fx%2F.%2Fy".into(), "../x/./y".into())
+            ("/bucket/..%2Fx%2F.%2Fy".into(), "/bucket/../x/./y".into())
         );
         // Other keys keep their slashes; names with dots are not dot segments.
         assert_eq!(
             url("a/b..c/.env"),
-            ("/bucket/a/b..c/.env".into(), "a/b..c/.env".into())
+            ("/bucket/a/b..c/.env".into(), "/bucket/a/b..c/.env".into())
         );
-        assert_eq!(url("a//b"), ("/bucket/a//b".into(), "a//b".into()));
+        assert_eq!(url("a//b"), ("/bucket/a//b".into(), "/bucket/a//b".into()));
         assert_eq!(
             url("a b+c%"),
-            ("/bucket/a%20b%2Bc%25".into(), "a%20b%2Bc%25".into())
+            ("/bucket/a%20b%2Bc%25".into(), "/bucket/a%20b%2Bc%25".into())
         );
         assert!(s3_key_path("..").unwrap_err().contains("'..'"));
+        let aws = s3_object_url(
+            "https://s3.eu-west-1.amazonaws.com",
+            false,
+            "my-bucket",
+            "k",
+            Some("v+1 2"),
+        )
+        .unwrap();
+        assert_eq!(
+            aws.as_str(),
+            "https://my-bucket.s3.eu-west-1.amazonaws.com/k?versionId=v%2B1%202"
+        );
+        let dotted = s3_object_url(
+            "https://s3.eu-west-1.amazonaws.com",
+            false,
+            "a.b",
+            "k",
+            None,
+        )
+        .unwrap();
+        assert_eq!(dotted.as_str(), "https://s3.eu-west-1.amazonaws.com/a.b/k");
     }
 
     #[test]
