@@ -672,16 +672,20 @@ impl Aws {
         let mut attempt = 0;
         loop {
             attempt += 1;
+            let offset = self.clock_offset_ms.load(Ordering::Relaxed);
             let mut f = match self.send_once(call, creds).await {
                 Ok(answer) => return Ok(answer),
                 Err(f) => f,
             };
             let delay = match f.kind {
                 FailureKind::Fatal => None,
-                FailureKind::ClockSkew => f
-                    .server_date
-                    .filter(|date| self.correct_clock(*date))
-                    .map(|_| Duration::ZERO),
+                // Signed again if this answer shows skew, or if another call corrected the
+                // clock since this one was signed.
+                FailureKind::ClockSkew => {
+                    let corrected = f.server_date.is_some_and(|date| self.correct_clock(date));
+                    let changed = self.clock_offset_ms.load(Ordering::Relaxed) != offset;
+                    (corrected || changed).then_some(Duration::ZERO)
+                }
                 FailureKind::Throttling => Some(backoff(attempt, base, f.retry_after)),
                 FailureKind::Transient => Some(backoff(attempt, base / 20, f.retry_after)),
             };
