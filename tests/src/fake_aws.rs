@@ -299,7 +299,7 @@ fn imds_get(
     headers: &HeaderMap,
     path: &str,
     credentials: bool,
-) -> Result<(), Response> {
+) -> Result<(), StatusCode> {
     let mut inner = lock(state);
     let token = token_ok(headers, &inner);
     let how = match token {
@@ -314,10 +314,10 @@ fn imds_get(
         .is_some_and(|n| inner.credential_answers >= n);
     if inner.imds.fail_next > 0 || out {
         inner.imds.fail_next = inner.imds.fail_next.saturating_sub(1);
-        return Err(StatusCode::INTERNAL_SERVER_ERROR.into_response());
+        return Err(StatusCode::INTERNAL_SERVER_ERROR);
     }
     if token == Some(false) {
-        return Err(StatusCode::UNAUTHORIZED.into_response());
+        return Err(StatusCode::UNAUTHORIZED);
     }
     if credentials {
         inner.credential_answers += 1;
@@ -380,7 +380,7 @@ impl FakeAws {
                                 false,
                             ) {
                                 Ok(()) => "instance-role\n".into_response(),
-                                Err(r) => r,
+                                Err(status) => status.into_response(),
                             }
                         }
                     }),
@@ -396,7 +396,7 @@ impl FakeAws {
                                     let expiration = lock(&s).imds.expiration.clone();
                                     Json(temporary(IMDS_KEY, expiration.as_deref())).into_response()
                                 }
-                                Err(r) => r,
+                                Err(status) => status.into_response(),
                             }
                         }
                     }),
@@ -413,7 +413,7 @@ impl FakeAws {
                                 false,
                             ) {
                                 Ok(()) => IMDS_REGION.into_response(),
-                                Err(r) => r,
+                                Err(status) => status.into_response(),
                             }
                         }
                     }),
