@@ -28,11 +28,18 @@ impl Moto {
     /// Connects to the moto_server of `tests/run.sh`; panics with instructions if there is
     /// none.
     pub fn connect() -> Self {
-        let endpoint = std::env::var("PROC_WRAPPER_TEST_MOTO_URL").unwrap_or_else(|_| {
-            panic!(
-                "PROC_WRAPPER_TEST_MOTO_URL is not set: run the tests with tests/run.sh, which \
-                 starts moto_server"
-            )
+        Self::connect_to("PROC_WRAPPER_TEST_MOTO_URL")
+    }
+
+    /// Connects to the second moto_server of `tests/run.sh`, whose IAM authentication a test
+    /// may turn on ([`Moto::require_signatures`]); panics with instructions if there is none.
+    pub fn connect_iam() -> Self {
+        Self::connect_to("PROC_WRAPPER_TEST_MOTO_IAM_URL")
+    }
+
+    fn connect_to(var: &str) -> Self {
+        let endpoint = std::env::var(var).unwrap_or_else(|_| {
+            panic!("{var} is not set: run the tests with tests/run.sh, which starts moto_server")
         });
         let addr = endpoint.trim_start_matches("http://");
         if std::net::TcpStream::connect(addr).is_err() {
@@ -47,6 +54,71 @@ impl Moto {
             rt,
             http: reqwest::Client::new(),
         }
+    }
+
+    /// Sets moto's IAM authentication (`/moto-api/reset-auth`): after `unchecked` more
+    /// requests (`inf`: never), every request must be signed by the keys of an IAM user moto
+    /// knows, and moto checks the signature (recomputed with botocore's signer).
+    pub fn reset_auth(&self, unchecked: &str) {
+        let url = format!("{}/moto-api/reset-auth", self.endpoint);
+        let body = unchecked.to_owned();
+        let status = self.rt.block_on(async {
+            let response = self
+                .http
+                .post(url)
+                .body(body)
+                .send()
+                .await
+                .expect("UNWRAP: moto answers");
+            response.status().as_u16()
+        });
+        assert_eq!(status, 200, "moto-api/reset-auth");
+    }
+
+    /// Creates IAM user `name`, allowed everything, and returns its access key and secret.
+    pub fn iam_user(&self, name: &str) -> (String, String) {
+        let form = |pairs: &[(&str, &str)]| {
+            pairs
+                .iter()
+                .map(|(k, v)| format!("{k}={}", sigv4::uri_encode(v, false)))
+                .collect::<Vec<_>>()
+                .join("&")
+                .into_bytes()
+        };
+        let call = |pairs: &[(&str, &str)]| {
+            let (status, text) = self.send(
+                "iam",
+                "POST",
+                "/",
+                &[("content-type", "application/x-www-form-urlencoded")],
+                form(pairs),
+            );
+            assert!((200..300).contains(&status), "IAM: HTTP {status}: {text}");
+            text
+        };
+        call(&[
+            ("Action", "CreateUser"),
+            ("Version", "2010-05-08"),
+            ("UserName", name),
+        ]);
+        let policy = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"*","Resource":"*"}]}"#;
+        call(&[
+            ("Action", "PutUserPolicy"),
+            ("Version", "2010-05-08"),
+            ("UserName", name),
+            ("PolicyName", "everything"),
+            ("PolicyDocument", policy),
+        ]);
+        let xml = call(&[
+            ("Action", "CreateAccessKey"),
+            ("Version", "2010-05-08"),
+            ("UserName", name),
+        ]);
+        let field = |tag: &str| {
+            proc_wrapper::aws::credentials::xml_text(&xml, tag)
+                .unwrap_or_else(|| panic!("CreateAccessKey answered no {tag}: {xml}"))
+        };
+        (field("AccessKeyId"), field("SecretAccessKey"))
     }
 
     /// Variables that point a `proc_wrapper` process at moto, with dummy credentials.

@@ -498,8 +498,9 @@ struct Call<'a> {
 /// boto3 sends them: `a/../b.env` names the object `a/../b.env`, not `b.env`. URLs (WHATWG,
 /// the `url` crate) remove `.` and `..` segments even when their dots are percent-encoded,
 /// so a key holding such a segment travels with its slashes encoded (`a%2F..%2Fb.env`: one
-/// segment, left alone). S3 decodes the path into the key; the signature is over the key's
-/// plain encoding (`a/../b.env`, see [`sigv4::canonical_path`]).
+/// segment, left alone), which S3 decodes into the key. The signature is over the path as
+/// sent, as botocore signs S3 paths (see [`sigv4::canonical_path`]); moto, which recomputes
+/// signatures with botocore, accepts it (`cli/tests/secrets.rs`).
 fn s3_key_path(key: &str) -> Result<String, String> {
     let dot_segment = key.split('/').any(|s| s == "." || s == "..");
     if !dot_segment {
@@ -926,11 +927,17 @@ mod tests {
         // Dot segments survive the URL parser, which would otherwise drop them.
         assert_eq!(
             url("a/../b.env"),
-            ("/bucket/a%2F..%2Fb.env".into(), "/bucket/a/../b.env".into())
+            (
+                "/bucket/a%2F..%2Fb.env".into(),
+                "/bucket/a%2F..%2Fb.env".into()
+            )
         );
         assert_eq!(
             url("../x/./y"),
-            ("/bucket/..%2Fx%2F.%2Fy".into(), "/bucket/../x/./y".into())
+            (
+                "/bucket/..%2Fx%2F.%2Fy".into(),
+                "/bucket/..%2Fx%2F.%2Fy".into()
+            )
         );
         // Other keys keep their slashes; names with dots are not dot segments.
         assert_eq!(

@@ -203,13 +203,30 @@ fn normalize_path(path: &str) -> String {
     out
 }
 
+/// The bytes of a path that cannot be on the wire as they are, encoded as a URL parser
+/// encodes them (the WHATWG path percent-encode set: controls, space, `"`, `#`, `<`, `>`,
+/// `?`, `` ` ``, `{`, `}`, and non-ASCII bytes); escapes and everything else kept.
+fn wire_form(path: &str) -> String {
+    let mut out = String::with_capacity(path.len());
+    for &b in path.as_bytes() {
+        if b <= b' '
+            || b >= 0x7f
+            || matches!(b, b'"' | b'#' | b'<' | b'>' | b'?' | b'`' | b'{' | b'}')
+        {
+            let _ = write!(out, "%{b:02X}");
+        } else {
+            out.push(char::from(b));
+        }
+    }
+    out
+}
+
 /// The canonical URI of a path as sent (`path` of [`Request`]), normalised if
 /// [`Settings::normalize_path`]. With [`Settings::double_encode_path`], the wire form is
-/// encoded once more (`%3D` becomes `%253D`). Otherwise (S3) it is encoded once: escapes are
-/// decoded and the path encoded again, which leaves the wire form of a key as the client
-/// encodes it unchanged (`uri_encode(key, true)`), gives `%20` for a raw space, and signs a
-/// key whose slashes travel encoded (`a%2F..%2Fb`, see `s3_key_path` in the client) over its
-/// plain form (`a/../b`).
+/// encoded once more (`%3D` becomes `%253D`, `@` becomes `%40`). Otherwise (S3) it is the
+/// wire form as it is, as botocore signs S3 paths and as S3-compatible servers and moto
+/// verify them: a key whose slashes travel encoded (`a%2F..%2Fb`, see `s3_key_path` in the
+/// client) is signed so.
 pub fn canonical_path(path: &str, settings: Settings) -> String {
     let path = if path.is_empty() { "/" } else { path };
     let path = if settings.normalize_path {
@@ -217,11 +234,11 @@ pub fn canonical_path(path: &str, settings: Settings) -> String {
     } else {
         path.to_owned()
     };
+    let wire = wire_form(&path);
     if settings.double_encode_path {
-        // The wire form is the first encoding: encode it again, every `%` included.
-        encode_bytes(path.as_bytes(), true)
+        encode_bytes(wire.as_bytes(), true)
     } else {
-        encode_bytes(&percent_decode(&path), true)
+        wire
     }
 }
 
@@ -486,7 +503,9 @@ mod tests {
         assert_eq!(canonical_path("/b/a/../c", s3), "/b/a/../c");
         assert_eq!(canonical_path("/b/./c//d/", s3), "/b/./c//d/");
         assert_eq!(canonical_path("/b/a%20b%2Bc%25", s3), "/b/a%20b%2Bc%25");
-        assert_eq!(canonical_path("/b/a%2F..%2Fc", s3), "/b/a/../c");
+        assert_eq!(canonical_path("/b/a%2F..%2Fc", s3), "/b/a%2F..%2Fc");
+        assert_eq!(canonical_path("/b/x:y@z=", s3), "/b/x:y@z=");
+        assert_eq!(canonical_path("/b/ü\"", s3), "/b/%C3%BC%22");
         assert_eq!(canonical_path("/b/a b", s3), "/b/a%20b");
         assert_eq!(canonical_path("", s3), "/");
         // Other services: normalised, then the wire form encoded again.
