@@ -16,6 +16,10 @@ use serde_json::{Value, json};
 /// The region the tests use.
 pub const REGION: &str = "us-east-2";
 
+/// An IAM policy that allows everything.
+const ALLOW_ALL: &str =
+    r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"*","Resource":"*"}]}"#;
+
 /// A connection to moto.
 pub struct Moto {
     /// `http://127.0.0.1:PORT`.
@@ -75,45 +79,55 @@ impl Moto {
         assert_eq!(status, 200, "moto-api/reset-auth");
     }
 
+    /// An IAM query call (`Action=...`); panics unless it succeeds; returns the XML.
+    fn iam_call(&self, pairs: &[(&str, &str)]) -> String {
+        let body = pairs
+            .iter()
+            .map(|(k, v)| format!("{k}={}", sigv4::uri_encode(v, false)))
+            .chain(std::iter::once("Version=2010-05-08".to_owned()))
+            .collect::<Vec<_>>()
+            .join("&");
+        let (status, text) = self.send(
+            "iam",
+            "POST",
+            "/",
+            &[("content-type", "application/x-www-form-urlencoded")],
+            body.into_bytes(),
+        );
+        assert!((200..300).contains(&status), "IAM: HTTP {status}: {text}");
+        text
+    }
+
+    /// Creates IAM role `name`, which anyone may assume and which is allowed everything;
+    /// returns its ARN.
+    pub fn iam_role(&self, name: &str) -> String {
+        let trust = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":"*"},"Action":"sts:AssumeRole"}]}"#;
+        let xml = self.iam_call(&[
+            ("Action", "CreateRole"),
+            ("RoleName", name),
+            ("AssumeRolePolicyDocument", trust),
+        ]);
+        self.iam_call(&[
+            ("Action", "PutRolePolicy"),
+            ("RoleName", name),
+            ("PolicyName", "everything"),
+            ("PolicyDocument", ALLOW_ALL),
+        ]);
+        proc_wrapper::aws::credentials::xml_text(&xml, "Arn")
+            .unwrap_or_else(|| panic!("CreateRole answered no Arn: {xml}"))
+    }
+
     /// Creates IAM user `name`, allowed everything, and returns its access key and secret.
     pub fn iam_user(&self, name: &str) -> (String, String) {
-        let form = |pairs: &[(&str, &str)]| {
-            pairs
-                .iter()
-                .map(|(k, v)| format!("{k}={}", sigv4::uri_encode(v, false)))
-                .collect::<Vec<_>>()
-                .join("&")
-                .into_bytes()
-        };
-        let call = |pairs: &[(&str, &str)]| {
-            let (status, text) = self.send(
-                "iam",
-                "POST",
-                "/",
-                &[("content-type", "application/x-www-form-urlencoded")],
-                form(pairs),
-            );
-            assert!((200..300).contains(&status), "IAM: HTTP {status}: {text}");
-            text
-        };
-        call(&[
-            ("Action", "CreateUser"),
-            ("Version", "2010-05-08"),
-            ("UserName", name),
-        ]);
-        let policy = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"*","Resource":"*"}]}"#;
+        let call = |pairs: &[(&str, &str)]| self.iam_call(pairs);
+        call(&[("Action", "CreateUser"), ("UserName", name)]);
         call(&[
             ("Action", "PutUserPolicy"),
-            ("Version", "2010-05-08"),
             ("UserName", name),
             ("PolicyName", "everything"),
-            ("PolicyDocument", policy),
+            ("PolicyDocument", ALLOW_ALL),
         ]);
-        let xml = call(&[
-            ("Action", "CreateAccessKey"),
-            ("Version", "2010-05-08"),
-            ("UserName", name),
-        ]);
+        let xml = call(&[("Action", "CreateAccessKey"), ("UserName", name)]);
         let field = |tag: &str| {
             proc_wrapper::aws::credentials::xml_text(&xml, tag)
                 .unwrap_or_else(|| panic!("CreateAccessKey answered no {tag}: {xml}"))
