@@ -36,7 +36,7 @@ impl Moto {
     }
 
     /// Connects to the second moto_server of `tests/run.sh`, whose IAM authentication a test
-    /// may turn on ([`Moto::require_signatures`]); panics with instructions if there is none.
+    /// may turn on ([`Moto::reset_auth`]); panics with instructions if there is none.
     pub fn connect_iam() -> Self {
         Self::connect_to("PROC_WRAPPER_TEST_MOTO_IAM_URL")
     }

@@ -9,7 +9,7 @@
 //!   (and so proc_wrapper 6.0.2) does, unless `AWS_EC2_METADATA_V1_DISABLED=true` or the
 //!   profile's `ec2_metadata_v1_disabled = true`. A `400` is an error, as in botocore.
 //! * Each request is tried up to [`ATTEMPTS`] times (broken connections, timeouts, `5xx`,
-//!   `429`) after a short backoff, and times out after [`TIMEOUT`].
+//!   `429`) after a short backoff, and times out after 1 s.
 
 use std::time::{Duration, Instant};
 
