@@ -228,11 +228,16 @@ fn wire_form(path: &str) -> String {
 /// verify them: a key whose slashes travel encoded (`a%2F..%2Fb`, see `s3_key_path` in the
 /// client) is signed so.
 pub fn canonical_path(path: &str, settings: Settings) -> String {
-    let path = if path.is_empty() { "/" } else { path };
-    let path = if settings.normalize_path {
-        normalize_path(path)
-    } else {
+    // The canonical URI is an absolute path.
+    let path = if path.starts_with('/') {
         path.to_owned()
+    } else {
+        format!("/{path}")
+    };
+    let path = if settings.normalize_path {
+        normalize_path(&path)
+    } else {
+        path
     };
     let wire = wire_form(&path);
     if settings.double_encode_path {
@@ -559,5 +564,31 @@ mod tests {
         let (host, query) = host_and_query(&url);
         assert_eq!(host, "h:8080");
         assert_eq!(query, q(&[("x", "a+b"), ("y", "+"), ("z", ""), ("w", "")]));
+    }
+
+    #[test]
+    fn arbitrary_input_never_panics_and_canonical_forms_are_ascii() {
+        let alphabet: Vec<char> = "/.%+=&?# ~aZ09-_\\\u{e9}\u{1234}\u{1F600}\t\n\""
+            .chars()
+            .collect();
+        for _ in 0..3000 {
+            let len = fastrand::usize(0..24);
+            let text: String = (0..len)
+                .map(|_| alphabet[fastrand::usize(0..alphabet.len())])
+                .collect();
+            for settings in [Settings::S3, Settings::DEFAULT] {
+                let path = canonical_path(&text, settings);
+                assert!(
+                    path.is_ascii() && path.starts_with('/'),
+                    "{text:?} -> {path:?}"
+                );
+            }
+            let _ = percent_decode(&text);
+            let q = vec![(text.clone(), text.clone())];
+            assert!(canonical_query(&q).is_ascii());
+            let (block, _) = canonical_headers([("x-h", text.as_str())]);
+            assert!(block.starts_with("x-h:"));
+            let _ = crate::time::parse_rfc3339(&text);
+        }
     }
 }
