@@ -648,8 +648,9 @@ fn env_creds() -> [(&'static str, &'static str); 3] {
     ]
 }
 
-/// Five attempts by default, as 6.0.2's boto3 configuration makes: server errors and the
-/// SDKs' transient and throttling codes are retried; other errors are not.
+/// Six attempts by default, as 6.0.2's boto3 configuration makes (`max_attempts: 5` in a
+/// client configuration counts retries): server errors and the SDKs' transient and
+/// throttling codes are retried; other errors are not.
 #[test]
 fn retries_follow_boto3s_standard_mode() {
     let fake = FakeAws::start();
@@ -659,18 +660,19 @@ fn retries_follow_boto3s_standard_mode() {
         (503, "ServiceUnavailable"),
         (400, "RequestTimeoutException"),
         (429, "TooManyRequestsException"),
+        (504, "GatewayTimeout"),
     ]);
     assert_resolved(&run(&mut wrapper(&fake, home.path(), &env_creds())));
-    assert_eq!(fake.signed().len(), 5, "four failures, then success");
-    fake.fail_next(&[(502, "BadGateway"); 5]);
+    assert_eq!(fake.signed().len(), 6, "five failures, then success");
+    fake.fail_next(&[(502, "BadGateway"); 6]);
     let out = run(&mut wrapper(&fake, home.path(), &env_creds()));
     assert_eq!(out.status.code(), Some(78));
     assert!(
-        stderr(&out).contains("(after 5 attempts)"),
+        stderr(&out).contains("(after 6 attempts)"),
         "{}",
         stderr(&out)
     );
-    assert_eq!(fake.signed().len(), 10);
+    assert_eq!(fake.signed().len(), 12);
     // Not retryable: one attempt.
     for (status, code) in [(400, "AccessDeniedException"), (501, "NotImplemented")] {
         fake.fail_next(&[(status, code)]);

@@ -9,7 +9,7 @@
 //! ([`imds`]), endpoints ([`endpoint_with`]: `AWS_ENDPOINT_URL`, `AWS_ENDPOINT_URL_<SERVICE>`,
 //! the profile's `endpoint_url` and `[services]` section, FIPS and dual-stack, the
 //! partitions), and the retries of boto3's standard mode as proc_wrapper 6.0.2 configures it
-//! ([`send`](Aws): 5 attempts, `AWS_MAX_ATTEMPTS` otherwise, exponential backoff with jitter,
+//! ([`send`](Aws): 6 attempts (5 retries), `AWS_MAX_ATTEMPTS` otherwise, exponential backoff with jitter,
 //! the SDKs' retryable and throttling codes, the clock corrected after a skew error).
 
 pub mod credentials;
@@ -86,8 +86,10 @@ const MAX_ANSWER_BYTES: usize = 4 * 1024 * 1024;
 /// S3 objects are read up to this size.
 pub const MAX_OBJECT_BYTES: usize = 64 * 1024 * 1024;
 /// Attempts per request unless `AWS_MAX_ATTEMPTS` says otherwise: 6.0.2 configures boto3
-/// with `retries={"max_attempts": 5, "mode": "standard"}`.
-const DEFAULT_ATTEMPTS: u32 = 5;
+/// with `retries={"max_attempts": 5, "mode": "standard"}`, and a client configuration's
+/// `max_attempts` counts retries, so botocore makes 6 attempts in all
+/// (`client.meta.config.retries` is `{'mode': 'standard', 'total_max_attempts': 6}`).
+const DEFAULT_ATTEMPTS: u32 = 6;
 /// The base of the backoff after a throttling error (boto3's standard mode:
 /// `rand(0, 1) * min(base * 2^(attempt - 1), 20 s)`); other retryable errors use a base 20
 /// times smaller (50 ms), as botocore does. `PROC_WRAPPER_AWS_RETRY_BASE_DELAY_SECONDS`
