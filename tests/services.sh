@@ -1,6 +1,8 @@
 # Sourced by tests/run.sh and the benchmark scripts: installs and starts the services the
 # tests need, and stops them on exit.
-#   setup_venv   creates tests/.venv with moto[server] and cfn-lint (once)
+#   setup_venv   creates tests/.venv with moto[server] and cfn-lint (once), and the Python
+#                proc_wrapper 6.0.2 (pinned, with its optional readers) for the differential
+#                suite; exports PROC_WRAPPER_TEST_ORIGINAL_PYTHON
 #   start_moto   starts moto_server on a free loopback port and exports the variables that
 #                point the tests (and proc_wrapper) at it; a second moto_server, whose IAM
 #                authentication checks every signature once a test turns it on, is
@@ -18,6 +20,40 @@ setup_venv() {
     python3 -m venv "$VENV"
     "$VENV/bin/pip" install --quiet 'moto[server]>=5' 'cfn-lint>=1'
   fi
+  setup_original
+}
+
+# The Python proc_wrapper 6.0.2, the oracle of the differential suite
+# (cli/tests/differential.rs), with the readers it imports on demand, all pinned.
+ORIGINAL_PACKAGES=(
+  cloudreactor-procwrapper==6.0.2
+  python-dotenv==1.2.4
+  jsonpath-ng==1.16.0
+  PyYAML==6.0.4
+  boto3==1.44.8
+  mergedeep==1.3.4
+)
+setup_original() {
+  # The pinned packages that are missing or at another version (importlib.metadata
+  # normalises the names).
+  local missing
+  missing=$("$VENV/bin/python" - "${ORIGINAL_PACKAGES[@]}" <<'PY'
+import importlib.metadata, sys
+for spec in sys.argv[1:]:
+    name, version = spec.split("==")
+    try:
+        ok = importlib.metadata.version(name) == version
+    except importlib.metadata.PackageNotFoundError:
+        ok = False
+    if not ok:
+        print(spec)
+PY
+  )
+  if [ -n "$missing" ]; then
+    echo "tests: installing" $missing "into tests/.venv" >&2
+    "$VENV/bin/pip" install --quiet "${ORIGINAL_PACKAGES[@]}"
+  fi
+  export PROC_WRAPPER_TEST_ORIGINAL_PYTHON="$VENV/bin/python"
 }
 
 # Cross-compilation to static musl binaries: zig (PyPI `ziglang`, in the venv), cargo-zigbuild

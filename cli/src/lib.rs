@@ -210,6 +210,7 @@ fn child_env(
     resolved: &Resolved,
     other: &[OsVar],
     reporter: Option<&Reporter>,
+    metadata: &RuntimeMetadata,
 ) -> ChildEnv {
     let base = resolved
         .env
@@ -222,13 +223,17 @@ fn child_env(
         })
         .chain(other.iter().cloned());
     let mut env = child_env::build(config, base, None);
-    if let Some(r) = reporter {
-        env.extend(
-            r.child_env_additions()
-                .into_iter()
-                .map(|(k, v)| (OsString::from(k), OsString::from(v))),
-        );
-    }
+    let additions = reporter
+        .map(Reporter::child_env_additions)
+        .unwrap_or_default();
+    // What the runtime metadata tells the process (ECS containers), as of now.
+    let metadata = reporter.map_or(metadata, Reporter::metadata);
+    env.extend(
+        additions
+            .into_iter()
+            .chain(metadata.child_env.iter().cloned())
+            .map(|(k, v)| (OsString::from(k), OsString::from(v))),
+    );
     env
 }
 
@@ -242,6 +247,8 @@ struct CliHooks<'a> {
     env_text: Vec<(String, String)>,
     env_other: Vec<OsVar>,
     reporter: Option<Reporter>,
+    /// The runtime metadata detected at the start (the reporter keeps its own, refreshed).
+    metadata: RuntimeMetadata,
 }
 
 impl Hooks for CliHooks<'_> {
@@ -271,6 +278,7 @@ impl Hooks for CliHooks<'_> {
                 &resolved,
                 &self.env_other,
                 self.reporter.as_ref(),
+                &self.metadata,
             )),
             Err(_) => {
                 warn!("keeping the previous environment for the retry");
@@ -337,6 +345,7 @@ pub async fn run(args: &Args, initial: Config) -> i32 {
         env_text,
         env_other,
         reporter: None,
+        metadata: RuntimeMetadata::default(),
     };
     let code = run_command(&config, &resolved, hooks).await;
     outputs.remove();
@@ -378,7 +387,11 @@ async fn create_or_signal(reporter: &mut Reporter) -> Result<Result<(), Creation
 }
 
 /// Sets up reporting; `Err` holds the exit code when the command must not run.
-async fn start_reporting(config: &Config, input: Option<Value>) -> Result<Option<Reporter>, i32> {
+async fn start_reporting(
+    config: &Config,
+    input: Option<Value>,
+    metadata: RuntimeMetadata,
+) -> Result<Option<Reporter>, i32> {
     if config.offline_mode {
         if config.prevent_offline_execution {
             error!(
@@ -401,7 +414,7 @@ async fn start_reporting(config: &Config, input: Option<Value>) -> Result<Option
         warn!("running the command without reporting to the API server");
         return Ok(None);
     }
-    let mut reporter = match Reporter::new(config, RuntimeMetadata::detect(config).await) {
+    let mut reporter = match Reporter::new(config, metadata) {
         Ok(r) => r,
         Err(e) => {
             error!("could not create the HTTP client: {e}");
@@ -487,10 +500,11 @@ fn read_result(config: &Config, outcome: &mut Outcome, extra: &mut Map<String, V
 /// ECS sidecar mode without a command: the wrapper watches the main container through the
 /// task metadata endpoint and reports its end (§5.7).
 async fn run_sidecar(config: &Config, mut hooks: CliHooks<'_>) -> i32 {
-    hooks.reporter = match start_reporting(config, None).await {
-        Ok(r) => r,
-        Err(code) => return code,
-    };
+    hooks.reporter =
+        match start_reporting(config, None, RuntimeMetadata::detect(config).await).await {
+            Ok(r) => r,
+            Err(code) => return code,
+        };
     if config.process.max_retries != Some(0) {
         warn!("retries are not possible in sidecar mode; ignoring --process-max-retries");
     }
@@ -504,16 +518,7 @@ async fn run_sidecar(config: &Config, mut hooks: CliHooks<'_>) -> i32 {
         error!("could not set up signal handling");
         return exit_codes::GENERAL_ERROR;
     };
-    let mut outcome = Outcome {
-        status: FinalStatus::Failed,
-        exit_code: None,
-        wrapper_exit_code: exit_codes::GENERAL_ERROR,
-        attempts: 1,
-        failed_attempts: 0,
-        timed_out_attempts: 0,
-        signal: None,
-    };
-    loop {
+    let outcome = loop {
         let metadata = RuntimeMetadata::detect(config).await;
         if !metadata.is_execution_status_source {
             error!(
@@ -524,28 +529,16 @@ async fn run_sidecar(config: &Config, mut hooks: CliHooks<'_>) -> i32 {
         }
         if let Some(code) = metadata.exit_code {
             info!("the main container exited with code {code}");
-            outcome.exit_code = Some(code);
-            outcome.wrapper_exit_code = code;
-            if code == 0 {
-                outcome.status = FinalStatus::Succeeded;
-            } else {
-                outcome.status = FinalStatus::Failed;
-                outcome.failed_attempts = 1;
-            }
-            break;
+            break Outcome::exited(code);
         }
         tokio::select! {
             () = tokio::time::sleep(interval) => {}
-            _ = sigterm.recv() => {
-                outcome.status = FinalStatus::Aborted;
-                outcome.wrapper_exit_code = exit_codes::SUCCESS;
-                break;
-            }
+            _ = sigterm.recv() => break Outcome::aborted(),
             _ = hooks.stop_requested() => {
                 return exit_codes::CONFLICT;
             }
         }
-    }
+    };
     if let Some(r) = &mut hooks.reporter {
         r.final_update(&outcome, Map::new()).await;
     }
@@ -576,7 +569,10 @@ async fn run_command(config: &Config, resolved: &Resolved, mut hooks: CliHooks<'
             return exit_codes::CONFIGURATION_ERROR;
         }
     };
-    hooks.reporter = match start_reporting(config, input.clone()).await {
+    // Detected whether or not the run is reported: the process is told about its
+    // containers either way, as in 6.0.2.
+    hooks.metadata = RuntimeMetadata::detect(config).await;
+    hooks.reporter = match start_reporting(config, input.clone(), hooks.metadata.clone()).await {
         Ok(r) => r,
         Err(code) => return code,
     };
@@ -584,7 +580,13 @@ async fn run_command(config: &Config, resolved: &Resolved, mut hooks: CliHooks<'
         .reporter
         .as_ref()
         .map_or(input, |r| r.input_value.clone());
-    let mut env = child_env(config, resolved, &hooks.env_other, hooks.reporter.as_ref());
+    let mut env = child_env(
+        config,
+        resolved,
+        &hooks.env_other,
+        hooks.reporter.as_ref(),
+        &hooks.metadata,
+    );
     let mut files = RunFiles {
         input: None,
         result: config
@@ -628,12 +630,15 @@ async fn supervise(
     env: ChildEnv,
     hooks: &mut CliHooks<'_>,
 ) -> i32 {
-    let supervisor = match Supervisor::new(
-        &config.process,
-        command,
-        env,
-        config.task_display_name().to_owned(),
-    ) {
+    // The summary line names the Task as the server knows it (a Task given by UUID gets
+    // its name from the creation response), as in 6.0.2.
+    let task_name = hooks
+        .reporter
+        .as_ref()
+        .map_or(config, Reporter::config)
+        .task_display_name()
+        .to_owned();
+    let supervisor = match Supervisor::new(&config.process, command, env, task_name) {
         Ok(s) => s,
         Err(e) => {
             error!("could not set up signal handling: {e}");

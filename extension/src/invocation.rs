@@ -20,10 +20,11 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use proc_wrapper::api::Reporter;
 use proc_wrapper::handoff::{HandOff, Phase};
-use proc_wrapper::lambda::update_path;
 use proc_wrapper::metadata::{LambdaInvocation, RuntimeMetadata};
+use proc_wrapper::process::FinalStatus;
+use proc_wrapper::task::request::{Final, Update, create_or_attach};
+use proc_wrapper::task::wire::LambdaDetails;
 use proc_wrapper::time::UtcTime;
-use reqwest::Method;
 use serde_json::{Map, Value, json};
 use tokio::sync::mpsc::UnboundedReceiver;
 use tokio::sync::{oneshot, watch};
@@ -79,7 +80,7 @@ fn epoch_ms_to_iso(ms: u64) -> String {
 #[derive(Default)]
 struct Seen {
     fields: Map<String, Value>,
-    lambda: Map<String, Value>,
+    lambda: LambdaDetails,
     started_hand_off: bool,
     ended_hand_off: bool,
     uuid: Option<String>,
@@ -109,11 +110,11 @@ impl Seen {
                 if h.log_stream.is_some() {
                     self.log_stream = h.log_stream;
                 }
-                if let Some(t) = h.error_type {
-                    self.lambda.insert("error_type".into(), json!(t));
+                if h.error_type.is_some() {
+                    self.lambda.error_type = h.error_type;
                 }
-                if let Some(m) = h.error_message {
-                    self.lambda.insert("error_message".into(), json!(m));
+                if h.error_message.is_some() {
+                    self.lambda.error_message = h.error_message;
                 }
                 self.fields.extend(h.fields);
             }
@@ -122,14 +123,13 @@ impl Seen {
                 duration_ms,
                 error_type,
             } => {
-                if let Some(d) = duration_ms {
-                    self.lambda.insert("duration_ms".into(), json!(d));
+                if duration_ms.is_some() {
+                    self.lambda.duration_ms = duration_ms;
                 }
-                if let Some(t) = error_type {
-                    self.lambda.entry("error_type").or_insert(json!(t));
+                if self.lambda.error_type.is_none() {
+                    self.lambda.error_type = error_type;
                 }
-                self.lambda
-                    .insert("runtime_done_status".into(), json!(status));
+                self.lambda.runtime_done_status = Some(status.clone());
                 self.done = Some(status);
             }
             Event::Report(m) => self.report = Some(m),
@@ -256,13 +256,15 @@ impl Invocation {
         let status = match (&seen.done, &seen.close) {
             (Some(s), _) => final_status(s),
             (None, _) if seen.ended_hand_off => {
-                if seen.lambda.contains_key("error_type") {
-                    "FAILED"
+                if seen.lambda.error_type.is_some() {
+                    FinalStatus::Failed
                 } else {
-                    "SUCCEEDED"
+                    FinalStatus::Succeeded
                 }
             }
-            (None, Some(Some(reason))) if reason == "timeout" => "TERMINATED_AFTER_TIME_OUT",
+            (None, Some(Some(reason))) if reason == "timeout" => {
+                FinalStatus::TerminatedAfterTimeOut
+            }
             (None, Some(Some(reason))) => {
                 seen.fields
                     .entry("last_status_message")
@@ -270,9 +272,9 @@ impl Invocation {
                         "the Lambda environment shut down ({reason}) before the invocation ended"
                     )));
                 if reason == "failure" {
-                    "FAILED"
+                    FinalStatus::Failed
                 } else {
-                    "ABORTED"
+                    FinalStatus::Aborted
                 }
             }
             (None, Some(None)) | (None, None) => {
@@ -286,8 +288,7 @@ impl Invocation {
         };
         let finished_at = seen
             .lambda
-            .get("duration_ms")
-            .and_then(Value::as_f64)
+            .duration_ms
             .filter(|ms| ms.is_finite() && *ms > 0.0)
             .map_or_else(UtcTime::now, |ms| {
                 UtcTime::from_system(started_at + Duration::from_secs_f64(ms / 1000.0))
@@ -303,10 +304,10 @@ impl Invocation {
             *other = json!({});
         }
         if let Some(o) = other.as_object_mut() {
-            o.insert("aws_lambda".into(), Value::Object(seen.lambda.clone()));
+            o.insert("aws_lambda".into(), json!(seen.lambda));
         }
         let other_runtime_metadata = other.clone();
-        if status != "SUCCEEDED" {
+        if status != FinalStatus::Succeeded {
             fields.remove("output_value");
         }
         let uuid = if created {
@@ -316,20 +317,28 @@ impl Invocation {
         };
         let sent = match &uuid {
             Some(uuid) => lambda
-                .send(Method::PATCH, &update_path(uuid), &Value::Object(fields))
+                .send_request(Final {
+                    uuid: uuid.clone(),
+                    body: fields,
+                })
                 .await
                 .map(|_| Some(uuid.clone())),
             None => {
+                fields.remove("status");
                 reporting
                     .lambda
-                    .report_finished(&reporter, fields, sampled_out)
+                    .report_finished(&reporter, status, fields, sampled_out)
                     .await
             }
         };
         let uuid = match sent {
             Ok(uuid) => {
                 if uuid.is_some() {
-                    info!(request_id = rid, "reported the invocation ({status})");
+                    info!(
+                        request_id = rid,
+                        "reported the invocation ({})",
+                        status.as_str()
+                    );
                 }
                 uuid
             }
@@ -358,13 +367,14 @@ impl Invocation {
         }
         if let Some(report) = seen.report.take() {
             let mut figures = seen.lambda.clone();
-            figures.extend(report);
+            figures.more.extend(report);
             let mut other = other_runtime_metadata;
             if let Some(o) = other.as_object_mut() {
-                o.insert("aws_lambda".into(), Value::Object(figures));
+                o.insert("aws_lambda".into(), json!(figures));
             }
-            let body = json!({ "other_runtime_metadata": other });
-            if let Err(e) = lambda.send(Method::PATCH, &update_path(&uuid), &body).await {
+            let mut body = Map::new();
+            body.insert("other_runtime_metadata".into(), other);
+            if let Err(e) = lambda.send_request(Update { uuid, body }).await {
                 warn!(
                     request_id = rid,
                     "could not send the invocation's report: {e}"
@@ -375,12 +385,9 @@ impl Invocation {
 
     /// Creates the Task Execution as RUNNING; true on success.
     async fn create(&mut self, reporting: &Reporting, reporter: &mut Reporter) -> bool {
-        let body = reporter.creation_body();
-        let (method, path) = match &reporter.execution_uuid {
-            Some(uuid) => (Method::PATCH, format!("/api/v1/task_executions/{uuid}/")),
-            None => (Method::POST, "/api/v1/task_executions/".to_owned()),
-        };
-        match reporting.lambda.send(method, &path, &body).await {
+        let request =
+            create_or_attach(reporter.execution_uuid.as_deref(), reporter.creation_body());
+        match reporting.lambda.send_request(request).await {
             Ok(response) => {
                 if reporter.execution_uuid.is_none() {
                     reporter.execution_uuid = response

@@ -15,6 +15,7 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
+use proc_wrapper::process::FinalStatus;
 use proc_wrapper::time::parse_rfc3339_utc;
 use serde_json::{Map, Value};
 use tokio::net::TcpListener;
@@ -56,11 +57,11 @@ pub enum Record {
 }
 
 /// The final status that a `runtimeDone` status stands for.
-pub fn final_status(status: &str) -> &'static str {
+pub fn final_status(status: &str) -> FinalStatus {
     match status {
-        "success" => "SUCCEEDED",
-        "timeout" => "TERMINATED_AFTER_TIME_OUT",
-        _ => "FAILED",
+        "success" => FinalStatus::Succeeded,
+        "timeout" => FinalStatus::TerminatedAfterTimeOut,
+        _ => FinalStatus::Failed,
     }
 }
 
@@ -253,10 +254,10 @@ mod tests {
 
     #[test]
     fn statuses_and_names() {
-        assert_eq!(final_status("success"), "SUCCEEDED");
-        assert_eq!(final_status("error"), "FAILED");
-        assert_eq!(final_status("failure"), "FAILED");
-        assert_eq!(final_status("timeout"), "TERMINATED_AFTER_TIME_OUT");
+        assert_eq!(final_status("success"), FinalStatus::Succeeded);
+        assert_eq!(final_status("error"), FinalStatus::Failed);
+        assert_eq!(final_status("failure"), FinalStatus::Failed);
+        assert_eq!(final_status("timeout"), FinalStatus::TerminatedAfterTimeOut);
         assert_eq!(snake_case("maxMemoryUsedMB"), "max_memory_used_mb");
         assert_eq!(snake_case("memorySizeMB"), "memory_size_mb");
         assert_eq!(snake_case("durationMs"), "duration_ms");

@@ -39,7 +39,7 @@ fuzz_target!(|data: &[u8]| {
     };
     for config in configs() {
         if let Ok(m) = ecs_from_documents(&task, &current, config) {
-            assert_eq!(m.execution_method_type, "AWS ECS");
+            assert_eq!(m.execution_method_type, proc_wrapper::metadata::ExecutionMethod::AwsEcs);
             let _ = Value::Object(m.execution).to_string();
             let _ = Value::Object(m.task).to_string();
         }

@@ -1,5 +1,6 @@
 //! `Format::{Dotenv, Json, Yaml, Text}.parse`, `Format::guess`, `Format::from_mime`,
-//! `Format::from_name`, and `serialize` of every parsed value in every format.
+//! `Format::from_name`, and `serialize` of every parsed value in every format (JSON and
+//! YAML written must read back as the same value).
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -27,13 +28,26 @@ fuzz_target!(|data: &[u8]| {
         }
         for out in FORMATS {
             let written = serialize(&value, out);
-            if out == Format::Json {
-                // Python-style JSON is still JSON.
-                let written = written.expect("JSON output cannot fail");
-                assert!(
-                    serde_json::from_str::<Value>(&written).is_ok(),
-                    "python_json wrote invalid JSON: {written:?}"
-                );
+            match out {
+                Format::Json => {
+                    // Python-style JSON is still JSON, and reads back the same.
+                    let written = written.expect("JSON output cannot fail");
+                    assert!(
+                        serde_json::from_str::<Value>(&written).is_ok(),
+                        "python_json wrote invalid JSON: {written:?}"
+                    );
+                    assert_eq!(Format::Json.parse(&written).ok(), Some(value.clone()));
+                }
+                Format::Yaml => {
+                    // Written YAML reads back as the same value (strings stay strings).
+                    let written = written.expect("YAML output cannot fail");
+                    assert_eq!(
+                        Format::Yaml.parse(&written).ok(),
+                        Some(value.clone()),
+                        "YAML written does not read back: {written:?}"
+                    );
+                }
+                _ => {}
             }
         }
     }

@@ -40,8 +40,8 @@ pub fn float_text(p: f64) -> String {
 }
 
 /// Builds the child's environment from `base` (the wrapper's resolved environment) and
-/// `config_json`, the JSON text of the resolved configuration. When `None`, `base` is
-/// expected to hold it already (as the resolver's output does), else `{}` is used.
+/// `config_json`, the JSON text of the resolved configuration. When `None`, `base` holds it
+/// already when there is one (the resolver adds it when resolution is on).
 pub fn build<I, K, V>(config: &Config, base: I, config_json: Option<&str>) -> ChildEnv
 where
     I: IntoIterator<Item = (K, V)>,
@@ -52,15 +52,10 @@ where
         .into_iter()
         .map(|(k, v)| (k.into(), v.into()))
         .collect();
-    if let Some(name) = &config.resolver.env_var_name_for_config {
-        match config_json {
-            Some(json) => {
-                env.insert(name.into(), json.into());
-            }
-            None => {
-                env.entry(name.into()).or_insert_with(|| "{}".into());
-            }
-        }
+    if let Some(name) = &config.resolver.env_var_name_for_config
+        && let Some(json) = config_json
+    {
+        env.insert(name.into(), json.into());
     }
     let mut set = |k: &str, v: String| {
         env.insert(k.into(), v.into());
@@ -139,6 +134,22 @@ where
             set(k, v);
         }
     }
+    // With Rollbar on, its settings, under the names 6.0.2 gives them (the timeout without
+    // `_SECONDS`); `-1` retries means forever.
+    let rb = &config.rollbar;
+    if let Some(token) = &rb.access_token {
+        set("PROC_WRAPPER_ROLLBAR_ACCESS_TOKEN", token.clone());
+        set("PROC_WRAPPER_ROLLBAR_TIMEOUT", seconds_text(rb.timeout));
+        set(
+            "PROC_WRAPPER_ROLLBAR_RETRIES",
+            rb.retries
+                .map_or_else(|| "-1".to_owned(), |r| r.to_string()),
+        );
+        set(
+            "PROC_WRAPPER_ROLLBAR_RETRY_DELAY_SECONDS",
+            seconds_text(rb.retry_delay),
+        );
+    }
     if let Some(meta) = &config.task.instance_metadata {
         set(
             "PROC_WRAPPER_TASK_INSTANCE_METADATA",
@@ -167,7 +178,11 @@ mod tests {
         let config = crate::config::from_pairs(&vars);
         let env = build(&config, vars, None);
         assert_eq!(get(&env, "OTHER"), Some("kept"));
-        assert_eq!(get(&env, "TASK_CONFIG"), Some("{}"));
+        assert_eq!(
+            get(&env, "TASK_CONFIG"),
+            None,
+            "added by the resolver, not here"
+        );
         assert_eq!(get(&env, "PROC_WRAPPER_OFFLINE_MODE"), Some("TRUE"));
         assert_eq!(get(&env, "PROC_WRAPPER_PROCESS_TIMEOUT_SECONDS"), Some("5"));
         assert_eq!(

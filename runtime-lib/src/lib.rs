@@ -14,6 +14,7 @@
 //! | [`metadata`] | runtime metadata (ECS, CodeBuild, EC2, Lambda) |
 //! | [`status`] | UDP status updates: the message buffer and the `StatusUpdater` client |
 //! | [`values`] | input and result values |
+//! | [`task`] | the typed core of a Task Execution: wire bodies, the body builder, requests, sampling |
 //! | [`managed`] | embedded mode: a Rust function run as a Task Execution |
 //! | [`lambda`] | reporting Lambda invocations; with feature `lambda`, the handler wrapper |
 //! | [`handoff`] | what code in a Lambda function tells `cloudreactor-extension` |
@@ -38,6 +39,7 @@ pub mod metadata;
 pub mod process;
 pub mod secrets;
 pub mod status;
+pub mod task;
 pub mod time;
 pub mod values;
 

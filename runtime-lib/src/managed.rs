@@ -255,14 +255,10 @@ impl ManagedCall {
         let _active = capture
             .as_ref()
             .map(|c| ActiveCapture::set(&self.log_slot, c));
+        // An embedded call has no exit code of its own.
         let mut outcome = Outcome {
-            status: FinalStatus::Failed,
-            exit_code: None,
             wrapper_exit_code: 0,
-            attempts: 0,
-            failed_attempts: 0,
-            timed_out_attempts: 0,
-            signal: None,
+            ..Outcome::not_started()
         };
         loop {
             outcome.attempts += 1;
@@ -638,7 +634,7 @@ async fn start<E>(
     }
     let mut reporter = Reporter::new(config, RuntimeMetadata::detect(config).await)
         .map_err(|e| ManagedError::Start(e.to_string()))?;
-    reporter.embedded = true;
+    reporter.mode = crate::task::Mode::Embedded;
     reporter.input_value = input;
     if !reporter.sample() {
         return Ok(Some(Arc::new(Mutex::new(reporter))));

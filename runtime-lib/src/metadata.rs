@@ -12,13 +12,85 @@ use tracing::warn;
 use crate::config::Config;
 use crate::secrets::merge::merge;
 
+/// How the Task is run, as the API names it (`execution_method_type`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum ExecutionMethod {
+    /// An ECS task.
+    #[serde(rename = "AWS ECS")]
+    AwsEcs,
+    /// A Lambda function.
+    #[serde(rename = "AWS Lambda")]
+    AwsLambda,
+    /// A CodeBuild build.
+    #[serde(rename = "AWS CodeBuild")]
+    AwsCodeBuild,
+    /// An EC2 instance.
+    #[serde(rename = "AWS EC2")]
+    AwsEc2,
+    /// Anything else.
+    #[default]
+    Unknown,
+}
+
+impl ExecutionMethod {
+    /// Every method.
+    pub const ALL: [Self; 5] = [
+        Self::AwsEcs,
+        Self::AwsLambda,
+        Self::AwsCodeBuild,
+        Self::AwsEc2,
+        Self::Unknown,
+    ];
+
+    /// The API's name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::AwsEcs => "AWS ECS",
+            Self::AwsLambda => "AWS Lambda",
+            Self::AwsCodeBuild => "AWS CodeBuild",
+            Self::AwsEc2 => "AWS EC2",
+            Self::Unknown => "Unknown",
+        }
+    }
+
+    /// The method of an API name (exactly as the API spells it).
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|m| m.as_str() == name)
+    }
+
+    /// The infrastructure the method runs on.
+    pub fn infrastructure(self) -> Infrastructure {
+        match self {
+            Self::Unknown => Infrastructure::Unknown,
+            _ => Infrastructure::Aws,
+        }
+    }
+}
+
+impl std::fmt::Display for ExecutionMethod {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Where the Task runs (`infrastructure_type`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub enum Infrastructure {
+    /// Amazon Web Services.
+    #[serde(rename = "AWS")]
+    Aws,
+    /// Anything else.
+    #[default]
+    Unknown,
+}
+
 /// Metadata of the runtime environment.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct RuntimeMetadata {
-    /// `AWS ECS`, `AWS Lambda`, `AWS CodeBuild`, `AWS EC2` or `Unknown`.
-    pub execution_method_type: String,
-    /// `AWS` or `Unknown`.
-    pub infrastructure_type: String,
+    /// How the Task is run.
+    pub execution_method_type: ExecutionMethod,
+    /// Where it runs.
+    pub infrastructure_type: Infrastructure,
     /// Execution-level fields besides the two types (`execution_method_details`,
     /// `infrastructure_settings`, `allocated_cpu_units`, ...).
     pub execution: Map<String, Value>,
@@ -33,6 +105,9 @@ pub struct RuntimeMetadata {
     pub is_execution_status_source: bool,
     /// The exit code of the watched container, once it exited (sidecar mode).
     pub exit_code: Option<i32>,
+    /// Variables the wrapped process gets about where it runs (ECS: the container names and
+    /// whether the wrapper is a sidecar).
+    pub child_env: Vec<(String, String)>,
 }
 
 /// The host name of this machine (`uname -n`).
@@ -46,8 +121,8 @@ impl RuntimeMetadata {
     /// Metadata of an unrecognised environment.
     pub fn unknown() -> Self {
         Self {
-            execution_method_type: "Unknown".into(),
-            infrastructure_type: "Unknown".into(),
+            execution_method_type: ExecutionMethod::Unknown,
+            infrastructure_type: Infrastructure::Unknown,
             host_names: node_name().into_iter().collect(),
             ..Self::default()
         }
@@ -61,15 +136,15 @@ impl RuntimeMetadata {
 
     /// Detects the environment from a variable lookup.
     pub async fn detect_with(config: &Config, env: &dyn Fn(&str) -> Option<String>) -> Self {
-        let forced = config.task.execution_method_type.as_deref();
+        let forced = config.task.execution_method_type;
         let ecs_uri =
             env("ECS_CONTAINER_METADATA_URI_V4").or_else(|| env("ECS_CONTAINER_METADATA_URI"));
-        if forced.is_none_or(|t| t == "AWS CodeBuild")
+        if forced.is_none_or(|t| t == ExecutionMethod::AwsCodeBuild)
             && let Some(m) = codebuild(env)
         {
             return m;
         }
-        if forced.is_none_or(|t| t == "AWS ECS")
+        if forced.is_none_or(|t| t == ExecutionMethod::AwsEcs)
             && let Some(uri) = ecs_uri
         {
             match ecs(&uri, config).await {
@@ -77,7 +152,7 @@ impl RuntimeMetadata {
                 Err(e) => warn!("cannot read the ECS task metadata from {uri}: {e}"),
             }
         }
-        if forced == Some("AWS EC2") {
+        if forced == Some(ExecutionMethod::AwsEc2) {
             if env("AWS_EC2_METADATA_DISABLED").is_some_and(|v| v.eq_ignore_ascii_case("true")) {
                 warn!("AWS EC2 metadata is disabled (AWS_EC2_METADATA_DISABLED)");
             } else {
@@ -91,10 +166,8 @@ impl RuntimeMetadata {
         }
         let mut m = Self::unknown();
         if let Some(t) = forced {
-            m.execution_method_type = t.to_owned();
-            if t != "Unknown" {
-                m.infrastructure_type = "AWS".into();
-            }
+            m.execution_method_type = t;
+            m.infrastructure_type = t.infrastructure();
         }
         m
     }
@@ -135,8 +208,15 @@ impl RuntimeMetadata {
         f
     }
 
-    /// Fields for the Task Execution, with `--execution-method-props` merged into
-    /// `execution_method_details`.
+    /// Fields for updates of the Task Execution (the final one, and those after a refresh):
+    /// the metadata alone, as 6.0.2 sends it (`--execution-method-props` only go with the
+    /// creation).
+    pub fn update_fields(&self) -> Map<String, Value> {
+        self.typed(&self.execution, &[])
+    }
+
+    /// Fields for the creation of the Task Execution, with `--execution-method-props` merged
+    /// into `execution_method_details`.
     pub fn execution_fields(&self, config: &Config) -> Map<String, Value> {
         let props = config
             .task
@@ -269,8 +349,8 @@ impl RuntimeMetadata {
             Value::Object(common),
         );
         Self {
-            execution_method_type: "AWS Lambda".into(),
-            infrastructure_type: "AWS".into(),
+            execution_method_type: ExecutionMethod::AwsLambda,
+            infrastructure_type: Infrastructure::Aws,
             execution,
             task,
             ..Self::default()
@@ -348,8 +428,8 @@ fn codebuild(env: &dyn Fn(&str) -> Option<String>) -> Option<RuntimeMetadata> {
         );
     }
     Some(RuntimeMetadata {
-        execution_method_type: "AWS CodeBuild".into(),
-        infrastructure_type: "AWS".into(),
+        execution_method_type: ExecutionMethod::AwsCodeBuild,
+        infrastructure_type: Infrastructure::Aws,
         execution: obj([
             ("execution_method_details", Value::Object(details)),
             ("infrastructure_settings", Value::Object(infra_exec)),
@@ -365,6 +445,7 @@ fn codebuild(env: &dyn Fn(&str) -> Option<String>) -> Option<RuntimeMetadata> {
         host_names: node_name().into_iter().collect(),
         is_execution_status_source: false,
         exit_code: None,
+        child_env: Vec::new(),
     })
 }
 
@@ -445,8 +526,8 @@ async fn ec2(endpoint: &str) -> Result<RuntimeMetadata, String> {
         execution.insert("ip_v4_addresses".into(), json!([ip]));
     }
     Ok(RuntimeMetadata {
-        execution_method_type: "AWS EC2".into(),
-        infrastructure_type: "AWS".into(),
+        execution_method_type: ExecutionMethod::AwsEc2,
+        infrastructure_type: Infrastructure::Aws,
         execution,
         task: obj([
             ("execution_method_capability_details", Value::Object(common)),
@@ -456,6 +537,7 @@ async fn ec2(endpoint: &str) -> Result<RuntimeMetadata, String> {
         host_names: hostname.into_iter().collect(),
         is_execution_status_source: false,
         exit_code: None,
+        child_env: Vec::new(),
     })
 }
 
@@ -472,14 +554,71 @@ async fn get_json(client: &reqwest::Client, url: &str) -> Result<Value, String> 
     response.json().await.map_err(|e| format!("{url}: {e}"))
 }
 
-fn strings(v: &Value) -> Vec<String> {
-    v.as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(|s| s.as_str().map(str::to_owned))
-                .collect()
-        })
-        .unwrap_or_default()
+/// The limits of an ECS task or container (`CPU` in vCPUs for a task, units for a container).
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[serde(default)]
+struct EcsLimits {
+    #[serde(rename = "CPU")]
+    cpu: Option<serde_json::Number>,
+    #[serde(rename = "Memory")]
+    memory: Option<serde_json::Number>,
+}
+
+/// One network of an ECS container (task metadata v4).
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[serde(default, rename_all = "PascalCase")]
+struct EcsNetwork {
+    network_mode: Option<String>,
+    #[serde(rename = "IPv4SubnetCIDRBlock")]
+    ip_v4_subnet_cidr_block: Option<String>,
+    domain_name_servers: Option<Vec<String>>,
+    domain_name_search_list: Option<Vec<String>>,
+    #[serde(rename = "PrivateDNSName")]
+    private_dns_name: Option<String>,
+    subnet_gateway_ipv4_address: Option<String>,
+    #[serde(rename = "IPv4Addresses")]
+    ip_v4_addresses: Option<Vec<String>>,
+    #[serde(rename = "MACAddress")]
+    mac_address: Option<String>,
+}
+
+/// An ECS container, as the task metadata endpoint describes it.
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[serde(default, rename_all = "PascalCase")]
+struct EcsContainer {
+    docker_id: Option<String>,
+    name: Option<String>,
+    docker_name: Option<String>,
+    image: Option<String>,
+    #[serde(rename = "ImageID")]
+    image_id: Option<String>,
+    labels: Option<Map<String, Value>>,
+    #[serde(rename = "ContainerARN")]
+    container_arn: Option<String>,
+    limits: EcsLimits,
+    networks: Vec<EcsNetwork>,
+    log_driver: Option<String>,
+    log_options: Option<Map<String, Value>>,
+    exit_code: Option<i64>,
+}
+
+/// An ECS task, as the task metadata endpoint describes it (`{uri}/task`).
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[serde(default, rename_all = "PascalCase")]
+struct EcsTask {
+    cluster: Option<String>,
+    #[serde(rename = "TaskARN")]
+    task_arn: Option<String>,
+    family: Option<String>,
+    revision: Option<String>,
+    limits: EcsLimits,
+    availability_zone: Option<String>,
+    launch_type: Option<String>,
+    containers: Vec<EcsContainer>,
+}
+
+fn document<T: serde::de::DeserializeOwned>(what: &str, v: &Value) -> Result<T, String> {
+    serde_json::from_value(v.clone()).map_err(|e| format!("unexpected {what}: {e}"))
 }
 
 /// AWS ECS, from the task metadata endpoint (§5.5).
@@ -490,41 +629,45 @@ async fn ecs(uri: &str, config: &Config) -> Result<RuntimeMetadata, String> {
         .map_err(|e| e.to_string())?;
     let uri = uri.trim_end_matches('/');
     let task = get_json(&client, &format!("{uri}/task")).await?;
-    let containers = task["Containers"].as_array().cloned().unwrap_or_default();
-    let current = if containers.len() == 1 {
-        containers[0].clone()
-    } else {
-        get_json(&client, uri).await?
+    let parsed: EcsTask = document("ECS task metadata", &task)?;
+    let current = match parsed.containers.len() {
+        1 => task["Containers"][0].clone(),
+        _ => get_json(&client, uri).await?,
     };
     ecs_from_documents(&task, &current, config)
 }
 
-/// Builds ECS metadata from the task and current-container documents.
+/// Builds ECS metadata from the task and current-container documents (the JSON of the task
+/// metadata endpoint); a document that is not shaped like one is an error.
 pub fn ecs_from_documents(
     task: &Value,
     current: &Value,
     config: &Config,
 ) -> Result<RuntimeMetadata, String> {
-    let containers = task["Containers"].as_array().cloned().unwrap_or_default();
-    let name_of = |c: &Value| c["Name"].as_str().unwrap_or_default().to_owned();
+    let task: EcsTask = document("ECS task metadata", task)?;
+    let current: EcsContainer = if current.is_null() {
+        EcsContainer::default()
+    } else {
+        document("ECS container metadata", current)?
+    };
+    let containers = &task.containers;
     let c = &config.container;
     let sidecar = c.sidecar_container_mode.unwrap_or_else(|| {
         matches!((&c.main_container_name, &c.monitor_container_name), (Some(a), Some(b)) if a != b)
     });
-    let find = |name: &str| containers.iter().find(|x| name_of(x) == name).cloned();
+    let find = |name: &str| containers.iter().find(|x| x.name.as_deref() == Some(name));
     let (main, monitor) = if sidecar {
         let monitor = c
             .monitor_container_name
             .as_deref()
             .and_then(find)
-            .unwrap_or_else(|| current.clone());
+            .unwrap_or(&current);
         let main = match c.main_container_name.as_deref().and_then(find) {
             Some(m) => m,
             None if containers.len() == 2 => containers
                 .iter()
-                .find(|x| name_of(x) != name_of(&monitor))
-                .cloned()
-                .unwrap_or_else(|| current.clone()),
+                .find(|x| x.name != monitor.name)
+                .unwrap_or(&current),
             None => return Err("sidecar mode needs the main container's name".into()),
         };
         (main, monitor)
@@ -533,105 +676,110 @@ pub fn ecs_from_documents(
             .main_container_name
             .as_deref()
             .and_then(find)
-            .unwrap_or_else(|| current.clone());
-        (main, current.clone())
+            .unwrap_or(&current);
+        (main, &current)
     };
-    let task_arn = task["TaskARN"].as_str().unwrap_or_default();
+    let task_arn = task.task_arn.as_deref().unwrap_or_default();
     let task_definition_arn = task_arn.split_once(":task/").map(|(prefix, _)| {
         format!(
             "{prefix}:task-definition/{}:{}",
-            task["Family"].as_str().unwrap_or_default(),
-            task["Revision"].as_str().unwrap_or_default()
+            task.family.as_deref().unwrap_or_default(),
+            task.revision.as_deref().unwrap_or_default()
         )
     });
     #[allow(clippy::cast_possible_truncation)]
-    let cpu_units = task["Limits"]["CPU"]
-        .as_f64()
+    let cpu_units = task
+        .limits
+        .cpu
+        .as_ref()
+        .and_then(serde_json::Number::as_f64)
         .map(|c| (c * 1024.0).round() as i64);
-    let memory = task["Limits"]["Memory"].as_i64();
-    let az = task["AvailabilityZone"].as_str();
+    let memory = task
+        .limits
+        .memory
+        .as_ref()
+        .and_then(serde_json::Number::as_i64);
+    let az = task.availability_zone.as_deref();
     // The region is the zone without its last character (`us-east-2b`).
     let region = az
         .and_then(|a| a.char_indices().last().filter(|(i, _)| *i > 0))
         .and_then(|(i, _)| az.map(|a| a[..i].to_owned()))
         .or_else(|| {
-            task["Cluster"]
-                .as_str()
+            task.cluster
+                .as_deref()
                 .and_then(|c| crate::secrets::aws::region_of_arn(c).map(str::to_owned))
         });
-    let container_json = |x: &Value| {
-        Value::Object(obj([
-            ("docker_id", x["DockerId"].clone()),
-            ("name", x["Name"].clone()),
-            ("docker_name", x["DockerName"].clone()),
-            ("image_name", x["Image"].clone()),
-            ("image_id", x["ImageID"].clone()),
-            ("labels", x["Labels"].clone()),
-            ("container_arn", x["ContainerARN"].clone()),
-            ("cpu_units", x["Limits"]["CPU"].clone()),
-            ("memory_mb", x["Limits"]["Memory"].clone()),
-        ]))
+    // Every key of a container is sent, null when unknown, as 6.0.2 does.
+    let container_json = |x: &EcsContainer| {
+        json!({
+            "docker_id": x.docker_id,
+            "name": x.name,
+            "docker_name": x.docker_name,
+            "image_name": x.image,
+            "image_id": x.image_id,
+            "labels": x.labels,
+            "container_arn": x.container_arn,
+            "cpu_units": x.limits.cpu,
+            "memory_mb": x.limits.memory,
+        })
     };
-    let launch_type = task["LaunchType"].clone();
     let mut capability = obj([
         ("task_definition_arn", json!(task_definition_arn)),
-        ("cluster_arn", task["Cluster"].clone()),
+        ("cluster_arn", json!(task.cluster)),
         ("allocated_cpu_units", json!(cpu_units)),
         ("allocated_memory_mb", json!(memory)),
-        ("monitor_container_name", monitor["Name"].clone()),
-        ("main_container_name", main["Name"].clone()),
-        ("main_container_cpu_units", main["Limits"]["CPU"].clone()),
-        ("main_container_memory_mb", main["Limits"]["Memory"].clone()),
+        ("monitor_container_name", json!(monitor.name)),
+        ("main_container_name", json!(main.name)),
+        ("main_container_cpu_units", json!(main.limits.cpu)),
+        ("main_container_memory_mb", json!(main.limits.memory)),
         (
             "containers",
             Value::Array(containers.iter().map(container_json).collect()),
         ),
     ]);
-    if !launch_type.is_null() {
-        capability.insert("launch_type".into(), launch_type.clone());
+    if let Some(launch_type) = &task.launch_type {
+        capability.insert("launch_type".into(), json!(launch_type));
         capability.insert("supported_launch_types".into(), json!([launch_type]));
     }
     let mut details = obj([("task_arn", json!(task_arn))]);
     details.extend(capability.clone());
-    let main_net = &main["Networks"][0];
+    let main_net = main.networks.first().cloned().unwrap_or_default();
     let network = |execution: bool| {
         let mut n = obj([
-            ("network_mode", main_net["NetworkMode"].clone()),
+            ("network_mode", json!(main_net.network_mode)),
             (
                 "ip_v4_subnet_cidr_block",
-                main_net["IPv4SubnetCIDRBlock"].clone(),
+                json!(main_net.ip_v4_subnet_cidr_block),
             ),
-            ("dns_servers", main_net["DomainNameServers"].clone()),
-            ("dns_search_list", main_net["DomainNameSearchList"].clone()),
-            ("private_dns_name", main_net["PrivateDNSName"].clone()),
+            ("dns_servers", json!(main_net.domain_name_servers)),
+            ("dns_search_list", json!(main_net.domain_name_search_list)),
+            ("private_dns_name", json!(main_net.private_dns_name)),
             (
                 "subnet_gateway_ip_v4_address",
-                main_net["SubnetGatewayIpv4Address"].clone(),
+                json!(main_net.subnet_gateway_ipv4_address),
             ),
         ]);
         if execution {
             n.extend(obj([
-                ("ip_v4_addresses", main_net["IPv4Addresses"].clone()),
-                ("mac_address", main_net["MACAddress"].clone()),
+                ("ip_v4_addresses", json!(main_net.ip_v4_addresses)),
+                ("mac_address", json!(main_net.mac_address)),
             ]));
         }
         Value::Object(n)
     };
-    let logging = main["LogDriver"].as_str().map(|driver| {
+    let logging = main.log_driver.as_deref().map(|driver| {
         let prefix = format!("{driver}-");
-        let options: Map<String, Value> = main["LogOptions"]
-            .as_object()
-            .map(|o| {
-                o.iter()
-                    .map(|(k, v)| {
-                        (
-                            k.strip_prefix(&prefix).unwrap_or(k).replace('-', "_"),
-                            v.clone(),
-                        )
-                    })
-                    .collect()
+        let options: Map<String, Value> = main
+            .log_options
+            .iter()
+            .flatten()
+            .map(|(k, v)| {
+                (
+                    k.strip_prefix(&prefix).unwrap_or(k).replace('-', "_"),
+                    v.clone(),
+                )
             })
-            .unwrap_or_default();
+            .collect();
         json!({"driver": driver, "options": options})
     });
     let infra = |execution: bool| {
@@ -652,9 +800,8 @@ pub fn ecs_from_documents(
         ("allocated_cpu_units", json!(cpu_units)),
         ("allocated_memory_mb", json!(memory)),
     ]);
-    let ips = main_net["IPv4Addresses"].clone();
-    if !ips.is_null() {
-        execution.insert("ip_v4_addresses".into(), ips);
+    if let Some(ips) = &main_net.ip_v4_addresses {
+        execution.insert("ip_v4_addresses".into(), json!(ips));
     }
     let task_fields = obj([
         (
@@ -665,20 +812,32 @@ pub fn ecs_from_documents(
         ("allocated_cpu_units", json!(cpu_units)),
         ("allocated_memory_mb", json!(memory)),
     ]);
+    // What the wrapped process is told about the containers (6.0.2's
+    // `monitor_process_env_additions`).
+    let mut child_env = Vec::new();
+    if let Some(name) = &monitor.name {
+        child_env.push((
+            "PROC_WRAPPER_MONITOR_CONTAINER_NAME".to_owned(),
+            name.clone(),
+        ));
+    }
+    if let Some(name) = &main.name {
+        child_env.push(("PROC_WRAPPER_MAIN_CONTAINER_NAME".to_owned(), name.clone()));
+    }
+    child_env.push((
+        "PROC_WRAPPER_SIDECAR_CONTAINER_MODE".to_owned(),
+        crate::child_env::bool_text(sidecar).to_owned(),
+    ));
     Ok(RuntimeMetadata {
-        execution_method_type: "AWS ECS".into(),
-        infrastructure_type: "AWS".into(),
+        execution_method_type: ExecutionMethod::AwsEcs,
+        infrastructure_type: Infrastructure::Aws,
         execution,
         task: task_fields,
-        host_addresses: strings(&main_net["IPv4Addresses"]),
-        host_names: main_net["PrivateDNSName"]
-            .as_str()
-            .map(|s| vec![s.to_owned()])
-            .unwrap_or_default(),
+        child_env,
+        host_addresses: main_net.ip_v4_addresses.clone().unwrap_or_default(),
+        host_names: main_net.private_dns_name.iter().cloned().collect(),
         is_execution_status_source: sidecar,
-        exit_code: main["ExitCode"]
-            .as_i64()
-            .and_then(|c| i32::try_from(c).ok()),
+        exit_code: main.exit_code.and_then(|c| i32::try_from(c).ok()),
     })
 }
 
@@ -706,7 +865,7 @@ mod tests {
             &config(&[]),
         )
         .unwrap();
-        assert_eq!(m.execution_method_type, "AWS ECS");
+        assert_eq!(m.execution_method_type, ExecutionMethod::AwsEcs);
         let d = &m.execution["execution_method_details"];
         assert_eq!(
             d["task_definition_arn"],
@@ -864,7 +1023,7 @@ mod tests {
             .map(str::to_owned)
         };
         let m = codebuild(&env).unwrap();
-        assert_eq!(m.execution_method_type, "AWS CodeBuild");
+        assert_eq!(m.execution_method_type, ExecutionMethod::AwsCodeBuild);
         assert_eq!(
             m.task["execution_method_capability_details"]["build_arn"],
             "arn:aws:codebuild:us-west-2:123456789012:build/proj"

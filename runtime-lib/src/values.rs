@@ -77,7 +77,8 @@ pub fn write_input_file(config: &Config, value: &Value) -> Result<bool, String> 
     Ok(true)
 }
 
-/// Reads the result file, if one is configured and exists.
+/// Reads the result file, if one is configured. A configured file that the process did not
+/// write is an error, as in 6.0.2 (which cannot read it and reports a failure).
 pub fn result_value(config: &Config) -> Result<Option<Value>, String> {
     let io = &config.io;
     let Some(file) = &io.result_filename else {
@@ -86,7 +87,10 @@ pub fn result_value(config: &Config) -> Result<Option<Value>, String> {
     let format = format_for(io.result_value_format.as_deref(), Some(file))?;
     match std::fs::read_to_string(file) {
         Ok(text) => parse(&text, format, "result file").map(Some),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(format!(
+            "the result file '{file}' (PROC_WRAPPER_RESULT_FILENAME or --result-filename) was \
+             not written"
+        )),
         Err(e) => Err(format!("cannot read the result file '{file}': {e}")),
     }
 }

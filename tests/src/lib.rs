@@ -2,6 +2,7 @@
 //! of sleeping, and checks on processes.
 
 pub mod bench;
+pub mod differential;
 pub mod elf;
 pub mod fake_api;
 pub mod fake_aws;

@@ -177,6 +177,24 @@ impl ApiClient {
         }
     }
 
+    /// Sends `request`, retrying per §4.4 under the deadline of its kind.
+    pub async fn send_request(
+        &mut self,
+        request: impl crate::task::IntoApiRequest,
+    ) -> Result<Value, ApiError> {
+        let r = request.into_request();
+        self.send(r.method, &r.path, &r.body, r.kind).await
+    }
+
+    /// Sends `request` once, for callers with their own time budget ([`ApiClient::send_once`]).
+    pub async fn send_request_once(
+        &self,
+        request: impl crate::task::IntoApiRequest,
+    ) -> Result<Value, ApiError> {
+        let r = request.into_request();
+        self.send_once(r.method, &r.path, &r.body).await
+    }
+
     /// Sends `body` with `method` to `path` (below the base URL), retrying per §4.4.
     /// Returns the response body (`Value::Null` when empty).
     pub async fn send(

@@ -19,33 +19,20 @@ pub mod rollbar;
 
 use std::time::{Duration, Instant};
 
-use reqwest::Method;
 use serde_json::{Map, Value, json};
 use tracing::{debug, info, warn};
 
 use crate::child_env::{bool_text, float_text, limit_text, seconds_text};
-use crate::config::{Config, LogLevel};
+use crate::config::Config;
 use crate::metadata::RuntimeMetadata;
 use crate::process::{FinalStatus, Hooks, Outcome, StopRequest};
 use crate::status::MessageBuffer;
+use crate::task::Sampling;
+use crate::task::body::{self, Mode};
+use crate::task::request::{self, IntoApiRequest};
+use crate::task::wire::{ExecutionStatus, to_object};
 use crate::time::UtcTime;
 pub use client::{ApiClient, ApiError, RequestKind};
-
-fn secs_or_minus_one(d: Option<Duration>) -> Value {
-    d.map_or(json!(-1), seconds_json)
-}
-
-fn seconds_json(d: Duration) -> Value {
-    if d.subsec_nanos() == 0 {
-        json!(d.as_secs())
-    } else {
-        json!(d.as_secs_f64())
-    }
-}
-
-fn secs_or_null(d: Option<Duration>) -> Value {
-    d.map_or(Value::Null, seconds_json)
-}
 
 /// Problems with the Task settings that make reporting impossible (§11.1).
 pub fn task_param_errors(config: &Config) -> Vec<String> {
@@ -63,7 +50,6 @@ pub fn task_param_errors(config: &Config) -> Vec<String> {
     if config.task.auto_create
         && config.task.run_environment_name.is_none()
         && config.task.run_environment_uuid.is_none()
-        && config.api.deployment.is_none()
     {
         errors.push(
             "an auto-created Task needs a Run Environment (--auto-create-task-run-environment-name \
@@ -128,30 +114,10 @@ pub struct Reporter {
     rollbar: Option<rollbar::Rollbar>,
     /// When the runtime metadata is next fetched again (`--runtime-metadata-refresh-interval`).
     next_refresh: Option<Instant>,
-    /// Embedded mode (`managed_call`): no exit codes, no heartbeats.
-    pub embedded: bool,
-    /// The `passive` flag sent with the Task (see [`task_passive`]).
+    /// Wrapped or embedded mode (`managed_call`: no exit codes, no heartbeats).
+    pub mode: Mode,
+    /// The `passive` flag sent with the Task ([`body::task_passive`]).
     passive: bool,
-}
-
-/// The `passive` flag of the Task object, as 6.0.2 decides it: the configured one, except
-/// that an auto-created Task stays passive when no execution method capability is known (no
-/// ECS or Lambda metadata), since the server refuses an active Task with an unknown execution
-/// method (400 "Non-passive Tasks may not have an Unknown execution method").
-pub fn task_passive(config: &Config, metadata: &RuntimeMetadata) -> bool {
-    if config.task.auto_create
-        && !config.task.passive
-        && !metadata
-            .task
-            .contains_key("execution_method_capability_details")
-    {
-        warn!(
-            "Task may not be active unless execution method capability can be determined; \
-             reporting it as passive"
-        );
-        return true;
-    }
-    config.task.passive
 }
 
 enum Event {
@@ -172,12 +138,23 @@ impl Reporter {
 
     /// A reporter that sends through `client` (a clone of a client shares its connections).
     pub fn with_client(client: ApiClient, config: &Config, metadata: RuntimeMetadata) -> Self {
+        let mut config = config.clone();
+        // A known execution is always reported, and says so (6.0.2 sends 1.0 then).
+        if config.task.execution_uuid.is_some() {
+            config.api.managed_probability = 1.0;
+        }
         Self {
-            passive: task_passive(config, &metadata),
+            passive: body::task_passive(&config, &metadata),
             client,
             execution_uuid: config.task.execution_uuid.clone(),
-            config: config.clone(),
             metadata,
+            messages: MessageBuffer::new(config.status.message_max_bytes),
+            rollbar: rollbar::Rollbar::new(&config),
+            next_refresh: config
+                .api
+                .runtime_metadata_refresh_interval
+                .map(|i| Instant::now() + i),
+            config,
             pending: Map::new(),
             due: false,
             last_success: None,
@@ -189,26 +166,22 @@ impl Reporter {
             input_value: None,
             sampled_out: false,
             socket: None,
-            messages: MessageBuffer::new(config.status.message_max_bytes),
             // Allocated when the listener starts: reporters without one stay small.
             recv_buf: Vec::new(),
-            rollbar: rollbar::Rollbar::new(config),
-            next_refresh: config
-                .api
-                .runtime_metadata_refresh_interval
-                .map(|i| Instant::now() + i),
-            embedded: false,
+            mode: Mode::Wrapped,
         }
     }
 
     /// Decides whether this execution is reported at all (`api_managed_probability`); a
     /// known Task Execution UUID is always reported. Returns true when it is.
     pub fn sample(&mut self) -> bool {
-        let p = self.config.api.managed_probability;
-        self.sampled_out =
-            self.execution_uuid.is_none() && (p <= 0.0 || (p < 1.0 && fastrand::f64() > p));
+        let sampling = Sampling::decide(&self.config.api, self.execution_uuid.is_some());
+        self.sampled_out = sampling == Sampling::SampledOut;
         if self.sampled_out {
-            info!("not reporting this execution (api_managed_probability {p})");
+            info!(
+                "not reporting this execution (api_managed_probability {})",
+                self.config.api.managed_probability
+            );
         }
         !self.sampled_out
     }
@@ -251,225 +224,26 @@ impl Reporter {
         }
     }
 
-    fn common(&self) -> Map<String, Value> {
-        let c = &self.config;
-        let mut m = Map::new();
-        m.insert("is_service".into(), json!(c.task.is_service));
-        m.insert(
-            "schedule".into(),
-            json!(c.task.schedule.clone().unwrap_or_default()),
-        );
-        m.insert(
-            "heartbeat_interval_seconds".into(),
-            secs_or_minus_one(c.api.heartbeat_interval),
-        );
-        m.insert(
-            "api_managed_probability".into(),
-            json!(c.api.managed_probability),
-        );
-        m.insert(
-            "api_failure_report_probability".into(),
-            json!(c.api.failure_report_probability),
-        );
-        m.insert(
-            "api_timeout_report_probability".into(),
-            json!(c.api.timeout_report_probability),
-        );
-        m
-    }
-
-    /// The body of the creation request (§4.3).
-    pub fn creation_body(&self) -> Value {
-        let c = &self.config;
-        let level = match c.log.level {
-            LogLevel::Trace | LogLevel::Debug => "DEBUG",
-            LogLevel::Info => "INFO",
-            LogLevel::Warning => "WARNING",
-            LogLevel::Error => "ERROR",
-            LogLevel::Critical => "CRITICAL",
-        };
-        let mut b = Map::new();
-        b.insert("embedded_mode".into(), json!(self.embedded));
-        b.insert("started_at".into(), json!(self.started_at.iso8601()));
-        b.insert("status".into(), json!("RUNNING"));
-        b.insert("task_version_number".into(), json!(c.task.version_number));
-        b.insert("task_version_text".into(), json!(c.task.version_text));
-        b.insert(
-            "task_version_signature".into(),
-            json!(c.task.version_signature),
-        );
-        b.insert(
-            "process_timeout_seconds".into(),
-            secs_or_null(c.process.timeout),
-        );
-        b.insert(
-            "process_max_retries".into(),
-            json!(c.process.max_retries.map_or(-1, i64::from)),
-        );
-        b.insert(
-            "process_retry_delay_seconds".into(),
-            seconds_json(c.process.retry_delay),
-        );
-        b.insert("task_max_concurrency".into(), json!(c.task.max_concurrency));
-        b.insert(
-            "max_conflicting_age_seconds".into(),
-            secs_or_null(c.task.max_conflicting_age),
-        );
-        b.insert(
-            "prevent_offline_execution".into(),
-            json!(c.prevent_offline_execution),
-        );
-        b.insert(
-            "process_termination_grace_period_seconds".into(),
-            secs_or_minus_one(c.process.termination_grace_period),
-        );
-        b.insert("wrapper_log_level".into(), json!(level));
-        b.insert("wrapper_family".into(), json!(crate::WRAPPER_FAMILY));
-        b.insert("wrapper_version".into(), json!(crate::VERSION));
-        b.insert(
-            "api_error_timeout_seconds".into(),
-            secs_or_minus_one(c.api.error_timeout),
-        );
-        b.insert(
-            "api_retry_delay_seconds".into(),
-            seconds_json(c.api.retry_delay),
-        );
-        b.insert(
-            "api_resume_delay_seconds".into(),
-            secs_or_minus_one(c.api.resume_delay),
-        );
-        b.insert(
-            "api_task_execution_creation_error_timeout_seconds".into(),
-            secs_or_minus_one(c.api.creation_error_timeout),
-        );
-        b.insert(
-            "api_task_execution_creation_conflict_timeout_seconds".into(),
-            secs_or_minus_one(c.api.creation_conflict_timeout),
-        );
-        b.insert(
-            "api_task_execution_creation_conflict_retry_delay_seconds".into(),
-            seconds_json(c.api.creation_conflict_retry_delay),
-        );
-        b.insert(
-            "api_final_update_timeout_seconds".into(),
-            secs_or_minus_one(c.api.final_update_timeout),
-        );
-        b.insert(
-            "api_request_timeout_seconds".into(),
-            secs_or_minus_one(c.api.request_timeout),
-        );
-        b.insert(
-            "status_update_interval_seconds".into(),
-            secs_or_null(c.status.interval),
-        );
-        b.insert("status_update_port".into(), json!(c.status.port));
-        b.insert(
-            "status_update_message_max_bytes".into(),
-            json!(c.status.message_max_bytes),
-        );
-        b.insert(
-            "num_log_lines_sent_on_failure".into(),
-            json!(c.log.num_log_lines_sent_on_failure),
-        );
-        b.insert(
-            "num_log_lines_sent_on_timeout".into(),
-            json!(c.log.num_log_lines_sent_on_timeout),
-        );
-        b.insert(
-            "num_log_lines_sent_on_success".into(),
-            json!(c.log.num_log_lines_sent_on_success),
-        );
-        b.insert(
-            "max_log_line_length".into(),
-            json!(c.log.max_log_line_length),
-        );
-        b.insert(
-            "merge_stdout_and_stderr_logs".into(),
-            json!(c.log.merge_stdout_and_stderr),
-        );
-        b.insert("ignore_stdout".into(), json!(c.log.ignore_stdout));
-        b.insert("ignore_stderr".into(), json!(c.log.ignore_stderr));
-        b.extend(self.common());
-        if let Some(u) = &c.task.build_task_execution_uuid {
-            b.insert("build".into(), json!({"task_execution": {"uuid": u}}));
-        }
-        if let Some(u) = &c.task.deployment_task_execution_uuid {
-            b.insert("deploy".into(), json!({"task_execution": {"uuid": u}}));
-        }
-        if c.process.command_line.is_none() && !c.process.command.is_empty() {
-            b.insert("process_command".into(), json!(c.process.command.join(" ")));
-        }
-        if c.api.send_hostname
-            && let Some(h) = self.metadata.hostname()
-        {
-            b.insert("hostname".into(), json!(h));
-        }
-        if let Some(m) = &c.task.instance_metadata {
-            b.insert("other_instance_metadata".into(), Value::Object(m.clone()));
-        }
-        if c.api.send_input_value
-            && let Some(v) = &self.input_value
-        {
-            b.insert("input_value".into(), v.clone());
-        }
-        if c.api.send_runtime_metadata {
-            b.extend(self.metadata.execution_fields(c));
-        }
-        if self.execution_uuid.is_none() {
-            let mut task = c.task.auto_create_task_props.clone().unwrap_or_default();
-            task.extend(self.common());
-            match (&c.task.uuid, &c.task.name) {
-                (Some(u), _) => {
-                    task.insert("uuid".into(), json!(u));
-                }
-                (None, Some(n)) => {
-                    task.insert("name".into(), json!(n));
-                }
-                (None, None) => {}
-            }
-            task.insert(
-                "max_concurrency".into(),
-                json!(c.task.max_concurrency.unwrap_or(-1)),
-            );
-            task.insert("was_auto_created".into(), json!(c.task.auto_create));
-            task.insert("passive".into(), json!(self.passive));
-            let mut run_env = Map::new();
-            let run_env_name = c.task.run_environment_name.clone().or_else(|| {
-                c.task
-                    .run_environment_uuid
-                    .is_none()
-                    .then(|| c.api.deployment.clone())
-                    .flatten()
-            });
-            if let Some(n) = run_env_name {
-                run_env.insert("name".into(), json!(n));
-            }
-            if let Some(u) = &c.task.run_environment_uuid {
-                run_env.insert("uuid".into(), json!(u));
-            }
-            task.insert("run_environment".into(), Value::Object(run_env));
-            if c.api.send_runtime_metadata {
-                task.extend(self.metadata.task_fields(c));
-            } else if let Some(t) = &c.task.execution_method_type {
-                task.insert("execution_method_type".into(), json!(t));
-            }
-            b.insert("task".into(), Value::Object(task));
-        }
-        Value::Object(b)
+    /// The body of the creation request (§4.3): with the Task unless the execution is known.
+    pub fn creation_body(&self) -> Map<String, Value> {
+        to_object(&body::creation(
+            &self.config,
+            &self.metadata,
+            body::CreationParts {
+                mode: self.mode,
+                started_at: &self.started_at,
+                input_value: self.input_value.as_ref(),
+                with_task: self.execution_uuid.is_none(),
+                passive: self.passive,
+            },
+        ))
     }
 
     /// Creates the Task Execution: POST, or PATCH when its UUID is already known.
     pub async fn create(&mut self) -> Result<(), CreationFailure> {
-        let body = self.creation_body();
-        let (method, path) = match &self.execution_uuid {
-            Some(uuid) => (Method::PATCH, format!("/api/v1/task_executions/{uuid}/")),
-            None => (Method::POST, "/api/v1/task_executions/".to_owned()),
-        };
-        match self
-            .client
-            .send(method, &path, &body, RequestKind::Creation)
-            .await
-        {
+        let request =
+            request::create_or_attach(self.execution_uuid.as_deref(), self.creation_body());
+        match self.client.send_request(request).await {
             Ok(response) => {
                 if let Some(uuid) = response.get("uuid").and_then(Value::as_str) {
                     self.execution_uuid.get_or_insert_with(|| uuid.to_owned());
@@ -594,12 +368,6 @@ impl Reporter {
         v
     }
 
-    fn update_path(&self) -> Option<String> {
-        self.execution_uuid
-            .as_ref()
-            .map(|u| format!("/api/v1/task_executions/{u}/?content=false"))
-    }
-
     /// Sends an update with `fields` plus the pending status fields. A 409 marks the
     /// execution as to be stopped.
     async fn update(&mut self, mut fields: Map<String, Value>, kind: RequestKind) -> bool {
@@ -607,18 +375,19 @@ impl Reporter {
         // failed), the pending fields wait for the next update rather than being retried in
         // a loop: a `due` left set would make `stop_requested` go round without awaiting.
         self.due = false;
-        let Some(path) = self.update_path() else {
+        let Some(uuid) = self.execution_uuid.clone() else {
             return false;
         };
         let has_status = !self.pending.is_empty();
         let mut body = self.pending.clone();
         body.append(&mut fields);
-        body.entry("status").or_insert_with(|| json!("RUNNING"));
-        match self
-            .client
-            .send(Method::PATCH, &path, &Value::Object(body), kind)
-            .await
-        {
+        body.entry("status")
+            .or_insert_with(|| json!(ExecutionStatus::Running));
+        let request = match kind {
+            RequestKind::Final => request::Final { uuid, body }.into_request(),
+            _ => request::Update { uuid, body }.into_request(),
+        };
+        match self.client.send_request(request).await {
             Ok(_) => {
                 self.pending.clear();
                 self.last_success = Some(Instant::now());
@@ -690,6 +459,14 @@ impl Reporter {
             warn!("the API server was not responding properly; not sending the final update");
             return;
         }
+        // 6.0.2 sends the PID at once after the start; when the run ended before that update
+        // went out (or was answered), it goes now, on its own, before the final update.
+        if self.pending.contains_key("pid") {
+            self.update(Map::new(), RequestKind::Update).await;
+            if self.stop {
+                return;
+            }
+        }
         let mut fields = self.final_fields(outcome);
         fields.extend(extra);
         if self.update(fields, RequestKind::Final).await {
@@ -707,7 +484,7 @@ impl Reporter {
         let fresh = RuntimeMetadata::detect(&self.config).await;
         if fresh != self.metadata {
             if self.config.api.send_runtime_metadata {
-                let fields = fresh.execution_fields(&self.config);
+                let fields = fresh.update_fields();
                 self.pending.extend(fields);
             }
             self.metadata = fresh;
@@ -735,6 +512,11 @@ impl Reporter {
     /// True once the API server asked the execution to stop (409 on an update).
     pub fn stop_wanted(&self) -> bool {
         self.stop
+    }
+
+    /// The settings, with the Task's UUID and name filled in from the creation response.
+    pub fn config(&self) -> &Config {
+        &self.config
     }
 
     /// The runtime metadata in use.
@@ -767,63 +549,26 @@ impl Reporter {
     }
 
     fn final_fields(&self, outcome: &Outcome) -> Map<String, Value> {
-        let mut fields = Map::new();
-        fields.insert("status".into(), json!(outcome.status.as_str()));
-        if !self.embedded {
-            let exit_code = outcome.exit_code.unwrap_or(match outcome.status {
-                FinalStatus::Succeeded => 0,
-                _ => 1,
-            });
-            fields.insert("exit_code".into(), json!(exit_code));
-        }
-        // Embedded mode reports failed attempts only with a failure, as the original does.
-        if outcome.failed_attempts > 0
-            && !(self.embedded && outcome.status == FinalStatus::Succeeded)
-        {
-            fields.insert("failed_attempts".into(), json!(outcome.failed_attempts));
-        }
-        if outcome.timed_out_attempts > 0 {
-            fields.insert(
-                "timed_out_attempts".into(),
-                json!(outcome.timed_out_attempts),
-            );
-        }
-        fields.insert("finished_at".into(), json!(UtcTime::now().iso8601()));
-        if self.config.api.send_runtime_metadata {
-            fields.extend(self.metadata.execution_fields(&self.config));
-        }
-        fields
+        to_object(&body::final_fields(
+            &self.config,
+            &self.metadata,
+            self.mode,
+            outcome,
+        ))
     }
 
     /// The end of an execution whose start was not reported: nothing for a success; a
     /// creation that carries the final status for a failure or timeout, with the matching
     /// probability.
     async fn report_unsampled_end(&mut self, outcome: &Outcome, extra: Map<String, Value>) {
-        let p = match outcome.status {
-            FinalStatus::Succeeded => return,
-            FinalStatus::TerminatedAfterTimeOut => self.config.api.timeout_report_probability,
-            _ => self.config.api.failure_report_probability,
-        };
-        if p <= 0.0 || (p < 1.0 && fastrand::f64() > p) {
+        if !Sampling::end_reported(&self.config.api, outcome.status) {
             return;
         }
-        let mut body = match self.creation_body() {
-            Value::Object(m) => m,
-            _ => Map::new(),
-        };
+        let mut body = self.creation_body();
         body.extend(self.pending.clone());
         body.extend(self.final_fields(outcome));
         body.extend(extra);
-        match self
-            .client
-            .send(
-                Method::POST,
-                "/api/v1/task_executions/",
-                &Value::Object(body),
-                RequestKind::Final,
-            )
-            .await
-        {
+        match self.client.send_request(request::Create(body)).await {
             Ok(_) => info!("reported the end ({})", outcome.status.as_str()),
             Err(e) => warn!("could not report the end: {e}"),
         }
@@ -843,22 +588,16 @@ impl Hooks for Reporter {
         if self.sampled_out {
             return;
         }
-        let mut f = Map::new();
-        f.insert("failed_attempts".into(), json!(failed_attempts));
-        // An embedded function has no exit code.
-        if !self.embedded {
-            f.insert("exit_code".into(), json!(exit_code));
-        }
-        self.update(f, RequestKind::Update).await;
+        let fields = to_object(&body::attempt_failed(self.mode, failed_attempts, exit_code));
+        self.update(fields, RequestKind::Update).await;
     }
 
     async fn attempt_timed_out(&mut self, timed_out_attempts: u32) {
         if self.sampled_out {
             return;
         }
-        let mut f = Map::new();
-        f.insert("timed_out_attempts".into(), json!(timed_out_attempts));
-        self.update(f, RequestKind::Update).await;
+        let fields = to_object(&body::attempt_timed_out(timed_out_attempts));
+        self.update(fields, RequestKind::Update).await;
     }
 
     async fn stop_requested(&mut self) -> StopRequest {

@@ -41,6 +41,8 @@ use parse::{
 };
 use serde_json::{Map, Value};
 
+use crate::metadata::ExecutionMethod;
+
 /// The default API server.
 pub const DEFAULT_API_BASE_URL: &str = "https://api.cloudreactor.io";
 /// The default UDP port of the status update listener.
@@ -103,8 +105,8 @@ pub struct TaskConfig {
     pub deployment_task_execution_uuid: Option<String>,
     /// Extra properties of the execution method.
     pub execution_method_props: Option<JsonObject>,
-    /// Forced execution method type (`AWS ECS`, ...); detected when `None`.
-    pub execution_method_type: Option<String>,
+    /// Forced execution method; detected when `None`.
+    pub execution_method_type: Option<ExecutionMethod>,
     /// Metadata about this instance of the Task.
     pub instance_metadata: Option<JsonObject>,
     /// The Task is a service that runs indefinitely.
@@ -471,8 +473,16 @@ impl Config {
         );
         src.offline = offline_mode;
 
-        let task = Self::task(args, &src)?;
+        let mut task = Self::task(args, &src)?;
         let api = Self::api(args, &src)?;
+        // An auto-created Task without a Run Environment gets the one named after the
+        // deployment (6.0.2).
+        if task.auto_create
+            && task.run_environment_name.is_none()
+            && task.run_environment_uuid.is_none()
+        {
+            task.run_environment_name.clone_from(&api.deployment);
+        }
         if !offline_mode
             && let Some(interval) = api.heartbeat_interval
             && interval < secs(MIN_SERVER_HEARTBEAT_INTERVAL_SECONDS)
@@ -563,6 +573,39 @@ impl Config {
         } else {
             env_passive.unwrap_or(false)
         };
+        // The Run Environment, as 6.0.2 reads it: for an auto-created Task, from the
+        // environment, else the props' `run_environment`, else the command line; for any
+        // other Task, from the command line only. (The deployment is the fallback name of an
+        // auto-created Task: `Config::from_sources`.)
+        let cli_name = string(None, t.auto_create_task_run_environment_name.as_ref());
+        let cli_uuid = string(None, t.auto_create_task_run_environment_uuid.as_ref());
+        let (run_environment_name, run_environment_uuid) = if auto_create {
+            let props_run_env = |key: &str| {
+                auto_create_task_props
+                    .as_ref()
+                    .and_then(|p| p.get("run_environment"))
+                    .and_then(|r| r.get(key))
+                    .and_then(Value::as_str)
+                    .filter(|v| !v.is_empty())
+                    .map(str::to_owned)
+            };
+            (
+                string(
+                    src.online_env(&["PROC_WRAPPER_AUTO_CREATE_TASK_RUN_ENVIRONMENT_NAME"]),
+                    None,
+                )
+                .or_else(|| props_run_env("name"))
+                .or(cli_name),
+                string(
+                    src.online_env(&["PROC_WRAPPER_AUTO_CREATE_TASK_RUN_ENVIRONMENT_UUID"]),
+                    None,
+                )
+                .or_else(|| props_run_env("uuid"))
+                .or(cli_uuid),
+            )
+        } else {
+            (cli_name, cli_uuid)
+        };
         let min_instances = auto_create_task_props
             .as_ref()
             .and_then(|p| p.get("min_service_instance_count"))
@@ -592,38 +635,25 @@ impl Config {
                 t.execution_method_props.as_ref(),
             ))?
         };
-        let execution_method_type = string(
+        let execution_method_type = match string(
             src.env(&["PROC_WRAPPER_EXECUTION_METHOD_TYPE"]),
             t.execution_method_type.as_ref(),
-        );
-        if let Some(em) = &execution_method_type {
-            const TYPES: [&str; 5] = [
-                "AWS ECS",
-                "AWS Lambda",
-                "AWS CodeBuild",
-                "AWS EC2",
-                "Unknown",
-            ];
-            if !TYPES.contains(&em.as_str()) {
-                return Err(ConfigError::Invalid(format!(
-                    "invalid execution method type '{em}' (PROC_WRAPPER_EXECUTION_METHOD_TYPE or \
+        ) {
+            None => None,
+            Some(name) => Some(ExecutionMethod::from_name(&name).ok_or_else(|| {
+                ConfigError::Invalid(format!(
+                    "invalid execution method type '{name}' (PROC_WRAPPER_EXECUTION_METHOD_TYPE or \
                      --execution_method_type): expected one of {}",
-                    TYPES.join(", ")
-                )));
-            }
-        }
+                    ExecutionMethod::ALL.map(ExecutionMethod::as_str).join(", ")
+                ))
+            })?),
+        };
         Ok(TaskConfig {
             name: string(src.env(&["PROC_WRAPPER_TASK_NAME"]), t.task_name.as_ref()),
             uuid: string(src.env(&["PROC_WRAPPER_TASK_UUID"]), t.task_uuid.as_ref()),
             auto_create,
-            run_environment_name: string(
-                src.online_env(&["PROC_WRAPPER_AUTO_CREATE_TASK_RUN_ENVIRONMENT_NAME"]),
-                t.auto_create_task_run_environment_name.as_ref(),
-            ),
-            run_environment_uuid: string(
-                src.online_env(&["PROC_WRAPPER_AUTO_CREATE_TASK_RUN_ENVIRONMENT_UUID"]),
-                t.auto_create_task_run_environment_uuid.as_ref(),
-            ),
+            run_environment_name,
+            run_environment_uuid,
             auto_create_task_props,
             passive,
             execution_uuid: string(

@@ -194,14 +194,16 @@ pub fn parse_probability(raw: Option<Raw>, default: f64) -> Result<f64, ConfigEr
     }
 }
 
-/// A JSON object.
+/// A JSON object, read as Python's `json.loads` reads it (as 6.0.2 does).
 pub fn parse_json_object(
     raw: Option<Raw>,
 ) -> Result<Option<serde_json::Map<String, serde_json::Value>>, ConfigError> {
-    raw.map(|raw| match serde_json::from_str(&raw.text) {
-        Ok(serde_json::Value::Object(map)) => Ok(map),
-        _ => Err(invalid(&raw, "a JSON object")),
-    })
+    raw.map(
+        |raw| match crate::secrets::format::Format::Json.parse(&raw.text) {
+            Ok(serde_json::Value::Object(map)) => Ok(map),
+            _ => Err(invalid(&raw, "a JSON object")),
+        },
+    )
     .transpose()
 }
 

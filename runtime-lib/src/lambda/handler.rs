@@ -50,7 +50,9 @@ use crate::handoff::{HandOff, Phase, extension_attached};
 use crate::lambda::LambdaReporting;
 use crate::managed::execution_uuid_from_input;
 use crate::metadata::{LambdaInvocation, RuntimeMetadata};
+use crate::process::FinalStatus;
 use crate::status::StatusUpdater;
+use crate::task::wire::LambdaDetails;
 use crate::time::UtcTime;
 
 struct Shared {
@@ -257,19 +259,18 @@ impl Shared {
         }
         let sampled_out = !reporting.sampled_in(uuid.is_some());
         let failed = ending.error_type.is_some();
-        let mut lambda = Map::new();
         let duration = started_at.elapsed().unwrap_or(Duration::ZERO);
-        lambda.insert("duration_ms".into(), json!(duration.as_secs_f64() * 1000.0));
-        if let Some(t) = ending.error_type {
-            lambda.insert("error_type".into(), json!(t));
-        }
-        if let Some(m) = ending.error_message {
-            lambda.insert("error_message".into(), json!(m));
-        }
-        fields.insert(
-            "status".into(),
-            json!(if failed { "FAILED" } else { "SUCCEEDED" }),
-        );
+        let lambda = LambdaDetails {
+            duration_ms: Some(duration.as_secs_f64() * 1000.0),
+            error_type: ending.error_type,
+            error_message: ending.error_message,
+            ..LambdaDetails::default()
+        };
+        let status = if failed {
+            FinalStatus::Failed
+        } else {
+            FinalStatus::Succeeded
+        };
         fields.insert("finished_at".into(), json!(UtcTime::now().iso8601()));
         fields.insert(
             "other_runtime_metadata".into(),
@@ -278,7 +279,7 @@ impl Shared {
         // Bounded by the cap and by the invocation's deadline.
         let to_deadline = epoch_ms_remaining(ctx.deadline);
         let limit = to_deadline.map_or(self.max_added, |d| d.min(self.max_added));
-        let report = reporting.report_finished(&reporter, fields, sampled_out);
+        let report = reporting.report_finished(&reporter, status, fields, sampled_out);
         let Ok(result) = tokio::time::timeout(limit, report).await else {
             warn!(
                 request_id = ctx.request_id,

@@ -14,13 +14,16 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use reqwest::Method;
-use serde_json::{Map, Value};
+use serde_json::{Map, Value, json};
 use tracing::{debug, error, info};
 
 use crate::api::{ApiClient, ApiError, Reporter, task_param_errors};
 use crate::config::Config;
 use crate::managed::resolve_settings;
 use crate::metadata::RuntimeMetadata;
+use crate::process::FinalStatus;
+use crate::task::Sampling;
+use crate::task::request::{IntoApiRequest, create_or_attach};
 use crate::time::UtcTime;
 
 /// Delays between the attempts of one request.
@@ -104,11 +107,6 @@ pub async fn send(
             _ => return result,
         }
     }
-}
-
-/// The path of a partial update of an execution.
-pub fn update_path(uuid: &str) -> String {
-    format!("/api/v1/task_executions/{uuid}/?content=false")
 }
 
 /// Resolved settings and the API client for reporting invocations.
@@ -198,6 +196,12 @@ impl LambdaReporting {
         })
     }
 
+    /// [`LambdaReporting::send`] of a typed request.
+    pub async fn send_request(&self, request: impl IntoApiRequest) -> Result<Value, ApiError> {
+        let r = request.into_request();
+        self.send(r.method, &r.path, &r.body).await
+    }
+
     /// One request: the first request to find the API server failing retries it (100 ms,
     /// 500 ms, 2 s); while it fails, the others try once.
     async fn send_inner(
@@ -259,8 +263,7 @@ impl LambdaReporting {
     /// Decides whether an invocation is reported from its start (`api_managed_probability`;
     /// a known execution always is).
     pub fn sampled_in(&self, known_uuid: bool) -> bool {
-        let p = self.config.api.managed_probability;
-        known_uuid || p >= 1.0 || (p > 0.0 && fastrand::f64() <= p)
+        Sampling::decide(&self.config.api, known_uuid) == Sampling::Reported
     }
 
     /// Reports an invocation whose start was not reported with one request carrying the
@@ -270,34 +273,18 @@ impl LambdaReporting {
     pub async fn report_finished(
         &self,
         reporter: &Reporter,
+        status: FinalStatus,
         fields: Map<String, Value>,
         sampled_out: bool,
     ) -> Result<Option<String>, ApiError> {
-        let status = fields
-            .get("status")
-            .and_then(Value::as_str)
-            .unwrap_or_default();
-        if sampled_out {
-            let api = &self.config.api;
-            let p = match status {
-                "SUCCEEDED" => 0.0,
-                "TERMINATED_AFTER_TIME_OUT" => api.timeout_report_probability,
-                _ => api.failure_report_probability,
-            };
-            if p <= 0.0 || (p < 1.0 && fastrand::f64() > p) {
-                return Ok(None);
-            }
+        if sampled_out && !Sampling::end_reported(&self.config.api, status) {
+            return Ok(None);
         }
-        let mut body = match reporter.creation_body() {
-            Value::Object(m) => m,
-            _ => Map::new(),
-        };
+        let mut body = reporter.creation_body();
+        body.insert("status".into(), json!(status));
         body.extend(fields);
-        let (method, path) = match &reporter.execution_uuid {
-            Some(uuid) => (Method::PATCH, format!("/api/v1/task_executions/{uuid}/")),
-            None => (Method::POST, "/api/v1/task_executions/".to_owned()),
-        };
-        let response = self.send(method, &path, &Value::Object(body)).await?;
+        let request = create_or_attach(reporter.execution_uuid.as_deref(), body);
+        let response = self.send_request(request).await?;
         Ok(reporter.execution_uuid.clone().or_else(|| {
             response
                 .get("uuid")

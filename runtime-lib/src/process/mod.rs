@@ -29,8 +29,9 @@ use crate::time::UtcTime;
 use child::{ExitKind, Reaper};
 pub use command::Command;
 
-/// Final status of a Task Execution, as the API names it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Final status of a Task Execution, serialised as the API names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum FinalStatus {
     /// The process exited with code 0.
     Succeeded,
@@ -75,6 +76,50 @@ pub struct Outcome {
     pub timed_out_attempts: u32,
     /// The signal that ended the run, if any.
     pub signal: Option<Signal>,
+}
+
+impl Outcome {
+    /// A run before its first attempt: nothing known, failed unless something better
+    /// happens.
+    pub fn not_started() -> Self {
+        Self {
+            status: FinalStatus::Failed,
+            exit_code: None,
+            wrapper_exit_code: exit_codes::GENERAL_ERROR,
+            attempts: 0,
+            failed_attempts: 0,
+            timed_out_attempts: 0,
+            signal: None,
+        }
+    }
+
+    /// One attempt that exited with `code` (ECS sidecar mode: the main container's), which
+    /// is also the wrapper's exit code.
+    pub fn exited(code: i32) -> Self {
+        Self {
+            status: if code == 0 {
+                FinalStatus::Succeeded
+            } else {
+                FinalStatus::Failed
+            },
+            exit_code: Some(code),
+            wrapper_exit_code: code,
+            attempts: 1,
+            failed_attempts: u32::from(code != 0),
+            ..Self::not_started()
+        }
+    }
+
+    /// One attempt ended by SIGTERM to the wrapper (reported `ABORTED`, exit 0).
+    pub fn aborted() -> Self {
+        Self {
+            status: FinalStatus::Aborted,
+            wrapper_exit_code: exit_codes::SUCCESS,
+            attempts: 1,
+            signal: Some(Signal::SIGTERM),
+            ..Self::not_started()
+        }
+    }
 }
 
 /// Why [`Hooks::stop_requested`] fired.
@@ -197,15 +242,7 @@ impl<'a> Supervisor<'a> {
     /// Runs attempts until one succeeds, attempts run out, or the run is interrupted.
     pub async fn run<H: Hooks>(&mut self, hooks: &mut H) -> Outcome {
         let run_start = Instant::now();
-        let mut out = Outcome {
-            status: FinalStatus::Failed,
-            exit_code: None,
-            wrapper_exit_code: exit_codes::GENERAL_ERROR,
-            attempts: 0,
-            failed_attempts: 0,
-            timed_out_attempts: 0,
-            signal: None,
-        };
+        let mut out = Outcome::not_started();
         let argv = self.command.argv();
         loop {
             if out.attempts > 0

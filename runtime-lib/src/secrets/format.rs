@@ -1,5 +1,17 @@
-//! Value formats (`dotenv`, `json`, `yaml`, `text`): detection (§8.2), parsing, and the
-//! text forms the original writes (§8.8, §8.9).
+//! Value formats (`dotenv`, `json`, `yaml`, `text`): detection (§8.2), parsing as 6.0.2's
+//! readers parse (decisions §3b), and the text forms the original writes (§8.8, §8.9).
+//! Each reader is a module of its own; `pynum` holds Python's integers and float text.
+
+mod dotenv;
+mod json;
+mod libyaml;
+#[cfg(test)]
+mod parity_tests;
+mod pynum;
+mod yaml;
+mod yaml_write;
+
+pub use pynum::float_repr;
 
 use serde_json::{Map, Value};
 
@@ -68,142 +80,42 @@ impl Format {
         }
     }
 
-    /// Parses `text` in this format.
+    /// Parses `text` in this format, as 6.0.2 reads it: JSON like Python's `json.loads`,
+    /// YAML like PyYAML's `safe_load` (YAML 1.1), dotenv like python-dotenv's
+    /// `dotenv_values` (`${VAR}` interpolated from the process environment), text as is.
+    /// Errors never quote the text (it may be secret), only positions.
     pub fn parse(self, text: &str) -> Result<Value, SecretError> {
         match self {
             Format::Text => Ok(Value::String(text.to_owned())),
-            Format::Json => serde_json::from_str(text)
-                .map_err(|e| SecretError::Parse(format!("invalid JSON: {e}"))),
-            Format::Yaml => serde_norway::from_str(text).map_err(|e| yaml_error(&e)),
-            Format::Dotenv => parse_dotenv(text),
+            Format::Json => json::parse(text),
+            Format::Yaml => yaml::parse(text),
+            Format::Dotenv => Ok(Value::Object(dotenv::parse(text))),
         }
     }
 }
 
-/// A YAML error that does not quote the text. serde's conversion errors quote the value, with
-/// `"` or backticks (`invalid value: string "..."` for a tagged scalar such as `!!int ...`), and
-/// the value may be a secret, so those messages are replaced by the position alone. libyaml's
-/// syntax errors quote only punctuation (`','`) and are kept.
-fn yaml_error(e: &serde_norway::Error) -> SecretError {
-    let message = e.to_string();
-    if !message.contains(['"', '`']) {
-        return SecretError::Parse(format!("invalid YAML: {message}"));
-    }
-    SecretError::Parse(match e.location() {
-        Some(at) => format!(
-            "invalid YAML at line {} column {} (a value that does not match its tag; not \
-             shown, as it may be secret)",
-            at.line(),
-            at.column()
-        ),
-        None => "invalid YAML (a value that does not match its tag; not shown, as it may be \
-                 secret)"
-            .to_owned(),
-    })
+/// Python's `str.isspace()` (and `\s` in its regular expressions): Rust's whitespace and
+/// the separators U+001C to U+001F.
+pub(crate) fn py_space(c: char) -> bool {
+    c.is_whitespace() || ('\u{1c}'..='\u{1f}').contains(&c)
 }
 
-/// Drops lines that cannot be assignments (no `=`, outside a multi-line quoted value), which
-/// python-dotenv tolerates and dotenvy rejects.
-fn assignment_lines(text: &str) -> String {
-    let mut kept = String::with_capacity(text.len());
-    let mut open_quote: Option<char> = None;
-    for line in text.lines() {
-        if let Some(q) = open_quote {
-            if line.contains(q) {
-                open_quote = None;
-            }
-        } else {
-            let t = line.trim();
-            if !t.is_empty() && !t.starts_with('#') {
-                let Some((_, value)) = t.split_once('=') else {
-                    continue;
-                };
-                let value = value.trim_start();
-                if let Some(q) = value.chars().next().filter(|c| *c == '"' || *c == '\'')
-                    && !value[1..].contains(q)
-                {
-                    open_quote = Some(q);
-                }
-            }
-        }
-        kept.push_str(line);
-        kept.push('\n');
-    }
-    kept
-}
-
-fn parse_dotenv(text: &str) -> Result<Value, SecretError> {
-    let mut map = Map::new();
-    let text = assignment_lines(text);
-    for item in dotenvy::from_read_iter(text.as_bytes()) {
-        match item {
-            Ok((k, v)) => {
-                map.insert(k, Value::String(v));
-            }
-            // The line itself may hold a secret, so only its position is reported.
-            Err(dotenvy::Error::LineParse(_, index)) => {
-                return Err(SecretError::Parse(format!(
-                    "invalid dotenv syntax (at character {index} of a line)"
-                )));
-            }
-            Err(e) => return Err(SecretError::Parse(format!("invalid dotenv text: {e}"))),
-        }
-    }
-    Ok(Value::Object(map))
-}
-
-/// JSON with Python's default separators (`", "` and `": "`), as the original writes
-/// dictionaries and lists into environment variables.
+/// JSON as Python's `json.dumps` writes it by default (`", "` and `": "` separators,
+/// non-ASCII escaped as `\uXXXX`, floats as Python prints them), as the original writes
+/// dictionaries and lists into environment variables, `TASK_CONFIG` and JSON files.
 pub fn python_json(value: &Value) -> String {
-    let mut out = Vec::new();
-    let mut ser = serde_json::Serializer::with_formatter(&mut out, PythonFormatter);
-    // Serializing a Value into memory cannot fail.
-    let _ = serde::Serialize::serialize(value, &mut ser);
-    String::from_utf8(out).unwrap_or_default()
+    json::write(value)
 }
 
-struct PythonFormatter;
-
-impl serde_json::ser::Formatter for PythonFormatter {
-    fn begin_array_value<W: ?Sized + std::io::Write>(
-        &mut self,
-        writer: &mut W,
-        first: bool,
-    ) -> std::io::Result<()> {
-        if first {
-            Ok(())
-        } else {
-            writer.write_all(b", ")
-        }
-    }
-
-    fn begin_object_key<W: ?Sized + std::io::Write>(
-        &mut self,
-        writer: &mut W,
-        first: bool,
-    ) -> std::io::Result<()> {
-        if first {
-            Ok(())
-        } else {
-            writer.write_all(b", ")
-        }
-    }
-
-    fn begin_object_value<W: ?Sized + std::io::Write>(
-        &mut self,
-        writer: &mut W,
-    ) -> std::io::Result<()> {
-        writer.write_all(b": ")
-    }
-}
-
-/// A value as an environment variable (§8.8): null → empty, booleans `TRUE`/`FALSE`,
-/// objects and arrays as Python-style JSON, numbers and strings as text.
+/// A value as an environment variable (§8.8), as Python's `str()` gives it: null → empty,
+/// booleans `TRUE`/`FALSE`, objects and arrays as Python-style JSON, integers as digits,
+/// floats as Python prints them (`1000.0`, `1e-05`, `1.5e+20`), strings as they are.
 pub fn env_text(value: &Value) -> String {
     match value {
         Value::Null => String::new(),
         Value::Bool(b) => crate::child_env::bool_text(*b).to_owned(),
         Value::String(s) => s.clone(),
+        Value::Number(n) if n.is_f64() => pynum::float_repr(n.as_f64().unwrap_or_default()),
         Value::Number(n) => n.to_string(),
         Value::Array(_) | Value::Object(_) => python_json(value),
     }
@@ -223,8 +135,7 @@ pub fn to_dotenv(map: &Map<String, Value>) -> String {
 pub fn serialize(value: &Value, format: Format) -> Result<String, SecretError> {
     match format {
         Format::Json => Ok(python_json(value)),
-        Format::Yaml => serde_norway::to_string(value)
-            .map_err(|e| SecretError::Parse(format!("cannot write YAML: {e}"))),
+        Format::Yaml => Ok(yaml_write::write(value)),
         Format::Dotenv => match value {
             Value::Object(map) => Ok(to_dotenv(map)),
             _ => Err(SecretError::Parse(
@@ -267,28 +178,11 @@ mod tests {
             v,
             json!({"USERNAME": "theuser", "PASSWORD": "thepass", "Q": "a b", "D": "x"})
         );
-        let err = Format::Dotenv
-            .parse("A='unterminated\n")
-            .unwrap_err()
-            .to_string();
-        assert!(!err.contains("unterminated"), "{err}");
-    }
-
-    #[test]
-    fn yaml_errors_never_quote_the_text() {
-        for (text, position) in [
-            ("a: !!int hunter2\n", "line 1 column 4"),
-            ("a: !!float hunter2\n", "line 1 column 4"),
-            ("b: 1\na: !!bool hunter2\n", "line 2 column 4"),
-        ] {
-            let err = Format::Yaml.parse(text).unwrap_err().to_string();
-            assert!(!err.contains("hunter2"), "{text:?}: {err}");
-            assert!(err.contains(position), "{text:?}: {err}");
-        }
-        // Syntax errors keep libyaml's explanation, which names no text.
-        let err = Format::Yaml.parse("a: [hunter2\n").unwrap_err().to_string();
-        assert!(err.contains("did not find expected"), "{err}");
-        assert!(!err.contains("hunter2"), "{err}");
+        // python-dotenv skips a line it cannot parse (with a warning) and reads on.
+        assert_eq!(
+            Format::Dotenv.parse("A='unterminated\nB=1\n").unwrap(),
+            json!({"B": "1"})
+        );
     }
 
     #[test]

@@ -253,7 +253,8 @@ impl Resolver {
         let mut config = Value::Object(config);
         let mut failures = Vec::new();
         let p = &self.params;
-        if p.max_depth > 0 && p.max_iterations > 0 {
+        let enabled = p.max_depth > 0 && p.max_iterations > 0;
+        if enabled {
             self.passes(&mut env, &mut config, &mut failures).await;
         }
         let config = match config {
@@ -270,7 +271,9 @@ impl Resolver {
                 .collect(),
             _ => Map::new(),
         };
-        if let Some(name) = &self.params.env_var_name_for_config {
+        // As in 6.0.2, the configuration goes into the environment only when resolution is
+        // on (PROC_WRAPPER_RESOLVE_SECRETS=FALSE leaves both as they were fetched).
+        if enabled && let Some(name) = &self.params.env_var_name_for_config {
             flat.insert(
                 name.clone(),
                 Value::String(python_json(&Value::Object(config.clone()))),
@@ -435,7 +438,10 @@ impl Resolver {
         let Some(map) = container_mut(root, &item.parent) else {
             return;
         };
-        map.remove(&item.key);
+        // The resolved key takes the place of the resolvable one, as in 6.0.2 (which builds
+        // the resolved object in the order of the original).
+        let position = map.keys().position(|k| *k == item.key);
+        map.shift_remove(&item.key);
         let Some(value) = value else { return };
         match map.get_mut(&item.target) {
             Some(existing)
@@ -447,8 +453,10 @@ impl Resolver {
                     *existing = value;
                 }
             }
-            _ => {
-                map.insert(item.target.clone(), value);
+            Some(existing) => *existing = value,
+            None => {
+                let at = position.unwrap_or(map.len()).min(map.len());
+                map.shift_insert(at, item.target.clone(), value);
             }
         }
     }
@@ -492,14 +500,17 @@ impl Resolver {
         };
         let value = match (value, loc.format.or(provider_format).or(guessed)) {
             (v, _) if parsed => v,
+            // 6.0.2 keeps the text when it parses to nothing (`coalesce(parsed, text)`):
+            // `PLAIN:~!yaml` and `PLAIN:null!json` resolve to `~` and `null`.
             (Value::String(text), Some(format)) => match format.parse(&text) {
+                Ok(Value::Null) => Value::String(text),
                 Ok(v) => v,
                 Err(e) => return Outcome::Failed(e),
             },
             (Value::String(text), None)
                 if matches!(loc.transform, Some(Transform::JsonPath { .. })) =>
             {
-                match serde_json::from_str(&text) {
+                match Format::Json.parse(&text) {
                     Ok(v) => v,
                     Err(e) => {
                         return Outcome::Failed(SecretError::Parse(format!(
