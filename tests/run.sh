@@ -4,7 +4,8 @@
 # It checks the dependency policy of deny.toml (cargo-deny, under tests/.tools), installs what
 # the tests need (a Python venv with moto[server], cfn-lint, ziglang and the Python
 # proc_wrapper 6.0.2 that the differential suite compares against under tests/.venv, cargo-zigbuild under tests/.tools, cargo-lambda, the musl targets, qemu-user),
-# builds the static release binaries and the Lambda layer zips, starts moto_server on a free loopback port, runs the whole suite
+# builds the static release binaries and the Lambda layer zips, starts two moto_servers on free loopback ports (the second
+# checks signatures when a test turns its IAM authentication on), runs the whole suite
 # against the real binaries, and stops what it started, whatever the outcome.
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -4,7 +4,9 @@
 #                proc_wrapper 6.0.2 (pinned, with its optional readers) for the differential
 #                suite; exports PROC_WRAPPER_TEST_ORIGINAL_PYTHON
 #   start_moto   starts moto_server on a free loopback port and exports the variables that
-#                point the tests (and proc_wrapper) at it
+#                point the tests (and proc_wrapper) at it; a second moto_server, whose IAM
+#                authentication checks every signature once a test turns it on, is
+#                PROC_WRAPPER_TEST_MOTO_IAM_URL
 #   check_dependencies   cargo-deny: licenses, bans, sources and (when possible) advisories
 # Requires bash; the caller runs `trap stop_services EXIT`.
 
@@ -161,7 +163,8 @@ free_port() {
   "$VENV/bin/python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
 }
 
-start_moto() {
+# start_one_moto VARIABLE: starts a moto_server and exports its URL as VARIABLE.
+start_one_moto() {
   local port log
   port=$(free_port)
   log="${TMPDIR:-/tmp}/moto_server.$port.log"
@@ -169,8 +172,8 @@ start_moto() {
   SERVICE_PIDS+=($!)
   for _ in $(seq 1 300); do
     if "$VENV/bin/python" -c "import urllib.request,sys; urllib.request.urlopen('http://127.0.0.1:$port/moto-api/')" 2>/dev/null; then
-      export PROC_WRAPPER_TEST_MOTO_URL="http://127.0.0.1:$port"
-      echo "tests: moto_server on $PROC_WRAPPER_TEST_MOTO_URL" >&2
+      export "$1=http://127.0.0.1:$port"
+      echo "tests: moto_server on http://127.0.0.1:$port ($1)" >&2
       return 0
     fi
     sleep 0.1
@@ -178,6 +181,13 @@ start_moto() {
   echo "tests: moto_server did not start; its log:" >&2
   cat "$log" >&2
   return 1
+}
+
+start_moto() {
+  start_one_moto PROC_WRAPPER_TEST_MOTO_URL
+  # Its own server: the test that turns IAM authentication on (moto-api/reset-auth) would
+  # otherwise refuse the other tests' dummy credentials.
+  start_one_moto PROC_WRAPPER_TEST_MOTO_IAM_URL
 }
 
 stop_services() {

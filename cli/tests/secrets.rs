@@ -576,3 +576,101 @@ fn exec_runs_nothing_when_a_secret_cannot_be_resolved() {
     assert!(!String::from_utf8_lossy(&out.stdout).contains("RAN"));
     assert!(stderr(&out).contains("DB_PASSWORD"), "{}", stderr(&out));
 }
+
+/// moto checks signatures once its IAM authentication is on (`reset-auth`): it recomputes
+/// each request's SigV4 signature with botocore's signer from what it received. The
+/// wrapper's Secrets Manager, SSM and S3 calls (awkward keys included) pass, and so do its
+/// STS `AssumeRole` (a form post signed with a user's keys) and the calls signed with the
+/// role's temporary credentials; the same calls signed with a wrong secret key are refused
+/// with `SignatureDoesNotMatch`, which shows the check is real.
+#[test]
+fn moto_verifies_the_signatures() {
+    let moto = Moto::connect_iam();
+    // Set up without authentication, then require it.
+    moto.reset_auth("inf");
+    let (key, secret) = moto.iam_user(&Moto::unique("signer"));
+    let role = moto.iam_role(&Moto::unique("role"));
+    let sm = moto.secret_string(&Moto::unique("signed"), "verified secret");
+    let param = format!("/{}/db password", Moto::unique("signed"));
+    moto.parameter(&param, "verified parameter", "SecureString");
+    let bucket = Moto::unique("signed").to_lowercase();
+    let keys = [
+        "plain.env",
+        "dir/sub dir/a+b=c&d.env",
+        "100% ünï ✓.env",
+        "~tilde(1)*.env",
+        "a//double.env",
+        "a/../dots.env",
+        "./dot.env",
+    ];
+    for (i, k) in keys.iter().enumerate() {
+        moto.object(&bucket, k, &format!("OBJECT{i}=object-{i}\n"), "text/plain");
+    }
+    moto.reset_auth("0");
+    let run = |secret: &str| {
+        let mut cmd = wrapper(&[
+            ("SM_FOR_PROC_WRAPPER_TO_RESOLVE", sm.as_str()),
+            (
+                "PARAM_FOR_PROC_WRAPPER_TO_RESOLVE",
+                &format!("AWS_SSM:{param}"),
+            ),
+        ]);
+        cmd.envs(moto.env())
+            .env("AWS_ACCESS_KEY_ID", &key)
+            .env("AWS_SECRET_ACCESS_KEY", secret);
+        for k in keys {
+            cmd.args(["-e", &format!("arn:aws:s3:::{bucket}/{k}")]);
+        }
+        cmd
+    };
+    let env = child_env(&mut run(&secret));
+    assert_eq!(env["SM"], "verified secret");
+    assert_eq!(env["PARAM"], "verified parameter");
+    for i in 0..keys.len() {
+        assert_eq!(
+            env[&format!("OBJECT{i}")],
+            format!("object-{i}"),
+            "{}",
+            keys[i]
+        );
+    }
+    let out = run("not-the-secret").args(["--", "true"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(78));
+    assert!(
+        stderr(&out).contains("SignatureDoesNotMatch"),
+        "{}",
+        stderr(&out)
+    );
+    // An assumed role: AssumeRole signed with the user's keys, then the role's credentials.
+    let home = tempfile::tempdir().unwrap();
+    let config = home.path().join("config");
+    let profiles = |secret: &str| {
+        format!(
+            "[profile base]\naws_access_key_id = {key}\naws_secret_access_key = {secret}\n\
+             [profile assumer]\nrole_arn = {role}\nsource_profile = base\n"
+        )
+    };
+    for (secret, ok) in [(secret.as_str(), true), ("not-the-secret", false)] {
+        std::fs::write(&config, profiles(secret)).unwrap();
+        let mut cmd = run(secret);
+        cmd.env_remove("AWS_ACCESS_KEY_ID")
+            .env_remove("AWS_SECRET_ACCESS_KEY")
+            .env("AWS_CONFIG_FILE", &config)
+            .env("AWS_SHARED_CREDENTIALS_FILE", home.path().join("none"))
+            .env("AWS_PROFILE", "assumer");
+        if ok {
+            let env = child_env(&mut cmd);
+            assert_eq!(env["SM"], "verified secret");
+            assert_eq!(env["OBJECT1"], "object-1");
+        } else {
+            let out = cmd.args(["--", "true"]).output().unwrap();
+            assert_eq!(out.status.code(), Some(78));
+            let err = stderr(&out);
+            assert!(
+                err.contains("AssumeRole") && err.contains("SignatureDoesNotMatch"),
+                "{err}"
+            );
+        }
+    }
+    moto.reset_auth("inf");
+}

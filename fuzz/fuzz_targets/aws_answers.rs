@@ -1,13 +1,16 @@
 //! What the AWS client reads from outside: the shared config and credentials files
 //! (`proc_wrapper::aws::profile::Profiles::parse`), error bodies of failed calls
 //! (`error_in_body`), STS answers (`from_sts_xml`) and credential JSON from containers, the
-//! instance metadata or a `credential_process` (`from_json`), on arbitrary bytes.
+//! instance metadata or a `credential_process` (`from_json`), their expiry times
+//! (`time::parse_rfc3339`), and the signer's canonical forms of paths and queries, on
+//! arbitrary bytes.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
 use proc_wrapper::aws::credentials::{from_json, from_sts_xml, xml_text};
 use proc_wrapper::aws::error_in_body;
 use proc_wrapper::aws::profile::Profiles;
+use proc_wrapper::aws::sigv4;
 
 fuzz_target!(|data: &[u8]| {
     let text = String::from_utf8_lossy(data);
@@ -33,4 +36,17 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(json) = serde_json::from_slice(data) {
         let _ = from_json(&json, "fuzz");
     }
+    let _ = proc_wrapper::time::parse_rfc3339(&text);
+    for settings in [sigv4::Settings::S3, sigv4::Settings::DEFAULT] {
+        let path = sigv4::canonical_path(&text, settings);
+        assert!(path.is_ascii(), "a canonical path is ASCII: {path:?}");
+    }
+    let query: Vec<(String, String)> = text
+        .split('&')
+        .map(|pair| {
+            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            (k.to_owned(), v.to_owned())
+        })
+        .collect();
+    assert!(sigv4::canonical_query(&query).is_ascii());
 });

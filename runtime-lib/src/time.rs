@@ -98,6 +98,48 @@ pub fn parse_rfc3339_utc(text: &str) -> Option<SystemTime> {
     let rest = text
         .strip_suffix('Z')
         .or_else(|| text.strip_suffix("+00:00"))?;
+    parse_naive(rest)
+}
+
+/// Parses an RFC 3339 time with any UTC offset (`2026-11-27T11:00:00+01:00`,
+/// `2026-11-27T05:00:00.5-05:00`, `Z` or `z`; also `+0100` and `+01`, which ISO 8601 and
+/// dateutil accept, as botocore reads credential expiry times). `None` for anything else,
+/// and for times before 1970.
+pub fn parse_rfc3339(text: &str) -> Option<SystemTime> {
+    let text = text.trim();
+    if let Some(rest) = text.strip_suffix(['Z', 'z']) {
+        return parse_naive(rest);
+    }
+    // The offset starts at the last sign after the time of day (dates hold '-' too).
+    let t = text.find(['T', 't', ' '])?;
+    let sign_at = t + text[t..].rfind(['+', '-'])?;
+    let (rest, offset) = text.split_at(sign_at);
+    let (sign, digits) = offset.split_at(1);
+    let digits: String = digits.chars().filter(|c| *c != ':').collect();
+    if !matches!(digits.len(), 2 | 4) || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let hours: u64 = digits[..2].parse().ok()?;
+    let minutes: u64 = if digits.len() == 4 {
+        digits[2..].parse().ok()?
+    } else {
+        0
+    };
+    if hours > 23 || minutes > 59 {
+        return None;
+    }
+    let offset = Duration::from_secs(hours * 3600 + minutes * 60);
+    let local = parse_naive(rest)?;
+    // Local time = UTC + offset, so UTC = local - offset.
+    if sign == "+" {
+        local.checked_sub(offset)
+    } else {
+        local.checked_add(offset)
+    }
+}
+
+/// `YYYY-MM-DDTHH:MM:SS[.fraction]` read as UTC.
+fn parse_naive(rest: &str) -> Option<SystemTime> {
     let (date, time) = rest.split_once(['T', 't', ' '])?;
     let mut date_parts = date.splitn(3, '-');
     let num = |s: Option<&str>, len: usize| -> Option<i64> {
@@ -157,6 +199,41 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rfc3339_times_with_any_offset() {
+        let utc = parse_rfc3339("2026-11-27T10:00:00Z").unwrap();
+        for text in [
+            "2026-11-27T11:00:00+01:00",
+            "2026-11-27T05:00:00-05:00",
+            "2026-11-27t10:00:00z",
+            "2026-11-27T10:00:00+00:00",
+            "2026-11-27T10:00:00-00:00",
+            "2026-11-27T15:30:00+0530",
+            "2026-11-27T12:00:00+02",
+            " 2026-11-27 10:00:00Z ",
+        ] {
+            assert_eq!(parse_rfc3339(text), Some(utc), "{text}");
+        }
+        assert_eq!(
+            parse_rfc3339("2026-11-27T11:00:00.250+01:00"),
+            utc.checked_add(Duration::from_millis(250))
+        );
+        for bad in [
+            "2026-11-27T10:00:00",
+            "2026-11-27T10:00:00+1:00",
+            "2026-11-27T10:00:00+24:00",
+            "2026-11-27T10:00:00+01:60",
+            "2026-11-27",
+            "",
+            "1969-12-31T23:00:00-02:00x",
+            "not a time",
+        ] {
+            assert_eq!(parse_rfc3339(bad), None, "{bad}");
+        }
+        // Lambda's parser stays strict.
+        assert_eq!(parse_rfc3339_utc("2026-11-27T11:00:00+01:00"), None);
+    }
 
     #[test]
     fn rfc3339_times_from_telemetry() {

@@ -13,7 +13,13 @@
 //! * the IMDSv2 paths `PUT /latest/api/token`, `GET /latest/meta-data/iam/security-credentials/`,
 //!   `.../<role>` and `GET /latest/meta-data/placement/region` ([`IMDS_REGION`]).
 //!
-//! [`FakeAws::throttle_next`] makes the next calls fail with `ThrottlingException`.
+//! Knobs: [`FakeAws::throttle_next`] and [`FakeAws::fail_next`] make the next signed calls
+//! fail; [`FakeAws::skew_clock`] gives the fake a clock of its own, which refuses requests
+//! signed more than 5 minutes away from it (`InvalidSignatureException: Signature expired`,
+//! with its `Date`); [`FakeAws::imds`] sets how the instance metadata answers (token
+//! refused or never answered, failures, an outage, the credentials' expiry);
+//! [`FakeAws::container_fail_next`] fails container credentials requests.
+//! [`FakeAws::metadata_log`] lists the metadata and container requests received.
 
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -53,10 +59,37 @@ pub struct Signed {
     pub operation: String,
 }
 
+/// How the fake instance metadata service behaves.
+#[derive(Debug, Clone, Default)]
+pub struct ImdsMode {
+    /// Answer the token request with this status instead of a token.
+    pub token_status: Option<u16>,
+    /// Answer the token request after this long (a hop limit of 1: the answer never comes
+    /// back in time).
+    pub token_delay: Option<std::time::Duration>,
+    /// Refuse requests without a token (IMDSv2 required).
+    pub v1_refused: bool,
+    /// Answer the next this many metadata GETs with 500.
+    pub fail_next: usize,
+    /// After this many credential answers, answer every metadata request with 500.
+    pub outage_after: Option<usize>,
+    /// The `Expiration` of the credentials (2099 by default).
+    pub expiration: Option<String>,
+}
+
 #[derive(Default)]
 struct Inner {
     signed: Vec<Signed>,
     throttle: usize,
+    /// The next answers to signed calls: status and error code.
+    failures: Vec<(u16, String)>,
+    /// The fake's clock minus the real one, in seconds.
+    skew: i64,
+    imds: ImdsMode,
+    credential_answers: usize,
+    container_fail: usize,
+    metadata_log: Vec<String>,
+    token_count: usize,
 }
 
 type Shared = Arc<Mutex<Inner>>;
@@ -104,10 +137,58 @@ fn unsigned() -> Response {
         .into_response()
 }
 
-/// Records the request; answers the throttling error if one is due.
-fn record(state: &Shared, s: Signed) -> Option<Response> {
+/// The fake's clock.
+fn fake_now(skew: i64) -> std::time::SystemTime {
+    let now = std::time::SystemTime::now();
+    let d = std::time::Duration::from_secs(skew.unsigned_abs());
+    if skew >= 0 { now + d } else { now - d }
+}
+
+/// Records the request; answers the error that is due (clock skew, a failure, throttling).
+fn record(state: &Shared, s: Signed, amz_date: Option<String>) -> Option<Response> {
     let mut inner = lock(state);
     inner.signed.push(s);
+    if inner.skew != 0 {
+        let now = fake_now(inner.skew);
+        let signed_at = amz_date.as_deref().and_then(|d| {
+            proc_wrapper::time::parse_rfc3339(&format!(
+                "{}-{}-{}T{}:{}:{}Z",
+                d.get(0..4)?,
+                d.get(4..6)?,
+                d.get(6..8)?,
+                d.get(9..11)?,
+                d.get(11..13)?,
+                d.get(13..15)?
+            ))
+        });
+        let far = signed_at.is_none_or(|t| {
+            let gap = now.duration_since(t).or_else(|e| Ok::<_, ()>(e.duration()));
+            gap.is_ok_and(|g| g > std::time::Duration::from_secs(300))
+        });
+        if far {
+            return Some(
+                (
+                    StatusCode::BAD_REQUEST,
+                    [("date", httpdate::fmt_http_date(now))],
+                    Json(json!({
+                        "__type": "InvalidSignatureException",
+                        "message": format!("Signature expired: {} is now earlier than the fake's time", amz_date.unwrap_or_default()),
+                    })),
+                )
+                    .into_response(),
+            );
+        }
+    }
+    if !inner.failures.is_empty() {
+        let (status, code) = inner.failures.remove(0);
+        return Some(
+            (
+                StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+                Json(json!({"__type": code, "message": "injected failure"})),
+            )
+                .into_response(),
+        );
+    }
     if inner.throttle > 0 {
         inner.throttle -= 1;
         return Some(
@@ -126,7 +207,7 @@ async fn json_call(state: Shared, headers: HeaderMap, body: Bytes) -> Response {
     let Some(s) = signed(&headers, target.clone()) else {
         return unsigned();
     };
-    if let Some(r) = record(&state, s) {
+    if let Some(r) = record(&state, s, header(&headers, "x-amz-date")) {
         return r;
     }
     let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
@@ -159,7 +240,7 @@ async fn s3_get(state: Shared, bucket: String, key: String, headers: HeaderMap) 
         return unsigned();
     };
     let region = s.region.clone();
-    if let Some(r) = record(&state, s) {
+    if let Some(r) = record(&state, s, header(&headers, "x-amz-date")) {
         return r;
     }
     if bucket == MOVED_BUCKET && region != MOVED_BUCKET_REGION {
@@ -174,14 +255,74 @@ async fn s3_get(state: Shared, bucket: String, key: String, headers: HeaderMap) 
     ([("content-type", "text/plain")], format!("object-of-{key}")).into_response()
 }
 
-fn temporary(key: &str) -> Value {
+fn temporary(key: &str, expiration: Option<&str>) -> Value {
     json!({
         "Code": "Success",
         "AccessKeyId": key,
         "SecretAccessKey": format!("secret-{key}"),
         "Token": format!("token-{key}"),
-        "Expiration": "2099-01-01T00:00:00Z",
+        "Expiration": expiration.unwrap_or("2099-01-01T00:00:00Z"),
     })
+}
+
+/// The token the fake IMDS hands out (a new one each time: `imds-token-N`).
+fn token_ok(headers: &HeaderMap, inner: &Inner) -> Option<bool> {
+    match header(headers, "x-aws-ec2-metadata-token") {
+        Some(t) => Some(t.starts_with("imds-token-")),
+        None if inner.imds.v1_refused => Some(false),
+        None => None,
+    }
+}
+
+async fn imds_token(state: Shared) -> Response {
+    let (status, delay) = {
+        let mut inner = lock(&state);
+        inner.metadata_log.push("PUT /latest/api/token".into());
+        (inner.imds.token_status, inner.imds.token_delay)
+    };
+    if let Some(d) = delay {
+        tokio::time::sleep(d).await;
+    }
+    if let Some(status) = status {
+        return StatusCode::from_u16(status)
+            .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+            .into_response();
+    }
+    let mut inner = lock(&state);
+    inner.token_count += 1;
+    format!("imds-token-{}", inner.token_count).into_response()
+}
+
+/// A metadata GET: logged (`GET path v2` or `v1`), failed when due, else `answer`.
+fn imds_get(
+    state: &Shared,
+    headers: &HeaderMap,
+    path: &str,
+    credentials: bool,
+) -> Result<(), StatusCode> {
+    let mut inner = lock(state);
+    let token = token_ok(headers, &inner);
+    let how = match token {
+        Some(true) => "v2",
+        Some(false) => "bad-token",
+        None => "v1",
+    };
+    inner.metadata_log.push(format!("GET {path} {how}"));
+    let out = inner
+        .imds
+        .outage_after
+        .is_some_and(|n| inner.credential_answers >= n);
+    if inner.imds.fail_next > 0 || out {
+        inner.imds.fail_next = inner.imds.fail_next.saturating_sub(1);
+        return Err(StatusCode::INTERNAL_SERVER_ERROR);
+    }
+    if token == Some(false) {
+        return Err(StatusCode::UNAUTHORIZED);
+    }
+    if credentials {
+        inner.credential_answers += 1;
+    }
+    Ok(())
 }
 
 impl FakeAws {
@@ -190,7 +331,15 @@ impl FakeAws {
         let state: Shared = Arc::default();
         let s = state.clone();
         let server = crate::server::Server::start(move || {
-            let (s1, s2) = (s.clone(), s);
+            let (s1, s2, s3, s4, s5, s6) = (
+                s.clone(),
+                s.clone(),
+                s.clone(),
+                s.clone(),
+                s.clone(),
+                s.clone(),
+            );
+            let s7 = s;
             Router::new()
                 .route(
                     "/",
@@ -200,34 +349,74 @@ impl FakeAws {
                 )
                 .route(
                     "/container-credentials",
-                    get(|headers: HeaderMap| async move {
-                        if header(&headers, "authorization").as_deref() == Some(CONTAINER_TOKEN) {
-                            Json(temporary(CONTAINER_KEY)).into_response()
-                        } else {
-                            StatusCode::UNAUTHORIZED.into_response()
+                    get(move |headers: HeaderMap| {
+                        let s = s3.clone();
+                        async move {
+                            let mut inner = lock(&s);
+                            inner.metadata_log.push("GET /container-credentials".into());
+                            if inner.container_fail > 0 {
+                                inner.container_fail -= 1;
+                                return StatusCode::SERVICE_UNAVAILABLE.into_response();
+                            }
+                            if header(&headers, "authorization").as_deref() == Some(CONTAINER_TOKEN)
+                            {
+                                Json(temporary(CONTAINER_KEY, None)).into_response()
+                            } else {
+                                StatusCode::UNAUTHORIZED.into_response()
+                            }
                         }
                     }),
                 )
-                .route("/latest/api/token", put(|| async { "imds-token" }))
+                .route("/latest/api/token", put(move || imds_token(s4.clone())))
                 .route(
                     "/latest/meta-data/iam/security-credentials/",
-                    get(|| async { "instance-role\n" }),
+                    get(move |headers: HeaderMap| {
+                        let s = s5.clone();
+                        async move {
+                            match imds_get(
+                                &s,
+                                &headers,
+                                "/latest/meta-data/iam/security-credentials/",
+                                false,
+                            ) {
+                                Ok(()) => "instance-role\n".into_response(),
+                                Err(status) => status.into_response(),
+                            }
+                        }
+                    }),
                 )
                 .route(
                     "/latest/meta-data/iam/security-credentials/instance-role",
-                    get(|headers: HeaderMap| async move {
-                        if header(&headers, "x-aws-ec2-metadata-token").as_deref()
-                            == Some("imds-token")
-                        {
-                            Json(temporary(IMDS_KEY)).into_response()
-                        } else {
-                            StatusCode::UNAUTHORIZED.into_response()
+                    get(move |headers: HeaderMap| {
+                        let s = s6.clone();
+                        async move {
+                            let path = "/latest/meta-data/iam/security-credentials/instance-role";
+                            match imds_get(&s, &headers, path, true) {
+                                Ok(()) => {
+                                    let expiration = lock(&s).imds.expiration.clone();
+                                    Json(temporary(IMDS_KEY, expiration.as_deref())).into_response()
+                                }
+                                Err(status) => status.into_response(),
+                            }
                         }
                     }),
                 )
                 .route(
                     "/latest/meta-data/placement/region",
-                    get(|| async { IMDS_REGION }),
+                    get(move |headers: HeaderMap| {
+                        let s = s7.clone();
+                        async move {
+                            match imds_get(
+                                &s,
+                                &headers,
+                                "/latest/meta-data/placement/region",
+                                false,
+                            ) {
+                                Ok(()) => IMDS_REGION.into_response(),
+                                Err(status) => status.into_response(),
+                            }
+                        }
+                    }),
                 )
                 .route(
                     "/{bucket}/{*key}",
@@ -253,5 +442,40 @@ impl FakeAws {
     /// Answers the next `n` signed calls with `ThrottlingException`.
     pub fn throttle_next(&self, n: usize) {
         lock(&self.state).throttle = n;
+    }
+
+    /// Answers the next signed calls with these errors (HTTP status, error code), in order.
+    pub fn fail_next(&self, failures: &[(u16, &str)]) {
+        lock(&self.state).failures = failures
+            .iter()
+            .map(|(status, code)| (*status, (*code).to_owned()))
+            .collect();
+    }
+
+    /// Gives the fake a clock `seconds` away from the real one: requests signed more than
+    /// 5 minutes from it are refused as expired, with the fake's `Date`.
+    pub fn skew_clock(&self, seconds: i64) {
+        lock(&self.state).skew = seconds;
+    }
+
+    /// The fake's clock.
+    pub fn now(&self) -> std::time::SystemTime {
+        fake_now(lock(&self.state).skew)
+    }
+
+    /// Sets how the instance metadata service answers.
+    pub fn imds(&self, mode: ImdsMode) {
+        lock(&self.state).imds = mode;
+    }
+
+    /// Answers the next `n` container credentials requests with 503.
+    pub fn container_fail_next(&self, n: usize) {
+        lock(&self.state).container_fail = n;
+    }
+
+    /// The instance metadata and container credentials requests received:
+    /// `PUT /latest/api/token`, `GET <path> v2|v1|bad-token`, `GET /container-credentials`.
+    pub fn metadata_log(&self) -> Vec<String> {
+        lock(&self.state).metadata_log.clone()
     }
 }

@@ -16,6 +16,10 @@ use serde_json::{Value, json};
 /// The region the tests use.
 pub const REGION: &str = "us-east-2";
 
+/// An IAM policy that allows everything.
+const ALLOW_ALL: &str =
+    r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"*","Resource":"*"}]}"#;
+
 /// A connection to moto.
 pub struct Moto {
     /// `http://127.0.0.1:PORT`.
@@ -28,11 +32,18 @@ impl Moto {
     /// Connects to the moto_server of `tests/run.sh`; panics with instructions if there is
     /// none.
     pub fn connect() -> Self {
-        let endpoint = std::env::var("PROC_WRAPPER_TEST_MOTO_URL").unwrap_or_else(|_| {
-            panic!(
-                "PROC_WRAPPER_TEST_MOTO_URL is not set: run the tests with tests/run.sh, which \
-                 starts moto_server"
-            )
+        Self::connect_to("PROC_WRAPPER_TEST_MOTO_URL")
+    }
+
+    /// Connects to the second moto_server of `tests/run.sh`, whose IAM authentication a test
+    /// may turn on ([`Moto::reset_auth`]); panics with instructions if there is none.
+    pub fn connect_iam() -> Self {
+        Self::connect_to("PROC_WRAPPER_TEST_MOTO_IAM_URL")
+    }
+
+    fn connect_to(var: &str) -> Self {
+        let endpoint = std::env::var(var).unwrap_or_else(|_| {
+            panic!("{var} is not set: run the tests with tests/run.sh, which starts moto_server")
         });
         let addr = endpoint.trim_start_matches("http://");
         if std::net::TcpStream::connect(addr).is_err() {
@@ -47,6 +58,81 @@ impl Moto {
             rt,
             http: reqwest::Client::new(),
         }
+    }
+
+    /// Sets moto's IAM authentication (`/moto-api/reset-auth`): after `unchecked` more
+    /// requests (`inf`: never), every request must be signed by the keys of an IAM user moto
+    /// knows, and moto checks the signature (recomputed with botocore's signer).
+    pub fn reset_auth(&self, unchecked: &str) {
+        let url = format!("{}/moto-api/reset-auth", self.endpoint);
+        let body = unchecked.to_owned();
+        let status = self.rt.block_on(async {
+            let response = self
+                .http
+                .post(url)
+                .body(body)
+                .send()
+                .await
+                .expect("UNWRAP: moto answers");
+            response.status().as_u16()
+        });
+        assert_eq!(status, 200, "moto-api/reset-auth");
+    }
+
+    /// An IAM query call (`Action=...`); panics unless it succeeds; returns the XML.
+    fn iam_call(&self, pairs: &[(&str, &str)]) -> String {
+        let body = pairs
+            .iter()
+            .map(|(k, v)| format!("{k}={}", sigv4::uri_encode(v, false)))
+            .chain(std::iter::once("Version=2010-05-08".to_owned()))
+            .collect::<Vec<_>>()
+            .join("&");
+        let (status, text) = self.send(
+            "iam",
+            "POST",
+            "/",
+            &[("content-type", "application/x-www-form-urlencoded")],
+            body.into_bytes(),
+        );
+        assert!((200..300).contains(&status), "IAM: HTTP {status}: {text}");
+        text
+    }
+
+    /// Creates IAM role `name`, which anyone may assume and which is allowed everything;
+    /// returns its ARN.
+    pub fn iam_role(&self, name: &str) -> String {
+        let trust = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":"*"},"Action":"sts:AssumeRole"}]}"#;
+        let xml = self.iam_call(&[
+            ("Action", "CreateRole"),
+            ("RoleName", name),
+            ("AssumeRolePolicyDocument", trust),
+        ]);
+        self.iam_call(&[
+            ("Action", "PutRolePolicy"),
+            ("RoleName", name),
+            ("PolicyName", "everything"),
+            ("PolicyDocument", ALLOW_ALL),
+        ]);
+        proc_wrapper::aws::credentials::xml_text(&xml, "Arn")
+            .unwrap_or_else(|| panic!("CreateRole answered no Arn: {xml}"))
+    }
+
+    /// Creates IAM user `name`, allowed everything, and returns its access key and secret.
+    pub fn iam_user(&self, name: &str) -> (String, String) {
+        let call = |pairs: &[(&str, &str)]| self.iam_call(pairs);
+        call(&[("Action", "CreateUser"), ("UserName", name)]);
+        call(&[
+            ("Action", "PutUserPolicy"),
+            ("UserName", name),
+            ("PolicyName", "everything"),
+            ("PolicyDocument", ALLOW_ALL),
+        ]);
+        let xml = call(&[("Action", "CreateAccessKey"), ("UserName", name)]);
+        let field = |tag: &str| {
+            proc_wrapper::aws::credentials::xml_text(&xml, tag)
+                .unwrap_or_else(|| panic!("CreateAccessKey answered no {tag}: {xml}"))
+        };
+        (field("AccessKeyId"), field("SecretAccessKey"))
     }
 
     /// Variables that point a `proc_wrapper` process at moto, with dummy credentials.
@@ -104,7 +190,7 @@ impl Moto {
                 time: SystemTime::now(),
             },
             &creds,
-            service == "s3",
+            sigv4::Settings::for_service(service),
         );
         let method = reqwest::Method::from_bytes(method.as_bytes()).expect("UNWRAP: a method");
         let mut request = self.http.request(method, url).body(body);

@@ -1,18 +1,21 @@
 //! AWS credentials, found in the order of the AWS SDKs' default chain: environment
 //! variables, the shared files' profile (static keys, `credential_process`, an assumed role
 //! or a web identity), a web identity from the environment (EKS), container credentials
-//! (ECS, EKS Pod Identity) and the EC2 instance metadata service (IMDSv2).
+//! (ECS, EKS Pod Identity) and the EC2 instance metadata service ([`super::imds`]).
 //!
 //! A source that is configured but fails stops the search with its error, as in the SDKs;
-//! a source that is not configured passes to the next.
+//! a source that is not configured passes to the next. Temporary credentials are fetched
+//! again [`REFRESH_MARGIN`] before they expire; if that fails (an instance metadata outage),
+//! the ones held are used until they expire, as the SDKs do.
 
 use std::time::{Duration, SystemTime};
 
 use serde_json::Value;
+use tracing::warn;
 
 use super::Aws;
 use super::profile::Profile;
-use crate::time::parse_rfc3339_utc;
+use crate::time::parse_rfc3339;
 
 /// A set of AWS credentials.
 #[derive(Clone, PartialEq, Eq)]
@@ -42,19 +45,34 @@ impl std::fmt::Debug for Credentials {
 }
 
 /// Credentials are fetched again this long before they expire.
-const REFRESH_MARGIN: Duration = Duration::from_secs(300);
+pub const REFRESH_MARGIN: Duration = Duration::from_secs(300);
+/// The timeout of one container credentials request.
+const CONTAINER_TIMEOUT: Duration = Duration::from_secs(5);
 /// How deep `source_profile` chains may go.
 const MAX_PROFILE_CHAIN: usize = 5;
 /// The address of ECS container credentials for `AWS_CONTAINER_CREDENTIALS_RELATIVE_URI`.
 const ECS_CREDENTIALS_HOST: &str = "http://169.254.170.2";
-/// The default address of the EC2 instance metadata service.
-pub const IMDS_ENDPOINT: &str = "http://169.254.169.254";
 
 impl Credentials {
     /// Whether these should be fetched again.
     pub fn stale(&self) -> bool {
         self.expires
             .is_some_and(|e| e <= SystemTime::now() + REFRESH_MARGIN)
+    }
+
+    /// Whether these have expired.
+    pub fn expired(&self) -> bool {
+        self.expires.is_some_and(|e| e <= SystemTime::now())
+    }
+}
+
+/// An expiry time (RFC 3339, any UTC offset, as botocore reads it); `Err` names `source`.
+fn expiry(text: Option<String>, source: &str) -> Result<Option<SystemTime>, String> {
+    match text.filter(|t| !t.trim().is_empty()) {
+        None => Ok(None),
+        Some(t) => parse_rfc3339(&t).map(Some).ok_or_else(|| {
+            format!("{source} gave an Expiration that is not an RFC 3339 time: '{t}'")
+        }),
     }
 }
 
@@ -86,7 +104,7 @@ pub fn from_json(v: &Value, source: &str) -> Result<Credentials, String> {
         access_key_id,
         secret_access_key,
         session_token: field("Token").or_else(|| field("SessionToken")),
-        expires: field("Expiration").and_then(|e| parse_rfc3339_utc(&e)),
+        expires: expiry(field("Expiration"), source)?,
     })
 }
 
@@ -116,7 +134,7 @@ pub fn from_sts_xml(xml: &str) -> Result<Credentials, String> {
         access_key_id: field("AccessKeyId")?,
         secret_access_key: field("SecretAccessKey")?,
         session_token: Some(field("SessionToken")?),
-        expires: xml_text(&creds, "Expiration").and_then(|e| parse_rfc3339_utc(&e)),
+        expires: expiry(xml_text(&creds, "Expiration"), "the STS answer")?,
     })
 }
 
@@ -150,9 +168,27 @@ impl Aws {
         if let Some(c) = cached.as_ref().filter(|c| !c.stale()) {
             return Ok(c.clone());
         }
-        let creds = self.find_credentials().await?;
-        *cached = Some(creds.clone());
-        Ok(creds)
+        match self.find_credentials().await {
+            Ok(creds) => {
+                *cached = Some(creds.clone());
+                Ok(creds)
+            }
+            // A refresh that fails keeps the credentials held until they expire.
+            Err(e) => match cached.as_ref().filter(|c| !c.expired()) {
+                Some(held) => {
+                    let left = held
+                        .expires
+                        .and_then(|x| x.duration_since(SystemTime::now()).ok())
+                        .map_or(0, |d| d.as_secs());
+                    warn!(
+                        "AWS credentials could not be refreshed ({e}); using the current ones, \
+                         which expire in {left} s"
+                    );
+                    Ok(held.clone())
+                }
+                None => Err(e),
+            },
+        }
     }
 
     async fn find_credentials(&self) -> Result<Credentials, String> {
@@ -302,6 +338,13 @@ impl Aws {
                      (aws configure export-credentials --format env)"
                 ));
             }
+            if get("login_session").is_some() {
+                return Err(format!(
+                    "the AWS profile '{name}' uses a console login session (login_session, from \
+                     aws login), which proc_wrapper does not support; export credentials to the \
+                     environment instead (aws configure export-credentials --format env)"
+                ));
+            }
             Ok(None)
         })
     }
@@ -382,78 +425,60 @@ impl Aws {
             ),
             None => env("AWS_CONTAINER_AUTHORIZATION_TOKEN"),
         };
-        let mut request = self.http()?.get(&url).timeout(Duration::from_secs(5));
-        if let Some(token) = token {
-            request = request.header("Authorization", token);
-        }
         let what = "the container credentials endpoint";
-        let response = request
-            .send()
-            .await
-            .map_err(|e| format!("{what} ({url}) is unreachable: {e}"))?;
-        let status = response.status();
-        let body = super::read_capped(response, 64 * 1024).await?;
-        if !status.is_success() {
-            return Err(format!("{what} ({url}) answered HTTP {status}"));
+        let http = self.http()?;
+        let mut last = String::new();
+        for attempt in 1..=super::imds::ATTEMPTS {
+            if attempt > 1 {
+                tokio::time::sleep(super::imds::retry_delay(attempt - 1)).await;
+            }
+            let mut request = http.get(&url).timeout(CONTAINER_TIMEOUT);
+            if let Some(token) = &token {
+                request = request.header("Authorization", token);
+            }
+            let response = match request.send().await {
+                Ok(r) => r,
+                Err(e) => {
+                    last = format!("{what} ({url}) is unreachable: {e}");
+                    continue;
+                }
+            };
+            let status = response.status();
+            let body = match super::read_capped(response, 64 * 1024).await {
+                Ok(b) => b,
+                Err(e) => {
+                    last = format!("{what} ({url}): {e}");
+                    continue;
+                }
+            };
+            if !status.is_success() {
+                last = format!("{what} ({url}) answered HTTP {status}");
+                if super::imds::retryable_status(status.as_u16()) {
+                    continue;
+                }
+                return Err(last);
+            }
+            let json: Value = serde_json::from_slice(&body)
+                .map_err(|e| format!("{what} ({url}) answered with invalid JSON: {e}"))?;
+            return from_json(&json, what).map(Some);
         }
-        let json: Value = serde_json::from_slice(&body)
-            .map_err(|e| format!("{what} ({url}) answered with invalid JSON: {e}"))?;
-        from_json(&json, what).map(Some)
+        Err(format!("{last} (after {} attempts)", super::imds::ATTEMPTS))
     }
 
-    /// The instance profile's credentials from IMDSv2.
+    /// The instance profile's credentials from the instance metadata service.
     async fn imds_credentials(&self) -> Result<Credentials, String> {
-        let base = imds_endpoint();
-        let token = self.imds_token(&base).await?;
-        let list = format!("{base}/latest/meta-data/iam/security-credentials/");
-        let role = self.imds_get(&list, &token).await?;
+        let list = "/latest/meta-data/iam/security-credentials/";
+        let role = self.imds_get(list).await?;
         let role = role
             .lines()
             .next()
             .map(str::trim)
             .filter(|r| !r.is_empty())
             .ok_or_else(|| "the instance has no IAM instance profile".to_owned())?;
-        let text = self.imds_get(&format!("{list}{role}"), &token).await?;
+        let text = self.imds_get(&format!("{list}{role}")).await?;
         let json: Value = serde_json::from_str(&text)
             .map_err(|e| format!("the instance metadata credentials are not JSON: {e}"))?;
         from_json(&json, "the EC2 instance metadata service")
-    }
-
-    /// An IMDSv2 session token.
-    pub(super) async fn imds_token(&self, base: &str) -> Result<String, String> {
-        let response = self
-            .http()?
-            .put(format!("{base}/latest/api/token"))
-            .header("X-aws-ec2-metadata-token-ttl-seconds", "21600")
-            .timeout(Duration::from_secs(1))
-            .send()
-            .await
-            .map_err(|e| format!("unreachable at {base}: {e}"))?;
-        if !response.status().is_success() {
-            return Err(format!(
-                "the token request answered HTTP {}",
-                response.status()
-            ));
-        }
-        let body = super::read_capped(response, 4096).await?;
-        Ok(String::from_utf8_lossy(&body).trim().to_owned())
-    }
-
-    /// A GET of the instance metadata service.
-    pub(super) async fn imds_get(&self, url: &str, token: &str) -> Result<String, String> {
-        let response = self
-            .http()?
-            .get(url)
-            .header("X-aws-ec2-metadata-token", token)
-            .timeout(Duration::from_secs(1))
-            .send()
-            .await
-            .map_err(|e| format!("{url} is unreachable: {e}"))?;
-        if !response.status().is_success() {
-            return Err(format!("{url} answered HTTP {}", response.status()));
-        }
-        let body = super::read_capped(response, 64 * 1024).await?;
-        Ok(String::from_utf8_lossy(&body).into_owned())
     }
 }
 
@@ -488,15 +513,6 @@ fn check_full_uri(uri: &str) -> Result<(), String> {
              address or the ECS/EKS credentials agent"
         ))
     }
-}
-
-/// The instance metadata service's address: `AWS_EC2_METADATA_SERVICE_ENDPOINT` or the
-/// default.
-pub fn imds_endpoint() -> String {
-    env("AWS_EC2_METADATA_SERVICE_ENDPOINT")
-        .unwrap_or_else(|| IMDS_ENDPOINT.to_owned())
-        .trim_end_matches('/')
-        .to_owned()
 }
 
 /// Runs a profile's `credential_process` through `sh -c`, as the AWS CLI does on Unix, and

@@ -5,17 +5,21 @@
 //! about 3 MB smaller than with the AWS SDK.
 //!
 //! It follows the SDKs' conventions: the default credentials chain ([`credentials`]), the
-//! region from `AWS_REGION`, `AWS_DEFAULT_REGION`, the profile or the instance metadata,
-//! `AWS_ENDPOINT_URL` and `AWS_ENDPOINT_URL_<SERVICE>` for emulators, `AWS_USE_FIPS_ENDPOINT`,
-//! `AWS_MAX_ATTEMPTS` (3 by default) with exponential backoff for throttling, server errors
-//! and broken connections.
+//! region from `AWS_REGION`, `AWS_DEFAULT_REGION`, the profile or the instance metadata
+//! ([`imds`]), endpoints ([`endpoint_with`]: `AWS_ENDPOINT_URL`, `AWS_ENDPOINT_URL_<SERVICE>`,
+//! the profile's `endpoint_url` and `[services]` section, FIPS and dual-stack, the
+//! partitions), and the retries of boto3's standard mode as proc_wrapper 6.0.2 configures it
+//! ([`send`](Aws): 6 attempts (5 retries), `AWS_MAX_ATTEMPTS` otherwise, exponential backoff with jitter,
+//! the SDKs' retryable and throttling codes, the clock corrected after a skew error).
 
 pub mod credentials;
+pub mod imds;
 pub mod profile;
 pub mod sigv4;
 
 use std::sync::OnceLock;
-use std::time::{Duration, SystemTime};
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::time::{Duration, Instant, SystemTime};
 
 use serde_json::Value;
 use tokio::sync::{Mutex, OnceCell};
@@ -57,6 +61,16 @@ impl Service {
         }
     }
 
+    /// Its key in a `[services]` section of the config file (the snake-case service id).
+    fn config_key(self) -> &'static str {
+        match self {
+            Self::SecretsManager => "secrets_manager",
+            Self::Ssm => "ssm",
+            Self::S3 => "s3",
+            Self::Sts => "sts",
+        }
+    }
+
     /// The `X-Amz-Target` prefix of its JSON protocol.
     fn target_prefix(self) -> &'static str {
         match self {
@@ -71,8 +85,28 @@ impl Service {
 const MAX_ANSWER_BYTES: usize = 4 * 1024 * 1024;
 /// S3 objects are read up to this size.
 pub const MAX_OBJECT_BYTES: usize = 64 * 1024 * 1024;
-/// Attempts per request unless `AWS_MAX_ATTEMPTS` says otherwise.
-const DEFAULT_ATTEMPTS: u32 = 3;
+/// Attempts per request unless `AWS_MAX_ATTEMPTS` says otherwise: 6.0.2 configures boto3
+/// with `retries={"max_attempts": 5, "mode": "standard"}`, and a client configuration's
+/// `max_attempts` counts retries, so botocore makes 6 attempts in all
+/// (`client.meta.config.retries` is `{'mode': 'standard', 'total_max_attempts': 6}`).
+const DEFAULT_ATTEMPTS: u32 = 6;
+/// The base of the backoff after a throttling error (boto3's standard mode:
+/// `rand(0, 1) * min(base * 2^(attempt - 1), 20 s)`); other retryable errors use a base 20
+/// times smaller (50 ms), as botocore does. `PROC_WRAPPER_AWS_RETRY_BASE_DELAY_SECONDS`
+/// changes it.
+const THROTTLING_BASE_DELAY: Duration = Duration::from_secs(1);
+/// The cap of one backoff.
+const MAX_BACKOFF: Duration = Duration::from_secs(20);
+/// `x-amz-retry-after` may lengthen a backoff by at most this much (botocore).
+const MAX_RETRY_AFTER_EXTRA: Duration = Duration::from_secs(5);
+/// A call (all its attempts and backoffs) gives up rather than start an attempt later than
+/// this after its first one; each attempt times out after [`ATTEMPT_TIMEOUT`].
+const CALL_BUDGET: Duration = Duration::from_secs(60);
+/// The timeout of one attempt.
+const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(30);
+/// A server clock this far from ours, in the answer to a signature error, is skew to
+/// correct (the AWS SDKs for Java and JavaScript use the same 4 to 5 minutes).
+const SKEW_THRESHOLD: Duration = Duration::from_secs(4 * 60);
 
 /// The client: one per process, shared by every location; credentials and the default
 /// region are looked up on first use.
@@ -86,10 +120,20 @@ pub struct Aws {
     region: OnceCell<Option<String>>,
     profiles: OnceLock<profile::Profiles>,
     credentials: Mutex<Option<Credentials>>,
+    /// The server's clock minus ours, in milliseconds, learnt from the `Date` of an answer
+    /// to a request refused for clock skew; added to the signing time.
+    clock_offset_ms: AtomicI64,
+    /// The IMDSv2 session token and when it expires, or the fallback to IMDSv1.
+    imds_session: Mutex<Option<imds::Session>>,
 }
 
 fn env(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.trim().is_empty())
+}
+
+/// Whether a boolean setting's text is true (`true`, any case).
+fn is_true(value: &str) -> bool {
+    value.trim().eq_ignore_ascii_case("true")
 }
 
 /// Reads a response body, failing once it passes `cap` bytes; `Err` holds the message and
@@ -147,32 +191,125 @@ pub fn error_in_body(body: &[u8]) -> (Option<String>, Option<String>) {
     )
 }
 
-fn retryable_code(code: &str) -> bool {
-    matches!(
-        code,
-        "Throttling"
-            | "ThrottlingException"
-            | "ThrottledException"
-            | "RequestThrottledException"
-            | "TooManyRequestsException"
-            | "RequestLimitExceeded"
-            | "ProvisionedThroughputExceededException"
-            | "SlowDown"
-            | "RequestTimeout"
-            | "RequestTimeoutException"
-            | "InternalError"
-            | "InternalFailure"
-            | "ServiceUnavailable"
-    )
+/// The throttling error codes of the SDKs (botocore's standard mode, `aws-smithy`'s
+/// classifier).
+const THROTTLING_CODES: &[&str] = &[
+    "Throttling",
+    "ThrottlingException",
+    "ThrottledException",
+    "RequestThrottledException",
+    "TooManyRequestsException",
+    "ProvisionedThroughputExceededException",
+    "TransactionInProgressException",
+    "RequestLimitExceeded",
+    "BandwidthLimitExceeded",
+    "LimitExceededException",
+    "RequestThrottled",
+    "SlowDown",
+    "PriorRequestNotComplete",
+    "EC2ThrottledException",
+];
+
+/// Transient error codes: the SDKs' (`RequestTimeout`, `RequestTimeoutException`,
+/// `PriorRequestNotComplete`), STS's `IDPCommunicationError` (botocore retries it), and the
+/// internal errors that S3 and the JSON services send with a 500 or 503.
+const TRANSIENT_CODES: &[&str] = &[
+    "RequestTimeout",
+    "RequestTimeoutException",
+    "PriorRequestNotComplete",
+    "IDPCommunicationError",
+    "InternalError",
+    "InternalFailure",
+    "InternalServerError",
+    "ServiceUnavailable",
+];
+
+/// Error codes of a request refused for its time: retried once the clock is corrected from
+/// the server's `Date` (as the AWS SDKs for Java and JavaScript do), when that shows skew.
+const CLOCK_SKEW_CODES: &[&str] = &[
+    "RequestTimeTooSkewed",
+    "RequestExpired",
+    "RequestInTheFuture",
+    "InvalidSignatureException",
+    "SignatureDoesNotMatch",
+    "AuthFailure",
+];
+
+/// What kind of failure a call had, for its retries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailureKind {
+    /// Throttled: retried after the longer backoff.
+    Throttling,
+    /// A broken connection, a timeout, a server error: retried after the short backoff.
+    Transient,
+    /// Refused for its signing time: retried at once if the server's clock shows skew.
+    ClockSkew,
+    /// Anything else: not retried.
+    Fatal,
+}
+
+/// The kind of an error answer with HTTP `status` and error `code`, as boto3's standard
+/// mode sees it: throttling codes and 429, transient codes and 500, 502, 503, 504.
+pub fn classify(status: u16, code: Option<&str>) -> FailureKind {
+    let code = code.unwrap_or_default();
+    if THROTTLING_CODES.contains(&code) {
+        FailureKind::Throttling
+    } else if TRANSIENT_CODES.contains(&code) || matches!(status, 500 | 502 | 503 | 504) {
+        FailureKind::Transient
+    } else if CLOCK_SKEW_CODES.contains(&code) {
+        FailureKind::ClockSkew
+    } else if status == 429 {
+        FailureKind::Throttling
+    } else {
+        FailureKind::Fatal
+    }
+}
+
+/// The backoff before attempt `attempt + 1`: full jitter over `base * 2^(attempt - 1)`,
+/// capped at [`MAX_BACKOFF`], lengthened to an `x-amz-retry-after` (at most 5 s more).
+fn backoff(attempt: u32, base: Duration, retry_after: Option<Duration>) -> Duration {
+    let ceiling = base
+        .saturating_mul(1u32 << (attempt.saturating_sub(1)).min(20))
+        .min(MAX_BACKOFF);
+    let delay = ceiling.mul_f64(fastrand::f64());
+    match retry_after {
+        Some(after) => delay.max(after.min(delay + MAX_RETRY_AFTER_EXTRA)),
+        None => delay,
+    }
+}
+
+/// The base delay of the backoff after throttling: `PROC_WRAPPER_AWS_RETRY_BASE_DELAY_SECONDS`
+/// (0 to 20), else 1 s.
+fn throttling_base_delay() -> Duration {
+    env("PROC_WRAPPER_AWS_RETRY_BASE_DELAY_SECONDS")
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .filter(|v| v.is_finite() && (0.0..=20.0).contains(v))
+        .map_or(THROTTLING_BASE_DELAY, Duration::from_secs_f64)
 }
 
 /// A call's failure.
 #[derive(Debug)]
 struct Failure {
     message: String,
-    retryable: bool,
+    kind: FailureKind,
     /// S3's `x-amz-bucket-region` of a redirect or a wrong-region error.
     bucket_region: Option<String>,
+    /// The server's `Date`.
+    server_date: Option<SystemTime>,
+    /// `x-amz-retry-after`, in milliseconds.
+    retry_after: Option<Duration>,
+}
+
+impl Failure {
+    fn new(message: String, kind: FailureKind) -> Self {
+        Self {
+            message,
+            kind,
+            bucket_region: None,
+            server_date: None,
+            retry_after: None,
+        }
+    }
 }
 
 /// A successful answer.
@@ -181,33 +318,171 @@ struct Answer {
     content_type: Option<String>,
 }
 
-/// [`Aws::endpoint`] with the variables read by `env`.
-fn endpoint_with(
+/// An AWS partition: its DNS suffixes, and whether its services have dual-stack endpoints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Partition {
+    id: &'static str,
+    dns_suffix: &'static str,
+    dual_stack_suffix: &'static str,
+    dual_stack: bool,
+}
+
+/// The partition of `region`, as botocore's `partitions.json` (1.44) places regions; a
+/// region that matches none is in `aws`, as there. `Err` for a name that cannot be part of
+/// a host name.
+fn partition(region: &str) -> Result<Partition, String> {
+    let valid = !region.is_empty()
+        && region.len() <= 63
+        && !region.starts_with('-')
+        && !region.ends_with('-')
+        && region
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+    if !valid {
+        return Err(format!(
+            "the AWS region '{region}' is not a region name (such as us-east-1)"
+        ));
+    }
+    let p = |id, dns_suffix, dual_stack_suffix, dual_stack| Partition {
+        id,
+        dns_suffix,
+        dual_stack_suffix,
+        dual_stack,
+    };
+    Ok(
+        match region.split('-').take(2).collect::<Vec<_>>().as_slice() {
+            ["cn", _] => p(
+                "aws-cn",
+                "amazonaws.com.cn",
+                "api.amazonwebservices.com.cn",
+                true,
+            ),
+            ["us", "gov"] => p("aws-us-gov", "amazonaws.com", "api.aws", true),
+            ["us", "iso"] => p("aws-iso", "c2s.ic.gov", "api.aws.ic.gov", true),
+            ["us", "isob"] => p("aws-iso-b", "sc2s.sgov.gov", "api.aws.scloud", true),
+            ["us", "isof"] => p("aws-iso-f", "csp.hci.ic.gov", "", false),
+            ["eu", "isoe"] => p("aws-iso-e", "cloud.adc-e.uk", "", false),
+            ["eusc", "de"] => p("aws-eusc", "amazonaws.eu", "api.amazonwebservices.eu", true),
+            _ => p("aws", "amazonaws.com", "api.aws", true),
+        },
+    )
+}
+
+/// The AWS endpoint of `service` in `region` (FIPS and dual-stack as asked), as botocore
+/// 1.44's endpoint rules give it, but for S3 in us-east-1, which is regional
+/// (`s3.us-east-1.amazonaws.com`, as the newer SDKs use) rather than global.
+fn aws_endpoint(
+    service: Service,
+    region: &str,
+    fips: bool,
+    dual_stack: bool,
+) -> Result<String, String> {
+    let p = partition(region)?;
+    if dual_stack && !p.dual_stack {
+        return Err(format!(
+            "{} has no dual-stack endpoint in region {region} (partition {}): unset \
+             AWS_USE_DUALSTACK_ENDPOINT (use_dualstack_endpoint) or set an endpoint URL",
+            service.signing_name(),
+            p.id
+        ));
+    }
+    let f = if fips { "-fips" } else { "" };
+    let host = match service {
+        Service::S3 => {
+            if fips && p.id == "aws-cn" {
+                return Err(format!(
+                    "S3 has no FIPS endpoint in region {region} (partition aws-cn): unset \
+                     AWS_USE_FIPS_ENDPOINT (use_fips_endpoint) or set an endpoint URL"
+                ));
+            }
+            let d = if dual_stack { ".dualstack" } else { "" };
+            format!("s3{f}{d}.{region}.{}", p.dns_suffix)
+        }
+        Service::SecretsManager => {
+            // Its endpoints in aws and aws-us-gov answer on both stacks under the usual
+            // names; in China only the FIPS ones have dual-stack names.
+            let dual_name =
+                dual_stack && !matches!(p.id, "aws" | "aws-us-gov") && (p.id != "aws-cn" || fips);
+            let suffix = if dual_name {
+                p.dual_stack_suffix
+            } else {
+                p.dns_suffix
+            };
+            format!("secretsmanager{f}.{region}.{suffix}")
+        }
+        Service::Ssm | Service::Sts => {
+            // GovCloud's regular endpoints are FIPS endpoints already.
+            let f = if p.id == "aws-us-gov" && !dual_stack {
+                ""
+            } else {
+                f
+            };
+            let suffix = if dual_stack {
+                p.dual_stack_suffix
+            } else {
+                p.dns_suffix
+            };
+            format!("{}{f}.{region}.{suffix}", service.signing_name())
+        }
+    };
+    Ok(format!("https://{host}"))
+}
+
+/// The endpoint of `service` in `region`, and whether it was configured (an emulator): the
+/// first of `AWS_ENDPOINT_URL_<SERVICE>`, `AWS_ENDPOINT_URL`, the `endpoint_url` of the
+/// service in the profile's `[services]` section, the profile's `endpoint_url` (unless
+/// `AWS_IGNORE_CONFIGURED_ENDPOINT_URLS` or the profile's `ignore_configured_endpoint_urls`),
+/// else the AWS endpoint, with `AWS_USE_FIPS_ENDPOINT` / `use_fips_endpoint` and
+/// `AWS_USE_DUALSTACK_ENDPOINT` / `use_dualstack_endpoint` (the variables first), as botocore
+/// resolves them. Variables are read through `env`; `profile` is the selected profile's
+/// settings and `profiles` gives its `[services]` section.
+pub fn endpoint_with(
     service: Service,
     region: &str,
     env: impl Fn(&str) -> Option<String>,
-) -> (String, bool) {
-    let is_true = |name: &str| env(name).is_some_and(|v| v.trim().eq_ignore_ascii_case("true"));
-    if !is_true("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS") {
+    profiles: &profile::Profiles,
+    profile_name: &str,
+) -> Result<(String, bool), String> {
+    let profile = profiles.get(profile_name);
+    let setting =
+        |var: &str, key: &str| env(var).or_else(|| profile.and_then(|p| p.get(key)).cloned());
+    let flag = |var: &str, key: &str| setting(var, key).is_some_and(|v| is_true(&v));
+    let clean = |url: String| url.trim().trim_end_matches('/').to_owned();
+    if !flag(
+        "AWS_IGNORE_CONFIGURED_ENDPOINT_URLS",
+        "ignore_configured_endpoint_urls",
+    ) {
         let specific = format!("AWS_ENDPOINT_URL_{}", service.env_suffix());
         if let Some(url) = env(&specific).or_else(|| env("AWS_ENDPOINT_URL")) {
-            return (url.trim().trim_end_matches('/').to_owned(), true);
+            return Ok((clean(url), true));
+        }
+        if let Some(section) = profile
+            .and_then(|p| p.get("services"))
+            .filter(|s| !s.trim().is_empty())
+        {
+            let settings = profiles.services(section).ok_or_else(|| {
+                format!(
+                    "the AWS profile '{profile_name}' names the services section '{section}', \
+                     which is not in the config file"
+                )
+            })?;
+            if let Some(url) = settings
+                .get(&format!("{}.endpoint_url", service.config_key()))
+                .filter(|u| !u.trim().is_empty())
+            {
+                return Ok((clean(url.clone()), true));
+            }
+        }
+        if let Some(url) = profile
+            .and_then(|p| p.get("endpoint_url"))
+            .filter(|u| !u.trim().is_empty())
+        {
+            return Ok((clean(url.clone()), true));
         }
     }
-    let fips = if is_true("AWS_USE_FIPS_ENDPOINT") {
-        "-fips"
-    } else {
-        ""
-    };
-    let suffix = if region.starts_with("cn-") {
-        "amazonaws.com.cn"
-    } else {
-        "amazonaws.com"
-    };
-    (
-        format!("https://{}{fips}.{region}.{suffix}", service.signing_name()),
-        false,
-    )
+    let fips = flag("AWS_USE_FIPS_ENDPOINT", "use_fips_endpoint");
+    let dual_stack = flag("AWS_USE_DUALSTACK_ENDPOINT", "use_dualstack_endpoint");
+    Ok((aws_endpoint(service, region, fips, dual_stack)?, false))
 }
 
 /// One request to send (and sign) again on each attempt.
@@ -216,32 +491,59 @@ struct Call<'a> {
     region: &'a str,
     method: reqwest::Method,
     url: reqwest::Url,
-    /// The path that is signed, when it is not the URL's own (an S3 key whose slashes
-    /// travel encoded, see [`s3_key_path`]).
-    signed_path: Option<String>,
     headers: &'a [(&'a str, &'a str)],
     body: Vec<u8>,
     cap: usize,
 }
 
-/// The wire and signed forms of an S3 key in a URL path: `(wire, signed)`, each without the
-/// leading `/`. Keys are literal, as boto3 sends them: `a/../b.env` names the object
-/// `a/../b.env`, not `b.env`. URLs (WHATWG, the `url` crate) remove `.` and `..` segments
-/// even when their dots are percent-encoded, so a key holding such a segment travels with its
-/// slashes encoded (`a%2F..%2Fb.env`: one segment, left alone); S3 decodes the path before
-/// it computes the canonical request, so the signature is over the plain encoding.
-fn s3_key_path(key: &str) -> Result<(String, String), String> {
-    let signed = uri_encode(key, true);
+/// The wire form of an S3 key in a URL path, without the leading `/`. Keys are literal, as
+/// boto3 sends them: `a/../b.env` names the object `a/../b.env`, not `b.env`. URLs (WHATWG,
+/// the `url` crate) remove `.` and `..` segments even when their dots are percent-encoded,
+/// so a key holding such a segment travels with its slashes encoded (`a%2F..%2Fb.env`: one
+/// segment, left alone), which S3 decodes into the key. The signature is over the path as
+/// sent, as botocore signs S3 paths (see [`sigv4::canonical_path`]); moto, which recomputes
+/// signatures with botocore, accepts it (`cli/tests/secrets.rs`).
+fn s3_key_path(key: &str) -> Result<String, String> {
     let dot_segment = key.split('/').any(|s| s == "." || s == "..");
     if !dot_segment {
-        return Ok((signed.clone(), signed));
+        return Ok(uri_encode(key, true));
     }
     if key == "." || key == ".." {
         return Err(format!(
             "the S3 key '{key}' cannot be addressed in a URL; rename the object"
         ));
     }
-    Ok((uri_encode(key, false), signed))
+    Ok(uri_encode(key, false))
+}
+
+/// The URL of S3 object `key` in `bucket` (with `versionId` when given) at endpoint `base`:
+/// virtual-hosted style for AWS when the bucket name allows it (no dots, which break the
+/// TLS certificate's wildcard), path style for other buckets and for a configured endpoint
+/// (`custom`, an emulator).
+pub fn s3_object_url(
+    base: &str,
+    custom: bool,
+    bucket: &str,
+    key: &str,
+    version: Option<&str>,
+) -> Result<reqwest::Url, String> {
+    let key_path = s3_key_path(key)?;
+    let virtual_host = !custom
+        && !bucket.is_empty()
+        && bucket
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+    let text = if virtual_host {
+        base.replacen("://", &format!("://{bucket}."), 1) + "/" + &key_path
+    } else {
+        format!("{base}/{}/{key_path}", uri_encode(bucket, false))
+    };
+    let mut url = reqwest::Url::parse(&text).map_err(|e| format!("'{text}' is not a URL: {e}"))?;
+    if let Some(v) = version {
+        // Encoded as it is signed: a `+` is `%2B`, a space `%20`, never `+`.
+        url.set_query(Some(&format!("versionId={}", uri_encode(v, false))));
+    }
+    Ok(url)
 }
 
 impl Aws {
@@ -254,6 +556,8 @@ impl Aws {
             region: OnceCell::new(),
             profiles: OnceLock::new(),
             credentials: Mutex::new(None),
+            clock_offset_ms: AtomicI64::new(0),
+            imds_session: Mutex::new(None),
         }
     }
 
@@ -262,7 +566,7 @@ impl Aws {
             .get_or_init(|| {
                 reqwest::Client::builder()
                     .connect_timeout(Duration::from_millis(3100))
-                    .timeout(Duration::from_secs(30))
+                    .timeout(ATTEMPT_TIMEOUT)
                     .redirect(reqwest::redirect::Policy::none())
                     .build()
                     .map_err(|e| format!("the HTTPS client for AWS could not be created: {e}"))
@@ -291,13 +595,10 @@ impl Aws {
                 if let Some(r) = self.profiles().get(&name).and_then(|p| p.get("region")) {
                     return Some(r.clone());
                 }
-                if env("AWS_EC2_METADATA_DISABLED").is_some_and(|v| v.eq_ignore_ascii_case("true"))
-                {
+                if env("AWS_EC2_METADATA_DISABLED").is_some_and(|v| is_true(&v)) {
                     return None;
                 }
-                let base = credentials::imds_endpoint();
-                let token = self.imds_token(&base).await.ok()?;
-                self.imds_get(&format!("{base}/latest/meta-data/placement/region"), &token)
+                self.imds_get("/latest/meta-data/placement/region")
                     .await
                     .ok()
                     .map(|r| r.trim().to_owned())
@@ -311,9 +612,11 @@ impl Aws {
         })
     }
 
-    /// The base URL of `service` in `region`, and whether it was configured (an emulator).
-    fn endpoint(service: Service, region: &str) -> (String, bool) {
-        endpoint_with(service, region, env)
+    /// The base URL of `service` in `region`, and whether it was configured (an emulator);
+    /// see [`endpoint_with`].
+    fn endpoint(&self, service: Service, region: &str) -> Result<(String, bool), String> {
+        let (name, _) = profile::selected();
+        endpoint_with(service, region, env, self.profiles(), &name)
     }
 
     fn attempts() -> u32 {
@@ -322,24 +625,95 @@ impl Aws {
             .map_or(DEFAULT_ATTEMPTS, |n| n.clamp(1, 10))
     }
 
-    /// Sends `call`, signed (unless `creds` is `None`), retrying what is retryable.
+    /// Now, corrected by the clock skew learnt from the servers.
+    fn signing_time(&self) -> SystemTime {
+        let offset = self.clock_offset_ms.load(Ordering::Relaxed);
+        let magnitude = Duration::from_millis(offset.unsigned_abs());
+        let now = SystemTime::now();
+        if offset >= 0 {
+            now.checked_add(magnitude).unwrap_or(now)
+        } else {
+            now.checked_sub(magnitude).unwrap_or(now)
+        }
+    }
+
+    /// Learns the clock skew from a server's `Date`; whether it was skew worth correcting
+    /// (then the request is worth signing again).
+    fn correct_clock(&self, server: SystemTime) -> bool {
+        let ours = self.signing_time();
+        let (ahead, gap) = match server.duration_since(ours) {
+            Ok(d) => (true, d),
+            Err(e) => (false, e.duration()),
+        };
+        if gap < SKEW_THRESHOLD {
+            return false;
+        }
+        let gap_ms = i64::try_from(gap.as_millis()).unwrap_or(i64::MAX);
+        let current = self.clock_offset_ms.load(Ordering::Relaxed);
+        let offset = if ahead {
+            current.saturating_add(gap_ms)
+        } else {
+            current.saturating_sub(gap_ms)
+        };
+        self.clock_offset_ms.store(offset, Ordering::Relaxed);
+        tracing::warn!(
+            "the clock differs from AWS's by {} s: requests are now signed with AWS's time",
+            offset / 1000
+        );
+        true
+    }
+
+    /// Sends `call`, signed (unless `creds` is `None`), retrying as boto3's standard mode
+    /// does: up to [`Self::attempts`] attempts, throttling errors after a backoff of base
+    /// 1 s, other retryable failures after one of base 50 ms (both capped at 20 s), a
+    /// clock-skew error at once with the corrected time; no attempt starts more than
+    /// [`CALL_BUDGET`] after the first.
     async fn send(&self, call: &Call<'_>, creds: Option<&Credentials>) -> Result<Answer, Failure> {
         let attempts = Self::attempts();
+        let base = throttling_base_delay();
+        let started = Instant::now();
         let mut attempt = 0;
         loop {
             attempt += 1;
-            match self.send_once(call, creds).await {
-                Err(f) if f.retryable && attempt < attempts => {
-                    // Full jitter over 100 ms, 200 ms, 400 ms, ...
-                    let cap = 100u64 << (attempt - 1).min(6);
-                    tokio::time::sleep(Duration::from_millis(fastrand::u64(cap / 2..=cap))).await;
+            let offset = self.clock_offset_ms.load(Ordering::Relaxed);
+            let mut f = match self.send_once(call, creds).await {
+                Ok(answer) => return Ok(answer),
+                Err(f) => f,
+            };
+            let delay = match f.kind {
+                FailureKind::Fatal => None,
+                // Signed again if this answer shows skew, or if another call corrected the
+                // clock since this one was signed.
+                FailureKind::ClockSkew => {
+                    let corrected = f.server_date.is_some_and(|date| self.correct_clock(date));
+                    let changed = self.clock_offset_ms.load(Ordering::Relaxed) != offset;
+                    (corrected || changed).then_some(Duration::ZERO)
                 }
-                Err(mut f) if attempt > 1 => {
+                FailureKind::Throttling => Some(backoff(attempt, base, f.retry_after)),
+                FailureKind::Transient => Some(backoff(attempt, base / 20, f.retry_after)),
+            };
+            let Some(delay) = delay.filter(|_| attempt < attempts) else {
+                if attempt > 1 {
                     f.message = format!("{} (after {attempt} attempts)", f.message);
-                    return Err(f);
                 }
-                other => return other,
+                return Err(f);
+            };
+            if started.elapsed() + delay > CALL_BUDGET {
+                f.message = format!(
+                    "{} (after {attempt} attempts; no more within {} s)",
+                    f.message,
+                    CALL_BUDGET.as_secs()
+                );
+                return Err(f);
             }
+            tracing::debug!(
+                "AWS {} call failed ({}); attempt {} of {attempts} in {} ms",
+                call.service.signing_name(),
+                f.message,
+                attempt + 1,
+                delay.as_millis()
+            );
+            tokio::time::sleep(delay).await;
         }
     }
 
@@ -349,11 +723,9 @@ impl Aws {
         creds: Option<&Credentials>,
     ) -> Result<Answer, Failure> {
         let (host, query) = sigv4::host_and_query(&call.url);
-        let http = self.http().map_err(|message| Failure {
-            message,
-            retryable: false,
-            bucket_region: None,
-        })?;
+        let http = self
+            .http()
+            .map_err(|message| Failure::new(message, FailureKind::Fatal))?;
         let mut request = http
             .request(call.method.clone(), call.url.clone())
             .body(call.body.clone());
@@ -365,7 +737,7 @@ impl Aws {
                 &sigv4::Request {
                     method: call.method.as_str(),
                     host: &host,
-                    path: call.signed_path.as_deref().unwrap_or(call.url.path()),
+                    path: call.url.path(),
                     query: &query,
                     headers: call.headers,
                     payload: &call.body,
@@ -373,29 +745,28 @@ impl Aws {
                 sigv4::Scope {
                     region: call.region,
                     service: call.service.signing_name(),
-                    time: SystemTime::now(),
+                    time: self.signing_time(),
                 },
                 creds,
-                call.service == Service::S3,
+                sigv4::Settings::for_service(call.service.signing_name()),
             );
             for (k, v) in signed {
                 request = request.header(k, v);
             }
         }
-        let response = request.send().await.map_err(|e| Failure {
-            message: format!(
-                "{} is unreachable: {e}",
-                call.url.origin().ascii_serialization()
-            ),
-            retryable: true,
-            bucket_region: None,
+        let response = request.send().await.map_err(|e| {
+            Failure::new(
+                format!(
+                    "{} is unreachable: {e}",
+                    call.url.origin().ascii_serialization()
+                ),
+                FailureKind::Transient,
+            )
         })?;
         let status = response.status();
         let headers = response.headers().clone();
-        let content_type = headers
-            .get(reqwest::header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned);
+        let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+        let content_type = header("content-type").map(str::to_owned);
         let cap = if status.is_success() {
             call.cap
         } else {
@@ -403,18 +774,18 @@ impl Aws {
         };
         let body = read_body(response, cap)
             .await
-            .map_err(|(message, retryable)| Failure {
-                message,
-                retryable,
-                bucket_region: None,
+            .map_err(|(message, retryable)| {
+                let kind = if retryable {
+                    FailureKind::Transient
+                } else {
+                    FailureKind::Fatal
+                };
+                Failure::new(message, kind)
             })?;
         if status.is_success() {
             return Ok(Answer { body, content_type });
         }
         let (code, message) = error_of(&headers, &body);
-        let retryable = status.is_server_error()
-            || status.as_u16() == 429
-            || code.as_deref().is_some_and(retryable_code);
         let mut text = match (&code, &message) {
             (Some(c), Some(m)) => format!("{c}: {m}"),
             (Some(c), None) => c.clone(),
@@ -424,11 +795,12 @@ impl Aws {
         text.push_str(&format!(" (HTTP {})", status.as_u16()));
         Err(Failure {
             message: text,
-            retryable,
-            bucket_region: headers
-                .get("x-amz-bucket-region")
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_owned),
+            kind: classify(status.as_u16(), code.as_deref()),
+            bucket_region: header("x-amz-bucket-region").map(str::to_owned),
+            server_date: header("date").and_then(|d| httpdate::parse_http_date(d).ok()),
+            retry_after: header("x-amz-retry-after")
+                .and_then(|v| v.trim().parse::<u64>().ok())
+                .map(Duration::from_millis),
         })
     }
 
@@ -443,7 +815,7 @@ impl Aws {
         // Credentials first: a bad profile is a better error than the region it lacks.
         let creds = self.credentials().await?;
         let region = self.region(region).await?;
-        let (base, _) = Self::endpoint(service, &region);
+        let (base, _) = self.endpoint(service, &region)?;
         let url = reqwest::Url::parse(&format!("{base}/"))
             .map_err(|e| format!("the endpoint '{base}' is not a URL: {e}"))?;
         let target = format!("{}.{operation}", service.target_prefix());
@@ -456,7 +828,6 @@ impl Aws {
             region: &region,
             method: reqwest::Method::POST,
             url,
-            signed_path: None,
             headers: &headers,
             body: serde_json::to_vec(body).unwrap_or_default(),
             cap: MAX_ANSWER_BYTES,
@@ -479,36 +850,13 @@ impl Aws {
         let creds = self.credentials().await?;
         let mut region = self.region(None).await?;
         for redirected in [false, true] {
-            let (base, custom) = Self::endpoint(Service::S3, &region);
-            let (key_path, signed_key) = s3_key_path(key)?;
-            // Virtual-hosted style for AWS when the bucket name allows it (no dots, which
-            // break the TLS certificate's wildcard), path style for emulators.
-            let virtual_host = !custom
-                && bucket
-                    .bytes()
-                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
-            let text = if virtual_host {
-                base.replacen("https://", &format!("https://{bucket}."), 1) + "/" + &key_path
-            } else {
-                format!("{base}/{}/{key_path}", uri_encode(bucket, false))
-            };
-            let mut url =
-                reqwest::Url::parse(&text).map_err(|e| format!("'{text}' is not a URL: {e}"))?;
-            // The path as signed: the URL's (with any path of the endpoint itself), ending in
-            // the key's plain encoding.
-            let signed_path = url
-                .path()
-                .strip_suffix(key_path.as_str())
-                .map(|prefix| prefix.to_owned() + &signed_key);
-            if let Some(v) = version {
-                url.query_pairs_mut().append_pair("versionId", v);
-            }
+            let (base, custom) = self.endpoint(Service::S3, &region)?;
+            let url = s3_object_url(&base, custom, bucket, key, version)?;
             let call = Call {
                 service: Service::S3,
                 region: &region,
                 method: reqwest::Method::GET,
                 url,
-                signed_path,
                 headers: &[],
                 body: Vec::new(),
                 cap: MAX_OBJECT_BYTES,
@@ -535,7 +883,8 @@ impl Aws {
     ) -> Result<String, String> {
         // STS is regional; without a region, the global endpoint (signed as us-east-1).
         let region = self.region(None).await.ok();
-        let (base, custom) = Self::endpoint(Service::Sts, region.as_deref().unwrap_or("us-east-1"));
+        let (base, custom) =
+            self.endpoint(Service::Sts, region.as_deref().unwrap_or("us-east-1"))?;
         let base = if region.is_none() && !custom {
             "https://sts.amazonaws.com".to_owned()
         } else {
@@ -557,7 +906,6 @@ impl Aws {
             region: region.as_deref().unwrap_or("us-east-1"),
             method: reqwest::Method::POST,
             url,
-            signed_path: None,
             headers: &headers,
             body: body.into_bytes(),
             cap: MAX_ANSWER_BYTES,
@@ -574,30 +922,57 @@ mod tests {
     #[test]
     fn s3_keys_are_literal_in_urls() {
         let url = |key: &str| {
-            let (wire, signed) = s3_key_path(key).unwrap();
-            let url = reqwest::Url::parse(&format!("http://127.0.0.1:1/bucket/{wire}")).unwrap();
+            let url = s3_object_url("http://127.0.0.1:1", true, "bucket", key, None).unwrap();
+            let signed = sigv4::canonical_path(url.path(), sigv4::Settings::S3);
             (url.path().to_owned(), signed)
         };
         // Dot segments survive the URL parser, which would otherwise drop them.
         assert_eq!(
             url("a/../b.env"),
-            ("/bucket/a%2F..%2Fb.env".into(), "a/../b.env".into())
+            (
+                "/bucket/a%2F..%2Fb.env".into(),
+                "/bucket/a%2F..%2Fb.env".into()
+            )
         );
         assert_eq!(
             url("../x/./y"),
-            ("/bucket/..%2Fx%2F.%2Fy".into(), "../x/./y".into())
+            (
+                "/bucket/..%2Fx%2F.%2Fy".into(),
+                "/bucket/..%2Fx%2F.%2Fy".into()
+            )
         );
         // Other keys keep their slashes; names with dots are not dot segments.
         assert_eq!(
             url("a/b..c/.env"),
-            ("/bucket/a/b..c/.env".into(), "a/b..c/.env".into())
+            ("/bucket/a/b..c/.env".into(), "/bucket/a/b..c/.env".into())
         );
-        assert_eq!(url("a//b"), ("/bucket/a//b".into(), "a//b".into()));
+        assert_eq!(url("a//b"), ("/bucket/a//b".into(), "/bucket/a//b".into()));
         assert_eq!(
             url("a b+c%"),
-            ("/bucket/a%20b%2Bc%25".into(), "a%20b%2Bc%25".into())
+            ("/bucket/a%20b%2Bc%25".into(), "/bucket/a%20b%2Bc%25".into())
         );
         assert!(s3_key_path("..").unwrap_err().contains("'..'"));
+        let aws = s3_object_url(
+            "https://s3.eu-west-1.amazonaws.com",
+            false,
+            "my-bucket",
+            "k",
+            Some("v+1 2"),
+        )
+        .unwrap();
+        assert_eq!(
+            aws.as_str(),
+            "https://my-bucket.s3.eu-west-1.amazonaws.com/k?versionId=v%2B1%202"
+        );
+        let dotted = s3_object_url(
+            "https://s3.eu-west-1.amazonaws.com",
+            false,
+            "a.b",
+            "k",
+            None,
+        )
+        .unwrap();
+        assert_eq!(dotted.as_str(), "https://s3.eu-west-1.amazonaws.com/a.b/k");
     }
 
     #[test]
@@ -621,53 +996,206 @@ mod tests {
             reqwest::header::HeaderValue::from_static("ThrottlingException:http://internal"),
         );
         let (code, _) = error_of(&headers, b"");
-        assert!(code.as_deref().is_some_and(retryable_code));
+        assert_eq!(classify(400, code.as_deref()), FailureKind::Throttling);
     }
 
     #[test]
-    fn endpoints() {
-        let none = |_: &str| None;
-        assert_eq!(
-            endpoint_with(Service::Ssm, "eu-west-1", none),
-            ("https://ssm.eu-west-1.amazonaws.com".to_owned(), false)
-        );
-        assert_eq!(
-            endpoint_with(Service::SecretsManager, "cn-north-1", none).0,
-            "https://secretsmanager.cn-north-1.amazonaws.com.cn"
-        );
-        let vars = |pairs: &'static [(&'static str, &'static str)]| {
-            move |name: &str| {
-                pairs
-                    .iter()
-                    .find(|(k, _)| *k == name)
-                    .map(|(_, v)| (*v).to_owned())
+    fn retries_are_classified_as_boto3_does() {
+        use FailureKind::*;
+        for (status, code, kind) in [
+            (400, Some("ThrottlingException"), Throttling),
+            (400, Some("TooManyRequestsException"), Throttling),
+            (503, Some("SlowDown"), Throttling),
+            (400, Some("PriorRequestNotComplete"), Throttling),
+            (429, None, Throttling),
+            (429, Some("SomethingModeled"), Throttling),
+            (500, None, Transient),
+            (502, None, Transient),
+            (503, Some("ServiceUnavailable"), Transient),
+            (504, None, Transient),
+            (400, Some("RequestTimeout"), Transient),
+            (400, Some("IDPCommunicationError"), Transient),
+            (403, Some("RequestTimeTooSkewed"), ClockSkew),
+            (400, Some("InvalidSignatureException"), ClockSkew),
+            (403, Some("SignatureDoesNotMatch"), ClockSkew),
+            (501, None, Fatal),
+            (400, Some("ResourceNotFoundException"), Fatal),
+            (403, Some("AccessDeniedException"), Fatal),
+            (404, Some("NoSuchKey"), Fatal),
+        ] {
+            assert_eq!(classify(status, code), kind, "{status} {code:?}");
+        }
+    }
+
+    #[test]
+    fn backoff_is_capped_full_jitter() {
+        let base = Duration::from_secs(1);
+        for attempt in 1..=12 {
+            let ceiling = (base * 2u32.pow((attempt - 1).min(20))).min(MAX_BACKOFF);
+            for _ in 0..50 {
+                assert!(backoff(attempt, base, None) <= ceiling);
             }
-        };
-        assert_eq!(
-            endpoint_with(
-                Service::Ssm,
-                "us-east-1",
-                vars(&[("AWS_USE_FIPS_ENDPOINT", "true")])
-            )
-            .0,
-            "https://ssm-fips.us-east-1.amazonaws.com"
+        }
+        assert!(backoff(40, base, None) <= MAX_BACKOFF);
+        // x-amz-retry-after raises the delay, by at most 5 s over the jittered one.
+        let d = backoff(1, Duration::ZERO, Some(Duration::from_secs(3)));
+        assert_eq!(d, Duration::from_secs(3));
+        let d = backoff(1, Duration::ZERO, Some(Duration::from_secs(60)));
+        assert_eq!(d, MAX_RETRY_AFTER_EXTRA);
+    }
+
+    #[test]
+    fn clock_skew_is_learnt_from_the_server_date() {
+        let aws = Aws::new(None);
+        // A server 10 minutes ahead: corrected; the signing time follows it.
+        assert!(aws.correct_clock(SystemTime::now() + Duration::from_secs(600)));
+        let ahead = aws
+            .signing_time()
+            .duration_since(SystemTime::now())
+            .unwrap_or_default();
+        assert!(ahead > Duration::from_secs(590) && ahead < Duration::from_secs(610));
+        // The same server again: no skew left, so not worth another attempt.
+        assert!(!aws.correct_clock(SystemTime::now() + Duration::from_secs(600)));
+        // A server 20 minutes behind.
+        assert!(aws.correct_clock(SystemTime::now() - Duration::from_secs(1200)));
+        let behind = SystemTime::now()
+            .duration_since(aws.signing_time())
+            .unwrap_or_default();
+        assert!(behind > Duration::from_secs(1190) && behind < Duration::from_secs(1210));
+        // A minute is not skew.
+        let fresh = Aws::new(None);
+        assert!(!fresh.correct_clock(SystemTime::now() + Duration::from_secs(60)));
+    }
+
+    fn vars(pairs: &'static [(&'static str, &'static str)]) -> impl Fn(&str) -> Option<String> {
+        move |name: &str| {
+            pairs
+                .iter()
+                .find(|(k, _)| *k == name)
+                .map(|(_, v)| (*v).to_owned())
+        }
+    }
+
+    /// botocore 1.44's endpoint rules, for the four services in one region of each
+    /// partition (and a region of no known partition), with FIPS and dual-stack: the
+    /// output of its `EndpointRulesetResolver`, kept in `endpoints_botocore.txt`. The one
+    /// difference on purpose: S3 in us-east-1 is regional, not `s3.amazonaws.com`.
+    #[test]
+    fn endpoints_are_botocores() {
+        let none = profile::Profiles::default();
+        let mut checked = 0;
+        for line in include_str!("endpoints_botocore.txt").lines() {
+            let parts: Vec<&str> = line.splitn(5, ' ').collect();
+            let [service, region, fips, dual, expected] = parts[..] else {
+                continue;
+            };
+            let service = match service {
+                "secretsmanager" => Service::SecretsManager,
+                "ssm" => Service::Ssm,
+                "sts" => Service::Sts,
+                _ => Service::S3,
+            };
+            let got = aws_endpoint(service, region, fips == "fips", dual == "ds");
+            let expected = expected.replace("https://mybucket.", "https://").replace(
+                "https://s3.amazonaws.com",
+                "https://s3.us-east-1.amazonaws.com",
+            );
+            match got {
+                Ok(url) => assert_eq!(url, expected, "{line}"),
+                Err(e) => {
+                    assert!(expected.starts_with("ERR"), "{line}: {e}");
+                    assert!(e.contains(region), "{e}");
+                }
+            }
+            // The same through the configuration.
+            let var = |name: &str| match name {
+                "AWS_USE_FIPS_ENDPOINT" => Some((fips == "fips").to_string()),
+                "AWS_USE_DUALSTACK_ENDPOINT" => Some((dual == "ds").to_string()),
+                _ => None,
+            };
+            assert_eq!(
+                endpoint_with(service, region, var, &none, "default").map(|(u, _)| u),
+                aws_endpoint(service, region, fips == "fips", dual == "ds")
+            );
+            checked += 1;
+        }
+        assert_eq!(checked, 160);
+        for bad in ["", "US-EAST-1", "us_east_1", "-x", "a.b", "x/y"] {
+            let e = aws_endpoint(Service::Ssm, bad, false, false).unwrap_err();
+            assert!(e.contains(&format!("'{bad}'")), "{e}");
+        }
+    }
+
+    #[test]
+    fn configured_endpoints_in_botocores_order() {
+        let profiles = profile::Profiles::parse(
+            "[default]\nendpoint_url = http://profile:1\nservices = local\n\
+             use_fips_endpoint = true\n\
+             [services local]\nssm =\n  endpoint_url = http://services-ssm:2\n\
+             [profile plain]\nuse_dualstack_endpoint = true\n\
+             [profile broken]\nservices = missing\n\
+             [profile ignoring]\nendpoint_url = http://profile:1\n\
+             ignore_configured_endpoint_urls = true\n",
+            "",
         );
-        let emulator = &vars(&[
+        let none = |_: &str| None;
+        let ep = |service, env: &dyn Fn(&str) -> Option<String>, name: &str| {
+            endpoint_with(service, "eu-west-1", env, &profiles, name)
+        };
+        // The services section's entry for the service, then the profile's endpoint_url.
+        assert_eq!(
+            ep(Service::Ssm, &none, "default"),
+            Ok(("http://services-ssm:2".to_owned(), true))
+        );
+        assert_eq!(
+            ep(Service::SecretsManager, &none, "default"),
+            Ok(("http://profile:1".to_owned(), true))
+        );
+        // The variables come first: the service's, then the global one.
+        let env = vars(&[
             ("AWS_ENDPOINT_URL", "http://127.0.0.1:5000/"),
             ("AWS_ENDPOINT_URL_S3", "http://127.0.0.1:9000"),
         ]);
         assert_eq!(
-            endpoint_with(Service::Ssm, "us-east-1", emulator),
-            ("http://127.0.0.1:5000".to_owned(), true)
+            ep(Service::Ssm, &env, "default"),
+            Ok(("http://127.0.0.1:5000".to_owned(), true))
         );
         assert_eq!(
-            endpoint_with(Service::S3, "us-east-1", emulator).0,
-            "http://127.0.0.1:9000"
+            ep(Service::S3, &env, "default").map(|e| e.0),
+            Ok("http://127.0.0.1:9000".to_owned())
         );
-        let ignored = vars(&[
+        // Ignoring configured endpoints (variable or profile): FIPS from the profile.
+        let ignore = vars(&[
             ("AWS_ENDPOINT_URL", "http://127.0.0.1:5000"),
             ("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS", "true"),
         ]);
-        assert!(!endpoint_with(Service::Ssm, "us-east-1", ignored).1);
+        assert_eq!(
+            ep(Service::Ssm, &ignore, "default"),
+            Ok(("https://ssm-fips.eu-west-1.amazonaws.com".to_owned(), false))
+        );
+        assert_eq!(ep(Service::Ssm, &none, "ignoring").map(|e| e.1), Ok(false));
+        // The variable wins over the profile's use_fips_endpoint.
+        let no_fips = vars(&[
+            ("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS", "true"),
+            ("AWS_USE_FIPS_ENDPOINT", "false"),
+        ]);
+        assert_eq!(
+            ep(Service::Sts, &no_fips, "default").map(|e| e.0),
+            Ok("https://sts.eu-west-1.amazonaws.com".to_owned())
+        );
+        assert_eq!(
+            ep(Service::Ssm, &none, "plain").map(|e| e.0),
+            Ok("https://ssm.eu-west-1.api.aws".to_owned())
+        );
+        let dual = vars(&[("AWS_USE_DUALSTACK_ENDPOINT", "true")]);
+        assert_eq!(
+            ep(Service::S3, &dual, "nobody").map(|e| e.0),
+            Ok("https://s3.dualstack.eu-west-1.amazonaws.com".to_owned())
+        );
+        let err = ep(Service::Ssm, &none, "broken").unwrap_err();
+        assert!(
+            err.contains("'missing'") && err.contains("'broken'"),
+            "{err}"
+        );
     }
 }
