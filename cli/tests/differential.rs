@@ -1476,11 +1476,14 @@ fn faults() -> Vec<Scenario> {
             ),
         // With no retry delay, ours sometimes starts the next attempt before it has seen the
         // 409 (reported); the delay keeps this scenario about the 409 itself.
+        // The stop is asked for before the child exits, so the failed attempt's update
+        // always meets it (without the wait, a fast wrapper could send it first). No delay
+        // before the retry: the 409 must end the run before a second attempt starts.
         quick(online("failed attempt update 409"))
             .env("PROC_WRAPPER_TASK_MAX_RETRIES", "1")
-            .env("PROC_WRAPPER_PROCESS_RETRY_DELAY_SECONDS", "1")
-            .args(["-c", "rec; exit 3"])
-            .step(When::Requests(1), Action::StopExecution(1)),
+            .args(["-c", "rec; waitrel; exit 3"])
+            .step(When::Requests(1), Action::StopExecution(1))
+            .step(When::Waiting(1), Action::Release),
         release_after_creation(quick(online("final update 500")), vec![Fault::Status(500)]),
         release_after_creation(
             quick(online("final update 503 retried"))
