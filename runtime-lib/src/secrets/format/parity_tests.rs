@@ -380,17 +380,24 @@ fn yaml_written_reads_back_the_same() {
     let value = Value::Object(map);
     let text = serialize(&value, Format::Yaml).unwrap();
     assert_eq!(Format::Yaml.parse(&text).unwrap(), value, "{text}");
+    // Quoted as PyYAML quotes them (single quotes, when nothing needs escapes).
     for s in ["yes", "0777", "12:30", "1e3", "~", "<<", "="] {
-        assert!(
-            text.contains(&format!("\"{s}\"")),
-            "{s} not quoted in {text}"
-        );
+        assert!(text.contains(&format!("'{s}'")), "{s} not quoted in {text}");
     }
     assert!(text.contains("small: 1.0e-05\n"), "{text}");
     assert!(text.contains("s23: hello world\n"), "{text}");
     let list = serialize(&json!([{"a": 1, "b": [1, 2]}, [3]]), Format::Yaml).unwrap();
     assert_eq!(list, "- a: 1\n  b:\n  - 1\n  - 2\n- - 3\n");
-    assert_eq!(serialize(&json!("yes"), Format::Yaml).unwrap(), "\"yes\"\n");
+    assert_eq!(serialize(&json!("yes"), Format::Yaml).unwrap(), "'yes'\n");
+    // As PyYAML's `dump` writes them (with `allow_unicode` off).
+    assert_eq!(
+        serialize(
+            &json!({"PATH": "/a:/b", "T": "TRUE", "E": "", "H": "#x", "C": "a: b", "U": "é"}),
+            Format::Yaml
+        )
+        .unwrap(),
+        "C: 'a: b'\nE: ''\nH: '#x'\nPATH: /a:/b\nT: 'TRUE'\nU: \"\\xE9\"\n"
+    );
     assert_eq!(serialize(&json!({}), Format::Yaml).unwrap(), "{}\n");
 }
 

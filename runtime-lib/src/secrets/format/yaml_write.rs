@@ -1,4 +1,5 @@
-//! YAML written for output and input files (§8.9): block style, which PyYAML's
+//! YAML written for output and input files (§8.9): block style with the keys sorted, as
+//! PyYAML's `dump` writes it, which PyYAML's
 //! `safe_load` (and so 6.0.2, and our reader) reads back as the same value. A string is
 //! written plain only when PyYAML would read it back as that string (and a YAML 1.2 reader
 //! too); else it is double-quoted (`yes`, `0777`, `12:30`, `1e3`, `~`, `<<` stay strings). Floats are
@@ -64,7 +65,11 @@ fn after_indicator(out: &mut String, v: &Value, level: usize, in_seq: bool) {
 /// A mapping at `level`; `inline_first`: the first key goes where the output already is
 /// (after a sequence's `- `).
 fn map(out: &mut String, m: &Map<String, Value>, level: usize, inline_first: bool) {
-    for (i, (k, v)) in m.iter().enumerate() {
+    // Keys in order, as PyYAML's `dump` writes them (`sort_keys`), so 6.0.2 and we write the
+    // same files.
+    let mut entries: Vec<(&String, &Value)> = m.iter().collect();
+    entries.sort_by(|a, b| a.0.cmp(b.0));
+    for (i, (k, v)) in entries.into_iter().enumerate() {
         if !(inline_first && i == 0) {
             indent(out, level);
         }
@@ -116,52 +121,147 @@ fn inline(v: &Value) -> String {
     }
 }
 
-/// A string plain when that reads back as the same string, else double-quoted.
+/// A string in the style PyYAML's emitter picks for it (`analyze_scalar`,
+/// `choose_scalar_style`): plain when that is allowed and reads back as the same string,
+/// else single-quoted when allowed, else double-quoted. Unlike PyYAML, a string that a YAML
+/// 1.2 reader would take for a number (`1e3`, `0o17`, `.5`) is quoted too, for the child's
+/// own YAML library, and a string on several lines is double-quoted (PyYAML single-quotes it
+/// over several lines); long strings are not folded at 80 columns.
 fn string(s: &str) -> String {
-    if plain_is_safe(s) {
+    let a = analyze(s);
+    if a.allow_plain && s.parse::<f64>().is_err() && super::yaml::resolves_to_str(s) {
         s.to_owned()
+    } else if a.allow_single_quoted && !a.multiline {
+        format!("'{}'", s.replace('\'', "''"))
     } else {
         double_quoted(s)
     }
 }
 
-/// Plain only for text starting with a letter, `_` or `/`, of letters, digits, spaces and
-/// `_./-+`, that PyYAML reads as a string, and that no YAML 1.2 reader takes for a number
-/// either (`1e3`, `0o17`, `.5` are quoted too, for the child's own YAML library).
-fn plain_is_safe(s: &str) -> bool {
-    let Some(first) = s.chars().next() else {
-        return false;
-    };
-    (first.is_ascii_alphabetic() || matches!(first, '_' | '/'))
-        && s.parse::<f64>().is_err()
-        && !s.ends_with(' ')
-        && !s.contains("  ")
-        && s.chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '/' | '-' | '+' | ' '))
-        && super::yaml::resolves_to_str(s)
+/// What PyYAML's `Emitter.analyze_scalar` finds about a string, for a block context (the
+/// only one written here), with `allow_unicode` off as in `yaml.dump`.
+struct Analysis {
+    multiline: bool,
+    allow_plain: bool,
+    allow_single_quoted: bool,
 }
 
+fn analyze(s: &str) -> Analysis {
+    if s.is_empty() {
+        // A plain empty scalar would read back as null.
+        return Analysis {
+            multiline: false,
+            allow_plain: false,
+            allow_single_quoted: true,
+        };
+    }
+    let chars: Vec<char> = s.chars().collect();
+    let is_space = |c: char| {
+        matches!(
+            c,
+            '\0' | ' ' | '\t' | '\r' | '\n' | '\u{85}' | '\u{2028}' | '\u{2029}'
+        )
+    };
+    let is_break = |c: char| matches!(c, '\n' | '\u{85}' | '\u{2028}' | '\u{2029}');
+    let mut block_indicators = s.starts_with("---") || s.starts_with("...");
+    let mut line_breaks = false;
+    let mut special = false;
+    let (mut leading_space, mut trailing_space, mut break_space, mut space_break) =
+        (false, false, false, false);
+    let (mut leading_break, mut trailing_break) = (false, false);
+    let (mut previous_space, mut previous_break) = (false, false);
+    let mut preceded_by_space = true;
+    let last = chars.len() - 1;
+    for (i, &c) in chars.iter().enumerate() {
+        let followed_by_space = i == last || is_space(chars[i + 1]);
+        if i == 0 {
+            if "#,[]{}&*!|>'\"%@`".contains(c) {
+                block_indicators = true;
+            }
+            if (c == '?' || c == ':' || c == '-') && followed_by_space {
+                block_indicators = true;
+            }
+        } else if (c == ':' && followed_by_space) || (c == '#' && preceded_by_space) {
+            block_indicators = true;
+        }
+        if is_break(c) {
+            line_breaks = true;
+        }
+        // Only printable ASCII and line feeds are written as they are (no `allow_unicode`).
+        if !(c == '\n' || (' '..='~').contains(&c)) {
+            special = true;
+        }
+        if c == ' ' {
+            leading_space |= i == 0;
+            trailing_space |= i == last;
+            break_space |= previous_break;
+            previous_space = true;
+            previous_break = false;
+        } else if is_break(c) {
+            leading_break |= i == 0;
+            trailing_break |= i == last;
+            space_break |= previous_space;
+            previous_space = false;
+            previous_break = true;
+        } else {
+            previous_space = false;
+            previous_break = false;
+        }
+        preceded_by_space = is_space(c);
+    }
+    let mut allow_plain = !(leading_space || leading_break || trailing_space || trailing_break);
+    let mut allow_single_quoted = true;
+    if break_space {
+        allow_plain = false;
+        allow_single_quoted = false;
+    }
+    if space_break || special {
+        allow_plain = false;
+        allow_single_quoted = false;
+    }
+    if line_breaks || block_indicators {
+        allow_plain = false;
+    }
+    Analysis {
+        multiline: line_breaks,
+        allow_plain,
+        allow_single_quoted,
+    }
+}
+
+/// A double-quoted string with PyYAML's escapes (`write_double_quoted` with `allow_unicode`
+/// off): everything but printable ASCII is escaped.
 fn double_quoted(s: &str) -> String {
     let mut out = String::with_capacity(s.len() + 2);
     out.push('"');
     for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\t' => out.push_str("\\t"),
-            '\r' => out.push_str("\\r"),
-            ' '..='~' => out.push(c),
-            // What PyYAML's reader accepts as printable (beyond ASCII), less the line
-            // separators and the byte-order mark.
-            '\u{a0}'..='\u{d7ff}' | '\u{e000}'..='\u{fffd}' | '\u{10000}'..
-                if !matches!(c, '\u{2028}' | '\u{2029}' | '\u{feff}') =>
-            {
-                out.push(c)
+        let named = match c {
+            '\0' => Some('0'),
+            '\u{7}' => Some('a'),
+            '\u{8}' => Some('b'),
+            '\t' => Some('t'),
+            '\n' => Some('n'),
+            '\u{b}' => Some('v'),
+            '\u{c}' => Some('f'),
+            '\r' => Some('r'),
+            '\u{1b}' => Some('e'),
+            '"' => Some('"'),
+            '\\' => Some('\\'),
+            '\u{85}' => Some('N'),
+            '\u{a0}' => Some('_'),
+            '\u{2028}' => Some('L'),
+            '\u{2029}' => Some('P'),
+            _ => None,
+        };
+        match (named, c as u32) {
+            (Some(n), _) => {
+                out.push('\\');
+                out.push(n);
             }
-            c if (c as u32) <= 0xff => out.push_str(&format!("\\x{:02x}", c as u32)),
-            c if (c as u32) <= 0xffff => out.push_str(&format!("\\u{:04x}", c as u32)),
-            c => out.push_str(&format!("\\U{:08x}", c as u32)),
+            (None, 0x20..=0x7e) => out.push(c),
+            (None, n @ ..=0xff) => out.push_str(&format!("\\x{n:02X}")),
+            (None, n @ ..=0xffff) => out.push_str(&format!("\\u{n:04X}")),
+            (None, n) => out.push_str(&format!("\\U{n:08X}")),
         }
     }
     out.push('"');
