@@ -20,7 +20,9 @@ use proc_wrapper::metadata::RuntimeMetadata;
 use proc_wrapper::process::capture::LogCapture;
 use proc_wrapper::process::{FinalStatus, Hooks, Outcome, StopRequest, Supervisor, command};
 use proc_wrapper::secrets::format::Format;
-use proc_wrapper::secrets::{Resolved, Resolver, output};
+use proc_wrapper::secrets::output;
+use proc_wrapper::settings::{Pipeline, Settings, SettingsError};
+use proc_wrapper::task::Mode;
 use proc_wrapper::values;
 use serde_json::{Map, Value};
 use tracing::{debug, error, info, warn};
@@ -50,8 +52,12 @@ pub fn main_with_args<I: IntoIterator<Item = OsString>>(args: I) -> i32 {
         );
         return exit_codes::SUCCESS;
     }
-    let config = match Config::from_sources(&args, &|k| std::env::var(k).ok()) {
-        Ok(config) => config,
+    // Phase 1 of the settings: the command line and the process environment, enough to set
+    // up logging; `run` loads the rest.
+    let (env_text, env_other) = process_env();
+    let (pipeline, config) = match Pipeline::new(args.clone(), env_text, Map::new(), Mode::Wrapped)
+    {
+        Ok(loaded) => loaded,
         Err(e) => {
             eprintln!("PROC_WRAPPER: ERROR: {e}");
             return exit_codes::CONFIGURATION_ERROR;
@@ -71,7 +77,7 @@ pub fn main_with_args<I: IntoIterator<Item = OsString>>(args: I) -> i32 {
             return exit_codes::GENERAL_ERROR;
         }
     };
-    runtime.block_on(run(&args, config))
+    runtime.block_on(run(&args, pipeline, env_other))
 }
 
 /// A variable that is not UTF-8.
@@ -94,51 +100,26 @@ fn process_env() -> (Vec<(String, String)>, Vec<OsVar>) {
     (text, other)
 }
 
-fn lookup(env: &Map<String, Value>) -> impl Fn(&str) -> Option<String> + '_ {
-    |k| env.get(k).and_then(Value::as_str).map(str::to_owned)
-}
-
-/// Fetches and resolves the environment and configuration; `Err` holds the exit code.
-async fn resolve(
-    args: &Args,
-    resolver: &mut Resolver,
-    env_text: &[(String, String)],
-) -> Result<Resolved, i32> {
-    let (env, config) = match resolver
-        .fetch_top_level(env_text.iter().cloned(), Map::new())
-        .await
-    {
-        Ok(found) => found,
+/// Loads the settings (phases 2 to 4: locations, secrets, the final configuration); `Err`
+/// holds the exit code, with what went wrong logged.
+async fn load(pipeline: &mut Pipeline) -> Result<Settings, i32> {
+    match pipeline.load().await {
+        Ok(settings) => Ok(settings),
+        Err(SettingsError::Unresolved(failures)) => {
+            for failure in &failures {
+                error!("could not resolve {failure}");
+            }
+            error!(
+                "not running the command, because some variables or properties could not be \
+                 resolved"
+            );
+            Err(exit_codes::CONFIGURATION_ERROR)
+        }
         Err(e) => {
             error!("{e}");
-            return Err(exit_codes::CONFIGURATION_ERROR);
-        }
-    };
-    if !resolver.params().env_locations.is_empty() {
-        // Variables from env locations may change the resolution settings themselves.
-        match Config::from_sources(args, &lookup(&env)) {
-            Ok(c) => resolver.set_params(c.resolver),
-            Err(e) => {
-                error!("{e}");
-                return Err(exit_codes::CONFIGURATION_ERROR);
-            }
+            Err(exit_codes::CONFIGURATION_ERROR)
         }
     }
-    let resolved = resolver.resolve(env, config).await;
-    debug!(
-        "{} fetch(es) from secret providers so far",
-        resolver.fetcher().fetch_count()
-    );
-    if !resolved.failures.is_empty() {
-        for failure in &resolved.failures {
-            error!("could not resolve {failure}");
-        }
-        error!(
-            "not running the command, because some variables or properties could not be resolved"
-        );
-        return Err(exit_codes::CONFIGURATION_ERROR);
-    }
-    Ok(resolved)
 }
 
 /// Output files of the resolved environment and configuration, written before the command
@@ -149,7 +130,7 @@ impl OutputFiles {
     /// Writes the files. A file that cannot be written (a full disk, a missing directory)
     /// is an error naming it: the command, which expects the file, is not run, and the files
     /// already written are deleted; `Err` holds the exit code.
-    fn write(config: &Config, resolved: &Resolved) -> Result<Self, i32> {
+    fn write(config: &Config, resolved: &Settings) -> Result<Self, i32> {
         let r = &config.resolver;
         let plans = [
             (
@@ -170,7 +151,7 @@ impl OutputFiles {
                     "config",
                     "config",
                 ),
-                &resolved.config,
+                &resolved.values,
             ),
         ];
         let mut written = Self(Vec::new());
@@ -207,7 +188,7 @@ impl OutputFiles {
 
 fn child_env(
     config: &Config,
-    resolved: &Resolved,
+    resolved: &Settings,
     other: &[OsVar],
     reporter: Option<&Reporter>,
     metadata: &RuntimeMetadata,
@@ -241,10 +222,8 @@ fn child_env(
 /// re-resolving before a retry when `config_ttl` is set, so that expired secrets are fetched
 /// again.
 struct CliHooks<'a> {
-    args: &'a Args,
     config: &'a Config,
-    resolver: Resolver,
-    env_text: Vec<(String, String)>,
+    pipeline: Pipeline,
     env_other: Vec<OsVar>,
     reporter: Option<Reporter>,
     /// The runtime metadata detected at the start (the reporter keeps its own, refreshed).
@@ -272,7 +251,7 @@ impl Hooks for CliHooks<'_> {
 
     async fn before_retry(&mut self) -> Option<ChildEnv> {
         self.config.resolver.config_ttl?;
-        match resolve(self.args, &mut self.resolver, &self.env_text).await {
+        match load(&mut self.pipeline).await {
             Ok(resolved) => Some(child_env(
                 self.config,
                 &resolved,
@@ -296,21 +275,14 @@ impl Hooks for CliHooks<'_> {
 }
 
 /// Resolves secrets, runs the configured command and returns the wrapper's exit code.
-pub async fn run(args: &Args, initial: Config) -> i32 {
-    let (env_text, env_other) = process_env();
-    let mut resolver = Resolver::new(initial.resolver.clone());
-    let resolved = match resolve(args, &mut resolver, &env_text).await {
+/// `env_other` holds the variables of the process environment that are not UTF-8: they
+/// cannot be settings or secrets, and are passed to the command unchanged.
+pub async fn run(args: &Args, mut pipeline: Pipeline, env_other: Vec<OsVar>) -> i32 {
+    let resolved = match load(&mut pipeline).await {
         Ok(r) => r,
         Err(code) => return code,
     };
-    // Settings may come from resolved secrets and env locations (§3.3).
-    let config = match Config::from_sources(args, &lookup(&resolved.env)) {
-        Ok(c) => c,
-        Err(e) => {
-            error!("{e}");
-            return exit_codes::CONFIGURATION_ERROR;
-        }
-    };
+    let config = resolved.config.clone();
     let outputs = match OutputFiles::write(&config, &resolved) {
         Ok(outputs) => outputs,
         Err(code) => return code,
@@ -339,10 +311,8 @@ pub async fn run(args: &Args, initial: Config) -> i32 {
         return proc_wrapper::exec::exec(&argv, env);
     }
     let hooks = CliHooks {
-        args,
         config: &config,
-        resolver,
-        env_text,
+        pipeline,
         env_other,
         reporter: None,
         metadata: RuntimeMetadata::default(),
@@ -545,7 +515,7 @@ async fn run_sidecar(config: &Config, mut hooks: CliHooks<'_>) -> i32 {
     outcome.wrapper_exit_code
 }
 
-async fn run_command(config: &Config, resolved: &Resolved, mut hooks: CliHooks<'_>) -> i32 {
+async fn run_command(config: &Config, resolved: &Settings, mut hooks: CliHooks<'_>) -> i32 {
     let sidecar = config.container.sidecar_container_mode.unwrap_or_else(|| {
         matches!(
             (&config.container.main_container_name, &config.container.monitor_container_name),

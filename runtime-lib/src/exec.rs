@@ -13,7 +13,8 @@ use serde_json::{Map, Value};
 use tracing::error;
 
 use crate::exit_codes;
-use crate::managed::resolve_settings;
+use crate::settings;
+use crate::task::Mode;
 
 /// Resolves the environment `env` (variables that are not UTF-8 are passed on unchanged) and
 /// execs `command`. Returns only on failure, with the exit code to end with: 78 when the
@@ -37,7 +38,7 @@ pub async fn resolve_and_exec(command: &[OsString], env: Vec<(OsString, OsString
             )),
         }
     }
-    let settings = match resolve_settings(&text, Map::new()).await {
+    let settings = match settings::load(&text, Map::new(), Mode::Wrapped).await {
         Ok(s) => s,
         Err(e) => {
             error!("not running {}: {e}", program.to_string_lossy());

@@ -7,6 +7,7 @@
 //! |---|---|
 //! | [`config`] | the command line, the `PROC_WRAPPER_*` variables, their precedence and validation |
 //! | [`secrets`] | secret locations, fetching (files, AWS), formats, merging, resolution |
+//! | [`settings`] | the one settings pipeline: bootstrap, locations, secrets, final `Config` |
 //! | [`process`] | command resolution, spawning, timeouts, retries, signal forwarding, reaping, log capture |
 //! | [`exec`] | resolve secrets into the environment, then exec a command |
 //! | [`child_env`] | the environment given to the wrapped process |
@@ -38,6 +39,7 @@ pub mod managed;
 pub mod metadata;
 pub mod process;
 pub mod secrets;
+pub mod settings;
 pub mod status;
 pub mod task;
 pub mod time;

@@ -34,8 +34,9 @@ use crate::config::{Args, Config};
 use crate::metadata::RuntimeMetadata;
 use crate::process::capture::{LogCapture, Stream};
 use crate::process::{FinalStatus, Hooks, Outcome};
-use crate::secrets::Resolver;
+use crate::settings::{Pipeline, Settings, SettingsError};
 use crate::status::StatusUpdate;
+use crate::task::Mode;
 
 /// Why a managed call did not return the function's value.
 #[derive(Debug)]
@@ -208,18 +209,18 @@ impl ManagedCall {
         T: Serialize,
         E: fmt::Display,
     {
-        let env: HashMap<String, String> = match self.env {
-            Some(env) => env,
+        let env: Vec<(String, String)> = match self.env {
+            Some(env) => env.into_iter().collect(),
             None => std::env::vars().collect(),
         };
-        let initial_config = self.initial_config;
+        let (mut pipeline, _) =
+            Pipeline::new(Args::default(), env, self.initial_config, Mode::Embedded)
+                .map_err(|e| ManagedError::Config(e.to_string()))?;
         let Settings {
             mut config,
             env: mut resolved_env,
             values: mut resolved_config,
-        } = resolve_settings(&env, initial_config.clone())
-            .await
-            .map_err(ManagedError::Config)?;
+        } = pipeline.load().await.map_err(settings_error)?;
         // The input: the one given, else (§10.1) the variable named by
         // `input_env_var_name` or the input file.
         let input = match self.input {
@@ -326,7 +327,7 @@ impl ManagedCall {
                     tokio::time::sleep(config.process.retry_delay).await;
                     // Secrets are fetched again when their time to live has passed.
                     if config.resolver.config_ttl.is_some() {
-                        match resolve_settings(&env, initial_config.clone()).await {
+                        match pipeline.load().await {
                             Ok(fresh) => {
                                 resolved_env = fresh.env;
                                 resolved_config = fresh.values;
@@ -435,64 +436,6 @@ impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for EmbeddedLogLayer {
         };
         capture.push(stream, &format!("{}: {}\n", meta.level(), visitor.0));
     }
-}
-
-/// Settings with their secrets resolved: what [`resolve_settings`] returns.
-#[derive(Debug, Clone)]
-pub struct Settings {
-    /// The settings, read from the resolved environment and `proc_wrapper_params`.
-    pub config: Config,
-    /// The resolved environment, every value as text.
-    pub env: Map<String, Value>,
-    /// The resolved configuration (the `--config` locations and their secrets).
-    pub values: Map<String, Value>,
-}
-
-/// Reads the `PROC_WRAPPER_*` settings from `env`, fetches the top-level env and config
-/// locations onto `initial_config`, resolves secret locations, applies `proc_wrapper_params`
-/// of the configuration (§9.2, it wins over the environment) and reads the settings again.
-/// `Err` names what could not be read or resolved (never a secret value).
-pub async fn resolve_settings(
-    env: &HashMap<String, String>,
-    initial_config: Map<String, Value>,
-) -> Result<Settings, String> {
-    let args = Args::default();
-    let lookup = |k: &str| env.get(k).cloned();
-    let config = Config::from_sources(&args, &lookup).map_err(|e| e.to_string())?;
-    let resolver = Resolver::new(config.resolver.clone());
-    let (renv, rconfig) = resolver
-        .fetch_top_level(env.clone(), initial_config)
-        .await
-        .map_err(|e| e.to_string())?;
-    let resolved = resolver.resolve(renv, rconfig).await;
-    if !resolved.failures.is_empty() {
-        let names: Vec<String> = resolved.failures.iter().map(ToString::to_string).collect();
-        for n in &names {
-            error!("could not resolve {n}");
-        }
-        return Err(format!("could not resolve {}", names.join("; ")));
-    }
-    let from_config = resolved
-        .config
-        .get("proc_wrapper_params")
-        .and_then(Value::as_object)
-        .map(params_as_env)
-        .unwrap_or_default();
-    let env_lookup = |k: &str| {
-        from_config.get(k).cloned().or_else(|| {
-            resolved
-                .env
-                .get(k)
-                .and_then(Value::as_str)
-                .map(str::to_owned)
-        })
-    };
-    let config = Config::from_sources(&args, &env_lookup).map_err(|e| e.to_string())?;
-    Ok(Settings {
-        config,
-        env: resolved.env,
-        values: resolved.config,
-    })
 }
 
 /// The settings of a `proc_wrapper_params` object (§9.2) as the variables that carry them.
@@ -607,6 +550,16 @@ pub fn params_as_env(params: &Map<String, Value>) -> HashMap<String, String> {
         }
     }
     env
+}
+
+/// A settings error as [`ManagedError::Config`], logging each unresolved variable.
+fn settings_error<E>(e: SettingsError) -> ManagedError<E> {
+    if let SettingsError::Unresolved(failures) = &e {
+        for f in failures {
+            error!("could not resolve {f}");
+        }
+    }
+    ManagedError::Config(e.to_string())
 }
 
 /// Creates the Task Execution when reporting is on.

@@ -19,11 +19,10 @@ use tracing::{debug, error, info};
 
 use crate::api::{ApiClient, ApiError, Reporter, task_param_errors};
 use crate::config::Config;
-use crate::managed::resolve_settings;
 use crate::metadata::RuntimeMetadata;
 use crate::process::FinalStatus;
-use crate::task::Sampling;
 use crate::task::request::{IntoApiRequest, create_or_attach};
+use crate::task::{Mode, Sampling};
 use crate::time::UtcTime;
 
 /// Delays between the attempts of one request.
@@ -136,7 +135,7 @@ impl LambdaReporting {
         function_name: Option<String>,
     ) -> Option<Self> {
         let env = with_task_defaults(env, function_name);
-        let settings = match resolve_settings(&env, Map::new()).await {
+        let settings = match crate::settings::load(&env, Map::new(), Mode::Embedded).await {
             Ok(s) => s,
             Err(e) => {
                 error!("not reporting invocations: {e}");

@@ -27,7 +27,7 @@ use std::time::{Duration, Instant};
 use futures_util::future::join_all;
 
 pub use location::{Location, Provider};
-pub use resolve::{Failure, Resolved, Resolver};
+pub use resolve::{Failure, Resolved, Resolver, TopLevelError};
 
 /// Why a location could not be used.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
