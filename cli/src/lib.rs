@@ -384,14 +384,14 @@ async fn start_reporting(
         warn!("running the command without reporting to the API server");
         return Ok(None);
     }
-    let mut reporter = match Reporter::new(config, metadata) {
+    let mut reporter = match Reporter::new(config, metadata, Mode::Wrapped) {
         Ok(r) => r,
         Err(e) => {
             error!("could not create the HTTP client: {e}");
             return Err(exit_codes::GENERAL_ERROR);
         }
     };
-    reporter.input_value = input;
+    reporter.set_input_value(input);
     if !reporter.sample() {
         return Ok(Some(reporter));
     }
@@ -549,7 +549,7 @@ async fn run_command(config: &Config, resolved: &Settings, mut hooks: CliHooks<'
     let input = hooks
         .reporter
         .as_ref()
-        .map_or(input, |r| r.input_value.clone());
+        .map_or(input, |r| r.input_value().cloned());
     let mut env = child_env(
         config,
         resolved,

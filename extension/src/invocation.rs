@@ -18,11 +18,11 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use proc_wrapper::api::Reporter;
 use proc_wrapper::handoff::{HandOff, Phase};
+use proc_wrapper::lambda::InvocationStart;
 use proc_wrapper::metadata::{LambdaInvocation, RuntimeMetadata};
 use proc_wrapper::process::FinalStatus;
-use proc_wrapper::task::request::{Final, Update, create_or_attach};
+use proc_wrapper::task::request::{Final, Update};
 use proc_wrapper::task::wire::LambdaDetails;
 use proc_wrapper::time::UtcTime;
 use serde_json::{Map, Value, json};
@@ -222,17 +222,18 @@ impl Invocation {
             }
         }
         let lambda = &reporting.lambda;
-        let mut reporter = lambda.reporter(
-            self.metadata(&reporting, &seen),
-            UtcTime::from_system(started_at),
-            seen.uuid.clone(),
-        );
+        let start = InvocationStart {
+            metadata: self.metadata(&reporting, &seen),
+            started_at: UtcTime::from_system(started_at),
+            uuid: seen.uuid.clone(),
+            input_value: None,
+        };
         let sampled_out = !lambda.sampled_in(seen.uuid.is_some());
         let rid = self.invoke.request_id.clone();
         // 2. Creation, if the outcome is not known yet.
-        let mut created = false;
+        let mut created = None;
         if !seen.outcome_known() && !sampled_out {
-            created = self.create(&reporting, &mut reporter).await;
+            created = self.create(&reporting, &start).await;
         }
         // 3. The outcome.
         let outcome_limit = self.outcome_limit;
@@ -310,12 +311,7 @@ impl Invocation {
         if status != FinalStatus::Succeeded {
             fields.remove("output_value");
         }
-        let uuid = if created {
-            reporter.execution_uuid.clone()
-        } else {
-            None
-        };
-        let sent = match &uuid {
+        let sent = match &created {
             Some(uuid) => lambda
                 .send_request(Final {
                     uuid: uuid.clone(),
@@ -327,7 +323,7 @@ impl Invocation {
                 fields.remove("status");
                 reporting
                     .lambda
-                    .report_finished(&reporter, status, fields, sampled_out)
+                    .report_finished(&start, status, fields, sampled_out)
                     .await
             }
         };
@@ -357,7 +353,7 @@ impl Invocation {
             started.elapsed()
         );
         // 4. The late report; nothing else is kept while waiting for it.
-        drop(reporter);
+        drop(start);
         seen.fields = Map::new();
         let Some(uuid) = uuid else { return };
         while seen.report.is_none() && seen.close.is_none() {
@@ -383,26 +379,16 @@ impl Invocation {
         }
     }
 
-    /// Creates the Task Execution as RUNNING; true on success.
-    async fn create(&mut self, reporting: &Reporting, reporter: &mut Reporter) -> bool {
-        let request =
-            create_or_attach(reporter.execution_uuid.as_deref(), reporter.creation_body());
-        match reporting.lambda.send_request(request).await {
-            Ok(response) => {
-                if reporter.execution_uuid.is_none() {
-                    reporter.execution_uuid = response
-                        .get("uuid")
-                        .and_then(Value::as_str)
-                        .map(str::to_owned);
-                }
-                reporter.execution_uuid.is_some()
-            }
+    /// Creates the Task Execution as RUNNING; its UUID on success.
+    async fn create(&mut self, reporting: &Reporting, start: &InvocationStart) -> Option<String> {
+        match reporting.lambda.create(start).await {
+            Ok(uuid) => Some(uuid),
             Err(e) => {
                 warn!(
                     request_id = self.invoke.request_id,
                     "could not create the Task Execution: {e}"
                 );
-                false
+                None
             }
         }
     }

@@ -246,7 +246,7 @@ impl ManagedCall {
 
         let reporter = start(&config, input.clone()).await?;
         let uuid = match &reporter {
-            Some(r) => r.lock().await.execution_uuid.clone(),
+            Some(r) => r.lock().await.execution_uuid().map(str::to_owned),
             None => None,
         };
         // Log tails are kept only to be reported.
@@ -585,10 +585,13 @@ async fn start<E>(
         }
         return Ok(None);
     }
-    let mut reporter = Reporter::new(config, RuntimeMetadata::detect(config).await)
-        .map_err(|e| ManagedError::Start(e.to_string()))?;
-    reporter.mode = crate::task::Mode::Embedded;
-    reporter.input_value = input;
+    let mut reporter = Reporter::new(
+        config,
+        RuntimeMetadata::detect(config).await,
+        Mode::Embedded,
+    )
+    .map_err(|e| ManagedError::Start(e.to_string()))?;
+    reporter.set_input_value(input);
     if !reporter.sample() {
         return Ok(Some(Arc::new(Mutex::new(reporter))));
     }

@@ -1,15 +1,154 @@
 //! Status updates over UDP (§7 of the reference behaviour).
 //!
-//! * [`MessageBuffer`]: the wrapper side: bytes from datagrams are accumulated and split into
+//! * [`StatusListener`]: the wrapper and extension side: a task that owns the socket and its
+//!   [`MessageBuffer`], and hands each message on, in order, to whoever holds the listener.
+//! * [`MessageBuffer`]: bytes from datagrams are accumulated and split into
 //!   newline-terminated JSON objects; a message may span datagrams and a datagram may hold
 //!   several. Oversize messages and invalid JSON are dropped (with a debug log).
 //! * [`StatusUpdater`]: the client side, for Rust programs run by the wrapper or the Lambda
 //!   extension: sends counts and messages to `127.0.0.1:<port>`.
+//!
+//! # Theory of operation
+//!
+//! [`StatusListener::bind`] spawns the listener's task, which reads datagrams and sends the
+//! messages into a bounded channel. When the holder does not read for a while (it is waiting
+//! for the API server), the channel fills, the task waits, and the kernel's socket buffer
+//! takes the rest, dropping what does not fit, as a socket read by nobody would. The holder
+//! reads with [`StatusListener::recv`] (cancel-safe). [`StatusListener::finish`] cancels the
+//! task, which first reads what is already waiting in the socket; the holder gets every
+//! message that was received, and the counts. Dropping the listener cancels the task.
 
 use std::net::UdpSocket;
+use std::time::Duration;
 
 use serde_json::{Map, Value};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
 use tracing::debug;
+
+/// Messages that may wait between the listener's task and its holder.
+const CHANNEL: usize = 1024;
+
+/// Datagrams read at most when a listener finishes (a flood must not keep it going).
+const FINAL_DRAIN: usize = 10_000;
+
+/// How many messages a listener took and dropped.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counts {
+    /// Messages accepted (complete JSON objects within the size limit).
+    pub accepted: u64,
+    /// Messages dropped (too long, not UTF-8, not a JSON object).
+    pub dropped: u64,
+}
+
+/// A UDP status update listener on `127.0.0.1`: a task of its own, handing on each message.
+pub struct StatusListener {
+    port: u16,
+    messages: mpsc::Receiver<Map<String, Value>>,
+    cancel: CancellationToken,
+    task: Option<JoinHandle<Counts>>,
+}
+
+impl Drop for StatusListener {
+    fn drop(&mut self) {
+        self.cancel.cancel();
+    }
+}
+
+impl StatusListener {
+    /// Listens on `127.0.0.1:port` (0: a free port), dropping messages longer than
+    /// `max_bytes`.
+    pub async fn bind(port: u16, max_bytes: usize) -> std::io::Result<Self> {
+        let socket = tokio::net::UdpSocket::bind(("127.0.0.1", port)).await?;
+        let port = socket.local_addr()?.port();
+        let (tx, messages) = mpsc::channel(CHANNEL);
+        let cancel = CancellationToken::new();
+        let task = tokio::spawn(listen(socket, max_bytes, tx, cancel.clone()));
+        Ok(Self {
+            port,
+            messages,
+            cancel,
+            task: Some(task),
+        })
+    }
+
+    /// The port listened on.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The next message, once one arrives; `None` once the listener has finished.
+    /// Cancel-safe: a message is never lost when the future is dropped.
+    pub async fn recv(&mut self) -> Option<Map<String, Value>> {
+        self.messages.recv().await
+    }
+
+    /// Stops listening. What is already waiting in the socket is read first; returns every
+    /// message not yet received, and the counts.
+    pub async fn finish(&mut self) -> (Vec<Map<String, Value>>, Counts) {
+        self.cancel.cancel();
+        let mut rest = Vec::new();
+        while let Some(m) = self.messages.recv().await {
+            rest.push(m);
+        }
+        let counts = match self.task.take() {
+            Some(task) => task.await.unwrap_or_default(),
+            None => Counts::default(),
+        };
+        (rest, counts)
+    }
+}
+
+/// The listener's task: reads datagrams until cancelled, then what is left in the socket.
+async fn listen(
+    socket: tokio::net::UdpSocket,
+    max_bytes: usize,
+    tx: mpsc::Sender<Map<String, Value>>,
+    cancel: CancellationToken,
+) -> Counts {
+    let mut buffer = MessageBuffer::new(max_bytes);
+    let mut data = vec![0u8; 65536];
+    let mut received = Vec::new();
+    let counts = |b: &MessageBuffer| Counts {
+        accepted: b.accepted,
+        dropped: b.dropped,
+    };
+    loop {
+        // Cancellation is checked first: once asked to finish, only what already waits is read.
+        let n = tokio::select! {
+            biased;
+            () = cancel.cancelled() => break,
+            r = socket.recv(&mut data) => match r {
+                Ok(n) => n,
+                Err(e) => {
+                    // An error that repeats at once must not make this loop spin.
+                    debug!("status update listener: {e}");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+        };
+        buffer.push(&data[..n], |m| received.push(m));
+        for m in received.drain(..) {
+            if tx.send(m).await.is_err() {
+                return counts(&buffer);
+            }
+        }
+    }
+    for _ in 0..FINAL_DRAIN {
+        let Ok(n) = socket.try_recv(&mut data) else {
+            break;
+        };
+        buffer.push(&data[..n], |m| received.push(m));
+        for m in received.drain(..) {
+            if tx.send(m).await.is_err() {
+                return counts(&buffer);
+            }
+        }
+    }
+    counts(&buffer)
+}
 
 /// Splits received bytes into status messages.
 #[derive(Debug)]

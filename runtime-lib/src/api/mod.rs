@@ -1,23 +1,30 @@
 //! Reporting to the CloudReactor API (§4 of the reference behaviour).
 //!
 //! * [`client`]: HTTP transport and the retry policy.
-//! * [`Reporter`]: the lifecycle of one Task Execution in wrapped mode: creation, heartbeats
-//!   and status updates while the process runs, failed and timed-out attempts, and the final
-//!   update. It plugs into the supervisor as its [`Hooks`].
+//! * [`execution`]: one Task Execution on the server: its creation, its updates, 409s and
+//!   Rollbar.
+//! * [`Reporter`]: the lifecycle of one Task Execution in wrapped and embedded mode: it keeps
+//!   the timing (heartbeats, when status fields are due) and the fields waiting to be sent,
+//!   builds the bodies with [`crate::task::body`], and plugs into the supervisor as its
+//!   [`Hooks`].
 //!
 //! # Theory of operation
 //!
 //! The supervisor awaits [`Hooks::stop_requested`] in the same `select!` as the child's exit.
 //! The reporter implements it as a loop that sends pending status updates when they are due
-//! and heartbeats when their interval has passed, and returns only when the server answers an
-//! update with 409 (it wants the execution stopped). When the child exits first, the loop's
-//! future is dropped, in-flight request included, so a slow or unreachable API server never
-//! delays noticing the exit; state only changes after a request succeeded.
+//! and heartbeats when their interval has passed, takes the messages of its
+//! [`StatusListener`], and returns only when the server answers an update with 409 (it wants
+//! the execution stopped). Every turn of the loop awaits something that can be pending (a
+//! request, a timer, the listener), and every request clears what made it due, so the loop
+//! cannot spin. When the child exits first, the loop's future is dropped, in-flight request
+//! included, so a slow or unreachable API server never delays noticing the exit; state only
+//! changes after a request succeeded.
 
 pub mod client;
+pub mod execution;
 pub mod rollbar;
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use serde_json::{Map, Value, json};
 use tracing::{debug, info, warn};
@@ -26,13 +33,13 @@ use crate::child_env::{bool_text, float_text, limit_text, seconds_text};
 use crate::config::Config;
 use crate::metadata::RuntimeMetadata;
 use crate::process::{FinalStatus, Hooks, Outcome, StopRequest};
-use crate::status::MessageBuffer;
+use crate::status::StatusListener;
 use crate::task::Sampling;
 use crate::task::body::{self, Mode};
-use crate::task::request::{self, IntoApiRequest};
 use crate::task::wire::{ExecutionStatus, to_object};
 use crate::time::UtcTime;
 pub use client::{ApiClient, ApiError, RequestKind};
+pub use execution::{CreationFailure, ExecutionClient, Sent};
 
 /// Problems with the Task settings that make reporting impossible (§11.1).
 pub fn task_param_errors(config: &Config) -> Vec<String> {
@@ -71,119 +78,118 @@ pub enum StatusResult {
     Skipped,
 }
 
-/// How Task Execution creation ended, when it did not succeed.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum CreationFailure {
-    /// The server kept reporting a conflict: do not start (exit 75).
-    Conflict,
-    /// Any other failure.
-    Failed(ApiError),
+/// When things happened, for the heartbeats and the due rule of status fields.
+#[derive(Debug, Default)]
+struct Timing {
+    /// The current attempt started.
+    attempt_started: Option<Instant>,
+    /// The last update the server took.
+    last_success: Option<Instant>,
+    /// The last heartbeat tried, taken or not.
+    last_heartbeat: Option<Instant>,
+    /// The last update that carried status fields.
+    last_status_sent: Option<Instant>,
+    /// The runtime metadata is next fetched again (`--runtime-metadata-refresh-interval`).
+    next_refresh: Option<Instant>,
 }
 
-/// The lifecycle of one Task Execution in wrapped mode.
+/// The lifecycle of one Task Execution in wrapped and embedded mode.
 pub struct Reporter {
-    client: ApiClient,
+    execution: ExecutionClient,
+    /// The settings, with the Task's UUID and name filled in from the creation response.
     config: Config,
     metadata: RuntimeMetadata,
-    /// UUID of the Task Execution, once known.
-    pub execution_uuid: Option<String>,
-    /// Status fields waiting to be sent with the next update.
-    pending: Map<String, Value>,
-    /// Pending fields should be sent now rather than with the next heartbeat.
-    due: bool,
-    last_success: Option<Instant>,
-    /// When the last heartbeat was tried, successful or not.
-    last_heartbeat: Option<Instant>,
-    attempt_started: Option<Instant>,
-    /// The server asked the execution to stop (409 on an update).
-    stop: bool,
-    /// When the execution started (`started_at` of the creation request).
-    pub started_at: UtcTime,
-    /// When a status update message was last sent.
-    last_status_sent: Option<Instant>,
-    /// The input value, if known (sent at creation with `--send-input-value`).
-    pub input_value: Option<Value>,
-    /// The start was not reported because of `api_managed_probability` (§11.3): nothing is
-    /// sent while the process runs, and its end only if it failed or timed out (each with
-    /// its own probability).
-    pub sampled_out: bool,
-    /// The UDP status update listener, when enabled.
-    socket: Option<tokio::net::UdpSocket>,
-    messages: MessageBuffer,
-    recv_buf: Vec<u8>,
-    rollbar: Option<rollbar::Rollbar>,
-    /// When the runtime metadata is next fetched again (`--runtime-metadata-refresh-interval`).
-    next_refresh: Option<Instant>,
-    /// Wrapped or embedded mode (`managed_call`: no exit codes, no heartbeats).
-    pub mode: Mode,
+    mode: Mode,
+    sampling: Sampling,
     /// The `passive` flag sent with the Task ([`body::task_passive`]).
     passive: bool,
+    /// When the execution started (`started_at` of the creation request).
+    started_at: UtcTime,
+    /// The input value, if known (sent at creation with `--send-input-value`).
+    input_value: Option<Value>,
+    /// Status fields waiting to be sent with the next update.
+    pending: Map<String, Value>,
+    /// The pending fields should be sent now rather than with the next heartbeat.
+    due: bool,
+    /// The server asked the execution to stop (409 on an update).
+    stop: bool,
+    timing: Timing,
+    /// The UDP status update listener, when enabled.
+    listener: Option<StatusListener>,
 }
 
 enum Event {
     Heartbeat,
-    Datagram(usize),
+    Message(Option<Map<String, Value>>),
     Refresh,
 }
 
 impl Reporter {
-    /// A reporter for `config`, which must have passed [`task_param_errors`].
-    pub fn new(config: &Config, metadata: RuntimeMetadata) -> Result<Self, reqwest::Error> {
-        Ok(Self::with_client(
-            ApiClient::new(config.api.clone())?,
-            config,
-            metadata,
-        ))
-    }
-
-    /// A reporter that sends through `client` (a clone of a client shares its connections).
-    pub fn with_client(client: ApiClient, config: &Config, metadata: RuntimeMetadata) -> Self {
+    /// A reporter for `config`, which must have passed [`task_param_errors`], in `mode`.
+    pub fn new(
+        config: &Config,
+        metadata: RuntimeMetadata,
+        mode: Mode,
+    ) -> Result<Self, reqwest::Error> {
         let mut config = config.clone();
         // A known execution is always reported, and says so (6.0.2 sends 1.0 then).
         if config.task.execution_uuid.is_some() {
             config.api.managed_probability = 1.0;
         }
-        Self {
+        let execution = ExecutionClient::new(
+            ApiClient::new(config.api.clone())?,
+            config.task.execution_uuid.clone(),
+            &config,
+        );
+        Ok(Self {
+            execution,
             passive: body::task_passive(&config, &metadata),
-            client,
-            execution_uuid: config.task.execution_uuid.clone(),
-            metadata,
-            messages: MessageBuffer::new(config.status.message_max_bytes),
-            rollbar: rollbar::Rollbar::new(&config),
-            next_refresh: config
-                .api
-                .runtime_metadata_refresh_interval
-                .map(|i| Instant::now() + i),
+            timing: Timing {
+                next_refresh: config
+                    .api
+                    .runtime_metadata_refresh_interval
+                    .map(|i| Instant::now() + i),
+                ..Timing::default()
+            },
             config,
+            metadata,
+            mode,
+            sampling: Sampling::Reported,
+            started_at: UtcTime::now(),
+            input_value: None,
             pending: Map::new(),
             due: false,
-            last_success: None,
-            last_heartbeat: None,
-            attempt_started: None,
             stop: false,
-            started_at: UtcTime::now(),
-            last_status_sent: None,
-            input_value: None,
-            sampled_out: false,
-            socket: None,
-            // Allocated when the listener starts: reporters without one stay small.
-            recv_buf: Vec::new(),
-            mode: Mode::Wrapped,
-        }
+            listener: None,
+        })
     }
 
-    /// Decides whether this execution is reported at all (`api_managed_probability`); a
-    /// known Task Execution UUID is always reported. Returns true when it is.
+    /// The input value, to be sent at creation with `--send-input-value`.
+    pub fn set_input_value(&mut self, value: Option<Value>) {
+        self.input_value = value;
+    }
+
+    /// The input value: the one given, else the one the creation response gave.
+    pub fn input_value(&self) -> Option<&Value> {
+        self.input_value.as_ref()
+    }
+
+    /// The UUID of the Task Execution, once known.
+    pub fn execution_uuid(&self) -> Option<&str> {
+        self.execution.uuid()
+    }
+
+    /// Decides whether this execution is reported at all ([`Sampling`]); returns true when
+    /// it is.
     pub fn sample(&mut self) -> bool {
-        let sampling = Sampling::decide(&self.config.api, self.execution_uuid.is_some());
-        self.sampled_out = sampling == Sampling::SampledOut;
-        if self.sampled_out {
+        self.sampling = Sampling::decide(&self.config.api, self.execution.uuid().is_some());
+        if self.sampling == Sampling::SampledOut {
             info!(
                 "not reporting this execution (api_managed_probability {})",
                 self.config.api.managed_probability
             );
         }
-        !self.sampled_out
+        self.sampling == Sampling::Reported
     }
 
     /// Opens the UDP status update listener on `127.0.0.1` when it is enabled. A port that
@@ -193,34 +199,12 @@ impl Reporter {
             return;
         }
         let port = self.config.status.port;
-        match tokio::net::UdpSocket::bind(("127.0.0.1", port)).await {
-            Ok(s) => {
+        match StatusListener::bind(port, self.config.status.message_max_bytes).await {
+            Ok(l) => {
                 debug!("listening for status updates on 127.0.0.1:{port}");
-                self.recv_buf = vec![0; 65536];
-                self.socket = Some(s);
+                self.listener = Some(l);
             }
             Err(e) => warn!("cannot listen for status updates on 127.0.0.1:{port}: {e}"),
-        }
-    }
-
-    fn ingest(&mut self, n: usize) {
-        let data = std::mem::take(&mut self.recv_buf);
-        let mut received = Vec::new();
-        self.messages.push(&data[..n], |m| received.push(m));
-        self.recv_buf = data;
-        for m in received {
-            self.add_status(m);
-        }
-    }
-
-    /// Reads every datagram already waiting, without blocking.
-    fn drain(&mut self) {
-        while let Some(n) = self
-            .socket
-            .as_ref()
-            .and_then(|s| s.try_recv(&mut self.recv_buf).ok())
-        {
-            self.ingest(n);
         }
     }
 
@@ -233,7 +217,7 @@ impl Reporter {
                 mode: self.mode,
                 started_at: &self.started_at,
                 input_value: self.input_value.as_ref(),
-                with_task: self.execution_uuid.is_none(),
+                with_task: self.execution.uuid().is_none(),
                 passive: self.passive,
             },
         ))
@@ -241,55 +225,22 @@ impl Reporter {
 
     /// Creates the Task Execution: POST, or PATCH when its UUID is already known.
     pub async fn create(&mut self) -> Result<(), CreationFailure> {
-        let request =
-            request::create_or_attach(self.execution_uuid.as_deref(), self.creation_body());
-        match self.client.send_request(request).await {
-            Ok(response) => {
-                if let Some(uuid) = response.get("uuid").and_then(Value::as_str) {
-                    self.execution_uuid.get_or_insert_with(|| uuid.to_owned());
-                }
-                if self.input_value.is_none()
-                    && let Some(v) = response.get("input_value").filter(|v| !v.is_null())
-                {
-                    self.input_value = Some(v.clone());
-                }
-                if let Some(task) = response.get("task") {
-                    if self.config.task.uuid.is_none() {
-                        self.config.task.uuid =
-                            task.get("uuid").and_then(Value::as_str).map(str::to_owned);
-                    }
-                    if self.config.task.name.is_none() {
-                        self.config.task.name =
-                            task.get("name").and_then(Value::as_str).map(str::to_owned);
-                    }
-                }
-                if self.execution_uuid.is_none() {
-                    return Err(CreationFailure::Failed(ApiError::InvalidResponse(
-                        "no uuid in the creation response".into(),
-                    )));
-                }
-                self.last_success = Some(Instant::now());
-                info!(
-                    task_execution_uuid = self.execution_uuid.as_deref().unwrap_or_default(),
-                    "created Task Execution {}",
-                    self.execution_uuid.as_deref().unwrap_or_default()
-                );
-                Ok(())
-            }
-            Err(ApiError::Conflict) => {
-                self.report_failure(
-                    "Failed to get permission to start Task due to conflict",
-                    &ApiError::Conflict,
-                )
-                .await;
-                Err(CreationFailure::Conflict)
-            }
-            Err(e) => {
-                self.report_failure("API Server not responding properly", &e)
-                    .await;
-                Err(CreationFailure::Failed(e))
-            }
+        let created = self
+            .execution
+            .create(self.creation_body(), &self.config)
+            .await?;
+        if self.input_value.is_none() {
+            self.input_value = created.input_value;
         }
+        let task = &mut self.config.task;
+        if task.uuid.is_none() {
+            task.uuid = created.task_uuid;
+        }
+        if task.name.is_none() {
+            task.name = created.task_name;
+        }
+        self.timing.last_success = Some(Instant::now());
+        Ok(())
     }
 
     /// Variables the child gets when reporting is on (§3.4).
@@ -357,7 +308,10 @@ impl Reporter {
             }
         }
         for (k, val) in [
-            ("PROC_WRAPPER_TASK_EXECUTION_UUID", &self.execution_uuid),
+            (
+                "PROC_WRAPPER_TASK_EXECUTION_UUID",
+                &self.execution.uuid().map(str::to_owned),
+            ),
             ("PROC_WRAPPER_TASK_UUID", &c.task.uuid),
             ("PROC_WRAPPER_TASK_NAME", &c.task.name),
         ] {
@@ -375,39 +329,28 @@ impl Reporter {
         // failed), the pending fields wait for the next update rather than being retried in
         // a loop: a `due` left set would make `stop_requested` go round without awaiting.
         self.due = false;
-        let Some(uuid) = self.execution_uuid.clone() else {
+        if self.execution.uuid().is_none() {
             return false;
-        };
+        }
         let has_status = !self.pending.is_empty();
         let mut body = self.pending.clone();
         body.append(&mut fields);
         body.entry("status")
             .or_insert_with(|| json!(ExecutionStatus::Running));
-        let request = match kind {
-            RequestKind::Final => request::Final { uuid, body }.into_request(),
-            _ => request::Update { uuid, body }.into_request(),
-        };
-        match self.client.send_request(request).await {
-            Ok(_) => {
+        match self.execution.update(body, kind, &self.config).await {
+            Sent::Done => {
                 self.pending.clear();
-                self.last_success = Some(Instant::now());
+                self.timing.last_success = Some(Instant::now());
                 if has_status {
-                    self.last_status_sent = self.last_success;
+                    self.timing.last_status_sent = self.timing.last_success;
                 }
                 true
             }
-            Err(ApiError::Conflict) => {
-                warn!("got response code 409 after the Task Execution started; stopping");
+            Sent::Stop => {
                 self.stop = true;
                 false
             }
-            Err(ApiError::Suspended) => false,
-            Err(e) => {
-                warn!("could not update the Task Execution: {e}");
-                self.report_failure("API Server not responding properly", &e)
-                    .await;
-                false
-            }
+            Sent::Failed => false,
         }
     }
 
@@ -415,10 +358,11 @@ impl Reporter {
     /// sent at once if due, else with the next heartbeat or the final update.
     pub fn add_status(&mut self, fields: Map<String, Value>) {
         self.pending.extend(fields);
-        let due = match (self.last_status_sent, self.config.status.interval) {
+        let t = &self.timing;
+        let due = match (t.last_status_sent, self.config.status.interval) {
             (None, _) => true,
             (Some(_), None) => false,
-            (Some(_), Some(interval)) => self.last_success.is_none_or(|at| at.elapsed() > interval),
+            (Some(_), Some(interval)) => t.last_success.is_none_or(|at| at.elapsed() > interval),
         };
         self.due |= due;
     }
@@ -427,11 +371,28 @@ impl Reporter {
     /// the last heartbeat tried.
     fn next_heartbeat(&self) -> Option<Instant> {
         let interval = self.config.api.heartbeat_interval?;
-        let base = [self.attempt_started, self.last_success, self.last_heartbeat]
+        let t = &self.timing;
+        let base = [t.attempt_started, t.last_success, t.last_heartbeat]
             .into_iter()
             .flatten()
             .max()?;
         Some(base + interval)
+    }
+
+    /// Stops the status listener, taking the messages still on their way.
+    async fn finish_listener(&mut self) {
+        let Some(listener) = &mut self.listener else {
+            return;
+        };
+        let (rest, counts) = listener.finish().await;
+        self.listener = None;
+        debug!(
+            "status update listener: accepted {} message(s), dropped {}",
+            counts.accepted, counts.dropped
+        );
+        for m in rest {
+            self.add_status(m);
+        }
     }
 
     /// Sends the final update (§4.6), unless the server stopped the execution, the start was
@@ -440,22 +401,16 @@ impl Reporter {
         if self.stop || outcome.status == FinalStatus::Stopped {
             return;
         }
-        if self.sampled_out {
+        self.finish_listener().await;
+        if self.sampling == Sampling::SampledOut {
             self.report_unsampled_end(outcome, extra).await;
             return;
         }
-        if self.execution_uuid.is_none() {
+        if self.execution.uuid().is_none() {
             warn!("exited before the API server was notified of the start; not reporting the end");
             return;
         }
-        self.drain();
-        if self.socket.is_some() {
-            debug!(
-                "status update listener: accepted {} message(s), dropped {}",
-                self.messages.accepted, self.messages.dropped
-            );
-        }
-        if self.client.exhausted() {
+        if self.execution.exhausted() {
             warn!("the API server was not responding properly; not sending the final update");
             return;
         }
@@ -473,19 +428,16 @@ impl Reporter {
             info!("sent the final update ({})", outcome.status.as_str());
         }
     }
-}
 
-impl Reporter {
     /// Fetches the runtime metadata again; changed execution fields ride on the next update.
     pub async fn refresh_metadata(&mut self) {
         if let Some(interval) = self.config.api.runtime_metadata_refresh_interval {
-            self.next_refresh = Some(Instant::now() + interval);
+            self.timing.next_refresh = Some(Instant::now() + interval);
         }
         let fresh = RuntimeMetadata::detect(&self.config).await;
         if fresh != self.metadata {
             if self.config.api.send_runtime_metadata {
-                let fields = fresh.update_fields();
-                self.pending.extend(fields);
+                self.pending.extend(fresh.update_fields());
             }
             self.metadata = fresh;
         }
@@ -495,7 +447,7 @@ impl Reporter {
     /// (the request failed; the fields wait for the next update) or `Skipped` (not due, or
     /// not reported). A 409 answer means the execution must stop: [`Reporter::stop_wanted`].
     pub async fn update_status(&mut self, fields: Map<String, Value>) -> StatusResult {
-        if self.sampled_out || self.execution_uuid.is_none() {
+        if self.sampling == Sampling::SampledOut || self.execution.uuid().is_none() {
             return StatusResult::Skipped;
         }
         self.add_status(fields);
@@ -524,30 +476,6 @@ impl Reporter {
         &self.metadata
     }
 
-    /// Reports an API failure to Rollbar, when configured.
-    async fn report_failure(&mut self, what: &str, error: &ApiError) {
-        let Some(rollbar) = &mut self.rollbar else {
-            return;
-        };
-        let level = match error {
-            ApiError::Exhausted(Some(429 | 502 | 503 | 504)) => rollbar::Level::Warning,
-            _ => rollbar::Level::Error,
-        };
-        let data = json!({
-            "error": {"reason": error.to_string()},
-            "was_conflict": matches!(error, ApiError::Conflict),
-            "api_server_retries_exhausted": matches!(error, ApiError::Exhausted(_)),
-        });
-        let payload = rollbar::Rollbar::payload(
-            &self.config,
-            self.execution_uuid.as_deref(),
-            what,
-            level,
-            data,
-        );
-        rollbar.send(&payload).await;
-    }
-
     fn final_fields(&self, outcome: &Outcome) -> Map<String, Value> {
         to_object(&body::final_fields(
             &self.config,
@@ -568,8 +496,8 @@ impl Reporter {
         body.extend(self.pending.clone());
         body.extend(self.final_fields(outcome));
         body.extend(extra);
-        match self.client.send_request(request::Create(body)).await {
-            Ok(_) => info!("reported the end ({})", outcome.status.as_str()),
+        match self.execution.create_finished(body).await {
+            Ok(()) => info!("reported the end ({})", outcome.status.as_str()),
             Err(e) => warn!("could not report the end: {e}"),
         }
     }
@@ -577,7 +505,7 @@ impl Reporter {
 
 impl Hooks for Reporter {
     async fn attempt_started(&mut self, _attempt: u32, pid: u32) {
-        self.attempt_started = Some(Instant::now());
+        self.timing.attempt_started = Some(Instant::now());
         if self.config.api.send_pid {
             self.pending.insert("pid".into(), json!(pid));
             self.due = true;
@@ -585,7 +513,7 @@ impl Hooks for Reporter {
     }
 
     async fn attempt_failed(&mut self, failed_attempts: u32, exit_code: i32) {
-        if self.sampled_out {
+        if self.sampling == Sampling::SampledOut {
             return;
         }
         let fields = to_object(&body::attempt_failed(self.mode, failed_attempts, exit_code));
@@ -593,7 +521,7 @@ impl Hooks for Reporter {
     }
 
     async fn attempt_timed_out(&mut self, timed_out_attempts: u32) {
-        if self.sampled_out {
+        if self.sampling == Sampling::SampledOut {
             return;
         }
         let fields = to_object(&body::attempt_timed_out(timed_out_attempts));
@@ -601,7 +529,7 @@ impl Hooks for Reporter {
     }
 
     async fn stop_requested(&mut self) -> StopRequest {
-        if self.sampled_out {
+        if self.sampling == Sampling::SampledOut {
             return std::future::pending().await;
         }
         loop {
@@ -613,22 +541,20 @@ impl Hooks for Reporter {
                 continue;
             }
             let heartbeat = self.next_heartbeat();
-            let refresh = self.next_refresh;
-            let event = {
-                let socket = self.socket.as_ref();
-                let buf = &mut self.recv_buf;
-                tokio::select! {
-                    () = sleep_until_opt(heartbeat) => Event::Heartbeat,
-                    n = recv_opt(socket, buf) => Event::Datagram(n),
-                    () = sleep_until_opt(refresh) => Event::Refresh,
-                }
+            let refresh = self.timing.next_refresh;
+            let event = tokio::select! {
+                () = sleep_until_opt(heartbeat) => Event::Heartbeat,
+                m = recv_opt(self.listener.as_mut()) => Event::Message(m),
+                () = sleep_until_opt(refresh) => Event::Refresh,
             };
             match event {
                 Event::Heartbeat => {
-                    self.last_heartbeat = Some(Instant::now());
+                    self.timing.last_heartbeat = Some(Instant::now());
                     self.update(Map::new(), RequestKind::Update).await;
                 }
-                Event::Datagram(n) => self.ingest(n),
+                Event::Message(Some(m)) => self.add_status(m),
+                // The listener's task ended (it cannot, unless its runtime goes away).
+                Event::Message(None) => self.listener = None,
                 Event::Refresh => self.refresh_metadata().await,
             }
         }
@@ -642,20 +568,10 @@ async fn sleep_until_opt(at: Option<Instant>) {
     }
 }
 
-/// Receives one datagram (retrying after transient errors); never resolves without a socket.
-async fn recv_opt(socket: Option<&tokio::net::UdpSocket>, buf: &mut [u8]) -> usize {
-    let Some(socket) = socket else {
-        return std::future::pending().await;
-    };
-    loop {
-        match socket.recv(buf).await {
-            Ok(n) => return n,
-            Err(e) => {
-                // An error that repeats at once (the socket broken for good) must not make
-                // this loop spin: wait a little before the next try.
-                debug!("status update listener: {e}");
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-        }
+/// The next message of the listener; never resolves without one.
+async fn recv_opt(listener: Option<&mut StatusListener>) -> Option<Map<String, Value>> {
+    match listener {
+        Some(l) => l.recv().await,
+        None => std::future::pending().await,
     }
 }

@@ -47,7 +47,7 @@ use tokio::sync::OnceCell;
 use tracing::{info, warn};
 
 use crate::handoff::{HandOff, Phase, extension_attached};
-use crate::lambda::LambdaReporting;
+use crate::lambda::{InvocationStart, LambdaReporting};
 use crate::managed::execution_uuid_from_input;
 use crate::metadata::{LambdaInvocation, RuntimeMetadata};
 use crate::process::FinalStatus;
@@ -252,11 +252,12 @@ impl Shared {
         };
         let env = |k: &str| reporting.env.get(k).cloned();
         let metadata = RuntimeMetadata::lambda(&env, &invocation(ctx));
-        let mut reporter =
-            reporting.reporter(metadata, UtcTime::from_system(started_at), uuid.clone());
-        if reporting.config.api.send_input_value {
-            reporter.input_value = input;
-        }
+        let start = InvocationStart {
+            metadata,
+            started_at: UtcTime::from_system(started_at),
+            uuid: uuid.clone(),
+            input_value: input.filter(|_| reporting.config.api.send_input_value),
+        };
         let sampled_out = !reporting.sampled_in(uuid.is_some());
         let failed = ending.error_type.is_some();
         let duration = started_at.elapsed().unwrap_or(Duration::ZERO);
@@ -279,7 +280,7 @@ impl Shared {
         // Bounded by the cap and by the invocation's deadline.
         let to_deadline = epoch_ms_remaining(ctx.deadline);
         let limit = to_deadline.map_or(self.max_added, |d| d.min(self.max_added));
-        let report = reporting.report_finished(&reporter, status, fields, sampled_out);
+        let report = reporting.report_finished(&start, status, fields, sampled_out);
         let Ok(result) = tokio::time::timeout(limit, report).await else {
             warn!(
                 request_id = ctx.request_id,

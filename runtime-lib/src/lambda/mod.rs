@@ -17,11 +17,13 @@ use reqwest::Method;
 use serde_json::{Map, Value, json};
 use tracing::{debug, error, info};
 
-use crate::api::{ApiClient, ApiError, Reporter, task_param_errors};
+use crate::api::{ApiClient, ApiError, task_param_errors};
 use crate::config::Config;
 use crate::metadata::RuntimeMetadata;
 use crate::process::FinalStatus;
+use crate::task::body;
 use crate::task::request::{IntoApiRequest, create_or_attach};
+use crate::task::wire::to_object;
 use crate::task::{Mode, Sampling};
 use crate::time::UtcTime;
 
@@ -106,6 +108,19 @@ pub async fn send(
             _ => return result,
         }
     }
+}
+
+/// What the Lambda reporters know of an invocation when it starts.
+#[derive(Debug, Clone)]
+pub struct InvocationStart {
+    /// The metadata of the function and the invocation.
+    pub metadata: RuntimeMetadata,
+    /// When the invocation started.
+    pub started_at: UtcTime,
+    /// The Task Execution CloudReactor started it as (from the event), if any.
+    pub uuid: Option<String>,
+    /// The input value, sent with `PROC_WRAPPER_SEND_INPUT_VALUE`.
+    pub input_value: Option<Value>,
 }
 
 /// Resolved settings and the API client for reporting invocations.
@@ -245,18 +260,47 @@ impl LambdaReporting {
         self.healthy.load(Ordering::Relaxed)
     }
 
-    /// A reporter for one invocation (its creation body), started at `started_at`, for the
-    /// execution `uuid` when one is known.
-    pub fn reporter(
-        &self,
-        metadata: RuntimeMetadata,
-        started_at: UtcTime,
-        uuid: Option<String>,
-    ) -> Reporter {
-        let mut r = Reporter::with_client(self.client.clone(), &self.config, metadata);
-        r.started_at = started_at;
-        r.execution_uuid = uuid;
-        r
+    /// The body of the creation request of an invocation (§4.3): with the Task unless the
+    /// execution is known; a known execution says `api_managed_probability` 1.0 (it is
+    /// always reported, as in 6.0.2).
+    pub fn creation_body(&self, start: &InvocationStart) -> Map<String, Value> {
+        let forced;
+        let config = if start.uuid.is_some() {
+            let mut c = self.config.clone();
+            c.api.managed_probability = 1.0;
+            forced = c;
+            &forced
+        } else {
+            &self.config
+        };
+        to_object(&body::creation(
+            config,
+            &start.metadata,
+            body::CreationParts {
+                mode: Mode::Wrapped,
+                started_at: &start.started_at,
+                input_value: start.input_value.as_ref(),
+                with_task: start.uuid.is_none(),
+                passive: body::task_passive(config, &start.metadata),
+            },
+        ))
+    }
+
+    /// Creates the Task Execution of an invocation as RUNNING (a PATCH of the known
+    /// execution); returns its UUID.
+    pub async fn create(&self, start: &InvocationStart) -> Result<String, ApiError> {
+        let request = create_or_attach(start.uuid.as_deref(), self.creation_body(start));
+        let response = self.send_request(request).await?;
+        start
+            .uuid
+            .clone()
+            .or_else(|| {
+                response
+                    .get("uuid")
+                    .and_then(Value::as_str)
+                    .map(str::to_owned)
+            })
+            .ok_or_else(|| ApiError::InvalidResponse("no uuid in the creation response".into()))
     }
 
     /// Decides whether an invocation is reported from its start (`api_managed_probability`;
@@ -271,7 +315,7 @@ impl LambdaReporting {
     /// the execution's UUID when it was reported.
     pub async fn report_finished(
         &self,
-        reporter: &Reporter,
+        start: &InvocationStart,
         status: FinalStatus,
         fields: Map<String, Value>,
         sampled_out: bool,
@@ -279,12 +323,12 @@ impl LambdaReporting {
         if sampled_out && !Sampling::end_reported(&self.config.api, status) {
             return Ok(None);
         }
-        let mut body = reporter.creation_body();
+        let mut body = self.creation_body(start);
         body.insert("status".into(), json!(status));
         body.extend(fields);
-        let request = create_or_attach(reporter.execution_uuid.as_deref(), body);
+        let request = create_or_attach(start.uuid.as_deref(), body);
         let response = self.send_request(request).await?;
-        Ok(reporter.execution_uuid.clone().or_else(|| {
+        Ok(start.uuid.clone().or_else(|| {
             response
                 .get("uuid")
                 .and_then(Value::as_str)
