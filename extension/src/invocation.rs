@@ -19,7 +19,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use proc_wrapper::handoff::{HandOff, Phase};
-use proc_wrapper::lambda::InvocationStart;
+use proc_wrapper::lambda::{InvocationOutcome, InvocationStart};
 use proc_wrapper::metadata::{LambdaInvocation, RuntimeMetadata};
 use proc_wrapper::process::FinalStatus;
 use proc_wrapper::task::request::{Final, Update};
@@ -51,14 +51,42 @@ pub(crate) enum Event {
     },
     /// `platform.report` metrics.
     Report(Map<String, Value>),
-    /// The environment shuts down (reason), or telemetry does not arrive (`None`): finish
-    /// without waiting for anything more.
-    Close(Option<String>),
+    /// Finish without waiting for anything more.
+    Close(Close),
 }
 
-/// The reporting state, once the settings are resolved: `None` until then, `Some(None)` when
-/// reporting is off.
-pub(crate) type ReportingRx = watch::Receiver<Option<Option<Arc<Reporting>>>>;
+/// Why an invocation had to finish without its outcome.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Close {
+    /// The environment shuts down, for this reason (`spindown`, `timeout`, `failure`).
+    Shutdown(String),
+    /// Telemetry does not arrive (or the events stopped): the outcome cannot be known.
+    NoTelemetry,
+}
+
+/// Whether invocations are reported, once the settings are resolved.
+#[derive(Clone)]
+pub(crate) enum ReportingState {
+    /// The settings are still being resolved.
+    Resolving,
+    /// Invocations are not reported (offline, bad settings, no telemetry): logged once.
+    Off,
+    /// Invocations are reported with these settings.
+    On(Arc<Reporting>),
+}
+
+impl ReportingState {
+    /// The settings, when reporting is on.
+    pub(crate) fn on(&self) -> Option<&Arc<Reporting>> {
+        match self {
+            Self::On(r) => Some(r),
+            Self::Resolving | Self::Off => None,
+        }
+    }
+}
+
+/// The reporting state as it becomes known.
+pub(crate) type ReportingRx = watch::Receiver<ReportingState>;
 
 /// One invocation's task.
 pub(crate) struct Invocation {
@@ -87,7 +115,7 @@ struct Seen {
     log_group: Option<String>,
     log_stream: Option<String>,
     done: Option<String>,
-    close: Option<Option<String>>,
+    close: Option<Close>,
     report: Option<Map<String, Value>>,
 }
 
@@ -152,7 +180,7 @@ impl Invocation {
                 true
             }
             None => {
-                seen.close.get_or_insert(None);
+                seen.close.get_or_insert(Close::NoTelemetry);
                 false
             }
         }
@@ -204,8 +232,12 @@ impl Invocation {
     pub(crate) async fn run(mut self) {
         let started_at = SystemTime::now();
         let started = Instant::now();
-        let reporting = match self.reporting.wait_for(Option::is_some).await {
-            Ok(r) => r.clone().flatten(),
+        let reporting = match self
+            .reporting
+            .wait_for(|r| !matches!(r, ReportingState::Resolving))
+            .await
+        {
+            Ok(r) => r.on().cloned(),
             Err(_) => None,
         };
         let Some(reporting) = reporting else {
@@ -241,7 +273,7 @@ impl Invocation {
             tokio::select! {
                 open = self.next_event(&mut seen) => if !open { break },
                 () = tokio::time::sleep_until(outcome_limit) => {
-                    seen.close = Some(None);
+                    seen.close = Some(Close::NoTelemetry);
                 }
             }
         }
@@ -263,10 +295,10 @@ impl Invocation {
                     FinalStatus::Succeeded
                 }
             }
-            (None, Some(Some(reason))) if reason == "timeout" => {
+            (None, Some(Close::Shutdown(reason))) if reason == "timeout" => {
                 FinalStatus::TerminatedAfterTimeOut
             }
-            (None, Some(Some(reason))) => {
+            (None, Some(Close::Shutdown(reason))) => {
                 seen.fields
                     .entry("last_status_message")
                     .or_insert(json!(format!(
@@ -278,7 +310,7 @@ impl Invocation {
                     FinalStatus::Aborted
                 }
             }
-            (None, Some(None)) | (None, None) => {
+            (None, Some(Close::NoTelemetry) | None) => {
                 warn!(
                     request_id = rid,
                     "the outcome of the invocation is unknown (no telemetry); not reporting its end"
@@ -294,23 +326,17 @@ impl Invocation {
             .map_or_else(UtcTime::now, |ms| {
                 UtcTime::from_system(started_at + Duration::from_secs_f64(ms / 1000.0))
             });
-        let mut fields = std::mem::take(&mut seen.fields);
-        fields.insert("status".into(), json!(status));
-        fields.insert("finished_at".into(), json!(finished_at.iso8601()));
+        let outcome = InvocationOutcome {
+            status,
+            details: seen.lambda.clone(),
+            finished_at,
+        };
         // Extra properties from the function's status updates are kept beside ours.
-        let other = fields
-            .entry("other_runtime_metadata")
-            .or_insert_with(|| json!({}));
-        if !other.is_object() {
-            *other = json!({});
-        }
-        if let Some(o) = other.as_object_mut() {
-            o.insert("aws_lambda".into(), json!(seen.lambda));
-        }
-        let other_runtime_metadata = other.clone();
-        if status != FinalStatus::Succeeded {
-            fields.remove("output_value");
-        }
+        let fields = outcome.final_fields(std::mem::take(&mut seen.fields));
+        let other_runtime_metadata = fields
+            .get("other_runtime_metadata")
+            .cloned()
+            .unwrap_or_else(|| json!({}));
         let sent = match &created {
             Some(uuid) => lambda
                 .send_request(Final {
@@ -320,10 +346,9 @@ impl Invocation {
                 .await
                 .map(|_| Some(uuid.clone())),
             None => {
-                fields.remove("status");
                 reporting
                     .lambda
-                    .report_finished(&start, status, fields, sampled_out)
+                    .report_finished(&start, &outcome, fields, sampled_out)
                     .await
             }
         };
@@ -401,7 +426,7 @@ mod tests {
     #[test]
     fn an_invocation_task_is_small() {
         let (_tx, rx) = tokio::sync::mpsc::unbounded_channel();
-        let (_wtx, wrx) = tokio::sync::watch::channel(None);
+        let (_wtx, wrx) = tokio::sync::watch::channel(super::ReportingState::Resolving);
         let invocation = super::Invocation {
             invoke: crate::runtime_api::Invoke::default(),
             cold_start: false,

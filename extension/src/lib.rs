@@ -36,14 +36,15 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use proc_wrapper::config::{Args, Config};
 use proc_wrapper::handoff::HandOff;
 use proc_wrapper::lambda::{LambdaReporting, with_task_defaults};
-use proc_wrapper::status::MessageBuffer;
+use proc_wrapper::status::StatusListener;
 use tokio::sync::mpsc::{UnboundedSender, unbounded_channel};
 use tokio::sync::{oneshot, watch};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, warn};
 
-use crate::invocation::{Event, Invocation};
+use crate::invocation::{Close, Event, Invocation, ReportingRx, ReportingState};
 use crate::runtime_api::{Invoke, NextEvent, Registration, RuntimeApi};
 use crate::settings::Settings;
 use crate::telemetry::Record;
@@ -63,10 +64,16 @@ pub enum Inbound {
     Status(HandOff),
 }
 
-/// Listens for status and hand-off messages on `127.0.0.1:port`.
-async fn listen_udp(port: u16, max_bytes: usize, tx: UnboundedSender<Inbound>) {
-    let socket = match tokio::net::UdpSocket::bind(("127.0.0.1", port)).await {
-        Ok(s) => s,
+/// Listens for status and hand-off messages on `127.0.0.1:port` until `cancel`, handing each
+/// on to the main loop.
+async fn listen_udp(
+    port: u16,
+    max_bytes: usize,
+    tx: UnboundedSender<Inbound>,
+    cancel: CancellationToken,
+) {
+    let mut listener = match StatusListener::bind(port, max_bytes).await {
+        Ok(l) => l,
         Err(e) => {
             warn!("cannot listen for status updates on 127.0.0.1:{port}: {e}");
             return;
@@ -74,18 +81,14 @@ async fn listen_udp(port: u16, max_bytes: usize, tx: UnboundedSender<Inbound>) {
     };
     debug!("listening for status updates on 127.0.0.1:{port}");
     tokio::spawn(async move {
-        let mut buffer = MessageBuffer::new(max_bytes);
-        let mut data = vec![0; 65536];
         loop {
-            match socket.recv(&mut data).await {
-                Ok(n) => buffer.push(&data[..n], |m| {
-                    let _ = tx.send(Inbound::Status(HandOff::parse(m)));
-                }),
-                Err(e) => {
-                    // An error that repeats at once must not make this loop spin.
-                    debug!("status update listener: {e}");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                }
+            let message = tokio::select! {
+                () = cancel.cancelled() => break,
+                m = listener.recv() => m,
+            };
+            let Some(m) = message else { break };
+            if tx.send(Inbound::Status(HandOff::parse(m))).is_err() {
+                break;
             }
         }
     });
@@ -119,24 +122,45 @@ struct State {
     /// Invocations not reported because too many reports were in flight.
     unreported: u64,
     settings: Settings,
-    reporting: watch::Receiver<Option<Option<Arc<Reporting>>>>,
+    reporting: ReportingRx,
     /// Event senders of the invocations still reporting, by request id.
     invocations: HashMap<String, UnboundedSender<Event>>,
     /// The invocations' tasks; each ends with its request id.
     tasks: JoinSet<String>,
-    /// The request id of the invocation in progress.
-    current: Option<String>,
+    /// The invocation in progress.
+    current: Option<Current>,
     /// Records that arrived before their INVOKE.
     early: HashMap<String, Vec<Event>>,
     invoked: u64,
-    /// Set when telemetry did not arrive for an invocation: outcomes cannot be known.
-    telemetry_missing: bool,
-    /// A telemetry record arrived since the current INVOKE.
+    telemetry: Telemetry,
+}
+
+/// What is known of the Telemetry API's records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Telemetry {
+    /// Subscribed; no record has arrived yet.
+    Awaited,
+    /// Records arrive.
+    Arriving,
+    /// Not subscribed, or no record arrived for an invocation within the wait: outcomes
+    /// cannot be known, so invocations are not reported (said once).
+    Missing,
+}
+
+/// The invocation in progress.
+#[derive(Debug)]
+struct Current {
+    request_id: String,
+    /// When its runtime finished, once its `runtimeDone` arrived.
+    done_at: Option<Instant>,
+    /// A telemetry record arrived since its INVOKE.
     telemetry_seen: bool,
-    /// A telemetry record arrived at some point.
-    telemetry_seen_ever: bool,
-    /// When the current invocation's runtime finished, once its `runtimeDone` arrived.
-    current_done_at: Option<Instant>,
+}
+
+impl State {
+    fn current_id(&self) -> Option<&str> {
+        self.current.as_ref().map(|c| c.request_id.as_str())
+    }
 }
 
 impl State {
@@ -149,7 +173,7 @@ impl State {
         }
         // Records of an invocation whose INVOKE has not been seen yet are kept (bounded)
         // until it arrives; those of finished invocations are dropped.
-        let unseen = self.current.as_deref() != Some(request_id);
+        let unseen = self.current_id() != Some(request_id);
         let room = self.early.len() < 64 || self.early.contains_key(request_id);
         if unseen && room {
             let early = self.early.entry(request_id.to_owned()).or_default();
@@ -162,8 +186,12 @@ impl State {
     fn route(&mut self, inbound: Inbound) {
         match inbound {
             Inbound::Telemetry(record) => {
-                self.telemetry_seen = true;
-                self.telemetry_seen_ever = true;
+                if let Some(c) = &mut self.current {
+                    c.telemetry_seen = true;
+                }
+                if self.telemetry == Telemetry::Awaited {
+                    self.telemetry = Telemetry::Arriving;
+                }
                 match record {
                     Record::RuntimeDone {
                         request_id,
@@ -172,14 +200,16 @@ impl State {
                         duration_ms,
                         error_type,
                     } => {
-                        if self.current.as_deref() == Some(request_id.as_str()) {
+                        if let Some(c) =
+                            self.current.as_mut().filter(|c| c.request_id == request_id)
+                        {
                             // The cap counts from the runtime's end, which telemetry reports
                             // after its buffering delay.
                             let ago = at
                                 .and_then(|at| SystemTime::now().duration_since(at).ok())
                                 .unwrap_or(Duration::ZERO)
                                 .min(Duration::from_secs(1));
-                            self.current_done_at = Some(Instant::now() - ago);
+                            c.done_at = Some(Instant::now() - ago);
                         }
                         self.deliver(
                             &request_id,
@@ -198,8 +228,11 @@ impl State {
                 }
             }
             Inbound::Status(h) => {
-                debug!(for_request = ?h.request_id, current = ?self.current, "a message from the function");
-                let target = h.request_id.clone().or_else(|| self.current.clone());
+                debug!(for_request = ?h.request_id, current = ?self.current_id(), "a message from the function");
+                let target = h
+                    .request_id
+                    .clone()
+                    .or_else(|| self.current_id().map(str::to_owned));
                 match target {
                     Some(id) => self.deliver(&id, Event::HandOff(h)),
                     None => debug!("a status update arrived outside an invocation; dropped"),
@@ -223,8 +256,11 @@ impl State {
                     self.unreported
                 );
             }
-            self.current = Some(invoke.request_id);
-            self.current_done_at = None;
+            self.current = Some(Current {
+                request_id: invoke.request_id,
+                done_at: None,
+                telemetry_seen: false,
+            });
             let _ = finished_tx.send(());
             return finished_rx;
         }
@@ -233,12 +269,14 @@ impl State {
         }
         // Whatever else was kept belongs to invocations that are over.
         self.early.clear();
-        if self.telemetry_missing {
-            let _ = tx.send(Event::Close(None));
+        if self.telemetry == Telemetry::Missing {
+            let _ = tx.send(Event::Close(Close::NoTelemetry));
         }
-        self.current = Some(invoke.request_id.clone());
-        self.current_done_at = None;
-        self.telemetry_seen = false;
+        self.current = Some(Current {
+            request_id: invoke.request_id.clone(),
+            done_at: None,
+            telemetry_seen: false,
+        });
         self.invocations.insert(invoke.request_id.clone(), tx);
         self.invoked += 1;
         // Lambda's longest timeout is 15 minutes; past the deadline runtimeDone(timeout)
@@ -273,9 +311,9 @@ impl State {
         }
     }
 
-    fn close_all(&mut self, reason: Option<&str>) {
+    fn close_all(&mut self, why: &Close) {
         for tx in self.invocations.values() {
-            let _ = tx.send(Event::Close(reason.map(str::to_owned)));
+            let _ = tx.send(Event::Close(why.clone()));
         }
         self.invocations.clear();
     }
@@ -323,50 +361,61 @@ pub async fn run(env: HashMap<String, String>) -> i32 {
     let env = with_task_defaults(env, registration.function_name.clone());
     let lookup = |k: &str| env.get(k).cloned();
     let (tx, mut inbox) = unbounded_channel();
-    let telemetry = match telemetry::listen(settings.telemetry_port, tx.clone()).await {
-        Ok(port) => match api.subscribe_telemetry(port).await {
-            Ok(()) => {
-                debug!("subscribed to telemetry on port {port}");
-                true
-            }
+    // Cancelled when the extension ends: the listeners stop.
+    let cancel = CancellationToken::new();
+    let _cancel_on_exit = cancel.clone().drop_guard();
+    let telemetry =
+        match telemetry::listen(settings.telemetry_port, tx.clone(), cancel.clone()).await {
+            Ok(port) => match api.subscribe_telemetry(port).await {
+                Ok(()) => {
+                    debug!("subscribed to telemetry on port {port}");
+                    true
+                }
+                Err(e) => {
+                    error!("not reporting invocations: cannot subscribe to telemetry: {e}");
+                    false
+                }
+            },
             Err(e) => {
-                error!("not reporting invocations: cannot subscribe to telemetry: {e}");
+                error!(
+                    "not reporting invocations: cannot listen for telemetry on port {}: {e}",
+                    settings.telemetry_port
+                );
                 false
             }
-        },
-        Err(e) => {
-            error!(
-                "not reporting invocations: cannot listen for telemetry on port {}: {e}",
-                settings.telemetry_port
-            );
-            false
-        }
-    };
+        };
     // The status listener's settings come from the plain environment (no secrets needed).
     match Config::from_sources(&Args::default(), &lookup) {
         Ok(c) if c.status.enabled => {
-            listen_udp(c.status.port, c.status.message_max_bytes, tx.clone()).await;
+            listen_udp(
+                c.status.port,
+                c.status.message_max_bytes,
+                tx.clone(),
+                cancel.clone(),
+            )
+            .await;
         }
         Ok(_) => debug!("the status update listener is off"),
         Err(e) => warn!("not listening for status updates: {e}"),
     }
     drop(tx);
-    let (reporting_tx, reporting_rx) = watch::channel(None);
+    let (reporting_tx, reporting_rx) = watch::channel(ReportingState::Resolving);
     if telemetry {
         let env = env.clone();
         let registration = registration.clone();
         tokio::spawn(async move {
             let function = registration.function_name.clone();
-            let reporting = LambdaReporting::prepare(env, function).await.map(|lambda| {
-                Arc::new(Reporting {
+            let reporting = match LambdaReporting::prepare(env, function).await {
+                Some(lambda) => ReportingState::On(Arc::new(Reporting {
                     lambda,
                     registration,
-                })
-            });
-            let _ = reporting_tx.send(Some(reporting));
+                })),
+                None => ReportingState::Off,
+            };
+            let _ = reporting_tx.send(reporting);
         });
     } else {
-        let _ = reporting_tx.send(Some(None));
+        let _ = reporting_tx.send(ReportingState::Off);
     }
     let mut state = State {
         unreported: 0,
@@ -377,10 +426,11 @@ pub async fn run(env: HashMap<String, String>) -> i32 {
         current: None,
         early: HashMap::new(),
         invoked: 0,
-        telemetry_missing: !telemetry,
-        telemetry_seen: false,
-        telemetry_seen_ever: false,
-        current_done_at: None,
+        telemetry: if telemetry {
+            Telemetry::Awaited
+        } else {
+            Telemetry::Missing
+        },
     };
     let mut last_invoke: Option<Instant> = None;
     loop {
@@ -409,7 +459,7 @@ pub async fn run(env: HashMap<String, String>) -> i32 {
                     last_invoke.is_some_and(|at| now - at < state.settings.frequent_interval);
                 last_invoke = Some(now);
                 let finished = state.start(invoke, deadline);
-                if frequent && !state.telemetry_missing && state.telemetry_seen_ever {
+                if frequent && state.telemetry == Telemetry::Arriving {
                     debug!(
                         request_id,
                         "frequent invocations: not waiting for the outcome"
@@ -450,8 +500,7 @@ fn waiting_limit(
     let api_healthy = state
         .reporting
         .borrow()
-        .as_ref()
-        .and_then(Option::as_ref)
+        .on()
         .is_none_or(|r| r.lambda.healthy());
     let max_added = if api_healthy {
         state.settings.max_added
@@ -459,7 +508,8 @@ fn waiting_limit(
         Duration::ZERO
     };
     let cap = runtime_done_at.map(|at| at + max_added);
-    let watchdog = (!state.telemetry_seen).then(|| invoked_at + state.settings.telemetry_wait);
+    let telemetry_seen = state.current.as_ref().is_some_and(|c| c.telemetry_seen);
+    let watchdog = (!telemetry_seen).then(|| invoked_at + state.settings.telemetry_wait);
     [cap, deadline, watchdog].into_iter().flatten().min()
 }
 
@@ -472,21 +522,23 @@ async fn wait_for_invocation(
 ) {
     let invoked_at = Instant::now();
     loop {
-        let limit = waiting_limit(state, state.current_done_at, deadline, invoked_at);
+        let done_at = state.current.as_ref().and_then(|c| c.done_at);
+        let limit = waiting_limit(state, done_at, deadline, invoked_at);
         tokio::select! {
             biased;
             _ = &mut finished => break,
             Some(inbound) = inbox.recv() => state.route(inbound),
             () = sleep_until_opt(limit) => {
-                if !state.telemetry_seen && !state.telemetry_missing {
+                let seen = state.current.as_ref().is_some_and(|c| c.telemetry_seen);
+                if !seen && state.telemetry != Telemetry::Missing {
                     warn!(
                         "no telemetry arrived within {:?} of an invocation; outcomes cannot be \
                          known, so invocations are no longer reported",
                         state.settings.telemetry_wait
                     );
-                    state.telemetry_missing = true;
+                    state.telemetry = Telemetry::Missing;
                     if let Some(tx) = state.invocations.get(request_id) {
-                        let _ = tx.send(Event::Close(None));
+                        let _ = tx.send(Event::Close(Close::NoTelemetry));
                     }
                     continue;
                 }
@@ -524,7 +576,7 @@ async fn shutdown(
             () = tokio::time::sleep_until(grace) => break,
         }
     }
-    state.close_all(Some(reason));
+    state.close_all(&Close::Shutdown(reason.to_owned()));
     let all = async { while state.tasks.join_next().await.is_some() {} };
     if tokio::time::timeout_at(limit, all).await.is_err() {
         warn!("shutting down with {} report(s) unsent", state.tasks.len());

@@ -20,6 +20,7 @@ use proc_wrapper::time::parse_rfc3339_utc;
 use serde_json::{Map, Value};
 use tokio::net::TcpListener;
 use tokio::sync::mpsc::UnboundedSender;
+use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
 use crate::Inbound;
@@ -163,14 +164,22 @@ async fn handle(
     Ok(Response::new(Full::new(Bytes::new())))
 }
 
-/// Listens on `0.0.0.0:port` (0 = a free port) and forwards records to `tx`. Returns the
-/// port actually bound.
-pub async fn listen(port: u16, tx: UnboundedSender<Inbound>) -> std::io::Result<u16> {
+/// Listens on `0.0.0.0:port` (0 = a free port) and forwards records to `tx`, until `cancel`.
+/// Returns the port actually bound.
+pub async fn listen(
+    port: u16,
+    tx: UnboundedSender<Inbound>,
+    cancel: CancellationToken,
+) -> std::io::Result<u16> {
     let listener = TcpListener::bind(SocketAddr::from(([0, 0, 0, 0], port))).await?;
     let port = listener.local_addr()?.port();
     tokio::spawn(async move {
         loop {
-            let stream = match listener.accept().await {
+            let accepted = tokio::select! {
+                () = cancel.cancelled() => break,
+                a = listener.accept() => a,
+            };
+            let stream = match accepted {
                 Ok((stream, _)) => stream,
                 Err(e) => {
                     // Errors such as EMFILE repeat at once: wait before the next accept so

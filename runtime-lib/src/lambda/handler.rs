@@ -47,7 +47,7 @@ use tokio::sync::OnceCell;
 use tracing::{info, warn};
 
 use crate::handoff::{HandOff, Phase, extension_attached};
-use crate::lambda::{InvocationStart, LambdaReporting};
+use crate::lambda::{InvocationOutcome, InvocationStart, LambdaReporting};
 use crate::managed::execution_uuid_from_input;
 use crate::metadata::{LambdaInvocation, RuntimeMetadata};
 use crate::process::FinalStatus;
@@ -259,28 +259,25 @@ impl Shared {
             input_value: input.filter(|_| reporting.config.api.send_input_value),
         };
         let sampled_out = !reporting.sampled_in(uuid.is_some());
-        let failed = ending.error_type.is_some();
         let duration = started_at.elapsed().unwrap_or(Duration::ZERO);
-        let lambda = LambdaDetails {
-            duration_ms: Some(duration.as_secs_f64() * 1000.0),
-            error_type: ending.error_type,
-            error_message: ending.error_message,
-            ..LambdaDetails::default()
+        let outcome = InvocationOutcome {
+            status: if ending.error_type.is_some() {
+                FinalStatus::Failed
+            } else {
+                FinalStatus::Succeeded
+            },
+            details: LambdaDetails {
+                duration_ms: Some(duration.as_secs_f64() * 1000.0),
+                error_type: ending.error_type,
+                error_message: ending.error_message,
+                ..LambdaDetails::default()
+            },
+            finished_at: UtcTime::now(),
         };
-        let status = if failed {
-            FinalStatus::Failed
-        } else {
-            FinalStatus::Succeeded
-        };
-        fields.insert("finished_at".into(), json!(UtcTime::now().iso8601()));
-        fields.insert(
-            "other_runtime_metadata".into(),
-            json!({ "aws_lambda": lambda }),
-        );
         // Bounded by the cap and by the invocation's deadline.
         let to_deadline = epoch_ms_remaining(ctx.deadline);
         let limit = to_deadline.map_or(self.max_added, |d| d.min(self.max_added));
-        let report = reporting.report_finished(&start, status, fields, sampled_out);
+        let report = reporting.report_finished(&start, &outcome, fields, sampled_out);
         let Ok(result) = tokio::time::timeout(limit, report).await else {
             warn!(
                 request_id = ctx.request_id,

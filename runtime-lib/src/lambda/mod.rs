@@ -23,7 +23,7 @@ use crate::metadata::RuntimeMetadata;
 use crate::process::FinalStatus;
 use crate::task::body;
 use crate::task::request::{IntoApiRequest, create_or_attach};
-use crate::task::wire::to_object;
+use crate::task::wire::{LambdaDetails, to_object};
 use crate::task::{Mode, Sampling};
 use crate::time::UtcTime;
 
@@ -107,6 +107,42 @@ pub async fn send(
             }
             _ => return result,
         }
+    }
+}
+
+/// How an invocation ended, as both Lambda reporters tell it: the handler wrapper from the
+/// handler's result, the extension from telemetry, the function's messages or SHUTDOWN.
+#[derive(Debug, Clone, PartialEq)]
+pub struct InvocationOutcome {
+    /// The final status.
+    pub status: FinalStatus,
+    /// What is known of the invocation: its duration, its error.
+    pub details: LambdaDetails,
+    /// When it ended.
+    pub finished_at: UtcTime,
+}
+
+impl InvocationOutcome {
+    /// The final fields of the invocation's execution: `fields` (from the function: counts,
+    /// messages, its `output_value`, its own `other_runtime_metadata`) with the status, the
+    /// end and the Lambda details under `other_runtime_metadata.aws_lambda`. Only a success
+    /// keeps the output value.
+    pub fn final_fields(&self, mut fields: Map<String, Value>) -> Map<String, Value> {
+        fields.insert("status".into(), json!(self.status));
+        fields.insert("finished_at".into(), json!(self.finished_at.iso8601()));
+        let other = fields
+            .entry("other_runtime_metadata")
+            .or_insert_with(|| json!({}));
+        if !other.is_object() {
+            *other = json!({});
+        }
+        if let Some(o) = other.as_object_mut() {
+            o.insert("aws_lambda".into(), json!(self.details));
+        }
+        if self.status != FinalStatus::Succeeded {
+            fields.remove("output_value");
+        }
+        fields
     }
 }
 
@@ -309,23 +345,23 @@ impl LambdaReporting {
         Sampling::decide(&self.config.api, known_uuid) == Sampling::Reported
     }
 
-    /// Reports an invocation whose start was not reported with one request carrying the
-    /// final `fields` (a POST, or a PATCH of the known execution). An invocation sampled out
+    /// Reports an invocation whose start was not reported with one request carrying its
+    /// final fields ([`InvocationOutcome::final_fields`] of `fields`; a POST, or a PATCH of the
+    /// known execution). An invocation sampled out
     /// is reported only when it failed or timed out, with the matching probability. Returns
     /// the execution's UUID when it was reported.
     pub async fn report_finished(
         &self,
         start: &InvocationStart,
-        status: FinalStatus,
+        outcome: &InvocationOutcome,
         fields: Map<String, Value>,
         sampled_out: bool,
     ) -> Result<Option<String>, ApiError> {
-        if sampled_out && !Sampling::end_reported(&self.config.api, status) {
+        if sampled_out && !Sampling::end_reported(&self.config.api, outcome.status) {
             return Ok(None);
         }
         let mut body = self.creation_body(start);
-        body.insert("status".into(), json!(status));
-        body.extend(fields);
+        body.extend(outcome.final_fields(fields));
         let request = create_or_attach(start.uuid.as_deref(), body);
         let response = self.send_request(request).await?;
         Ok(start.uuid.clone().or_else(|| {
