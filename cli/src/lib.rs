@@ -6,6 +6,7 @@
 //! CloudReactor API (unless offline), and supervises the command (or, in ECS sidecar mode,
 //! watches the main container). Exit codes are those of [`proc_wrapper::exit_codes`].
 
+use proc_wrapper::config::table as T;
 use std::ffi::OsString;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -573,7 +574,7 @@ async fn run_command(config: &Config, resolved: &Settings, mut hooks: CliHooks<'
             .io
             .input_env_var_name
             .as_deref()
-            .unwrap_or("PROC_WRAPPER_INPUT_VALUE");
+            .unwrap_or(T::INPUT_VALUE.var());
         env.insert(name.into(), values::input_text(v).into());
         match values::write_input_file(config, v) {
             Ok(wrote) => {

@@ -2,6 +2,7 @@
 //! `proc_wrapper`. A bad value is logged (naming the variable) and the default used: the
 //! extension never fails the function.
 
+use proc_wrapper::config::table as T;
 use std::time::Duration;
 
 /// The extension's own settings.
@@ -96,48 +97,47 @@ impl Settings {
         warnings.extend(warning);
         let creation_delay = millis(
             env,
-            "PROC_WRAPPER_EXTENSION_CREATION_DELAY_MS",
+            T::EXTENSION_CREATION_DELAY.var(),
             d.creation_delay,
             Duration::ZERO,
             &mut warnings,
         );
         let shutdown_margin = millis(
             env,
-            "PROC_WRAPPER_EXTENSION_SHUTDOWN_MARGIN_MS",
+            T::EXTENSION_SHUTDOWN_MARGIN.var(),
             d.shutdown_margin,
             d.shutdown_margin,
             &mut warnings,
         );
         let telemetry_wait = millis(
             env,
-            "PROC_WRAPPER_EXTENSION_TELEMETRY_WAIT_MS",
+            T::EXTENSION_TELEMETRY_WAIT.var(),
             d.telemetry_wait,
             Duration::from_millis(100),
             &mut warnings,
         );
         let frequent_interval = Duration::from_secs(number(
             env,
-            "PROC_WRAPPER_EXTENSION_FREQUENT_INTERVAL_SECONDS",
+            T::EXTENSION_FREQUENT_INTERVAL.var(),
             (d.frequent_interval.as_secs(), 0),
             "seconds",
             &mut warnings,
         ));
-        let telemetry_port = match env("PROC_WRAPPER_EXTENSION_TELEMETRY_PORT") {
+        let telemetry_port = match env(T::EXTENSION_TELEMETRY_PORT.var()) {
             None => d.telemetry_port,
             Some(text) => match text.trim().parse::<u16>() {
                 Ok(9001) => {
-                    warnings.push(
-                        "PROC_WRAPPER_EXTENSION_TELEMETRY_PORT cannot be 9001 (reserved by \
-                         Lambda); using a free port"
-                            .into(),
-                    );
+                    warnings.push(format!(
+                        "{} cannot be 9001 (reserved by Lambda); using a free port",
+                        T::EXTENSION_TELEMETRY_PORT.var()
+                    ));
                     0
                 }
                 Ok(p) => p,
                 Err(_) => {
                     warnings.push(format!(
-                        "PROC_WRAPPER_EXTENSION_TELEMETRY_PORT='{text}' is not a port number; \
-                         using a free port"
+                        "{}='{text}' is not a port number; using a free port",
+                        T::EXTENSION_TELEMETRY_PORT.var()
                     ));
                     0
                 }

@@ -10,6 +10,7 @@ use std::ffi::OsString;
 use std::time::Duration;
 
 use crate::config::Config;
+use crate::config::table as T;
 
 /// Variables for the child, in a stable order.
 pub type ChildEnv = BTreeMap<OsString, OsString>;
@@ -62,23 +63,23 @@ where
     };
 
     set(
-        "PROC_WRAPPER_OFFLINE_MODE",
+        T::OFFLINE_MODE.child_var(),
         bool_text(config.offline_mode).to_owned(),
     );
     set(
-        "PROC_WRAPPER_PROCESS_TIMEOUT_SECONDS",
+        T::PROCESS_TIMEOUT.child_var(),
         limit_text(config.process.timeout),
     );
     set(
-        "PROC_WRAPPER_PROCESS_TERMINATION_GRACE_PERIOD_SECONDS",
+        T::PROCESS_TERMINATION_GRACE_PERIOD.child_var(),
         limit_text(config.process.termination_grace_period),
     );
     set(
-        "PROC_WRAPPER_MAX_CONCURRENCY",
+        T::MAX_CONCURRENCY.child_var(),
         config.task.max_concurrency.unwrap_or(-1).to_string(),
     );
     set(
-        "PROC_WRAPPER_PREVENT_OFFLINE_EXECUTION",
+        T::PREVENT_OFFLINE_EXECUTION.child_var(),
         bool_text(config.prevent_offline_execution).to_owned(),
     );
 
@@ -86,46 +87,46 @@ where
     let io = &config.io;
     let optional: [(&str, Option<String>); 13] = [
         (
-            "PROC_WRAPPER_ENV_OUTPUT_FILENAME",
+            T::ENV_OUTPUT_FILENAME.child_var(),
             r.env_output_filename.clone(),
         ),
         (
-            "PROC_WRAPPER_ENV_OUTPUT_FORMAT",
+            T::ENV_OUTPUT_FORMAT.child_var(),
             r.env_output_format.clone(),
         ),
         (
-            "PROC_WRAPPER_CONFIG_OUTPUT_FILENAME",
+            T::CONFIG_OUTPUT_FILENAME.child_var(),
             r.config_output_filename.clone(),
         ),
         (
-            "PROC_WRAPPER_CONFIG_OUTPUT_FORMAT",
+            T::CONFIG_OUTPUT_FORMAT.child_var(),
             r.config_output_format.clone(),
         ),
-        ("PROC_WRAPPER_INPUT_FILENAME", io.input_filename.clone()),
+        (T::INPUT_FILENAME.child_var(), io.input_filename.clone()),
         (
-            "PROC_WRAPPER_INPUT_VALUE_FORMAT",
+            T::INPUT_VALUE_FORMAT.child_var(),
             io.input_value_format.clone(),
         ),
         (
-            "PROC_WRAPPER_INPUT_ENV_VAR_NAME",
+            T::INPUT_ENV_VAR_NAME.child_var(),
             io.input_env_var_name.clone(),
         ),
-        ("PROC_WRAPPER_RESULT_FILENAME", io.result_filename.clone()),
+        (T::RESULT_FILENAME.child_var(), io.result_filename.clone()),
         (
-            "PROC_WRAPPER_RESULT_VALUE_FORMAT",
+            T::RESULT_VALUE_FORMAT.child_var(),
             io.result_value_format.clone(),
         ),
-        ("PROC_WRAPPER_DEPLOYMENT", config.api.deployment.clone()),
+        (T::DEPLOYMENT.child_var(), config.api.deployment.clone()),
         (
-            "PROC_WRAPPER_TASK_VERSION_NUMBER",
+            T::TASK_VERSION_NUMBER.child_var(),
             config.task.version_number.map(|n| n.to_string()),
         ),
         (
-            "PROC_WRAPPER_TASK_VERSION_TEXT",
+            T::TASK_VERSION_TEXT.child_var(),
             config.task.version_text.clone(),
         ),
         (
-            "PROC_WRAPPER_TASK_VERSION_SIGNATURE",
+            T::TASK_VERSION_SIGNATURE.child_var(),
             config.task.version_signature.clone(),
         ),
     ];
@@ -138,21 +139,21 @@ where
     // `_SECONDS`); `-1` retries means forever.
     let rb = &config.rollbar;
     if let Some(token) = &rb.access_token {
-        set("PROC_WRAPPER_ROLLBAR_ACCESS_TOKEN", token.clone());
-        set("PROC_WRAPPER_ROLLBAR_TIMEOUT", seconds_text(rb.timeout));
+        set(T::ROLLBAR_ACCESS_TOKEN.child_var(), token.clone());
+        set(T::ROLLBAR_TIMEOUT.child_var(), seconds_text(rb.timeout));
         set(
-            "PROC_WRAPPER_ROLLBAR_RETRIES",
+            T::ROLLBAR_RETRIES.child_var(),
             rb.retries
                 .map_or_else(|| "-1".to_owned(), |r| r.to_string()),
         );
         set(
-            "PROC_WRAPPER_ROLLBAR_RETRY_DELAY_SECONDS",
+            T::ROLLBAR_RETRY_DELAY.child_var(),
             seconds_text(rb.retry_delay),
         );
     }
     if let Some(meta) = &config.task.instance_metadata {
         set(
-            "PROC_WRAPPER_TASK_INSTANCE_METADATA",
+            T::TASK_INSTANCE_METADATA.child_var(),
             crate::secrets::format::python_json(&serde_json::Value::Object(meta.clone())),
         );
     }

@@ -15,6 +15,7 @@
 //!
 //! Messages without a request id belong to the invocation in progress.
 
+use crate::config::table as T;
 use serde_json::{Map, Value, json};
 
 /// Key of the request id that a message belongs to.
@@ -38,7 +39,7 @@ pub const EXTENSION_PATH: &str = "/opt/extensions/cloudreactor-extension";
 /// True when `cloudreactor-extension` runs next to this function: `PROC_WRAPPER_LAMBDA_EXTENSION`
 /// (`TRUE`/`FALSE`) when set, else whether [`EXTENSION_PATH`] exists.
 pub fn extension_attached(env: &dyn Fn(&str) -> Option<String>) -> bool {
-    match env("PROC_WRAPPER_LAMBDA_EXTENSION") {
+    match env(T::LAMBDA_EXTENSION.var()) {
         Some(v) => v.trim().eq_ignore_ascii_case("true"),
         None => std::path::Path::new(EXTENSION_PATH).exists(),
     }

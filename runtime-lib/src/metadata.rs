@@ -10,6 +10,7 @@ use serde_json::{Map, Value, json};
 use tracing::warn;
 
 use crate::config::Config;
+use crate::config::table as T;
 use crate::secrets::merge::merge;
 
 /// How the Task is run, as the API names it (`execution_method_type`).
@@ -817,15 +818,15 @@ pub fn ecs_from_documents(
     let mut child_env = Vec::new();
     if let Some(name) = &monitor.name {
         child_env.push((
-            "PROC_WRAPPER_MONITOR_CONTAINER_NAME".to_owned(),
+            T::MONITOR_CONTAINER_NAME.child_var().to_owned(),
             name.clone(),
         ));
     }
     if let Some(name) = &main.name {
-        child_env.push(("PROC_WRAPPER_MAIN_CONTAINER_NAME".to_owned(), name.clone()));
+        child_env.push((T::MAIN_CONTAINER_NAME.child_var().to_owned(), name.clone()));
     }
     child_env.push((
-        "PROC_WRAPPER_SIDECAR_CONTAINER_MODE".to_owned(),
+        T::SIDECAR_CONTAINER_MODE.child_var().to_owned(),
         crate::child_env::bool_text(sidecar).to_owned(),
     ));
     Ok(RuntimeMetadata {

@@ -26,8 +26,8 @@ use std::collections::HashMap;
 
 use serde_json::{Map, Value};
 
+use crate::config::table::params_as_env;
 use crate::config::{Args, Config, ConfigError};
-use crate::managed::params_as_env;
 use crate::secrets::{Failure, Resolver, TopLevelError};
 use crate::task::Mode;
 

@@ -18,6 +18,7 @@
 //! task, which first reads what is already waiting in the socket; the holder gets every
 //! message that was received, and the counts. Dropping the listener cancels the task.
 
+use crate::config::table as T;
 use std::net::UdpSocket;
 use std::time::Duration;
 
@@ -268,11 +269,11 @@ impl StatusUpdater {
     /// Configured from a variable lookup.
     pub fn from_lookup(incremental: bool, lookup: &dyn Fn(&str) -> Option<String>) -> Self {
         // On by choice, or because the Lambda extension listens.
-        let enabled = match lookup("PROC_WRAPPER_ENABLE_STATUS_UPDATE_LISTENER") {
+        let enabled = match lookup(T::ENABLE_STATUS_UPDATE_LISTENER.var()) {
             Some(v) => v.trim().eq_ignore_ascii_case("true"),
             None => crate::handoff::extension_attached(lookup),
         };
-        let port = lookup("PROC_WRAPPER_STATUS_UPDATE_SOCKET_PORT")
+        let port = lookup(T::STATUS_UPDATE_SOCKET_PORT.var())
             .and_then(|p| p.trim().parse().ok())
             .unwrap_or(crate::config::DEFAULT_STATUS_UPDATE_PORT);
         Self {

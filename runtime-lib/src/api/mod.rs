@@ -31,6 +31,7 @@ use tracing::{debug, info, warn};
 
 use crate::child_env::{bool_text, float_text, limit_text, seconds_text};
 use crate::config::Config;
+use crate::config::table as T;
 use crate::metadata::RuntimeMetadata;
 use crate::process::{FinalStatus, Hooks, Outcome, StopRequest};
 use crate::status::StatusListener;
@@ -248,72 +249,72 @@ impl Reporter {
         let c = &self.config;
         let mut v = vec![
             (
-                "PROC_WRAPPER_API_BASE_URL".to_owned(),
+                T::API_BASE_URL.child_var().to_owned(),
                 c.api.base_url.clone(),
             ),
             (
-                "PROC_WRAPPER_API_MANAGED_PROBABILITY".to_owned(),
+                T::API_MANAGED_PROBABILITY.child_var().to_owned(),
                 float_text(c.api.managed_probability),
             ),
             (
-                "PROC_WRAPPER_API_FAILURE_REPORT_PROBABILITY".to_owned(),
+                T::API_FAILURE_REPORT_PROBABILITY.child_var().to_owned(),
                 float_text(c.api.failure_report_probability),
             ),
             (
-                "PROC_WRAPPER_API_TIMEOUT_REPORT_PROBABILITY".to_owned(),
+                T::API_TIMEOUT_REPORT_PROBABILITY.child_var().to_owned(),
                 float_text(c.api.timeout_report_probability),
             ),
             (
-                "PROC_WRAPPER_API_ERROR_TIMEOUT_SECONDS".to_owned(),
+                T::API_ERROR_TIMEOUT.child_var().to_owned(),
                 limit_text(c.api.error_timeout),
             ),
             (
-                "PROC_WRAPPER_API_RETRY_DELAY_SECONDS".to_owned(),
+                T::API_RETRY_DELAY.child_var().to_owned(),
                 seconds_text(c.api.retry_delay),
             ),
             (
-                "PROC_WRAPPER_API_RESUME_DELAY_SECONDS".to_owned(),
+                T::API_RESUME_DELAY.child_var().to_owned(),
                 limit_text(c.api.resume_delay),
             ),
             (
-                "PROC_WRAPPER_API_REQUEST_TIMEOUT_SECONDS".to_owned(),
+                T::API_REQUEST_TIMEOUT.child_var().to_owned(),
                 limit_text(c.api.request_timeout),
             ),
             (
-                "PROC_WRAPPER_ENABLE_STATUS_UPDATE_LISTENER".to_owned(),
+                T::ENABLE_STATUS_UPDATE_LISTENER.child_var().to_owned(),
                 bool_text(c.status.enabled).to_owned(),
             ),
         ];
         if let Some(k) = &c.api.api_key {
-            v.push(("PROC_WRAPPER_API_KEY".to_owned(), k.clone()));
+            v.push((T::API_KEY.child_var().to_owned(), k.clone()));
         }
         if c.status.enabled {
             v.push((
-                "PROC_WRAPPER_STATUS_UPDATE_SOCKET_PORT".to_owned(),
+                T::STATUS_UPDATE_SOCKET_PORT.child_var().to_owned(),
                 c.status.port.to_string(),
             ));
             v.push((
-                "PROC_WRAPPER_STATUS_UPDATE_MESSAGE_MAX_BYTES".to_owned(),
+                T::STATUS_UPDATE_MESSAGE_MAX_BYTES.child_var().to_owned(),
                 c.status.message_max_bytes.to_string(),
             ));
             v.push((
-                "PROC_WRAPPER_STATUS_UPDATE_HOST".to_owned(),
+                T::STATUS_UPDATE_HOST.child_var().to_owned(),
                 "127.0.0.1".to_owned(),
             ));
             if let Some(i) = c.status.interval {
                 v.push((
-                    "PROC_WRAPPER_STATUS_UPDATE_INTERVAL_SECONDS".to_owned(),
+                    T::STATUS_UPDATE_INTERVAL.child_var().to_owned(),
                     seconds_text(i),
                 ));
             }
         }
         for (k, val) in [
             (
-                "PROC_WRAPPER_TASK_EXECUTION_UUID",
+                T::TASK_EXECUTION_UUID.child_var(),
                 &self.execution.uuid().map(str::to_owned),
             ),
-            ("PROC_WRAPPER_TASK_UUID", &c.task.uuid),
-            ("PROC_WRAPPER_TASK_NAME", &c.task.name),
+            (T::TASK_UUID.child_var(), &c.task.uuid),
+            (T::TASK_NAME.child_var(), &c.task.name),
         ] {
             if let Some(val) = val {
                 v.push((k.to_owned(), val.clone()));

@@ -17,6 +17,7 @@ pub mod imds;
 pub mod profile;
 pub mod sigv4;
 
+use crate::config::table as T;
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{Duration, Instant, SystemTime};
@@ -281,7 +282,7 @@ fn backoff(attempt: u32, base: Duration, retry_after: Option<Duration>) -> Durat
 /// The base delay of the backoff after throttling: `PROC_WRAPPER_AWS_RETRY_BASE_DELAY_SECONDS`
 /// (0 to 20), else 1 s.
 fn throttling_base_delay() -> Duration {
-    env("PROC_WRAPPER_AWS_RETRY_BASE_DELAY_SECONDS")
+    env(T::AWS_RETRY_BASE_DELAY.var())
         .and_then(|v| v.trim().parse::<f64>().ok())
         .filter(|v| v.is_finite() && (0.0..=20.0).contains(v))
         .map_or(THROTTLING_BASE_DELAY, Duration::from_secs_f64)

@@ -29,6 +29,7 @@ macro_rules! debug_without_secrets {
 
 pub mod args;
 pub mod parse;
+pub mod table;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -36,10 +37,11 @@ use std::time::Duration;
 pub use args::Args;
 use args::{LogLevelArg, MergeStrategyArg, ShellModeArg};
 use parse::{
-    Lookup, Origin, Sources, bool_setting, cli, cli_wins, env_wins, optional_bool, parse_count,
+    Lookup, Origin, Sources, bool_setting, cli_wins, env_wins, flag, optional_bool, parse_count,
     parse_delay, parse_int, parse_json_object, parse_limit, parse_probability, split_locations,
 };
 use serde_json::{Map, Value};
+use table::{self as T, Setting};
 
 use crate::metadata::ExecutionMethod;
 
@@ -390,7 +392,7 @@ pub struct RollbarConfig {
     pub retry_delay: Duration,
     /// Timeout of one request.
     pub timeout: Duration,
-    /// Rollbar's base URL (`PROC_WRAPPER_ROLLBAR_BASE_URL`, for proxies and tests).
+    /// Rollbar's base URL ([`table::ROLLBAR_BASE_URL`], for proxies and tests).
     pub base_url: Option<String>,
 }
 
@@ -463,12 +465,9 @@ impl Config {
         let mut src = Sources::new(lookup);
         let mut warnings = Vec::new();
 
-        let offline_mode = bool_setting(
-            src.env(&["PROC_WRAPPER_OFFLINE_MODE"]),
-            args.api.offline_mode,
-        );
+        let offline_mode = bool_setting(src.var(&T::OFFLINE_MODE), args.api.offline_mode);
         let prevent_offline_execution = bool_setting(
-            src.env(&["PROC_WRAPPER_PREVENT_OFFLINE_EXECUTION"]),
+            src.var(&T::PREVENT_OFFLINE_EXECUTION),
             args.api.prevent_offline_execution,
         );
         src.offline = offline_mode;
@@ -490,9 +489,10 @@ impl Config {
             warnings.push(format!(
                 "the API heartbeat interval of {} seconds is below {MIN_SERVER_HEARTBEAT_INTERVAL_SECONDS} \
                  seconds, the least the CloudReactor server accepts for a Task: it refuses to \
-                 auto-create such a Task (PROC_WRAPPER_API_HEARTBEAT_INTERVAL_SECONDS or \
-                 --api-heartbeat-interval)",
-                interval.as_secs_f64()
+                 auto-create such a Task ({} or {})",
+                interval.as_secs_f64(),
+                T::API_HEARTBEAT_INTERVAL.var(),
+                T::API_HEARTBEAT_INTERVAL.option(),
             ));
         }
         let io = Self::io(args, &src);
@@ -502,17 +502,15 @@ impl Config {
         let resolver = Self::resolver(args, &src, log.log_secrets)?;
         let container = ContainerConfig {
             main_container_name: string(
-                src.env(&["PROC_WRAPPER_MAIN_CONTAINER_NAME"]),
+                src.var(&T::MAIN_CONTAINER_NAME),
                 args.container.main_container_name.as_ref(),
             ),
             monitor_container_name: string(
-                src.env(&["PROC_WRAPPER_MONITOR_CONTAINER_NAME"]),
+                src.var(&T::MONITOR_CONTAINER_NAME),
                 args.container.monitor_container_name.as_ref(),
             ),
-            sidecar_container_mode: optional_bool(
-                src.env(&["PROC_WRAPPER_SIDECAR_CONTAINER_MODE"]),
-            )
-            .or(args.container.sidecar_container_mode.then_some(true)),
+            sidecar_container_mode: optional_bool(src.var(&T::SIDECAR_CONTAINER_MODE))
+                .or(args.container.sidecar_container_mode.then_some(true)),
         };
         let rollbar = Self::rollbar(args, &src)?;
 
@@ -542,9 +540,9 @@ impl Config {
         // The Task name and UUID are read even in offline mode, so that the final log line
         // can name the Task (6.0.2 skips them; its changelog says otherwise).
         let auto_create_task_props = parse_json_object(env_wins(
-            src.online_env(&["PROC_WRAPPER_AUTO_CREATE_TASK_PROPS"]),
-            cli(
-                "--auto-create-task-props",
+            src.var(&T::AUTO_CREATE_TASK_PROPS),
+            flag(
+                &T::AUTO_CREATE_TASK_PROPS,
                 t.auto_create_task_props.as_ref(),
             ),
         ))?;
@@ -554,16 +552,14 @@ impl Config {
                 .and_then(|p| p.get(key))
                 .and_then(Value::as_bool)
         };
-        let auto_create = bool_setting(
-            src.online_env(&["PROC_WRAPPER_AUTO_CREATE_TASK"]),
-            t.auto_create_task,
-        ) || auto_create_task_props.is_some()
+        let auto_create = bool_setting(src.var(&T::AUTO_CREATE_TASK), t.auto_create_task)
+            || auto_create_task_props.is_some()
             || props_flag("was_auto_created") == Some(true);
         // As 6.0.2 decides it: an auto-created Task is passive unless the environment, its
         // props or --force-task-active say otherwise; any other Task is active unless the
         // environment says it is passive. (The Reporter then keeps an auto-created Task
         // passive when no execution method capability is known, as the server requires.)
-        let env_passive = optional_bool(src.online_env(&["PROC_WRAPPER_TASK_IS_PASSIVE"]));
+        let env_passive = optional_bool(src.var(&T::TASK_IS_PASSIVE));
         let forced_active = t.force_task_active.then_some(false);
         let passive = if auto_create {
             env_passive
@@ -590,18 +586,12 @@ impl Config {
                     .map(str::to_owned)
             };
             (
-                string(
-                    src.online_env(&["PROC_WRAPPER_AUTO_CREATE_TASK_RUN_ENVIRONMENT_NAME"]),
-                    None,
-                )
-                .or_else(|| props_run_env("name"))
-                .or(cli_name),
-                string(
-                    src.online_env(&["PROC_WRAPPER_AUTO_CREATE_TASK_RUN_ENVIRONMENT_UUID"]),
-                    None,
-                )
-                .or_else(|| props_run_env("uuid"))
-                .or(cli_uuid),
+                string(src.var(&T::RUN_ENVIRONMENT_NAME), None)
+                    .or_else(|| props_run_env("name"))
+                    .or(cli_name),
+                string(src.var(&T::RUN_ENVIRONMENT_UUID), None)
+                    .or_else(|| props_run_env("uuid"))
+                    .or(cli_uuid),
             )
         } else {
             (cli_name, cli_uuid)
@@ -611,95 +601,86 @@ impl Config {
             .and_then(|p| p.get("min_service_instance_count"))
             .and_then(Value::as_i64)
             .unwrap_or(0);
-        let is_service = bool_setting(src.online_env(&["PROC_WRAPPER_TASK_IS_SERVICE"]), t.service)
-            || min_instances > 0;
+        let is_service = bool_setting(src.var(&T::SERVICE), t.service) || min_instances > 0;
         let max_concurrency = parse_int(env_wins(
-            src.online_env(&[
-                "PROC_WRAPPER_TASK_MAX_CONCURRENCY",
-                "PROC_WRAPPER_MAX_CONCURRENCY",
-            ]),
-            cli("--max-concurrency", t.max_concurrency.as_ref()),
+            src.var(&T::MAX_CONCURRENCY),
+            flag(&T::MAX_CONCURRENCY, t.max_concurrency.as_ref()),
         ))?
         .map(|n| n.max(-1));
         let execution_method_props = if auto_create {
             parse_json_object(env_wins(
-                src.online_env(&["PROC_WRAPPER_EXECUTION_METHOD_PROPS"]),
-                cli(
-                    "--execution-method-props",
+                src.var(&T::EXECUTION_METHOD_PROPS),
+                flag(
+                    &T::EXECUTION_METHOD_PROPS,
                     t.execution_method_props.as_ref(),
                 ),
             ))?
         } else {
-            parse_json_object(cli(
-                "--execution-method-props",
+            parse_json_object(flag(
+                &T::EXECUTION_METHOD_PROPS,
                 t.execution_method_props.as_ref(),
             ))?
         };
         let execution_method_type = match string(
-            src.env(&["PROC_WRAPPER_EXECUTION_METHOD_TYPE"]),
+            src.var(&T::EXECUTION_METHOD_TYPE),
             t.execution_method_type.as_ref(),
         ) {
             None => None,
             Some(name) => Some(ExecutionMethod::from_name(&name).ok_or_else(|| {
                 ConfigError::Invalid(format!(
-                    "invalid execution method type '{name}' (PROC_WRAPPER_EXECUTION_METHOD_TYPE or \
-                     --execution_method_type): expected one of {}",
+                    "invalid execution method type '{name}' ({} or {}): expected one of {}",
+                    T::EXECUTION_METHOD_TYPE.var(),
+                    T::EXECUTION_METHOD_TYPE.option(),
                     ExecutionMethod::ALL.map(ExecutionMethod::as_str).join(", ")
                 ))
             })?),
         };
         Ok(TaskConfig {
-            name: string(src.env(&["PROC_WRAPPER_TASK_NAME"]), t.task_name.as_ref()),
-            uuid: string(src.env(&["PROC_WRAPPER_TASK_UUID"]), t.task_uuid.as_ref()),
+            name: string(src.var(&T::TASK_NAME), t.task_name.as_ref()),
+            uuid: string(src.var(&T::TASK_UUID), t.task_uuid.as_ref()),
             auto_create,
             run_environment_name,
             run_environment_uuid,
             auto_create_task_props,
             passive,
             execution_uuid: string(
-                src.online_env(&["PROC_WRAPPER_TASK_EXECUTION_UUID"]),
+                src.var(&T::TASK_EXECUTION_UUID),
                 t.task_execution_uuid.as_ref(),
             ),
             version_number: parse_int(env_wins(
-                src.env(&["PROC_WRAPPER_TASK_VERSION_NUMBER"]),
-                cli("--task-version-number", t.task_version_number.as_ref()),
+                src.var(&T::TASK_VERSION_NUMBER),
+                flag(&T::TASK_VERSION_NUMBER, t.task_version_number.as_ref()),
             ))?
             .filter(|n| *n >= 0),
-            version_text: string(
-                src.env(&["PROC_WRAPPER_TASK_VERSION_TEXT"]),
-                t.task_version_text.as_ref(),
-            ),
+            version_text: string(src.var(&T::TASK_VERSION_TEXT), t.task_version_text.as_ref()),
             version_signature: string(
-                src.env(&["PROC_WRAPPER_TASK_VERSION_SIGNATURE"]),
+                src.var(&T::TASK_VERSION_SIGNATURE),
                 t.task_version_signature.as_ref(),
             ),
             build_task_execution_uuid: string(
-                src.env(&["PROC_WRAPPER_BUILD_TASK_EXECUTION_UUID"]),
+                src.var(&T::BUILD_TASK_EXECUTION_UUID),
                 t.build_task_execution_uuid.as_ref(),
             ),
             deployment_task_execution_uuid: string(
-                src.env(&["PROC_WRAPPER_DEPLOYMENT_TASK_EXECUTION_UUID"]),
+                src.var(&T::DEPLOYMENT_TASK_EXECUTION_UUID),
                 t.deployment_task_execution_uuid.as_ref(),
             ),
             execution_method_props,
             execution_method_type,
             instance_metadata: parse_json_object(env_wins(
-                src.env(&["PROC_WRAPPER_TASK_INSTANCE_METADATA"]),
-                cli(
-                    "--task-instance-metadata",
+                src.var(&T::TASK_INSTANCE_METADATA),
+                flag(
+                    &T::TASK_INSTANCE_METADATA,
                     t.task_instance_metadata.as_ref(),
                 ),
             ))?,
             is_service,
-            schedule: string(
-                src.online_env(&["PROC_WRAPPER_SCHEDULE"]),
-                t.schedule.as_ref(),
-            ),
+            schedule: string(src.var(&T::SCHEDULE), t.schedule.as_ref()),
             max_concurrency,
             max_conflicting_age: parse_limit(
                 env_wins(
-                    src.online_env(&["PROC_WRAPPER_MAX_CONFLICTING_AGE_SECONDS"]),
-                    cli("--max-conflicting-age", t.max_conflicting_age.as_ref()),
+                    src.var(&T::MAX_CONFLICTING_AGE),
+                    flag(&T::MAX_CONFLICTING_AGE, t.max_conflicting_age.as_ref()),
                 ),
                 None,
             )?,
@@ -708,144 +689,94 @@ impl Config {
 
     fn api(args: &Args, src: &Sources<'_>) -> Result<ApiConfig, ConfigError> {
         let a = &args.api;
-        let limit = |env: &'static str, alt: Option<&'static str>, opt, value, default| {
-            let names: &[&'static str] = match alt {
-                Some(alt) => &[env, alt][..],
-                None => &[env][..],
-            };
-            parse_limit(env_wins(src.online_env(names), cli(opt, value)), default)
+        let limit = |s: &Setting, value, default| {
+            parse_limit(env_wins(src.var(s), flag(s, value)), default)
         };
-        let probability = |names: &[&'static str], opt, value| {
-            parse_probability(env_wins(src.online_env(names), cli(opt, value)), 1.0)
-        };
-        let base_url = string(
-            src.online_env(&["PROC_WRAPPER_API_BASE_URL"]),
-            a.api_base_url.as_ref(),
-        )
-        .unwrap_or_else(|| DEFAULT_API_BASE_URL.to_owned())
-        .trim_end_matches('/')
-        .to_owned();
+        let probability =
+            |s: &Setting, value| parse_probability(env_wins(src.var(s), flag(s, value)), 1.0);
+        let base_url = string(src.var(&T::API_BASE_URL), a.api_base_url.as_ref())
+            .unwrap_or_else(|| DEFAULT_API_BASE_URL.to_owned())
+            .trim_end_matches('/')
+            .to_owned();
         Ok(ApiConfig {
             base_url,
-            api_key: string(
-                src.online_env(&["PROC_WRAPPER_API_KEY"]),
-                a.api_key.as_ref(),
-            ),
+            api_key: string(src.var(&T::API_KEY), a.api_key.as_ref()),
             heartbeat_interval: limit(
-                "PROC_WRAPPER_API_HEARTBEAT_INTERVAL_SECONDS",
-                None,
-                "--api-heartbeat-interval",
+                &T::API_HEARTBEAT_INTERVAL,
                 a.api_heartbeat_interval.as_ref(),
                 Some(secs(300)),
             )?
             .filter(|d| !d.is_zero()),
             error_timeout: limit(
-                "PROC_WRAPPER_API_ERROR_TIMEOUT_SECONDS",
-                None,
-                "--api-error-timeout",
+                &T::API_ERROR_TIMEOUT,
                 a.api_error_timeout.as_ref(),
                 Some(secs(300)),
             )?,
             final_update_timeout: limit(
-                "PROC_WRAPPER_API_FINAL_UPDATE_TIMEOUT_SECONDS",
-                None,
-                "--api-final-update-timeout",
+                &T::API_FINAL_UPDATE_TIMEOUT,
                 a.api_final_update_timeout.as_ref(),
                 Some(secs(1800)),
             )?,
             retry_delay: parse_delay(
                 env_wins(
-                    src.online_env(&["PROC_WRAPPER_API_RETRY_DELAY_SECONDS"]),
-                    cli("--api-retry-delay", a.api_retry_delay.as_ref()),
+                    src.var(&T::API_RETRY_DELAY),
+                    flag(&T::API_RETRY_DELAY, a.api_retry_delay.as_ref()),
                 ),
                 secs(120),
             )?,
             // -1 means never resume (the documented meaning; 6.0.2 turned it into 0).
             resume_delay: limit(
-                "PROC_WRAPPER_API_RESUME_DELAY_SECONDS",
-                None,
-                "--api-resume-delay",
+                &T::API_RESUME_DELAY,
                 a.api_resume_delay.as_ref(),
                 Some(secs(600)),
             )?,
             creation_error_timeout: limit(
-                "PROC_WRAPPER_API_TASK_EXECUTION_CREATION_ERROR_TIMEOUT_SECONDS",
-                Some("PROC_WRAPPER_API_TASK_CREATION_ERROR_TIMEOUT_SECONDS"),
-                "--api-task-execution-creation-error-timeout",
+                &T::API_CREATION_ERROR_TIMEOUT,
                 a.api_task_execution_creation_error_timeout.as_ref(),
                 Some(secs(1800)),
             )?,
             creation_conflict_timeout: limit(
-                "PROC_WRAPPER_API_TASK_EXECUTION_CREATION_CONFLICT_TIMEOUT_SECONDS",
-                None,
-                "--api-task-execution-creation-conflict-timeout",
+                &T::API_CREATION_CONFLICT_TIMEOUT,
                 a.api_task_execution_creation_conflict_timeout.as_ref(),
                 Some(secs(300)),
             )?,
             creation_conflict_retry_delay: parse_delay(
                 env_wins(
-                    src.online_env(&[
-                        "PROC_WRAPPER_API_TASK_EXECUTION_CREATION_CONFLICT_RETRY_DELAY_SECONDS",
-                    ]),
-                    cli(
-                        "--api-task-execution-creation-conflict-retry-delay",
+                    src.var(&T::API_CREATION_CONFLICT_RETRY_DELAY),
+                    flag(
+                        &T::API_CREATION_CONFLICT_RETRY_DELAY,
                         a.api_task_execution_creation_conflict_retry_delay.as_ref(),
                     ),
                 ),
                 secs(120),
             )?,
             request_timeout: limit(
-                "PROC_WRAPPER_API_REQUEST_TIMEOUT_SECONDS",
-                None,
-                "--api-request-timeout",
+                &T::API_REQUEST_TIMEOUT,
                 a.api_request_timeout.as_ref(),
                 Some(secs(30)),
             )?,
             managed_probability: probability(
-                &[
-                    "PROC_WRAPPER_API_MANAGED_PROBABILITY",
-                    "PROC_WRAPPER_MANAGED_PROBABILITY",
-                ],
-                "--api-managed-probability",
+                &T::API_MANAGED_PROBABILITY,
                 a.api_managed_probability.as_ref(),
             )?,
             failure_report_probability: probability(
-                &[
-                    "PROC_WRAPPER_API_FAILURE_REPORT_PROBABILITY",
-                    "PROC_WRAPPER_FAILURE_REPORT_PROBABILITY",
-                ],
-                "--api-failure-report-probability",
+                &T::API_FAILURE_REPORT_PROBABILITY,
                 a.api_failure_report_probability.as_ref(),
             )?,
             timeout_report_probability: probability(
-                &[
-                    "PROC_WRAPPER_API_TIMEOUT_REPORT_PROBABILITY",
-                    "PROC_WRAPPER_TIMEOUT_REPORT_PROBABILITY",
-                ],
-                "--api-timeout-report-probability",
+                &T::API_TIMEOUT_REPORT_PROBABILITY,
                 a.api_timeout_report_probability.as_ref(),
             )?,
-            deployment: string(
-                src.online_env(&["PROC_WRAPPER_DEPLOYMENT"]),
-                a.deployment.as_ref(),
-            ),
-            send_input_value: bool_setting(
-                src.online_env(&["PROC_WRAPPER_SEND_INPUT_VALUE"]),
-                a.send_input_value,
-            ),
-            send_pid: bool_setting(src.online_env(&["PROC_WRAPPER_SEND_PID"]), a.send_pid),
-            send_hostname: bool_setting(
-                src.online_env(&["PROC_WRAPPER_SEND_HOSTNAME"]),
-                a.send_hostname,
-            ),
+            deployment: string(src.var(&T::DEPLOYMENT), a.deployment.as_ref()),
+            send_input_value: bool_setting(src.var(&T::SEND_INPUT_VALUE), a.send_input_value),
+            send_pid: bool_setting(src.var(&T::SEND_PID), a.send_pid),
+            send_hostname: bool_setting(src.var(&T::SEND_HOSTNAME), a.send_hostname),
             send_runtime_metadata: bool_setting(
-                src.online_env(&["PROC_WRAPPER_SEND_RUNTIME_METADATA"]),
+                src.var(&T::SEND_RUNTIME_METADATA),
                 !a.no_send_runtime_metadata,
             ),
             runtime_metadata_refresh_interval: limit(
-                "PROC_WRAPPER_RUNTIME_METADATA_REFRESH_INTERVAL_SECONDS",
-                None,
-                "--runtime-metadata-refresh-interval",
+                &T::RUNTIME_METADATA_REFRESH_INTERVAL,
                 a.runtime_metadata_refresh_interval.as_ref(),
                 None,
             )?
@@ -857,32 +788,26 @@ impl Config {
         let i = &args.io;
         IoConfig {
             input_value: src
-                .raw_env("PROC_WRAPPER_INPUT_VALUE")
+                .raw_var(&T::INPUT_VALUE)
                 .or_else(|| i.input_value.clone()),
             input_env_var_name: string(
-                src.env(&["PROC_WRAPPER_INPUT_ENV_VAR_NAME"]),
+                src.var(&T::INPUT_ENV_VAR_NAME),
                 i.input_env_var_name.as_ref(),
             ),
-            input_filename: string(
-                src.env(&["PROC_WRAPPER_INPUT_FILENAME"]),
-                i.input_filename.as_ref(),
-            ),
-            cleanup_input_file: optional_bool(src.env(&["PROC_WRAPPER_CLEANUP_INPUT_FILE"]))
+            input_filename: string(src.var(&T::INPUT_FILENAME), i.input_filename.as_ref()),
+            cleanup_input_file: optional_bool(src.var(&T::CLEANUP_INPUT_FILE))
                 .or(i.cleanup_input_file.then_some(true)),
             input_value_format: string(
-                src.env(&["PROC_WRAPPER_INPUT_VALUE_FORMAT"]),
+                src.var(&T::INPUT_VALUE_FORMAT),
                 i.input_value_format.as_ref(),
             ),
-            result_filename: string(
-                src.online_env(&["PROC_WRAPPER_RESULT_FILENAME"]),
-                i.result_filename.as_ref(),
-            ),
+            result_filename: string(src.var(&T::RESULT_FILENAME), i.result_filename.as_ref()),
             result_value_format: string(
-                src.online_env(&["PROC_WRAPPER_RESULT_VALUE_FORMAT"]),
+                src.var(&T::RESULT_VALUE_FORMAT),
                 i.result_value_format.as_ref(),
             ),
             cleanup_result_file: bool_setting(
-                src.online_env(&["PROC_WRAPPER_CLEANUP_RESULT_FILE"]),
+                src.var(&T::CLEANUP_RESULT_FILE),
                 !i.no_cleanup_result_file,
             ),
         }
@@ -901,72 +826,57 @@ impl Config {
             Some(LogLevelArg::Error) => LogLevel::Error,
             Some(LogLevelArg::Critical) => LogLevel::Critical,
         };
-        let level = match src.env(&["PROC_WRAPPER_LOG_LEVEL"]) {
+        let level = match src.var(&T::LOG_LEVEL) {
             None => cli_level,
             Some(raw) => LogLevel::from_text(&raw.text).unwrap_or_else(|| {
                 warnings.push(format!(
-                    "PROC_WRAPPER_LOG_LEVEL '{}' is not one of TRACE, DEBUG, INFO, WARNING, \
-                     ERROR, CRITICAL; using INFO",
+                    "{} '{}' is not one of TRACE, DEBUG, INFO, WARNING, ERROR, CRITICAL; using \
+                     INFO",
+                    T::LOG_LEVEL.var(),
                     raw.text
                 ));
                 LogLevel::Info
             }),
         };
-        let count = |name: &'static str, opt, value, default| {
-            parse_count(env_wins(src.online_env(&[name]), cli(opt, value)), default)
+        let count = |s: &Setting, value, default| {
+            parse_count(env_wins(src.var(s), flag(s, value)), default)
         };
         Ok(LogConfig {
             level,
-            log_secrets: bool_setting(src.env(&["PROC_WRAPPER_LOG_SECRETS"]), l.log_secrets),
-            log_input_value: bool_setting(
-                src.env(&["PROC_WRAPPER_LOG_INPUT_VALUE"]),
-                l.log_input_value,
-            ),
-            log_result_value: bool_setting(
-                src.online_env(&["PROC_WRAPPER_LOG_RESULT_VALUE"]),
-                l.log_result_value,
-            ),
+            log_secrets: bool_setting(src.var(&T::LOG_SECRETS), l.log_secrets),
+            log_input_value: bool_setting(src.var(&T::LOG_INPUT_VALUE), l.log_input_value),
+            log_result_value: bool_setting(src.var(&T::LOG_RESULT_VALUE), l.log_result_value),
             include_timestamps: bool_setting(
-                src.env(&["PROC_WRAPPER_INCLUDE_TIMESTAMPS_IN_LOG"]),
+                src.var(&T::INCLUDE_TIMESTAMPS_IN_LOG),
                 !l.exclude_timestamps_in_log,
             ),
             num_log_lines_sent_on_failure: count(
-                "PROC_WRAPPER_NUM_LOG_LINES_SENT_ON_FAILURE",
-                "--num-log-lines-sent-on-failure",
+                &T::NUM_LOG_LINES_SENT_ON_FAILURE,
                 l.num_log_lines_sent_on_failure.as_ref(),
                 0,
             )?,
             num_log_lines_sent_on_timeout: count(
-                "PROC_WRAPPER_NUM_LOG_LINES_SENT_ON_TIMEOUT",
-                "--num-log-lines-sent-on-timeout",
+                &T::NUM_LOG_LINES_SENT_ON_TIMEOUT,
                 l.num_log_lines_sent_on_timeout.as_ref(),
                 0,
             )?,
             num_log_lines_sent_on_success: count(
-                "PROC_WRAPPER_NUM_LOG_LINES_SENT_ON_SUCCESS",
-                "--num-log-lines-sent-on-success",
+                &T::NUM_LOG_LINES_SENT_ON_SUCCESS,
                 l.num_log_lines_sent_on_success.as_ref(),
                 0,
             )?,
             max_log_line_length: count(
-                "PROC_WRAPPER_MAX_LOG_LINE_LENGTH",
-                "--max-log-line-length",
+                &T::MAX_LOG_LINE_LENGTH,
                 l.max_log_line_length.as_ref(),
                 1000,
             )?
             .max(4),
             merge_stdout_and_stderr: bool_setting(
-                src.online_env(&["PROC_WRAPPER_MERGE_STDOUT_AND_STDERR_LOGS"]),
+                src.var(&T::MERGE_STDOUT_AND_STDERR_LOGS),
                 !l.separate_stdout_and_stderr_logs,
             ),
-            ignore_stdout: bool_setting(
-                src.online_env(&["PROC_WRAPPER_IGNORE_STDOUT"]),
-                l.ignore_stdout,
-            ),
-            ignore_stderr: bool_setting(
-                src.online_env(&["PROC_WRAPPER_IGNORE_STDERR"]),
-                l.ignore_stderr,
-            ),
+            ignore_stdout: bool_setting(src.var(&T::IGNORE_STDOUT), l.ignore_stdout),
+            ignore_stderr: bool_setting(src.var(&T::IGNORE_STDERR), l.ignore_stderr),
         })
     }
 
@@ -977,7 +887,7 @@ impl Config {
         warnings: &mut Vec<String>,
     ) -> Result<ProcessConfig, ConfigError> {
         let p = &args.process;
-        let shell_mode = match src.env(&["PROC_WRAPPER_SHELL_MODE"]) {
+        let shell_mode = match src.var(&T::SHELL_MODE) {
             Some(raw) => match raw.text.to_ascii_lowercase().as_str() {
                 "auto" => ShellMode::Auto,
                 "enable" | "true" | "1" => ShellMode::Enable,
@@ -997,8 +907,8 @@ impl Config {
             },
         };
         let timeout_raw = env_wins(
-            src.env(&["PROC_WRAPPER_PROCESS_TIMEOUT_SECONDS"]),
-            cli("--process-timeout", p.process_timeout.as_ref()),
+            src.var(&T::PROCESS_TIMEOUT),
+            flag(&T::PROCESS_TIMEOUT, p.process_timeout.as_ref()),
         );
         let timeout_given = timeout_raw.as_ref().map(|r| r.origin.clone());
         let mut timeout = parse_limit(timeout_raw, None)?;
@@ -1016,9 +926,9 @@ impl Config {
             timeout = None;
         }
         let check_raw = env_wins(
-            src.env(&["PROC_WRAPPER_PROCESS_CHECK_INTERVAL_SECONDS"]),
-            cli(
-                "--process-check-interval",
+            src.var(&T::PROCESS_CHECK_INTERVAL),
+            flag(
+                &T::PROCESS_CHECK_INTERVAL,
                 p.process_check_interval.as_ref(),
             ),
         );
@@ -1031,49 +941,43 @@ impl Config {
         Ok(ProcessConfig {
             command: args.command.clone(),
             command_line: src
-                .env(&["PROC_WRAPPER_TASK_COMMAND"])
+                .var(&T::COMMAND_LINE)
                 .map(|r| r.text)
                 .or_else(|| p.command_line.clone()),
             work_dir: PathBuf::from(
-                string(src.env(&["PROC_WRAPPER_WORK_DIR"]), p.work_dir.as_ref())
+                string(src.var(&T::WORK_DIR), p.work_dir.as_ref())
                     .unwrap_or_else(|| ".".to_owned()),
             ),
             shell_mode,
             strip_shell_wrapping: bool_setting(
-                src.env(&["PROC_WRAPPER_STRIP_SHELL_WRAPPING"]),
+                src.var(&T::STRIP_SHELL_WRAPPING),
                 !p.no_strip_shell_wrapping,
             ),
             group_termination: bool_setting(
-                src.env(&[
-                    "PROC_WRAPPER_PROCESS_GROUP_TERMINATION",
-                    "PROC_WRAPPER_TERMINATE_PROCESS_GROUP",
-                ]),
+                src.var(&T::PROCESS_GROUP_TERMINATION),
                 !p.no_process_group_termination,
             ),
             timeout,
             max_retries: retries(
                 env_wins(
-                    src.env(&[
-                        "PROC_WRAPPER_PROCESS_MAX_RETRIES",
-                        "PROC_WRAPPER_TASK_MAX_RETRIES",
-                    ]),
-                    cli("--process-max-retries", p.process_max_retries.as_ref()),
+                    src.var(&T::PROCESS_MAX_RETRIES),
+                    flag(&T::PROCESS_MAX_RETRIES, p.process_max_retries.as_ref()),
                 ),
                 Some(0),
             )?,
             retry_delay: parse_delay(
                 env_wins(
-                    src.env(&["PROC_WRAPPER_PROCESS_RETRY_DELAY_SECONDS"]),
-                    cli("--process-retry-delay", p.process_retry_delay.as_ref()),
+                    src.var(&T::PROCESS_RETRY_DELAY),
+                    flag(&T::PROCESS_RETRY_DELAY, p.process_retry_delay.as_ref()),
                 ),
                 Duration::ZERO,
             )?,
             check_interval,
             termination_grace_period: parse_limit(
                 env_wins(
-                    src.env(&["PROC_WRAPPER_PROCESS_TERMINATION_GRACE_PERIOD_SECONDS"]),
-                    cli(
-                        "--process-termination-grace-period",
+                    src.var(&T::PROCESS_TERMINATION_GRACE_PERIOD),
+                    flag(
+                        &T::PROCESS_TERMINATION_GRACE_PERIOD,
                         p.process_termination_grace_period.as_ref(),
                     ),
                 ),
@@ -1085,18 +989,15 @@ impl Config {
     fn status(args: &Args, src: &Sources<'_>) -> Result<StatusConfig, ConfigError> {
         let u = &args.updates;
         let enabled = bool_setting(
-            src.online_env(&["PROC_WRAPPER_ENABLE_STATUS_UPDATE_LISTENER"]),
+            src.var(&T::ENABLE_STATUS_UPDATE_LISTENER),
             u.enable_status_update_listener,
         );
         // As in the original, the other variables are only read when the listener is on.
-        let env = |names: &[&'static str]| if enabled { src.online_env(names) } else { None };
+        let env = |s: &Setting| if enabled { src.var(s) } else { None };
         let port = match parse_int(env_wins(
-            env(&[
-                "PROC_WRAPPER_STATUS_UPDATE_SOCKET_PORT",
-                "PROC_WRAPPER_STATUS_UPDATE_PORT",
-            ]),
-            cli(
-                "--status-update-socket-port",
+            env(&T::STATUS_UPDATE_SOCKET_PORT),
+            flag(
+                &T::STATUS_UPDATE_SOCKET_PORT,
                 u.status_update_socket_port.as_ref(),
             ),
         ))? {
@@ -1104,8 +1005,9 @@ impl Config {
             Some(n) if n <= 0 => DEFAULT_STATUS_UPDATE_PORT,
             Some(n) => u16::try_from(n).map_err(|_| {
                 ConfigError::Invalid(format!(
-                    "status update port {n} (PROC_WRAPPER_STATUS_UPDATE_SOCKET_PORT or \
-                     --status-update-socket-port) is above 65535"
+                    "status update port {n} ({} or {}) is above 65535",
+                    T::STATUS_UPDATE_SOCKET_PORT.var(),
+                    T::STATUS_UPDATE_SOCKET_PORT.option()
                 ))
             })?,
         };
@@ -1116,9 +1018,9 @@ impl Config {
             // has none) means the default.
             message_max_bytes: match parse_count(
                 env_wins(
-                    env(&["PROC_WRAPPER_STATUS_UPDATE_MESSAGE_MAX_BYTES"]),
-                    cli(
-                        "--status-update-message-max-bytes",
+                    env(&T::STATUS_UPDATE_MESSAGE_MAX_BYTES),
+                    flag(
+                        &T::STATUS_UPDATE_MESSAGE_MAX_BYTES,
                         u.status_update_message_max_bytes.as_ref(),
                     ),
                 ),
@@ -1129,9 +1031,9 @@ impl Config {
             },
             interval: parse_limit(
                 env_wins(
-                    env(&["PROC_WRAPPER_STATUS_UPDATE_INTERVAL_SECONDS"]),
-                    cli(
-                        "--status-update-interval",
+                    env(&T::STATUS_UPDATE_INTERVAL),
+                    flag(
+                        &T::STATUS_UPDATE_INTERVAL,
                         u.status_update_interval.as_ref(),
                     ),
                 ),
@@ -1146,18 +1048,15 @@ impl Config {
         log_secrets: bool,
     ) -> Result<ResolverConfig, ConfigError> {
         let c = &args.configuration;
-        let list = |name: &'static str, extra: &[String]| {
+        let list = |s: &Setting, extra: &[String]| {
             let mut items = src
-                .raw_env(name)
+                .raw_var(s)
                 .map(|t| split_locations(&t))
                 .unwrap_or_default();
             items.extend(extra.iter().cloned());
             items
         };
-        let merge_strategy = match (
-            c.config_merge_strategy,
-            src.env(&["PROC_WRAPPER_CONFIG_MERGE_STRATEGY"]),
-        ) {
+        let merge_strategy = match (c.config_merge_strategy, src.var(&T::CONFIG_MERGE_STRATEGY)) {
             (Some(arg), _) => match arg {
                 MergeStrategyArg::Deep => MergeStrategy::Deep,
                 MergeStrategyArg::Shallow => MergeStrategy::Shallow,
@@ -1184,88 +1083,86 @@ impl Config {
                 }
             },
         };
-        let resolve = bool_setting(src.env(&["PROC_WRAPPER_RESOLVE_SECRETS"]), true);
-        let bounded = |name: &'static str, default: usize| -> Result<u32, ConfigError> {
-            let n = parse_count(src.env(&[name]), default)?;
+        let resolve = bool_setting(src.var(&T::RESOLVE_SECRETS), true);
+        let bounded = |s: &Setting, default: usize| -> Result<u32, ConfigError> {
+            let n = parse_count(src.var(s), default)?;
             Ok(if resolve {
                 u32::try_from(n).unwrap_or(u32::MAX)
             } else {
                 0
             })
         };
-        let text = |name: &'static str, value: Option<&String>, default: &str| {
+        let text = |s: &Setting, value: Option<&String>, default: &str| {
             value
                 .cloned()
-                .or_else(|| src.raw_env(name).filter(|s| !s.trim().is_empty()))
+                .or_else(|| src.raw_var(s).filter(|s| !s.trim().is_empty()))
                 .unwrap_or_else(|| default.to_owned())
         };
         Ok(ResolverConfig {
-            env_locations: list("PROC_WRAPPER_ENV_LOCATIONS", &c.env_locations),
-            config_locations: list("PROC_WRAPPER_CONFIG_LOCATIONS", &c.config_locations),
+            env_locations: list(&T::ENV_LOCATIONS, &c.env_locations),
+            config_locations: list(&T::CONFIG_LOCATIONS, &c.config_locations),
             merge_strategy,
             overwrite_env: c.overwrite_env_during_resolution
-                || bool_setting(src.env(&["PROC_WRAPPER_OVERWRITE_ENV_WITH_SECRETS"]), false),
-            max_depth: bounded("PROC_WRAPPER_MAX_CONFIG_RESOLUTION_DEPTH", 5)?,
-            max_iterations: bounded("PROC_WRAPPER_MAX_CONFIG_RESOLUTION_ITERATIONS", 3)?,
+                || bool_setting(src.var(&T::OVERWRITE_ENV), false),
+            max_depth: bounded(&T::MAX_CONFIG_RESOLUTION_DEPTH, 5)?,
+            max_iterations: bounded(&T::MAX_CONFIG_RESOLUTION_ITERATIONS, 3)?,
             config_ttl: parse_limit(
                 cli_wins(
-                    src.env(&["PROC_WRAPPER_CONFIG_TTL_SECONDS"]),
-                    cli("--config-ttl", c.config_ttl.as_ref()),
+                    src.var(&T::CONFIG_TTL),
+                    flag(&T::CONFIG_TTL, c.config_ttl.as_ref()),
                 ),
                 None,
             )?,
             fail_fast: !c.no_fail_fast_config_resolution
-                && bool_setting(src.env(&["PROC_WRAPPER_FAIL_FAST_CONFIG_RESOLUTION"]), true),
+                && bool_setting(src.var(&T::FAIL_FAST_CONFIG_RESOLUTION), true),
             env_var_name_prefix: text(
-                "PROC_WRAPPER_RESOLVABLE_ENV_VAR_NAME_PREFIX",
+                &T::RESOLVED_ENV_VAR_NAME_PREFIX,
                 c.resolved_env_var_name_prefix.as_ref(),
                 "",
             ),
             env_var_name_suffix: text(
-                "PROC_WRAPPER_RESOLVABLE_ENV_VAR_NAME_SUFFIX",
+                &T::RESOLVED_ENV_VAR_NAME_SUFFIX,
                 c.resolved_env_var_name_suffix.as_ref(),
                 "_FOR_PROC_WRAPPER_TO_RESOLVE",
             ),
             config_property_name_prefix: text(
-                "PROC_WRAPPER_RESOLVABLE_CONFIG_PROPERTY_NAME_PREFIX",
+                &T::RESOLVED_CONFIG_PROPERTY_NAME_PREFIX,
                 c.resolved_config_property_name_prefix.as_ref(),
                 "",
             ),
             config_property_name_suffix: text(
-                "PROC_WRAPPER_RESOLVABLE_CONFIG_PROPERTY_NAME_SUFFIX",
+                &T::RESOLVED_CONFIG_PROPERTY_NAME_SUFFIX,
                 c.resolved_config_property_name_suffix.as_ref(),
                 "__to_resolve",
             ),
             env_var_name_for_config: Some(text(
-                "PROC_WRAPPER_ENV_VAR_NAME_FOR_CONFIG",
+                &T::ENV_VAR_NAME_FOR_CONFIG,
                 c.env_var_name_for_config.as_ref(),
                 "TASK_CONFIG",
             )),
             config_property_name_for_env: Some(text(
-                "PROC_WRAPPER_CONFIG_PROPERTY_NAME_FOR_ENV",
+                &T::CONFIG_PROPERTY_NAME_FOR_ENV,
                 c.config_property_name_for_env.as_ref(),
                 "ENV",
             )),
             env_output_filename: string_cli_wins(
                 c.env_output_filename.as_ref(),
-                src.env(&["PROC_WRAPPER_ENV_OUTPUT_FILENAME"]),
+                src.var(&T::ENV_OUTPUT_FILENAME),
             ),
             env_output_format: string_cli_wins(
                 c.env_output_format.as_ref(),
-                src.env(&["PROC_WRAPPER_ENV_OUTPUT_FORMAT"]),
+                src.var(&T::ENV_OUTPUT_FORMAT),
             ),
             config_output_filename: string_cli_wins(
                 c.config_output_filename.as_ref(),
-                src.env(&["PROC_WRAPPER_CONFIG_OUTPUT_FILENAME"]),
+                src.var(&T::CONFIG_OUTPUT_FILENAME),
             ),
             config_output_format: string_cli_wins(
                 c.config_output_format.as_ref(),
-                src.env(&["PROC_WRAPPER_CONFIG_OUTPUT_FORMAT"]),
+                src.var(&T::CONFIG_OUTPUT_FORMAT),
             ),
             exit_after_writing_variables: c.exit_after_writing_variables,
-            secrets_aws_region: src
-                .env(&["PROC_WRAPPER_SECRETS_AWS_REGION"])
-                .map(|r| r.text),
+            secrets_aws_region: src.var(&T::SECRETS_AWS_REGION).map(|r| r.text),
             log_secrets,
         })
     }
@@ -1273,13 +1170,13 @@ impl Config {
     fn rollbar(args: &Args, src: &Sources<'_>) -> Result<RollbarConfig, ConfigError> {
         let r = &args.rollbar;
         let access_token = string(
-            src.env(&["PROC_WRAPPER_ROLLBAR_ACCESS_TOKEN"]),
+            src.var(&T::ROLLBAR_ACCESS_TOKEN),
             r.rollbar_access_token.as_ref(),
         );
         // As in the original, the other variables are only read when a token is set.
-        let env = |names: &[&'static str]| {
+        let env = |s: &Setting| {
             if access_token.is_some() {
-                src.env(names)
+                src.var(s)
             } else {
                 None
             }
@@ -1287,29 +1184,26 @@ impl Config {
         Ok(RollbarConfig {
             retries: retries(
                 env_wins(
-                    env(&["PROC_WRAPPER_ROLLBAR_RETRIES"]),
-                    cli("--rollbar-retries", r.rollbar_retries.as_ref()),
+                    env(&T::ROLLBAR_RETRIES),
+                    flag(&T::ROLLBAR_RETRIES, r.rollbar_retries.as_ref()),
                 ),
                 Some(2),
             )?,
             retry_delay: parse_delay(
                 env_wins(
-                    env(&["PROC_WRAPPER_ROLLBAR_RETRY_DELAY_SECONDS"]),
-                    cli("--rollbar-retry-delay", r.rollbar_retry_delay.as_ref()),
+                    env(&T::ROLLBAR_RETRY_DELAY),
+                    flag(&T::ROLLBAR_RETRY_DELAY, r.rollbar_retry_delay.as_ref()),
                 ),
                 secs(120),
             )?,
             timeout: parse_delay(
                 env_wins(
-                    env(&[
-                        "PROC_WRAPPER_ROLLBAR_TIMEOUT_SECONDS",
-                        "PROC_WRAPPER_ROLLBAR_TIMEOUT",
-                    ]),
-                    cli("--rollbar-timeout", r.rollbar_timeout.as_ref()),
+                    env(&T::ROLLBAR_TIMEOUT),
+                    flag(&T::ROLLBAR_TIMEOUT, r.rollbar_timeout.as_ref()),
                 ),
                 secs(30),
             )?,
-            base_url: env(&["PROC_WRAPPER_ROLLBAR_BASE_URL"]).map(|r| r.text),
+            base_url: env(&T::ROLLBAR_BASE_URL).map(|r| r.text),
             access_token,
         })
     }

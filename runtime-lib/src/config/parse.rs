@@ -9,6 +9,7 @@
 use std::time::Duration;
 
 use super::ConfigError;
+use super::table::Setting;
 
 /// Reads one environment variable; `None` when it is not set.
 pub type Lookup<'a> = &'a dyn Fn(&str) -> Option<String>;
@@ -79,6 +80,29 @@ impl<'a> Sources<'a> {
     pub fn raw_env(&self, name: &str) -> Option<String> {
         (self.lookup)(name)
     }
+
+    /// The value of `setting` from the environment: the first of its variables that is set
+    /// (its documented one first); nothing in offline mode for an online setting.
+    pub fn var(&self, setting: &Setting) -> Option<Raw> {
+        if setting.online {
+            self.online_env(setting.env)
+        } else {
+            self.env(setting.env)
+        }
+    }
+
+    /// The untrimmed value of `setting`'s documented variable (offline mode aside).
+    pub fn raw_var(&self, setting: &Setting) -> Option<String> {
+        if setting.online && self.offline {
+            return None;
+        }
+        self.raw_env(setting.var())
+    }
+}
+
+/// The command-line value of `setting`, if given.
+pub fn flag(setting: &Setting, value: Option<&String>) -> Option<Raw> {
+    cli(setting.option(), value)
 }
 
 /// The command-line value of a setting, if given.

@@ -9,6 +9,7 @@
 #[cfg(feature = "lambda")]
 pub mod handler;
 
+use crate::config::table as T;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -35,7 +36,7 @@ const RETRY_DELAYS: [Duration; 3] = [
 ];
 
 /// The variable that bounds the time reporting may add to an invocation.
-pub const MAX_ADDED_VAR: &str = "PROC_WRAPPER_LAMBDA_MAX_ADDED_MS";
+pub const MAX_ADDED_VAR: &str = T::LAMBDA_MAX_ADDED.var();
 
 /// The default of [`MAX_ADDED_VAR`].
 pub const DEFAULT_MAX_ADDED: Duration = Duration::from_millis(500);
@@ -70,15 +71,15 @@ pub fn with_task_defaults(
         .get("AWS_LAMBDA_FUNCTION_NAME")
         .cloned()
         .or(function_name);
-    if !env.contains_key("PROC_WRAPPER_TASK_UUID")
+    if !env.contains_key(T::TASK_UUID.var())
         && let Some(f) = function
     {
-        env.entry("PROC_WRAPPER_TASK_NAME".into()).or_insert(f);
+        env.entry(T::TASK_NAME.var().into()).or_insert(f);
     }
     for key in [
-        "PROC_WRAPPER_AUTO_CREATE_TASK",
-        "PROC_WRAPPER_TASK_IS_PASSIVE",
-        "PROC_WRAPPER_ENABLE_STATUS_UPDATE_LISTENER",
+        T::AUTO_CREATE_TASK.var(),
+        T::TASK_IS_PASSIVE.var(),
+        T::ENABLE_STATUS_UPDATE_LISTENER.var(),
     ] {
         env.entry(key.into()).or_insert_with(|| "TRUE".into());
     }
