@@ -9,7 +9,7 @@
 //! error messages) whether they come from an option or from a `PROC_WRAPPER_*` variable, and
 //! apply the precedence of the original (environment over command line).
 
-use clap::{Args as ClapArgs, Parser, ValueEnum};
+use clap::{Args as ClapArgs, Parser};
 
 /// Help heading of the Task settings.
 pub const TASK: &str = "Task settings";
@@ -307,7 +307,7 @@ pub struct IoArgs {
 pub struct LogArgs {
     /// Log level [env: PROC_WRAPPER_LOG_LEVEL]
     #[arg(short = 'l', long, value_name = "LEVEL", ignore_case = true)]
-    pub log_level: Option<LogLevelArg>,
+    pub log_level: Option<super::LogLevel>,
     /// Log sensitive information such as secret values [env: PROC_WRAPPER_LOG_SECRETS]
     #[arg(long)]
     pub log_secrets: bool,
@@ -363,7 +363,7 @@ pub struct ProcessArgs {
     /// Run the command in a shell: enable, disable, or auto (detect from the command)
     /// [env: PROC_WRAPPER_SHELL_MODE]
     #[arg(long, value_name = "MODE", ignore_case = true)]
-    pub shell_mode: Option<ShellModeArg>,
+    pub shell_mode: Option<super::ShellMode>,
     /// Do not strip shell wrapping like "/bin/sh -c" that Docker adds for the shell form of
     /// ENTRYPOINT and CMD [env: PROC_WRAPPER_STRIP_SHELL_WRAPPING]
     #[arg(long)]
@@ -431,7 +431,7 @@ pub struct ConfigurationArgs {
     /// How configuration from several locations is merged. Defaults to DEEP
     /// [env: PROC_WRAPPER_CONFIG_MERGE_STRATEGY]
     #[arg(long, value_name = "STRATEGY", ignore_case = true)]
-    pub config_merge_strategy: Option<MergeStrategyArg>,
+    pub config_merge_strategy: Option<super::MergeStrategy>,
     /// Let resolved secrets overwrite environment variables that are already set
     /// [env: PROC_WRAPPER_OVERWRITE_ENV_WITH_SECRETS]
     #[arg(long, alias = "overwrite_env_during_resolution")]
@@ -534,48 +534,3 @@ pub struct RollbarArgs {
 debug_without_secrets!(RollbarArgs {
     rollbar_retries, rollbar_retry_delay, rollbar_timeout,
 } secrets { rollbar_access_token });
-
-/// Values of `--log-level`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-#[value(rename_all = "UPPER")]
-pub enum LogLevelArg {
-    /// Everything, including API request bodies
-    Debug,
-    /// Lifecycle events (the default)
-    Info,
-    /// Recoverable trouble
-    Warning,
-    /// Failures
-    Error,
-    /// Only critical failures
-    Critical,
-}
-
-/// Values of `--shell-mode`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum ShellModeArg {
-    /// Detect from the command
-    Auto,
-    /// Always run the command in a shell
-    Enable,
-    /// Never run the command in a shell
-    Disable,
-}
-
-/// Values of `--config-merge-strategy`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-#[value(rename_all = "SCREAMING_SNAKE_CASE")]
-pub enum MergeStrategyArg {
-    /// Merge nested objects recursively (the default)
-    Deep,
-    /// Later top-level keys replace earlier ones
-    Shallow,
-    /// Like DEEP, later values replace earlier ones
-    Replace,
-    /// Like DEEP, but lists are concatenated
-    Additive,
-    /// Like REPLACE, but a type change is an error
-    TypesafeReplace,
-    /// Like ADDITIVE, but a type change is an error
-    TypesafeAdditive,
-}

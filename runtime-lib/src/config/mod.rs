@@ -35,7 +35,6 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 pub use args::Args;
-use args::{LogLevelArg, MergeStrategyArg, ShellModeArg};
 use parse::{
     Lookup, Origin, Sources, bool_setting, cli_wins, env_wins, flag, optional_bool, parse_count,
     parse_delay, parse_int, parse_json_object, parse_limit, parse_probability, split_locations,
@@ -195,20 +194,22 @@ pub struct IoConfig {
     pub cleanup_result_file: bool,
 }
 
-/// Log level of the wrapper's own log.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+/// Log level of the wrapper's own log; also the values of `--log-level`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, clap::ValueEnum)]
+#[value(rename_all = "UPPER")]
 pub enum LogLevel {
-    /// Very verbose.
+    /// Very verbose (only from PROC_WRAPPER_LOG_LEVEL).
+    #[value(skip)]
     Trace,
-    /// Verbose.
+    /// Everything, including API request bodies
     Debug,
-    /// Lifecycle events.
+    /// Lifecycle events (the default)
     Info,
-    /// Recoverable trouble.
+    /// Recoverable trouble
     Warning,
-    /// Failures.
+    /// Failures
     Error,
-    /// Critical failures only.
+    /// Only critical failures
     Critical,
 }
 
@@ -255,14 +256,14 @@ pub struct LogConfig {
     pub ignore_stderr: bool,
 }
 
-/// Whether the command runs in a shell.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Whether the command runs in a shell; also the values of `--shell-mode`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum ShellMode {
-    /// Detect from the command.
+    /// Detect from the command
     Auto,
-    /// Always.
+    /// Always run the command in a shell
     Enable,
-    /// Never.
+    /// Never run the command in a shell
     Disable,
 }
 
@@ -306,20 +307,22 @@ pub struct StatusConfig {
     pub interval: Option<Duration>,
 }
 
-/// How configuration from several locations is merged.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// How configuration from several locations is merged; also the values of
+/// `--config-merge-strategy`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[value(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum MergeStrategy {
-    /// Recursive merge; later values win (the default).
+    /// Merge nested objects recursively (the default)
     Deep,
-    /// Later top-level keys replace earlier ones.
+    /// Later top-level keys replace earlier ones
     Shallow,
-    /// Recursive, later values replace.
+    /// Like DEEP, later values replace earlier ones
     Replace,
-    /// Recursive, lists concatenated.
+    /// Like DEEP, but lists are concatenated
     Additive,
-    /// Replace, with type changes rejected.
+    /// Like REPLACE, but a type change is an error
     TypesafeReplace,
-    /// Additive, with type changes rejected.
+    /// Like ADDITIVE, but a type change is an error
     TypesafeAdditive,
 }
 
@@ -819,13 +822,7 @@ impl Config {
         warnings: &mut Vec<String>,
     ) -> Result<LogConfig, ConfigError> {
         let l = &args.log;
-        let cli_level = match l.log_level {
-            None | Some(LogLevelArg::Info) => LogLevel::Info,
-            Some(LogLevelArg::Debug) => LogLevel::Debug,
-            Some(LogLevelArg::Warning) => LogLevel::Warning,
-            Some(LogLevelArg::Error) => LogLevel::Error,
-            Some(LogLevelArg::Critical) => LogLevel::Critical,
-        };
+        let cli_level = l.log_level.unwrap_or(LogLevel::Info);
         let level = match src.var(&T::LOG_LEVEL) {
             None => cli_level,
             Some(raw) => LogLevel::from_text(&raw.text).unwrap_or_else(|| {
@@ -900,11 +897,7 @@ impl Config {
                     });
                 }
             },
-            None => match p.shell_mode {
-                None | Some(ShellModeArg::Auto) => ShellMode::Auto,
-                Some(ShellModeArg::Enable) => ShellMode::Enable,
-                Some(ShellModeArg::Disable) => ShellMode::Disable,
-            },
+            None => p.shell_mode.unwrap_or(ShellMode::Auto),
         };
         let timeout_raw = env_wins(
             src.var(&T::PROCESS_TIMEOUT),
@@ -1057,31 +1050,16 @@ impl Config {
             items
         };
         let merge_strategy = match (c.config_merge_strategy, src.var(&T::CONFIG_MERGE_STRATEGY)) {
-            (Some(arg), _) => match arg {
-                MergeStrategyArg::Deep => MergeStrategy::Deep,
-                MergeStrategyArg::Shallow => MergeStrategy::Shallow,
-                MergeStrategyArg::Replace => MergeStrategy::Replace,
-                MergeStrategyArg::Additive => MergeStrategy::Additive,
-                MergeStrategyArg::TypesafeReplace => MergeStrategy::TypesafeReplace,
-                MergeStrategyArg::TypesafeAdditive => MergeStrategy::TypesafeAdditive,
-            },
+            (Some(arg), _) => arg,
             (None, None) => MergeStrategy::Deep,
-            (None, Some(raw)) => match raw.text.to_ascii_uppercase().as_str() {
-                "DEEP" => MergeStrategy::Deep,
-                "SHALLOW" => MergeStrategy::Shallow,
-                "REPLACE" => MergeStrategy::Replace,
-                "ADDITIVE" => MergeStrategy::Additive,
-                "TYPESAFE_REPLACE" => MergeStrategy::TypesafeReplace,
-                "TYPESAFE_ADDITIVE" => MergeStrategy::TypesafeAdditive,
-                _ => {
-                    return Err(ConfigError::InvalidValue {
-                        origin: raw.origin,
-                        value: raw.text,
-                        expected: "DEEP, SHALLOW, REPLACE, ADDITIVE, TYPESAFE_REPLACE or \
+            (None, Some(raw)) => clap::ValueEnum::from_str(&raw.text, true).map_err(|_| {
+                ConfigError::InvalidValue {
+                    origin: raw.origin,
+                    value: raw.text,
+                    expected: "DEEP, SHALLOW, REPLACE, ADDITIVE, TYPESAFE_REPLACE or \
                                    TYPESAFE_ADDITIVE",
-                    });
                 }
-            },
+            })?,
         };
         let resolve = bool_setting(src.var(&T::RESOLVE_SECRETS), true);
         let bounded = |s: &Setting, default: usize| -> Result<u32, ConfigError> {
