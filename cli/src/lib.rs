@@ -6,6 +6,8 @@
 //! CloudReactor API (unless offline), and supervises the command (or, in ECS sidecar mode,
 //! watches the main container). Exit codes are those of [`proc_wrapper::exit_codes`].
 
+mod error;
+
 use proc_wrapper::config::table as T;
 use std::ffi::OsString;
 use std::path::PathBuf;
@@ -13,20 +15,24 @@ use std::time::{Duration, Instant};
 
 use clap::Parser;
 use clap::error::ErrorKind;
-use proc_wrapper::api::{ApiError, CreationFailure, Reporter, task_param_errors};
+use proc_wrapper::api::{CreationFailure, Reporter, task_param_errors};
 use proc_wrapper::child_env::{self, ChildEnv};
 use proc_wrapper::config::{Args, Config};
+use proc_wrapper::exec::ExecError;
 use proc_wrapper::exit_codes;
 use proc_wrapper::metadata::RuntimeMetadata;
 use proc_wrapper::process::capture::LogCapture;
 use proc_wrapper::process::{FinalStatus, Hooks, Outcome, StopRequest, Supervisor, command};
 use proc_wrapper::secrets::format::Format;
 use proc_wrapper::secrets::output;
-use proc_wrapper::settings::{Pipeline, Settings, SettingsError};
+use proc_wrapper::settings::{Pipeline, Settings};
+use proc_wrapper::signals::StopSignals;
 use proc_wrapper::task::Mode;
 use proc_wrapper::values;
 use serde_json::{Map, Value};
 use tracing::{debug, error, info, warn};
+
+pub use error::CliError;
 
 /// Parses `args` (including the program name) and the process environment, runs, and
 /// returns the exit code.
@@ -68,17 +74,18 @@ pub fn main_with_args<I: IntoIterator<Item = OsString>>(args: I) -> i32 {
     for warning in &config.warnings {
         warn!("{warning}");
     }
-    let runtime = match tokio::runtime::Builder::new_current_thread()
+    let ended = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-    {
-        Ok(rt) => rt,
+        .map_err(CliError::Runtime)
+        .and_then(|runtime| runtime.block_on(run(&args, pipeline, env_other)));
+    match ended {
+        Ok(code) => code,
         Err(e) => {
-            error!("could not start the async runtime: {e}");
-            return exit_codes::GENERAL_ERROR;
+            e.log();
+            e.exit_code()
         }
-    };
-    runtime.block_on(run(&args, pipeline, env_other))
+    }
 }
 
 /// A variable that is not UTF-8.
@@ -101,28 +108,6 @@ fn process_env() -> (Vec<(String, String)>, Vec<OsVar>) {
     (text, other)
 }
 
-/// Loads the settings (phases 2 to 4: locations, secrets, the final configuration); `Err`
-/// holds the exit code, with what went wrong logged.
-async fn load(pipeline: &mut Pipeline) -> Result<Settings, i32> {
-    match pipeline.load().await {
-        Ok(settings) => Ok(settings),
-        Err(SettingsError::Unresolved(failures)) => {
-            for failure in &failures {
-                error!("could not resolve {failure}");
-            }
-            error!(
-                "not running the command, because some variables or properties could not be \
-                 resolved"
-            );
-            Err(exit_codes::CONFIGURATION_ERROR)
-        }
-        Err(e) => {
-            error!("{e}");
-            Err(exit_codes::CONFIGURATION_ERROR)
-        }
-    }
-}
-
 /// Output files of the resolved environment and configuration, written before the command
 /// runs and deleted after it ends.
 struct OutputFiles(Vec<PathBuf>);
@@ -130,8 +115,8 @@ struct OutputFiles(Vec<PathBuf>);
 impl OutputFiles {
     /// Writes the files. A file that cannot be written (a full disk, a missing directory)
     /// is an error naming it: the command, which expects the file, is not run, and the files
-    /// already written are deleted; `Err` holds the exit code.
-    fn write(config: &Config, resolved: &Settings) -> Result<Self, i32> {
+    /// already written are deleted.
+    fn write(config: &Config, resolved: &Settings) -> Result<Self, CliError> {
         let r = &config.resolver;
         let plans = [
             (
@@ -164,9 +149,8 @@ impl OutputFiles {
                         written.0.push(file.path);
                     }
                     Err(e) => {
-                        error!("{e}; not running the command");
                         written.remove();
-                        return Err(exit_codes::CONFIGURATION_ERROR);
+                        return Err(CliError::Output(e.to_string()));
                     }
                 },
                 Ok(None) => {}
@@ -252,7 +236,7 @@ impl Hooks for CliHooks<'_> {
 
     async fn before_retry(&mut self) -> Option<ChildEnv> {
         self.config.resolver.config_ttl?;
-        match load(&mut self.pipeline).await {
+        match self.pipeline.load().await {
             Ok(resolved) => Some(child_env(
                 self.config,
                 &resolved,
@@ -260,7 +244,8 @@ impl Hooks for CliHooks<'_> {
                 self.reporter.as_ref(),
                 &self.metadata,
             )),
-            Err(_) => {
+            Err(e) => {
+                CliError::from(e).log();
                 warn!("keeping the previous environment for the retry");
                 None
             }
@@ -275,27 +260,32 @@ impl Hooks for CliHooks<'_> {
     }
 }
 
-/// Resolves secrets, runs the configured command and returns the wrapper's exit code.
-/// `env_other` holds the variables of the process environment that are not UTF-8: they
-/// cannot be settings or secrets, and are passed to the command unchanged.
-pub async fn run(args: &Args, mut pipeline: Pipeline, env_other: Vec<OsVar>) -> i32 {
-    let resolved = match load(&mut pipeline).await {
-        Ok(r) => r,
-        Err(code) => return code,
+/// Resolves secrets, runs the configured command and returns the wrapper's exit code, or
+/// why it stopped early. `env_other` holds the variables of the process environment that
+/// are not UTF-8: they cannot be settings or secrets, and are passed to the command
+/// unchanged.
+pub async fn run(
+    args: &Args,
+    mut pipeline: Pipeline,
+    env_other: Vec<OsVar>,
+) -> Result<i32, CliError> {
+    // Registered before anything can take long (secrets, metadata, the creation), and kept
+    // until the end (the supervisor takes them over): a signal is never lost between two
+    // phases, and each phase ends by the one rule of [`proc_wrapper::signals`].
+    let mut stop = StopSignals::new().map_err(CliError::Signals)?;
+    let resolved = tokio::select! {
+        loaded = pipeline.load() => loaded?,
+        sig = stop.recv() => return Err(CliError::SignalledBeforeStart(sig)),
     };
     let config = resolved.config.clone();
-    let outputs = match OutputFiles::write(&config, &resolved) {
-        Ok(outputs) => outputs,
-        Err(code) => return code,
-    };
+    let outputs = OutputFiles::write(&config, &resolved)?;
     if config.resolver.exit_after_writing_variables {
         info!("wrote the output files; exiting without running a command");
-        return exit_codes::SUCCESS;
+        return Ok(exit_codes::SUCCESS);
     }
     if args.configuration.exec {
         let Some(command) = command::resolve(&config.process) else {
-            error!("no command to run with --exec");
-            return exit_codes::CONFIGURATION_ERROR;
+            return Err(ExecError::NoCommand.into());
         };
         let argv: Vec<OsString> = command.argv().into_iter().map(OsString::from).collect();
         let env = resolved
@@ -309,7 +299,10 @@ pub async fn run(args: &Args, mut pipeline: Pipeline, env_other: Vec<OsVar>) -> 
             })
             .chain(env_other);
         debug!("exec {}", command.display());
-        return proc_wrapper::exec::exec(&argv, env);
+        return match proc_wrapper::exec::exec(&argv, env) {
+            Ok(never) => match never {},
+            Err(e) => Err(e.into()),
+        };
     }
     let hooks = CliHooks {
         config: &config,
@@ -318,107 +311,59 @@ pub async fn run(args: &Args, mut pipeline: Pipeline, env_other: Vec<OsVar>) -> 
         reporter: None,
         metadata: RuntimeMetadata::default(),
     };
-    let code = run_command(&config, &resolved, hooks).await;
+    let ended = run_command(&config, &resolved, hooks, stop).await;
     outputs.remove();
-    code
+    ended
 }
 
 /// Creates the Task Execution, unless a signal to stop arrives first (creation may be retried
-/// for a long time): then `Err` holds the exit code, and the command never starts.
-async fn create_or_signal(reporter: &mut Reporter) -> Result<Result<(), CreationFailure>, i32> {
-    use tokio::signal::unix::{SignalKind, signal};
-    let kinds = [
-        (SignalKind::terminate(), "SIGTERM", exit_codes::SUCCESS),
-        (SignalKind::interrupt(), "SIGINT", 130),
-        (SignalKind::hangup(), "SIGHUP", 129),
-        (SignalKind::quit(), "SIGQUIT", 131),
-    ];
-    let mut streams = Vec::new();
-    for (kind, name, code) in kinds {
-        match signal(kind) {
-            Ok(s) => streams.push((s, name, code)),
-            Err(e) => warn!("cannot handle {name}: {e}"),
-        }
-    }
-    if streams.is_empty() {
-        return Ok(reporter.create().await);
-    }
-    let any_signal =
-        futures_util::future::select_all(streams.iter_mut().map(|(s, name, code)| {
-            Box::pin(async move { s.recv().await.map(|_| (*name, *code)) })
-        }));
+/// for a long time): then the command never starts.
+async fn create_or_signal(
+    reporter: &mut Reporter,
+    stop: &mut StopSignals,
+) -> Result<Result<(), CreationFailure>, CliError> {
     tokio::select! {
         created = reporter.create() => Ok(created),
-        (received, _, _) = any_signal => {
-            let (name, code) = received.unwrap_or(("a signal", exit_codes::GENERAL_ERROR));
-            warn!("received {name} before the command started; not running it");
-            Err(code)
-        }
+        sig = stop.recv() => Err(CliError::SignalledBeforeStart(sig)),
     }
 }
 
-/// Sets up reporting; `Err` holds the exit code when the command must not run.
+/// Sets up reporting; `Err` when the command must not run.
 async fn start_reporting(
     config: &Config,
     input: Option<Value>,
     metadata: RuntimeMetadata,
-) -> Result<Option<Reporter>, i32> {
+    stop: &mut StopSignals,
+) -> Result<Option<Reporter>, CliError> {
     if config.offline_mode {
         if config.prevent_offline_execution {
-            error!(
-                "offline mode and --prevent-offline-execution \
-                 (PROC_WRAPPER_PREVENT_OFFLINE_EXECUTION) are both set, so the command may not run"
-            );
-            return Err(exit_codes::CONFIGURATION_ERROR);
+            return Err(CliError::OfflineForbidden);
         }
         return Ok(None);
     }
     let problems = task_param_errors(config);
     if !problems.is_empty() {
+        if config.prevent_offline_execution {
+            return Err(CliError::CannotReport(problems));
+        }
         for p in &problems {
             error!("cannot report to the API server: {p}");
-        }
-        if config.prevent_offline_execution {
-            error!("not running the command, because --prevent-offline-execution is set");
-            return Err(exit_codes::CONFIGURATION_ERROR);
         }
         warn!("running the command without reporting to the API server");
         return Ok(None);
     }
-    let mut reporter = match Reporter::new(config, metadata, Mode::Wrapped) {
-        Ok(r) => r,
-        Err(e) => {
-            error!("could not create the HTTP client: {e}");
-            return Err(exit_codes::GENERAL_ERROR);
-        }
-    };
+    let mut reporter = Reporter::new(config, metadata, Mode::Wrapped).map_err(CliError::Client)?;
     reporter.set_input_value(input);
     if !reporter.sample() {
         return Ok(Some(reporter));
     }
-    let created = match create_or_signal(&mut reporter).await {
-        Ok(created) => created,
-        Err(code) => return Err(code),
-    };
+    let created = create_or_signal(&mut reporter, stop).await?;
     reporter.start_listener().await;
     match created {
         Ok(()) => Ok(Some(reporter)),
-        Err(CreationFailure::Conflict) => {
-            error!(
-                "the API server did not allow the Task to start (conflict with other \
-                 executions); not running the command"
-            );
-            Err(exit_codes::CONFLICT)
-        }
+        Err(CreationFailure::Conflict) => Err(CliError::Conflict),
         Err(CreationFailure::Failed(e)) if config.prevent_offline_execution => {
-            error!(
-                "could not create the Task Execution ({e}); not running the command, because \
-                 --prevent-offline-execution is set"
-            );
-            Err(match e {
-                ApiError::Rejected(403) => exit_codes::PERMISSION_DENIED,
-                _ => exit_codes::GENERAL_ERROR,
-            })
+            Err(CliError::NotCreated(e))
         }
         Err(CreationFailure::Failed(e)) => {
             warn!("could not create the Task Execution ({e}); running the command anyway");
@@ -470,12 +415,13 @@ fn read_result(config: &Config, outcome: &mut Outcome, extra: &mut Map<String, V
 
 /// ECS sidecar mode without a command: the wrapper watches the main container through the
 /// task metadata endpoint and reports its end (§5.7).
-async fn run_sidecar(config: &Config, mut hooks: CliHooks<'_>) -> i32 {
-    hooks.reporter =
-        match start_reporting(config, None, RuntimeMetadata::detect(config).await).await {
-            Ok(r) => r,
-            Err(code) => return code,
-        };
+async fn run_sidecar(
+    config: &Config,
+    mut hooks: CliHooks<'_>,
+    mut stop: StopSignals,
+) -> Result<i32, CliError> {
+    let metadata = RuntimeMetadata::detect(config).await;
+    hooks.reporter = start_reporting(config, None, metadata, &mut stop).await?;
     if config.process.max_retries != Some(0) {
         warn!("retries are not possible in sidecar mode; ignoring --process-max-retries");
     }
@@ -484,19 +430,10 @@ async fn run_sidecar(config: &Config, mut hooks: CliHooks<'_>) -> i32 {
         .api
         .runtime_metadata_refresh_interval
         .unwrap_or(Duration::from_secs(10));
-    let Ok(mut sigterm) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-    else {
-        error!("could not set up signal handling");
-        return exit_codes::GENERAL_ERROR;
-    };
     let outcome = loop {
         let metadata = RuntimeMetadata::detect(config).await;
         if !metadata.is_execution_status_source {
-            error!(
-                "sidecar mode needs the ECS task metadata endpoint and the main container; \
-                 not found"
-            );
-            return exit_codes::CONFIGURATION_ERROR;
+            return Err(CliError::NoSidecarMetadata);
         }
         if let Some(code) = metadata.exit_code {
             info!("the main container exited with code {code}");
@@ -504,19 +441,22 @@ async fn run_sidecar(config: &Config, mut hooks: CliHooks<'_>) -> i32 {
         }
         tokio::select! {
             () = tokio::time::sleep(interval) => {}
-            _ = sigterm.recv() => break Outcome::aborted(),
-            _ = hooks.stop_requested() => {
-                return exit_codes::CONFLICT;
-            }
+            sig = stop.recv() => break Outcome::signalled(sig),
+            _ = hooks.stop_requested() => return Err(CliError::StopRequested),
         }
     };
     if let Some(r) = &mut hooks.reporter {
         r.final_update(&outcome, Map::new()).await;
     }
-    outcome.wrapper_exit_code
+    Ok(outcome.wrapper_exit_code)
 }
 
-async fn run_command(config: &Config, resolved: &Settings, mut hooks: CliHooks<'_>) -> i32 {
+async fn run_command(
+    config: &Config,
+    resolved: &Settings,
+    mut hooks: CliHooks<'_>,
+    mut stop: StopSignals,
+) -> Result<i32, CliError> {
     let sidecar = config.container.sidecar_container_mode.unwrap_or_else(|| {
         matches!(
             (&config.container.main_container_name, &config.container.monitor_container_name),
@@ -524,29 +464,17 @@ async fn run_command(config: &Config, resolved: &Settings, mut hooks: CliHooks<'
         )
     });
     if sidecar && command::resolve(&config.process).is_none() {
-        return run_sidecar(config, hooks).await;
+        return run_sidecar(config, hooks, stop).await;
     }
     let Some(command) = command::resolve(&config.process) else {
-        error!(
-            "no command to run: give it as arguments, with -c/--command-line, or in \
-             PROC_WRAPPER_TASK_COMMAND"
-        );
-        return exit_codes::CONFIGURATION_ERROR;
+        return Err(CliError::NoCommand);
     };
-    let input = match values::input_value(config, &resolved.env) {
-        Ok(v) => v,
-        Err(e) => {
-            error!("{e}");
-            return exit_codes::CONFIGURATION_ERROR;
-        }
-    };
+    let input = values::input_value(config, &resolved.env)?;
     // Detected whether or not the run is reported: the process is told about its
     // containers either way, as in 6.0.2.
     hooks.metadata = RuntimeMetadata::detect(config).await;
-    hooks.reporter = match start_reporting(config, input.clone(), hooks.metadata.clone()).await {
-        Ok(r) => r,
-        Err(code) => return code,
-    };
+    hooks.reporter =
+        start_reporting(config, input.clone(), hooks.metadata.clone(), &mut stop).await?;
     let input = hooks
         .reporter
         .as_ref()
@@ -576,31 +504,25 @@ async fn run_command(config: &Config, resolved: &Settings, mut hooks: CliHooks<'
             .as_deref()
             .unwrap_or(T::INPUT_VALUE.var());
         env.insert(name.into(), values::input_text(v).into());
-        match values::write_input_file(config, v) {
-            Ok(wrote) => {
-                if config.io.cleanup_input_file.unwrap_or(wrote) {
-                    files.input = config.io.input_filename.as_ref().map(PathBuf::from);
-                }
-            }
-            Err(e) => {
-                error!("{e}");
-                return exit_codes::CONFIGURATION_ERROR;
-            }
+        let wrote = values::write_input_file(config, v)?;
+        if config.io.cleanup_input_file.unwrap_or(wrote) {
+            files.input = config.io.input_filename.as_ref().map(PathBuf::from);
         }
     } else if config.io.cleanup_input_file == Some(true) {
         files.input = config.io.input_filename.as_ref().map(PathBuf::from);
     }
-    let code = supervise(config, command, env, &mut hooks).await;
+    let ended = supervise(config, command, env, stop, &mut hooks).await;
     files.remove();
-    code
+    ended
 }
 
 async fn supervise(
     config: &Config,
     command: command::Command,
     env: ChildEnv,
+    stop: StopSignals,
     hooks: &mut CliHooks<'_>,
-) -> i32 {
+) -> Result<i32, CliError> {
     // The summary line names the Task as the server knows it (a Task given by UUID gets
     // its name from the creation response), as in 6.0.2.
     let task_name = hooks
@@ -609,13 +531,8 @@ async fn supervise(
         .map_or(config, Reporter::config)
         .task_display_name()
         .to_owned();
-    let supervisor = match Supervisor::new(&config.process, command, env, task_name) {
-        Ok(s) => s,
-        Err(e) => {
-            error!("could not set up signal handling: {e}");
-            return exit_codes::GENERAL_ERROR;
-        }
-    };
+    let supervisor = Supervisor::new(&config.process, command, env, task_name, stop)
+        .map_err(CliError::Signals)?;
     // Output is captured only to be reported.
     let capture = hooks
         .reporter
@@ -632,7 +549,7 @@ async fn supervise(
     if let Some(r) = &mut hooks.reporter {
         send_final_update(r, &outcome, extra, &mut supervisor, config).await;
     }
-    outcome.wrapper_exit_code
+    Ok(outcome.wrapper_exit_code)
 }
 
 /// Sends the final update, within `--api-final-update-timeout`, but a wrapper that was told to

@@ -932,6 +932,68 @@ fn sidecar_mode_reports_the_main_containers_exit() {
     }
 }
 
+/// A signal ends a sidecar's watch by the same rule as a run: SIGTERM `ABORTED` (exit 0),
+/// SIGINT `FAILED` (130), SIGHUP `ABORTED` (129).
+#[test]
+fn a_signal_ends_the_sidecars_watch_by_the_signal_rule() {
+    for (sig, status, code) in [
+        (Signal::SIGTERM, "ABORTED", 0),
+        (Signal::SIGINT, "FAILED", 130),
+        (Signal::SIGHUP, "ABORTED", 129),
+    ] {
+        let mut task: Value =
+            serde_json::from_str(&procwrapper_tests::fake_ecs::fixture("task.json")).unwrap();
+        // The main container is still running.
+        task["Containers"][1]
+            .as_object_mut()
+            .unwrap()
+            .remove("ExitCode");
+        let ecs = procwrapper_tests::fake_ecs::FakeEcs::start_with_task(
+            task.to_string(),
+            "pause_container.json",
+        );
+        let api = FakeApi::start();
+        let mut sidecar = wrapper(&api)
+            .env("ECS_CONTAINER_METADATA_URI_V4", &ecs.uri)
+            .env("PROC_WRAPPER_MAIN_CONTAINER_NAME", "nginx-curl")
+            .env("PROC_WRAPPER_MONITOR_CONTAINER_NAME", "~internal~ecs~pause")
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        // Signalled once the execution exists (a signal during its creation ends the
+        // wrapper before the watch, unreported).
+        let mut log = std::io::BufReader::new(sidecar.stderr.take().unwrap());
+        let mut seen = String::new();
+        loop {
+            let mut line = String::new();
+            let n = std::io::BufRead::read_line(&mut log, &mut line).unwrap();
+            assert!(n > 0, "{sig}: the sidecar ended before creating: {seen}");
+            seen.push_str(&line);
+            if line.contains("created Task Execution") {
+                break;
+            }
+        }
+        signal_child(&sidecar, sig);
+        let mut status_code = None;
+        let ended = wait_until(LIMIT, || match sidecar.try_wait().unwrap() {
+            Some(s) => {
+                status_code = s.code();
+                true
+            }
+            None => false,
+        });
+        if !ended {
+            let _ = sidecar.kill();
+        }
+        std::io::Read::read_to_string(&mut log, &mut seen).unwrap();
+        assert!(ended, "{sig}: the sidecar did not end: {seen}");
+        assert_eq!(status_code, Some(code), "{sig}: {seen}");
+        let reqs = api.requests();
+        assert_eq!(reqs.len(), 2, "{sig}: {reqs:#?}");
+        assert_eq!(last(&reqs).body["status"], status, "{sig}");
+    }
+}
+
 #[test]
 fn forced_ec2_metadata_comes_from_the_instance_metadata_service() {
     let imds = procwrapper_tests::fake_ecs::FakeEcs::start("container.json");

@@ -58,7 +58,13 @@ fn main() {
         if command.first().is_some_and(|a| a == "--") {
             command.remove(0);
         }
-        runtime.block_on(proc_wrapper::exec::resolve_and_exec(&command, env))
+        match runtime.block_on(proc_wrapper::exec::resolve_and_exec(&command, env)) {
+            Ok(never) => match never {},
+            Err(e) => {
+                tracing::error!("{e}");
+                e.exit_code()
+            }
+        }
     } else {
         let text = env
             .into_iter()

@@ -6,24 +6,54 @@
 //! language its secrets, and `proc_wrapper --exec` for containers.
 
 use std::collections::HashMap;
+use std::convert::Infallible;
 use std::ffi::OsString;
 use std::os::unix::process::CommandExt;
 
-use serde_json::{Map, Value};
-use tracing::error;
-
 use crate::exit_codes;
-use crate::settings;
+use crate::settings::{self, SettingsError};
 use crate::task::Mode;
+use serde_json::{Map, Value};
+
+/// Why a command was not executed. Every case exits 78 ([`ExecError::exit_code`]).
+#[derive(Debug, thiserror::Error)]
+pub enum ExecError {
+    /// No command was given.
+    #[error("no command to run")]
+    NoCommand,
+    /// The environment could not be resolved: nothing is run with a partial environment.
+    #[error("not running {program}: {error}")]
+    Settings {
+        /// The command's program.
+        program: String,
+        /// Why.
+        error: Box<SettingsError>,
+    },
+    /// The program could not be executed (not found, not executable).
+    #[error("could not run {program}: {error}")]
+    Exec {
+        /// The program.
+        program: String,
+        /// The system's error.
+        error: std::io::Error,
+    },
+}
+
+impl ExecError {
+    /// The exit code to end with: 78, a configuration error.
+    pub fn exit_code(&self) -> i32 {
+        exit_codes::CONFIGURATION_ERROR
+    }
+}
 
 /// Resolves the environment `env` (variables that are not UTF-8 are passed on unchanged) and
-/// execs `command`. Returns only on failure, with the exit code to end with: 78 when the
-/// environment cannot be resolved (nothing is run with a partial environment) or the command
-/// cannot be executed.
-pub async fn resolve_and_exec(command: &[OsString], env: Vec<(OsString, OsString)>) -> i32 {
+/// execs `command`. Returns only on failure.
+pub async fn resolve_and_exec(
+    command: &[OsString],
+    env: Vec<(OsString, OsString)>,
+) -> Result<Infallible, ExecError> {
     let Some(program) = command.first() else {
-        error!("no command to run");
-        return exit_codes::CONFIGURATION_ERROR;
+        return Err(ExecError::NoCommand);
     };
     let mut text = HashMap::new();
     let mut other = Vec::new();
@@ -38,13 +68,12 @@ pub async fn resolve_and_exec(command: &[OsString], env: Vec<(OsString, OsString
             )),
         }
     }
-    let settings = match settings::load(&text, Map::new(), Mode::Wrapped).await {
-        Ok(s) => s,
-        Err(e) => {
-            error!("not running {}: {e}", program.to_string_lossy());
-            return exit_codes::CONFIGURATION_ERROR;
-        }
-    };
+    let settings = settings::load(&text, Map::new(), Mode::Wrapped)
+        .await
+        .map_err(|error| ExecError::Settings {
+            program: program.to_string_lossy().into_owned(),
+            error: Box::new(error),
+        })?;
     let resolved = settings.env.into_iter().filter_map(|(k, v)| match v {
         Value::String(s) => Some((OsString::from(k), OsString::from(s))),
         _ => None,
@@ -53,17 +82,21 @@ pub async fn resolve_and_exec(command: &[OsString], env: Vec<(OsString, OsString
 }
 
 /// Replaces this process with `command` (`PATH` is searched), with exactly the environment
-/// `env`. Returns only on failure: exit code 78, with the error logged.
-pub fn exec(command: &[OsString], env: impl IntoIterator<Item = (OsString, OsString)>) -> i32 {
+/// `env`. Returns only on failure.
+pub fn exec(
+    command: &[OsString],
+    env: impl IntoIterator<Item = (OsString, OsString)>,
+) -> Result<Infallible, ExecError> {
     let Some((program, args)) = command.split_first() else {
-        error!("no command to run");
-        return exit_codes::CONFIGURATION_ERROR;
+        return Err(ExecError::NoCommand);
     };
-    let e = std::process::Command::new(program)
+    let error = std::process::Command::new(program)
         .args(args)
         .env_clear()
         .envs(env)
         .exec();
-    error!("could not run {}: {e}", program.to_string_lossy());
-    exit_codes::CONFIGURATION_ERROR
+    Err(ExecError::Exec {
+        program: program.to_string_lossy().into_owned(),
+        error,
+    })
 }

@@ -9,6 +9,7 @@
 //! | [`secrets`] | secret locations, fetching (files, AWS), formats, merging, resolution |
 //! | [`settings`] | the one settings pipeline: bootstrap, locations, secrets, final `Config` |
 //! | [`process`] | command resolution, spawning, timeouts, retries, signal forwarding, reaping, log capture |
+//! | [`signals`] | the signals that stop the wrapper and how each ends a run |
 //! | [`exec`] | resolve secrets into the environment, then exec a command |
 //! | [`child_env`] | the environment given to the wrapped process |
 //! | [`api`] | the CloudReactor API client and the lifecycle of a Task Execution |
@@ -40,6 +41,7 @@ pub mod metadata;
 pub mod process;
 pub mod secrets;
 pub mod settings;
+pub mod signals;
 pub mod status;
 pub mod task;
 pub mod time;

@@ -29,7 +29,7 @@ use serde_json::{Map, Value, json};
 use tokio::sync::Mutex;
 use tracing::{error, info, warn};
 
-use crate::api::{CreationFailure, Reporter, StatusResult, task_param_errors};
+use crate::api::{ApiError, CreationFailure, Reporter, StatusResult, task_param_errors};
 use crate::config::{Args, Config};
 use crate::metadata::RuntimeMetadata;
 use crate::process::capture::{LogCapture, Stream};
@@ -37,6 +37,7 @@ use crate::process::{FinalStatus, Hooks, Outcome};
 use crate::settings::{Pipeline, Settings, SettingsError};
 use crate::status::StatusUpdate;
 use crate::task::Mode;
+use crate::values::ValueError;
 
 /// Why a managed call did not return the function's value.
 #[derive(Debug)]
@@ -44,18 +45,30 @@ pub enum ManagedError<E> {
     /// The function failed on its last attempt; its own error.
     Function(E),
     /// Bad settings, or secrets that could not be resolved (`proc_wrapper` exits 78).
-    Config(String),
+    Settings(SettingsError),
+    /// The input value could not be read (`proc_wrapper` exits 78).
+    Input(ValueError),
+    /// `prevent_offline_execution` is set but the call cannot be reported: offline mode, or
+    /// Task settings that are missing (each problem named).
+    CannotReport(Vec<String>),
     /// The API server did not allow the execution to start (a conflict; exit 75).
     Conflict,
     /// The start could not be reported and `prevent_offline_execution` is set.
-    Start(String),
+    Start(ApiError),
 }
 
 impl<E: fmt::Display> fmt::Display for ManagedError<E> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             ManagedError::Function(e) => write!(f, "{e}"),
-            ManagedError::Config(e) => write!(f, "configuration error: {e}"),
+            ManagedError::Settings(e) => write!(f, "configuration error: {e}"),
+            ManagedError::Input(e) => write!(f, "configuration error: {e}"),
+            ManagedError::CannotReport(problems) => write!(
+                f,
+                "configuration error: prevent_offline_execution is set, but the call cannot \
+                 be reported: {}",
+                problems.join("; ")
+            ),
             ManagedError::Conflict => {
                 write!(
                     f,
@@ -215,7 +228,7 @@ impl ManagedCall {
         };
         let (mut pipeline, _) =
             Pipeline::new(Args::default(), env, self.initial_config, Mode::Embedded)
-                .map_err(|e| ManagedError::Config(e.to_string()))?;
+                .map_err(|e| ManagedError::Settings(e.into()))?;
         let Settings {
             mut config,
             env: mut resolved_env,
@@ -229,7 +242,7 @@ impl ManagedCall {
                 // Embedded mode reads the input sources whether or not it sends the value.
                 let mut sources = config.clone();
                 sources.api.send_input_value = true;
-                crate::values::input_value(&sources, &resolved_env).map_err(ManagedError::Config)?
+                crate::values::input_value(&sources, &resolved_env).map_err(ManagedError::Input)?
             }
         };
         if let Some(uuid) = input.as_ref().and_then(execution_uuid_from_input) {
@@ -438,14 +451,14 @@ impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for EmbeddedLogLayer {
     }
 }
 
-/// A settings error as [`ManagedError::Config`], logging each unresolved variable.
+/// A settings error as [`ManagedError::Settings`], logging each unresolved variable.
 fn settings_error<E>(e: SettingsError) -> ManagedError<E> {
     if let SettingsError::Unresolved(failures) = &e {
         for f in failures {
             error!("could not resolve {f}");
         }
     }
-    ManagedError::Config(e.to_string())
+    ManagedError::Settings(e)
 }
 
 /// Creates the Task Execution when reporting is on.
@@ -455,16 +468,16 @@ async fn start<E>(
 ) -> Result<Option<Arc<Mutex<Reporter>>>, ManagedError<E>> {
     if config.offline_mode {
         if config.prevent_offline_execution {
-            return Err(ManagedError::Config(
-                "offline mode and prevent_offline_execution are both set".into(),
-            ));
+            return Err(ManagedError::CannotReport(vec![
+                "offline mode is set".to_owned(),
+            ]));
         }
         return Ok(None);
     }
     let problems = task_param_errors(config);
     if !problems.is_empty() {
         if config.prevent_offline_execution {
-            return Err(ManagedError::Config(problems.join("; ")));
+            return Err(ManagedError::CannotReport(problems));
         }
         for p in &problems {
             warn!("cannot report to the API server: {p}");
@@ -476,7 +489,7 @@ async fn start<E>(
         RuntimeMetadata::detect(config).await,
         Mode::Embedded,
     )
-    .map_err(|e| ManagedError::Start(e.to_string()))?;
+    .map_err(ManagedError::Start)?;
     reporter.set_input_value(input);
     if !reporter.sample() {
         return Ok(Some(Arc::new(Mutex::new(reporter))));
@@ -488,7 +501,7 @@ async fn start<E>(
         }
         Err(CreationFailure::Conflict) => Err(ManagedError::Conflict),
         Err(CreationFailure::Failed(e)) if config.prevent_offline_execution => {
-            Err(ManagedError::Start(e.to_string()))
+            Err(ManagedError::Start(e))
         }
         Err(CreationFailure::Failed(e)) => {
             warn!("could not create the Task Execution ({e}); calling the function anyway");

@@ -451,23 +451,27 @@ fn codebuild(env: &dyn Fn(&str) -> Option<String>) -> Option<RuntimeMetadata> {
 }
 
 /// AWS EC2, from the instance metadata service (IMDSv2), only when forced (§5.6).
-async fn ec2(endpoint: &str) -> Result<RuntimeMetadata, String> {
-    let client = reqwest::Client::builder()
-        .timeout(std::time::Duration::from_secs(5))
-        .build()
-        .map_err(|e| e.to_string())?;
+async fn ec2(endpoint: &str) -> Result<RuntimeMetadata, MetadataError> {
+    let client = http_client(std::time::Duration::from_secs(5))?;
     let base = endpoint.trim_end_matches('/');
-    let token = client
-        .put(format!("{base}/latest/api/token"))
+    let token_url = format!("{base}/latest/api/token");
+    let unreachable = |e: reqwest::Error| MetadataError::Unreachable {
+        url: token_url.clone(),
+        reason: e.to_string(),
+    };
+    let response = client
+        .put(&token_url)
         .header("X-aws-ec2-metadata-token-ttl-seconds", "21600")
         .send()
         .await
-        .map_err(|e| e.to_string())?
-        .error_for_status()
-        .map_err(|e| e.to_string())?
-        .text()
-        .await
-        .map_err(|e| e.to_string())?;
+        .map_err(unreachable)?;
+    if !response.status().is_success() {
+        return Err(MetadataError::Status {
+            url: token_url,
+            status: response.status().as_u16(),
+        });
+    }
+    let token = response.text().await.map_err(unreachable)?;
     let get = |path: &'static str| {
         let client = &client;
         let token = &token;
@@ -486,7 +490,7 @@ async fn ec2(endpoint: &str) -> Result<RuntimeMetadata, String> {
     };
     let instance_id = get("instance-id")
         .await
-        .ok_or("the instance metadata has no instance-id")?;
+        .ok_or(MetadataError::NoInstanceId)?;
     let text = |v: Option<String>| v.map_or(Value::Null, Value::String);
     let az = get("placement/availability-zone").await;
     let region = get("placement/region").await.or_else(|| {
@@ -542,17 +546,82 @@ async fn ec2(endpoint: &str) -> Result<RuntimeMetadata, String> {
     })
 }
 
-async fn get_json(client: &reqwest::Client, url: &str) -> Result<Value, String> {
+/// Why runtime metadata could not be read. Detection logs it as a warning and goes on
+/// with less metadata: the run never fails for it.
+#[derive(Debug, thiserror::Error)]
+pub enum MetadataError {
+    /// The HTTP client could not be built.
+    #[error("the HTTP client could not be created: {0}")]
+    Client(String),
+    /// The endpoint could not be reached, or its answer not read.
+    #[error("{url} is unreachable: {reason}")]
+    Unreachable {
+        /// The URL asked.
+        url: String,
+        /// What failed.
+        reason: String,
+    },
+    /// The endpoint answered with an error status.
+    #[error("{url} answered HTTP {status}")]
+    Status {
+        /// The URL asked.
+        url: String,
+        /// The HTTP status.
+        status: u16,
+    },
+    /// The answer was not JSON.
+    #[error("{url}: the answer is not JSON: {reason}")]
+    NotJson {
+        /// The URL asked.
+        url: String,
+        /// The parser's message.
+        reason: String,
+    },
+    /// A document is JSON but not shaped as the endpoint documents it.
+    #[error("unexpected {what}: {reason}")]
+    Document {
+        /// Which document.
+        what: &'static str,
+        /// The deserializer's message.
+        reason: String,
+    },
+    /// The instance metadata service does not name the instance.
+    #[error("the instance metadata has no instance-id")]
+    NoInstanceId,
+    /// Sidecar mode, but the main container cannot be told from the others.
+    #[error("sidecar mode needs the main container's name")]
+    NoMainContainer,
+}
+
+fn http_client(timeout: std::time::Duration) -> Result<reqwest::Client, MetadataError> {
+    reqwest::Client::builder()
+        .timeout(timeout)
+        .build()
+        .map_err(|e| MetadataError::Client(e.to_string()))
+}
+
+async fn get_json(client: &reqwest::Client, url: &str) -> Result<Value, MetadataError> {
+    let unreachable = |e: reqwest::Error| MetadataError::Unreachable {
+        url: url.to_owned(),
+        reason: e.to_string(),
+    };
     let response = client
         .get(url)
         .header("Accept", "application/json")
         .send()
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(unreachable)?;
     if !response.status().is_success() {
-        return Err(format!("{url} answered {}", response.status()));
+        return Err(MetadataError::Status {
+            url: url.to_owned(),
+            status: response.status().as_u16(),
+        });
     }
-    response.json().await.map_err(|e| format!("{url}: {e}"))
+    let body = response.bytes().await.map_err(unreachable)?;
+    serde_json::from_slice(&body).map_err(|e| MetadataError::NotJson {
+        url: url.to_owned(),
+        reason: e.to_string(),
+    })
 }
 
 /// The limits of an ECS task or container (`CPU` in vCPUs for a task, units for a container).
@@ -618,16 +687,19 @@ struct EcsTask {
     containers: Vec<EcsContainer>,
 }
 
-fn document<T: serde::de::DeserializeOwned>(what: &str, v: &Value) -> Result<T, String> {
-    serde_json::from_value(v.clone()).map_err(|e| format!("unexpected {what}: {e}"))
+fn document<T: serde::de::DeserializeOwned>(
+    what: &'static str,
+    v: &Value,
+) -> Result<T, MetadataError> {
+    serde_json::from_value(v.clone()).map_err(|e| MetadataError::Document {
+        what,
+        reason: e.to_string(),
+    })
 }
 
 /// AWS ECS, from the task metadata endpoint (§5.5).
-async fn ecs(uri: &str, config: &Config) -> Result<RuntimeMetadata, String> {
-    let client = reqwest::Client::builder()
-        .timeout(std::time::Duration::from_secs(60))
-        .build()
-        .map_err(|e| e.to_string())?;
+async fn ecs(uri: &str, config: &Config) -> Result<RuntimeMetadata, MetadataError> {
+    let client = http_client(std::time::Duration::from_secs(60))?;
     let uri = uri.trim_end_matches('/');
     let task = get_json(&client, &format!("{uri}/task")).await?;
     let parsed: EcsTask = document("ECS task metadata", &task)?;
@@ -644,7 +716,7 @@ pub fn ecs_from_documents(
     task: &Value,
     current: &Value,
     config: &Config,
-) -> Result<RuntimeMetadata, String> {
+) -> Result<RuntimeMetadata, MetadataError> {
     let task: EcsTask = document("ECS task metadata", task)?;
     let current: EcsContainer = if current.is_null() {
         EcsContainer::default()
@@ -669,7 +741,7 @@ pub fn ecs_from_documents(
                 .iter()
                 .find(|x| x.name != monitor.name)
                 .unwrap_or(&current),
-            None => return Err("sidecar mode needs the main container's name".into()),
+            None => return Err(MetadataError::NoMainContainer),
         };
         (main, monitor)
     } else {

@@ -4,6 +4,8 @@
 
 use proc_wrapper::api::StatusResult;
 use proc_wrapper::managed::{ManagedCall, ManagedError};
+use proc_wrapper::secrets::SecretError;
+use proc_wrapper::settings::SettingsError;
 use proc_wrapper::status::StatusUpdate;
 use procwrapper_tests::fake_api::{API_KEY, FakeApi, TASK_UUID};
 use serde_json::{Map, Value, json};
@@ -214,7 +216,17 @@ fn resolved_configuration_and_environment_reach_the_function() {
             ])
             .call(|_| async { Ok::<_, String>(()) }),
     );
-    assert!(matches!(r, Err(ManagedError::Config(ref m)) if m.contains("could not resolve X")));
+    match r {
+        Err(ManagedError::Settings(SettingsError::Unresolved(failures))) => {
+            let names: Vec<&str> = failures.iter().map(|f| f.name.as_str()).collect();
+            assert_eq!(names, ["X"]);
+            assert!(
+                matches!(failures[0].error, SecretError::NotResolved(_)),
+                "{failures:?}"
+            );
+        }
+        other => panic!("expected an unresolved variable, got {other:?}"),
+    }
 }
 
 /// The runnable example reports to the API server.

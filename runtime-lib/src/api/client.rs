@@ -57,6 +57,9 @@ pub enum ApiError {
     /// The response was not what the API promises.
     #[error("invalid response from the API server: {0}")]
     InvalidResponse(String),
+    /// The HTTP client could not be created (no TLS roots, for example).
+    #[error("the HTTP client for the API server could not be created: {0}")]
+    Client(String),
 }
 
 /// The API client. Clones share the connection pool.
@@ -84,7 +87,7 @@ fn clamp_retry_after(d: Duration) -> Duration {
 
 impl ApiClient {
     /// A client for `config`.
-    pub fn new(config: ApiConfig) -> Result<Self, reqwest::Error> {
+    pub fn new(config: ApiConfig) -> Result<Self, ApiError> {
         let mut builder = reqwest::Client::builder()
             .user_agent(concat!(
                 "CloudReactor Rust proc_wrapper/",
@@ -95,7 +98,9 @@ impl ApiClient {
             builder = builder.timeout(t).connect_timeout(t);
         }
         Ok(Self {
-            http: builder.build()?,
+            http: builder
+                .build()
+                .map_err(|e| ApiError::Client(e.to_string()))?,
             config,
             exhausted_at: None,
         })

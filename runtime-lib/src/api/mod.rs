@@ -127,11 +127,7 @@ enum Event {
 
 impl Reporter {
     /// A reporter for `config`, which must have passed [`task_param_errors`], in `mode`.
-    pub fn new(
-        config: &Config,
-        metadata: RuntimeMetadata,
-        mode: Mode,
-    ) -> Result<Self, reqwest::Error> {
+    pub fn new(config: &Config, metadata: RuntimeMetadata, mode: Mode) -> Result<Self, ApiError> {
         let mut config = config.clone();
         // A known execution is always reported, and says so (6.0.2 sends 1.0 then).
         if config.task.execution_uuid.is_some() {

@@ -426,7 +426,7 @@ impl Aws {
             None => env("AWS_CONTAINER_AUTHORIZATION_TOKEN"),
         };
         let what = "the container credentials endpoint";
-        let http = self.http()?;
+        let http = self.http().map_err(|e| e.to_string())?;
         let mut last = String::new();
         for attempt in 1..=super::imds::ATTEMPTS {
             if attempt > 1 {

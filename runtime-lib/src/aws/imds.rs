@@ -88,7 +88,9 @@ impl Aws {
 
     /// Requests a session token, with retries.
     async fn imds_new_token(&self, base: &str) -> Result<String, TokenFailure> {
-        let http = self.http().map_err(TokenFailure::Error)?;
+        let http = self
+            .http()
+            .map_err(|e| TokenFailure::Error(e.to_string()))?;
         let url = format!("{base}/latest/api/token");
         let mut last = String::new();
         for attempt in 1..=ATTEMPTS {
@@ -197,7 +199,7 @@ impl Aws {
     pub(super) async fn imds_get(&self, path: &str) -> Result<String, String> {
         let base = endpoint();
         let url = format!("{base}{path}");
-        let http = self.http()?;
+        let http = self.http().map_err(|e| e.to_string())?;
         let mut last = String::new();
         let mut renewed = false;
         let mut attempt = 0;

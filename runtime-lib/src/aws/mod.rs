@@ -115,7 +115,7 @@ pub struct Aws {
     /// The HTTPS client, built on first use (loading the root certificates takes a few
     /// milliseconds, which a run without AWS locations should not pay), or why it could not
     /// be built.
-    http: OnceLock<Result<reqwest::Client, String>>,
+    http: OnceLock<Result<reqwest::Client, AwsError>>,
     /// `PROC_WRAPPER_SECRETS_AWS_REGION`, before the standard chain.
     configured_region: Option<String>,
     region: OnceCell<Option<String>>,
@@ -288,11 +288,42 @@ fn throttling_base_delay() -> Duration {
         .map_or(THROTTLING_BASE_DELAY, Duration::from_secs_f64)
 }
 
+/// Why a call to AWS failed. The message of each case says what to fix, and never holds a
+/// credential or a secret value.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AwsError {
+    /// Settings that cannot work: no region, an endpoint that is not a URL, a region or an
+    /// S3 key that cannot be addressed, an endpoint that does not exist.
+    #[error("{0}")]
+    Setup(String),
+    /// No usable credentials (the default chain found none, or its source failed).
+    #[error("{0}")]
+    Credentials(String),
+    /// The service refused the call or could not be reached, after the retries.
+    #[error("{message}")]
+    Call {
+        /// How the last attempt failed.
+        kind: FailureKind,
+        /// The service's error code (`ResourceNotFoundException`, `NoSuchKey`, ...).
+        code: Option<String>,
+        /// The HTTP status of the last answer, if there was one.
+        status: Option<u16>,
+        /// The code, message, status and attempts, as one line.
+        message: String,
+    },
+    /// The service answered, but not with what the operation returns.
+    #[error("{0}")]
+    Answer(String),
+}
+
 /// A call's failure.
 #[derive(Debug)]
 struct Failure {
     message: String,
     kind: FailureKind,
+    /// The service's error code and the HTTP status, when it answered.
+    code: Option<String>,
+    status: Option<u16>,
     /// S3's `x-amz-bucket-region` of a redirect or a wrong-region error.
     bucket_region: Option<String>,
     /// The server's `Date`.
@@ -306,9 +337,20 @@ impl Failure {
         Self {
             message,
             kind,
+            code: None,
+            status: None,
             bucket_region: None,
             server_date: None,
             retry_after: None,
+        }
+    }
+
+    fn into_error(self) -> AwsError {
+        AwsError::Call {
+            kind: self.kind,
+            code: self.code,
+            status: self.status,
+            message: self.message,
         }
     }
 }
@@ -331,7 +373,7 @@ struct Partition {
 /// The partition of `region`, as botocore's `partitions.json` (1.44) places regions; a
 /// region that matches none is in `aws`, as there. `Err` for a name that cannot be part of
 /// a host name.
-fn partition(region: &str) -> Result<Partition, String> {
+fn partition(region: &str) -> Result<Partition, AwsError> {
     let valid = !region.is_empty()
         && region.len() <= 63
         && !region.starts_with('-')
@@ -340,9 +382,9 @@ fn partition(region: &str) -> Result<Partition, String> {
             .bytes()
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
     if !valid {
-        return Err(format!(
+        return Err(AwsError::Setup(format!(
             "the AWS region '{region}' is not a region name (such as us-east-1)"
-        ));
+        )));
     }
     let p = |id, dns_suffix, dual_stack_suffix, dual_stack| Partition {
         id,
@@ -377,24 +419,24 @@ fn aws_endpoint(
     region: &str,
     fips: bool,
     dual_stack: bool,
-) -> Result<String, String> {
+) -> Result<String, AwsError> {
     let p = partition(region)?;
     if dual_stack && !p.dual_stack {
-        return Err(format!(
+        return Err(AwsError::Setup(format!(
             "{} has no dual-stack endpoint in region {region} (partition {}): unset \
              AWS_USE_DUALSTACK_ENDPOINT (use_dualstack_endpoint) or set an endpoint URL",
             service.signing_name(),
             p.id
-        ));
+        )));
     }
     let f = if fips { "-fips" } else { "" };
     let host = match service {
         Service::S3 => {
             if fips && p.id == "aws-cn" {
-                return Err(format!(
+                return Err(AwsError::Setup(format!(
                     "S3 has no FIPS endpoint in region {region} (partition aws-cn): unset \
                      AWS_USE_FIPS_ENDPOINT (use_fips_endpoint) or set an endpoint URL"
-                ));
+                )));
             }
             let d = if dual_stack { ".dualstack" } else { "" };
             format!("s3{f}{d}.{region}.{}", p.dns_suffix)
@@ -443,7 +485,7 @@ pub fn endpoint_with(
     env: impl Fn(&str) -> Option<String>,
     profiles: &profile::Profiles,
     profile_name: &str,
-) -> Result<(String, bool), String> {
+) -> Result<(String, bool), AwsError> {
     let profile = profiles.get(profile_name);
     let setting =
         |var: &str, key: &str| env(var).or_else(|| profile.and_then(|p| p.get(key)).cloned());
@@ -462,10 +504,10 @@ pub fn endpoint_with(
             .filter(|s| !s.trim().is_empty())
         {
             let settings = profiles.services(section).ok_or_else(|| {
-                format!(
+                AwsError::Setup(format!(
                     "the AWS profile '{profile_name}' names the services section '{section}', \
                      which is not in the config file"
-                )
+                ))
             })?;
             if let Some(url) = settings
                 .get(&format!("{}.endpoint_url", service.config_key()))
@@ -504,15 +546,15 @@ struct Call<'a> {
 /// segment, left alone), which S3 decodes into the key. The signature is over the path as
 /// sent, as botocore signs S3 paths (see [`sigv4::canonical_path`]); moto, which recomputes
 /// signatures with botocore, accepts it (`cli/tests/secrets.rs`).
-fn s3_key_path(key: &str) -> Result<String, String> {
+fn s3_key_path(key: &str) -> Result<String, AwsError> {
     let dot_segment = key.split('/').any(|s| s == "." || s == "..");
     if !dot_segment {
         return Ok(uri_encode(key, true));
     }
     if key == "." || key == ".." {
-        return Err(format!(
+        return Err(AwsError::Setup(format!(
             "the S3 key '{key}' cannot be addressed in a URL; rename the object"
-        ));
+        )));
     }
     Ok(uri_encode(key, false))
 }
@@ -527,7 +569,7 @@ pub fn s3_object_url(
     bucket: &str,
     key: &str,
     version: Option<&str>,
-) -> Result<reqwest::Url, String> {
+) -> Result<reqwest::Url, AwsError> {
     let key_path = s3_key_path(key)?;
     let virtual_host = !custom
         && !bucket.is_empty()
@@ -539,7 +581,8 @@ pub fn s3_object_url(
     } else {
         format!("{base}/{}/{key_path}", uri_encode(bucket, false))
     };
-    let mut url = reqwest::Url::parse(&text).map_err(|e| format!("'{text}' is not a URL: {e}"))?;
+    let mut url = reqwest::Url::parse(&text)
+        .map_err(|e| AwsError::Setup(format!("'{text}' is not a URL: {e}")))?;
     if let Some(v) = version {
         // Encoded as it is signed: a `+` is `%2B`, a space `%20`, never `+`.
         url.set_query(Some(&format!("versionId={}", uri_encode(v, false))));
@@ -562,7 +605,7 @@ impl Aws {
         }
     }
 
-    fn http(&self) -> Result<&reqwest::Client, String> {
+    fn http(&self) -> Result<&reqwest::Client, AwsError> {
         self.http
             .get_or_init(|| {
                 reqwest::Client::builder()
@@ -570,7 +613,11 @@ impl Aws {
                     .timeout(ATTEMPT_TIMEOUT)
                     .redirect(reqwest::redirect::Policy::none())
                     .build()
-                    .map_err(|e| format!("the HTTPS client for AWS could not be created: {e}"))
+                    .map_err(|e| {
+                        AwsError::Setup(format!(
+                            "the HTTPS client for AWS could not be created: {e}"
+                        ))
+                    })
             })
             .as_ref()
             .map_err(Clone::clone)
@@ -582,7 +629,7 @@ impl Aws {
 
     /// The region for a call: `explicit` (from an ARN), else `PROC_WRAPPER_SECRETS_AWS_REGION`,
     /// `AWS_REGION`, `AWS_DEFAULT_REGION`, the profile's `region`, the instance metadata.
-    pub async fn region(&self, explicit: Option<&str>) -> Result<String, String> {
+    pub async fn region(&self, explicit: Option<&str>) -> Result<String, AwsError> {
         if let Some(r) = explicit.or(self.configured_region.as_deref()) {
             return Ok(r.to_owned());
         }
@@ -607,15 +654,16 @@ impl Aws {
             })
             .await;
         found.clone().ok_or_else(|| {
-            "no AWS region: set AWS_REGION (or PROC_WRAPPER_SECRETS_AWS_REGION), or use an ARN \
-             that names the region"
-                .to_owned()
+            AwsError::Setup(format!(
+                "no AWS region: set AWS_REGION (or {}), or use an ARN that names the region",
+                T::SECRETS_AWS_REGION.var()
+            ))
         })
     }
 
     /// The base URL of `service` in `region`, and whether it was configured (an emulator);
     /// see [`endpoint_with`].
-    fn endpoint(&self, service: Service, region: &str) -> Result<(String, bool), String> {
+    fn endpoint(&self, service: Service, region: &str) -> Result<(String, bool), AwsError> {
         let (name, _) = profile::selected();
         endpoint_with(service, region, env, self.profiles(), &name)
     }
@@ -726,7 +774,7 @@ impl Aws {
         let (host, query) = sigv4::host_and_query(&call.url);
         let http = self
             .http()
-            .map_err(|message| Failure::new(message, FailureKind::Fatal))?;
+            .map_err(|e| Failure::new(e.to_string(), FailureKind::Fatal))?;
         let mut request = http
             .request(call.method.clone(), call.url.clone())
             .body(call.body.clone());
@@ -797,6 +845,8 @@ impl Aws {
         Err(Failure {
             message: text,
             kind: classify(status.as_u16(), code.as_deref()),
+            status: Some(status.as_u16()),
+            code,
             bucket_region: header("x-amz-bucket-region").map(str::to_owned),
             server_date: header("date").and_then(|d| httpdate::parse_http_date(d).ok()),
             retry_after: header("x-amz-retry-after")
@@ -812,13 +862,13 @@ impl Aws {
         region: Option<&str>,
         operation: &str,
         body: &Value,
-    ) -> Result<Value, String> {
+    ) -> Result<Value, AwsError> {
         // Credentials first: a bad profile is a better error than the region it lacks.
-        let creds = self.credentials().await?;
+        let creds = self.credentials().await.map_err(AwsError::Credentials)?;
         let region = self.region(region).await?;
         let (base, _) = self.endpoint(service, &region)?;
         let url = reqwest::Url::parse(&format!("{base}/"))
-            .map_err(|e| format!("the endpoint '{base}' is not a URL: {e}"))?;
+            .map_err(|e| AwsError::Setup(format!("the endpoint '{base}' is not a URL: {e}")))?;
         let target = format!("{}.{operation}", service.target_prefix());
         let headers = [
             ("content-type", "application/x-amz-json-1.1"),
@@ -836,8 +886,9 @@ impl Aws {
         let answer = self
             .send(&call, Some(&creds))
             .await
-            .map_err(|f| f.message)?;
-        serde_json::from_slice(&answer.body).map_err(|e| format!("the answer is not JSON: {e}"))
+            .map_err(Failure::into_error)?;
+        serde_json::from_slice(&answer.body)
+            .map_err(|e| AwsError::Answer(format!("the answer is not JSON: {e}")))
     }
 
     /// S3 `GetObject`: the object's bytes and content type. A bucket in another region than
@@ -847,8 +898,8 @@ impl Aws {
         bucket: &str,
         key: &str,
         version: Option<&str>,
-    ) -> Result<(Vec<u8>, Option<String>), String> {
-        let creds = self.credentials().await?;
+    ) -> Result<(Vec<u8>, Option<String>), AwsError> {
+        let creds = self.credentials().await.map_err(AwsError::Credentials)?;
         let mut region = self.region(None).await?;
         for redirected in [false, true] {
             let (base, custom) = self.endpoint(Service::S3, &region)?;
@@ -868,12 +919,12 @@ impl Aws {
                     bucket_region: Some(r),
                     ..
                 }) if !redirected && r != region => region = r,
-                Err(f) => return Err(f.message),
+                Err(f) => return Err(f.into_error()),
             }
         }
-        Err(format!(
+        Err(AwsError::Answer(format!(
             "the bucket '{bucket}' moved regions more than once"
-        ))
+        )))
     }
 
     /// An STS query call (`Action=...`), signed with `creds` when given. Returns the XML.
@@ -881,7 +932,7 @@ impl Aws {
         &self,
         params: &[(&str, &str)],
         creds: Option<&Credentials>,
-    ) -> Result<String, String> {
+    ) -> Result<String, AwsError> {
         // STS is regional; without a region, the global endpoint (signed as us-east-1).
         let region = self.region(None).await.ok();
         let (base, custom) =
@@ -892,7 +943,7 @@ impl Aws {
             base
         };
         let url = reqwest::Url::parse(&format!("{base}/"))
-            .map_err(|e| format!("the endpoint '{base}' is not a URL: {e}"))?;
+            .map_err(|e| AwsError::Setup(format!("the endpoint '{base}' is not a URL: {e}")))?;
         let body = params
             .iter()
             .map(|(k, v)| format!("{}={}", uri_encode(k, false), uri_encode(v, false)))
@@ -911,7 +962,7 @@ impl Aws {
             body: body.into_bytes(),
             cap: MAX_ANSWER_BYTES,
         };
-        let answer = self.send(&call, creds).await.map_err(|f| f.message)?;
+        let answer = self.send(&call, creds).await.map_err(Failure::into_error)?;
         Ok(String::from_utf8_lossy(&answer.body).into_owned())
     }
 }
@@ -952,7 +1003,7 @@ mod tests {
             url("a b+c%"),
             ("/bucket/a%20b%2Bc%25".into(), "/bucket/a%20b%2Bc%25".into())
         );
-        assert!(s3_key_path("..").unwrap_err().contains("'..'"));
+        assert!(s3_key_path("..").unwrap_err().to_string().contains("'..'"));
         let aws = s3_object_url(
             "https://s3.eu-west-1.amazonaws.com",
             false,
@@ -1105,7 +1156,7 @@ mod tests {
                 Ok(url) => assert_eq!(url, expected, "{line}"),
                 Err(e) => {
                     assert!(expected.starts_with("ERR"), "{line}: {e}");
-                    assert!(e.contains(region), "{e}");
+                    assert!(e.to_string().contains(region), "{e}");
                 }
             }
             // The same through the configuration.
@@ -1122,7 +1173,9 @@ mod tests {
         }
         assert_eq!(checked, 160);
         for bad in ["", "US-EAST-1", "us_east_1", "-x", "a.b", "x/y"] {
-            let e = aws_endpoint(Service::Ssm, bad, false, false).unwrap_err();
+            let e = aws_endpoint(Service::Ssm, bad, false, false)
+                .unwrap_err()
+                .to_string();
             assert!(e.contains(&format!("'{bad}'")), "{e}");
         }
     }
@@ -1193,7 +1246,7 @@ mod tests {
             ep(Service::S3, &dual, "nobody").map(|e| e.0),
             Ok("https://s3.dualstack.eu-west-1.amazonaws.com".to_owned())
         );
-        let err = ep(Service::Ssm, &none, "broken").unwrap_err();
+        let err = ep(Service::Ssm, &none, "broken").unwrap_err().to_string();
         assert!(
             err.contains("'missing'") && err.contains("'broken'"),
             "{err}"

@@ -19,12 +19,12 @@ pub mod command;
 use std::time::Instant;
 
 use nix::sys::signal::Signal;
-use tokio::signal::unix::{SignalKind, signal};
 use tracing::{error, info, warn};
 
 use crate::child_env::ChildEnv;
 use crate::config::ProcessConfig;
 use crate::exit_codes;
+use crate::signals::{self, StopSignals};
 use crate::time::UtcTime;
 use child::{ExitKind, Reaper};
 pub use command::Command;
@@ -110,13 +110,14 @@ impl Outcome {
         }
     }
 
-    /// One attempt ended by SIGTERM to the wrapper (reported `ABORTED`, exit 0).
-    pub fn aborted() -> Self {
+    /// One attempt ended by signal `sig` to the wrapper, by the rule of [`signals::ending`].
+    pub fn signalled(sig: Signal) -> Self {
+        let ending = signals::ending(sig);
         Self {
-            status: FinalStatus::Aborted,
-            wrapper_exit_code: exit_codes::SUCCESS,
+            status: ending.status,
+            wrapper_exit_code: ending.exit_code,
             attempts: 1,
-            signal: Some(Signal::SIGTERM),
+            signal: Some(sig),
             ..Self::not_started()
         }
     }
@@ -153,35 +154,6 @@ pub trait Hooks {
 pub struct NoHooks;
 impl Hooks for NoHooks {}
 
-/// Signals the wrapper forwards to the child's group.
-struct WrapperSignals {
-    term: tokio::signal::unix::Signal,
-    int: tokio::signal::unix::Signal,
-    hup: tokio::signal::unix::Signal,
-    quit: tokio::signal::unix::Signal,
-}
-
-impl WrapperSignals {
-    fn new() -> std::io::Result<Self> {
-        Ok(Self {
-            term: signal(SignalKind::terminate())?,
-            int: signal(SignalKind::interrupt())?,
-            hup: signal(SignalKind::hangup())?,
-            quit: signal(SignalKind::quit())?,
-        })
-    }
-
-    /// Resolves with the next signal received.
-    async fn recv(&mut self) -> Signal {
-        tokio::select! {
-            _ = self.term.recv() => Signal::SIGTERM,
-            _ = self.int.recv() => Signal::SIGINT,
-            _ = self.hup.recv() => Signal::SIGHUP,
-            _ = self.quit.recv() => Signal::SIGQUIT,
-        }
-    }
-}
-
 /// Runs the attempts of one command.
 pub struct Supervisor<'a> {
     config: &'a ProcessConfig,
@@ -189,7 +161,7 @@ pub struct Supervisor<'a> {
     env: ChildEnv,
     task_name: String,
     reaper: Reaper,
-    signals: WrapperSignals,
+    signals: StopSignals,
     capture: Option<capture::LogCapture>,
     /// When a signal to the wrapper ended the run.
     signalled_at: Option<Instant>,
@@ -203,13 +175,15 @@ enum Wake {
 }
 
 impl<'a> Supervisor<'a> {
-    /// Prepares to run `command`. Registers the signal handlers now, so that a signal
-    /// arriving from here on is forwarded rather than killing the wrapper.
+    /// Prepares to run `command`. The signals to the wrapper are taken from `signals`,
+    /// registered by the caller before anything that can take long, so that none is lost:
+    /// one that arrived already ends the run as soon as it starts.
     pub fn new(
         config: &'a ProcessConfig,
         command: Command,
         env: ChildEnv,
         task_name: String,
+        signals: StopSignals,
     ) -> std::io::Result<Self> {
         Ok(Self {
             config,
@@ -217,7 +191,7 @@ impl<'a> Supervisor<'a> {
             env,
             task_name,
             reaper: Reaper::new(std::process::id() == 1)?,
-            signals: WrapperSignals::new()?,
+            signals,
             capture: None,
             signalled_at: None,
         })
@@ -394,21 +368,10 @@ impl<'a> Supervisor<'a> {
 
     fn end_by_signal(&mut self, out: &mut Outcome, sig: Signal) {
         self.signalled_at.get_or_insert_with(Instant::now);
+        let ending = signals::ending(sig);
         out.signal = Some(sig);
-        match sig {
-            Signal::SIGINT => {
-                out.status = FinalStatus::Failed;
-                out.wrapper_exit_code = 128 + Signal::SIGINT as i32;
-            }
-            Signal::SIGTERM => {
-                out.status = FinalStatus::Aborted;
-                out.wrapper_exit_code = exit_codes::SUCCESS;
-            }
-            other => {
-                out.status = FinalStatus::Aborted;
-                out.wrapper_exit_code = 128 + other as i32;
-            }
-        }
+        out.status = ending.status;
+        out.wrapper_exit_code = ending.exit_code;
     }
 
     /// Waits the retry delay; returns the outcome if a signal or stop request ended the run.

@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 
 use super::format::Format;
 use super::{Fetched, SecretError};
-use crate::aws::{Aws, Service};
+use crate::aws::{Aws, AwsError, Service};
 
 /// The AWS client of a fetcher.
 pub struct AwsClients {
@@ -23,8 +23,8 @@ pub fn region_of_arn(arn: &str) -> Option<&str> {
     parts.nth(2).filter(|r| !r.is_empty())
 }
 
-fn fetch_error(what: &str) -> impl FnOnce(String) -> SecretError + '_ {
-    move |e| SecretError::Fetch(format!("{what} failed: {e}"))
+fn fetch_error(operation: &'static str) -> impl FnOnce(AwsError) -> SecretError {
+    move |error| SecretError::Aws { operation, error }
 }
 
 impl AwsClients {

@@ -41,6 +41,17 @@ pub enum SecretError {
     /// The value could not be parsed or transformed.
     #[error("{0}")]
     Parse(String),
+    /// An AWS call failed.
+    #[error("{operation} failed: {error}")]
+    Aws {
+        /// The service and operation, such as `AWS SSM GetParameter`.
+        operation: &'static str,
+        /// Why.
+        error: crate::aws::AwsError,
+    },
+    /// A variable or property that the locations did not resolve.
+    #[error("not resolved: {0}")]
+    NotResolved(String),
 }
 
 /// Text fetched from a provider, with the format the provider reported, if any.

@@ -30,7 +30,7 @@ pub struct Failure {
     /// The location, with secret text hidden.
     pub location: String,
     /// What went wrong.
-    pub error: String,
+    pub error: SecretError,
 }
 
 impl std::fmt::Display for Failure {
@@ -406,7 +406,7 @@ impl Resolver {
                             failures.push(Failure {
                                 name,
                                 location,
-                                error: format!("not resolved: {why}"),
+                                error: SecretError::NotResolved(why),
                             });
                         }
                         Outcome::Failed(e) => {
@@ -414,7 +414,7 @@ impl Resolver {
                             failures.push(Failure {
                                 name,
                                 location,
-                                error: e.to_string(),
+                                error: e,
                             });
                         }
                     }
