@@ -25,6 +25,8 @@
 //! function, never call `init/error`, and never stop the extension from answering `/next`.
 
 mod invocation;
+#[cfg(test)]
+mod routing_tests;
 pub mod runtime_api;
 pub mod settings;
 pub mod telemetry;
@@ -243,6 +245,25 @@ impl State {
 
     /// Starts reporting an invocation; the receiver fires when its final update is done.
     fn start(&mut self, invoke: Invoke, deadline: Option<Instant>) -> oneshot::Receiver<()> {
+        let (finished, invocation) = self.open(invoke, deadline);
+        if let Some(invocation) = invocation {
+            let id = invocation.invoke.request_id.clone();
+            self.tasks.spawn(async move {
+                invocation.run().await;
+                id
+            });
+        }
+        finished
+    }
+
+    /// Makes `invoke` the current invocation and returns the task that reports it (with the
+    /// records that arrived early already queued), for [`State::start`] to spawn; none when
+    /// too many reports are in flight. The receiver fires when its final update is done.
+    fn open(
+        &mut self,
+        invoke: Invoke,
+        deadline: Option<Instant>,
+    ) -> (oneshot::Receiver<()>, Option<Invocation>) {
         let (tx, rx) = unbounded_channel();
         let (finished_tx, finished_rx) = oneshot::channel();
         if self.tasks.len() >= MAX_IN_FLIGHT {
@@ -262,7 +283,7 @@ impl State {
                 telemetry_seen: false,
             });
             let _ = finished_tx.send(());
-            return finished_rx;
+            return (finished_rx, None);
         }
         for event in self.early.remove(&invoke.request_id).unwrap_or_default() {
             let _ = tx.send(event);
@@ -292,12 +313,7 @@ impl State {
             events: rx,
             finished: Some(finished_tx),
         };
-        let id = invocation.invoke.request_id.clone();
-        self.tasks.spawn(async move {
-            invocation.run().await;
-            id
-        });
-        finished_rx
+        (finished_rx, Some(invocation))
     }
 
     /// An invocation's task ended: nothing more goes to it.

@@ -22,11 +22,14 @@
 
 pub mod client;
 pub mod execution;
+#[cfg(test)]
+mod reporter_tests;
 pub mod rollbar;
 
-use std::time::Instant;
-
 use serde_json::{Map, Value, json};
+// Tokio's clock rather than std's: the same instants outside tests, and paused time in the
+// unit tests of the heartbeat and due rules.
+use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
 use crate::child_env::{bool_text, float_text, limit_text, seconds_text};
@@ -560,7 +563,7 @@ impl Hooks for Reporter {
 
 async fn sleep_until_opt(at: Option<Instant>) {
     match at {
-        Some(at) => tokio::time::sleep_until(at.into()).await,
+        Some(at) => tokio::time::sleep_until(at).await,
         None => std::future::pending().await,
     }
 }

@@ -15,6 +15,8 @@
 pub mod capture;
 pub mod child;
 pub mod command;
+#[cfg(test)]
+mod outcome_tests;
 
 use std::time::Instant;
 

@@ -1,0 +1,394 @@
+//! The main loop's routing, in process: sequences of inbound events (INVOKE, telemetry
+//! records for the current invocation and for others, records that arrive before their
+//! INVOKE, status messages, SHUTDOWN, telemetry that never comes) and which invocation each
+//! event reaches, and how invocations are closed.
+//!
+//! Invocations are opened with [`State::open`], which hands back the task that would report
+//! the invocation instead of spawning it, so the test reads the task's event channel itself.
+//! The waits (`wait_for_invocation`, `shutdown`) run with paused time: they have no I/O, so
+//! the clock only moves to their own timers.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use proc_wrapper::handoff::HandOff;
+use serde_json::{Map, Value, json};
+use tokio::sync::mpsc::{UnboundedReceiver, error::TryRecvError};
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+
+use super::*;
+
+fn state() -> State {
+    // Reporting is off: an invocation that is spawned (`State::start`) ends at once.
+    let (_tx, reporting) = watch::channel(ReportingState::Off);
+    State {
+        unreported: 0,
+        settings: Settings::default(),
+        reporting,
+        invocations: HashMap::new(),
+        tasks: JoinSet::new(),
+        current: None,
+        early: HashMap::new(),
+        invoked: 0,
+        telemetry: Telemetry::Awaited,
+    }
+}
+
+fn invoke(id: &str) -> Invoke {
+    Invoke {
+        request_id: id.to_owned(),
+        ..Invoke::default()
+    }
+}
+
+fn runtime_done(id: &str, status: &str) -> Inbound {
+    Inbound::Telemetry(Record::RuntimeDone {
+        request_id: id.to_owned(),
+        at: None,
+        status: status.to_owned(),
+        duration_ms: Some(12.5),
+        error_type: None,
+    })
+}
+
+fn report(id: &str) -> Inbound {
+    let mut metrics = Map::new();
+    metrics.insert("billed_duration_ms".into(), json!(13));
+    Inbound::Telemetry(Record::Report {
+        request_id: id.to_owned(),
+        metrics,
+    })
+}
+
+fn platform_start() -> Inbound {
+    Inbound::Telemetry(Record::Other("platform.start".to_owned()))
+}
+
+/// A status message from the function, for `id` (`None`: the current invocation).
+fn status(id: Option<&str>, count: i64) -> Inbound {
+    let mut m = Map::new();
+    if let Some(id) = id {
+        m.insert(
+            proc_wrapper::handoff::REQUEST_ID.into(),
+            Value::String(id.to_owned()),
+        );
+    }
+    m.insert("success_count".into(), json!(count));
+    Inbound::Status(HandOff::parse(m))
+}
+
+/// The events queued for an invocation so far, as short names.
+fn drain(rx: &mut UnboundedReceiver<Event>) -> Vec<String> {
+    let mut names = Vec::new();
+    while let Ok(e) = rx.try_recv() {
+        names.push(match e {
+            Event::Done { status, .. } => format!("done:{status}"),
+            Event::Report(_) => "report".to_owned(),
+            Event::HandOff(h) => format!("status:{}", h.fields["success_count"]),
+            Event::Close(Close::Shutdown(reason)) => format!("close:shutdown:{reason}"),
+            Event::Close(Close::NoTelemetry) => "close:no-telemetry".to_owned(),
+        });
+    }
+    names
+}
+
+/// An invocation opened by the test: its task, not running, and the task's event channel.
+struct Opened {
+    events: UnboundedReceiver<Event>,
+    /// Fires when the task says its final update is done (`task.finished`).
+    finished: oneshot::Receiver<()>,
+    task: Invocation,
+}
+
+/// Opens `id` as the invocation in progress.
+fn open(state: &mut State, id: &str) -> Opened {
+    let (finished, task) = state.open(invoke(id), None);
+    let mut task = task.expect("UNWRAP: room for another report");
+    let (_, placeholder) = tokio::sync::mpsc::unbounded_channel();
+    let events = std::mem::replace(&mut task.events, placeholder);
+    Opened {
+        events,
+        finished,
+        task,
+    }
+}
+
+/// What `wait_for_invocation` does when it returns: the invocation is no longer current.
+fn end_current(state: &mut State) {
+    state.current = None;
+}
+
+#[test]
+fn records_reach_the_invocation_they_name() {
+    let mut s = state();
+    let mut a = open(&mut s, "A");
+    s.route(platform_start());
+    s.route(status(None, 1));
+    s.route(runtime_done("A", "success"));
+    assert_eq!(s.telemetry, Telemetry::Arriving);
+    let current = s.current.as_ref().expect("UNWRAP: A is current");
+    assert!(current.telemetry_seen);
+    assert!(current.done_at.is_some(), "A's runtimeDone marks it done");
+    end_current(&mut s);
+
+    // B runs while A's report is still on its way.
+    let mut b = open(&mut s, "B");
+    assert!(s.current.as_ref().is_some_and(|c| !c.telemetry_seen));
+    s.route(report("A"));
+    s.route(status(None, 2));
+    s.route(status(Some("A"), 3));
+    s.route(runtime_done("B", "error"));
+    s.route(report("B"));
+
+    assert_eq!(
+        drain(&mut a.events),
+        ["status:1", "done:success", "report", "status:3"]
+    );
+    assert_eq!(drain(&mut b.events), ["status:2", "done:error", "report"]);
+    assert!(s.early.is_empty());
+}
+
+#[test]
+fn a_runtime_done_of_another_invocation_does_not_end_the_current_one() {
+    let mut s = state();
+    let mut a = open(&mut s, "A");
+    end_current(&mut s);
+    let mut b = open(&mut s, "B");
+    s.route(runtime_done("A", "success"));
+    assert_eq!(s.current.as_ref().and_then(|c| c.done_at), None);
+    assert_eq!(drain(&mut a.events), ["done:success"]);
+    assert!(drain(&mut b.events).is_empty());
+}
+
+#[test]
+fn records_that_arrive_before_their_invoke_are_kept_until_it() {
+    let mut s = state();
+    // Before A's INVOKE, a record of an invocation that is not A: one that is over.
+    s.route(runtime_done("old", "timeout"));
+    let mut a = open(&mut s, "A");
+    assert!(
+        s.early.is_empty(),
+        "A's INVOKE drops what belongs to others"
+    );
+    // While A runs, Lambda already sends records of C, whose INVOKE is next.
+    s.route(status(Some("C"), 1));
+    s.route(report("C"));
+    s.route(runtime_done("A", "success"));
+    assert_eq!(s.early.get("C").map(Vec::len), Some(2));
+    end_current(&mut s);
+
+    let mut c = open(&mut s, "C");
+    assert_eq!(drain(&mut c.events), ["status:1", "report"]);
+    assert_eq!(drain(&mut a.events), ["done:success"]);
+    assert!(s.early.is_empty());
+}
+
+#[test]
+fn early_records_are_bounded() {
+    let mut s = state();
+    for _ in 0..10 {
+        s.route(report("X"));
+    }
+    for i in 0..70 {
+        s.route(report(&format!("other-{i}")));
+    }
+    assert_eq!(s.early.get("X").map(Vec::len), Some(8));
+    assert_eq!(s.early.len(), 64);
+    let mut x = open(&mut s, "X");
+    assert_eq!(drain(&mut x.events).len(), 8);
+}
+
+#[test]
+fn records_of_an_ended_invocation_reach_no_other() {
+    let mut s = state();
+    let mut a = open(&mut s, "A");
+    end_current(&mut s);
+    s.ended(Ok("A".to_owned()));
+    assert!(!s.invocations.contains_key("A"));
+    let mut b = open(&mut s, "B");
+    s.route(report("A"));
+    end_current(&mut s);
+    let mut c = open(&mut s, "C");
+    assert!(s.early.is_empty(), "the next INVOKE drops them");
+    assert_eq!(a.events.try_recv().err(), Some(TryRecvError::Disconnected));
+    assert!(drain(&mut b.events).is_empty());
+    assert!(drain(&mut c.events).is_empty());
+}
+
+#[test]
+fn an_invocation_whose_task_is_gone_is_forgotten_at_the_next_delivery() {
+    let mut s = state();
+    // Its task panicked: its receiver is gone (and `ended` got an error, not the id).
+    drop(open(&mut s, "A"));
+    assert!(s.invocations.contains_key("A"));
+    s.route(report("A"));
+    assert!(!s.invocations.contains_key("A"));
+    assert!(
+        s.early.is_empty(),
+        "the current invocation's records are not kept"
+    );
+}
+
+#[test]
+fn status_messages_outside_an_invocation_are_dropped() {
+    let mut s = state();
+    s.route(status(None, 1));
+    assert!(s.early.is_empty());
+    let mut a = open(&mut s, "A");
+    assert!(drain(&mut a.events).is_empty());
+}
+
+#[test]
+fn close_all_closes_every_open_invocation() {
+    let mut s = state();
+    let mut a = open(&mut s, "A");
+    end_current(&mut s);
+    let mut b = open(&mut s, "B");
+    s.close_all(&Close::Shutdown("timeout".to_owned()));
+    assert!(s.invocations.is_empty());
+    assert_eq!(drain(&mut a.events), ["close:shutdown:timeout"]);
+    assert_eq!(drain(&mut b.events), ["close:shutdown:timeout"]);
+    // Nothing reaches them afterwards.
+    s.route(report("A"));
+    assert_eq!(a.events.try_recv().err(), Some(TryRecvError::Disconnected));
+}
+
+#[tokio::test(start_paused = true)]
+async fn shutdown_routes_what_is_waiting_then_closes_with_the_reason() {
+    let mut s = state();
+    let mut a = open(&mut s, "A");
+    end_current(&mut s);
+    let mut b = open(&mut s, "B");
+    let (tx, mut inbox) = unbounded_channel();
+    tx.send(report("A")).expect("UNWRAP: the inbox is open");
+    tx.send(runtime_done("B", "success"))
+        .expect("UNWRAP: the inbox is open");
+
+    shutdown(&mut s, &mut inbox, "failure", 0).await;
+
+    assert_eq!(drain(&mut a.events), ["report", "close:shutdown:failure"]);
+    assert_eq!(
+        drain(&mut b.events),
+        ["done:success", "close:shutdown:failure"]
+    );
+    assert!(s.invocations.is_empty());
+}
+
+#[tokio::test(start_paused = true)]
+async fn telemetry_that_never_comes_closes_the_invocation_and_later_ones() {
+    let mut s = state();
+    let mut a = open(&mut s, "A");
+    let (_tx, mut inbox) = unbounded_channel();
+    let t0 = Instant::now();
+
+    wait_for_invocation(&mut s, &mut inbox, a.finished, None, "A").await;
+
+    // The watchdog waited `telemetry_wait`, then gave up on telemetry.
+    assert_eq!(Instant::now() - t0, s.settings.telemetry_wait);
+    assert_eq!(s.telemetry, Telemetry::Missing);
+    assert_eq!(drain(&mut a.events), ["close:no-telemetry"]);
+    assert!(s.current.is_none());
+
+    // From now on, every invocation is closed at once.
+    let mut b = open(&mut s, "B");
+    assert_eq!(drain(&mut b.events), ["close:no-telemetry"]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn with_telemetry_the_wait_ends_max_added_after_runtime_done() {
+    let mut s = state();
+    // The task is not running: its final update never comes, so the cap ends the wait.
+    let mut a = open(&mut s, "A");
+    let (tx, mut inbox) = unbounded_channel();
+    tx.send(platform_start())
+        .expect("UNWRAP: the inbox is open");
+    tx.send(runtime_done("A", "success"))
+        .expect("UNWRAP: the inbox is open");
+    let t0 = Instant::now();
+
+    wait_for_invocation(&mut s, &mut inbox, a.finished, None, "A").await;
+
+    assert_eq!(Instant::now() - t0, s.settings.max_added);
+    assert_eq!(s.telemetry, Telemetry::Arriving);
+    assert_eq!(drain(&mut a.events), ["done:success"]);
+    assert!(s.current.is_none());
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_wait_ends_when_the_final_update_is_done() {
+    let mut s = state();
+    let Opened {
+        mut events,
+        finished,
+        mut task,
+    } = open(&mut s, "A");
+    let (tx, mut inbox) = unbounded_channel();
+    tx.send(runtime_done("A", "success"))
+        .expect("UNWRAP: the inbox is open");
+    let t0 = Instant::now();
+    // The invocation's task, reduced to: on runtimeDone, the final update takes 40 ms.
+    let reporter = async {
+        while let Some(e) = events.recv().await {
+            if matches!(e, Event::Done { .. }) {
+                tokio::time::sleep(Duration::from_millis(40)).await;
+                if let Some(f) = task.finished.take() {
+                    let _ = f.send(());
+                }
+            }
+        }
+    };
+
+    tokio::select! {
+        () = wait_for_invocation(&mut s, &mut inbox, finished, None, "A") => {}
+        () = reporter => unreachable!("the main loop keeps the invocation's channel open"),
+    }
+
+    assert_eq!(Instant::now() - t0, Duration::from_millis(40));
+    assert!(s.current.is_none());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_started_invocation_is_forgotten_when_its_task_ends() {
+    let mut s = state();
+    let finished = s.start(invoke("A"), None);
+    assert!(s.invocations.contains_key("A"));
+    // Reporting is off: the task ends at once, without waiting for telemetry.
+    finished
+        .await
+        .expect("UNWRAP: the task reports that it finished");
+    let done = s.tasks.join_next().await.expect("UNWRAP: one task");
+    s.ended(done);
+    assert!(s.invocations.is_empty());
+    assert!(s.tasks.is_empty());
+}
+
+#[test]
+fn only_the_first_invocation_is_a_cold_start() {
+    let mut s = state();
+    let a = open(&mut s, "A");
+    end_current(&mut s);
+    let b = open(&mut s, "B");
+    assert!(a.task.cold_start);
+    assert!(!b.task.cold_start);
+}
+
+#[tokio::test(start_paused = true)]
+async fn beyond_the_in_flight_limit_an_invocation_is_not_reported() {
+    let mut s = state();
+    for _ in 0..MAX_IN_FLIGHT {
+        s.tasks.spawn(std::future::pending::<String>());
+    }
+    let (finished, task) = s.open(invoke("Z"), None);
+    assert!(task.is_none());
+    assert_eq!(s.unreported, 1);
+    assert_eq!(s.current.as_ref().map(|c| c.request_id.as_str()), Some("Z"));
+    finished
+        .await
+        .expect("UNWRAP: an unreported invocation is finished at once");
+    // Its records go nowhere, and are not kept either.
+    s.route(runtime_done("Z", "success"));
+    assert!(s.invocations.is_empty());
+    assert!(s.early.is_empty());
+}
