@@ -4,48 +4,45 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command};
 use std::time::Duration;
 
 use nix::sys::signal::Signal;
 use procwrapper_tests::fake_api::{API_KEY, FakeApi, Fault, Recorded, TASK_UUID};
-use procwrapper_tests::{process_gone, read_pid, signal_child, wait_until};
+use procwrapper_tests::net::{free_udp_port, refused_url};
+use procwrapper_tests::wrapper::{bare, reporting, run, spawn_piped, stderr};
+use procwrapper_tests::{process_gone, signal_child, wait_until};
 use serde_json::Value;
 
 const LIMIT: Duration = Duration::from_secs(30);
+/// The binary under test.
+const BIN: &str = env!("CARGO_BIN_EXE_proc_wrapper");
+
+/// The settings of the original's tests, on top of [`reporting`]: a version signature, and
+/// 1 s timeouts and retry delay so that API faults end the test quickly.
+const ORIGINAL_TEST_SETTINGS: [(&str, &str); 6] = [
+    (
+        "PROC_WRAPPER_TASK_VERSION_SIGNATURE",
+        "43cfd2b905d5cb4f3e8e4bd7b8ea3ac7",
+    ),
+    (
+        "PROC_WRAPPER_API_TASK_EXECUTION_CREATION_ERROR_TIMEOUT_SECONDS",
+        "1",
+    ),
+    (
+        "PROC_WRAPPER_API_TASK_EXECUTION_CREATION_CONFLICT_TIMEOUT_SECONDS",
+        "1",
+    ),
+    ("PROC_WRAPPER_API_FINAL_UPDATE_TIMEOUT_SECONDS", "1"),
+    ("PROC_WRAPPER_API_RETRY_DELAY_SECONDS", "1"),
+    ("PROC_WRAPPER_API_RESUME_DELAY_SECONDS", "-1"),
+];
 
 /// `proc_wrapper` pointed at `api`, with the base environment of the original's tests.
 fn wrapper(api: &FakeApi) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_proc_wrapper"));
-    cmd.env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .env("PROC_WRAPPER_TASK_UUID", TASK_UUID)
-        .env(
-            "PROC_WRAPPER_TASK_VERSION_SIGNATURE",
-            "43cfd2b905d5cb4f3e8e4bd7b8ea3ac7",
-        )
-        .env("PROC_WRAPPER_API_BASE_URL", &api.url)
-        .env("PROC_WRAPPER_API_KEY", API_KEY)
-        .env(
-            "PROC_WRAPPER_API_TASK_EXECUTION_CREATION_ERROR_TIMEOUT_SECONDS",
-            "1",
-        )
-        .env(
-            "PROC_WRAPPER_API_TASK_EXECUTION_CREATION_CONFLICT_TIMEOUT_SECONDS",
-            "1",
-        )
-        .env("PROC_WRAPPER_API_FINAL_UPDATE_TIMEOUT_SECONDS", "1")
-        .env("PROC_WRAPPER_API_RETRY_DELAY_SECONDS", "1")
-        .env("PROC_WRAPPER_API_RESUME_DELAY_SECONDS", "-1");
+    let mut cmd = reporting(BIN, &api.url);
+    cmd.envs(ORIGINAL_TEST_SETTINGS);
     cmd
-}
-
-fn run(cmd: &mut Command) -> Output {
-    cmd.output().expect("proc_wrapper runs")
-}
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
 fn creation(requests: &[Recorded]) -> &Recorded {
@@ -214,9 +211,7 @@ fn send_pid_reports_the_process_id() {
 
 #[test]
 fn server_down_for_the_whole_run_still_runs_the_child() {
-    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("http://{}", closed.local_addr().unwrap());
-    drop(closed);
+    let url = refused_url();
     let api = FakeApi::start();
     let out = run(wrapper(&api)
         .env("PROC_WRAPPER_API_BASE_URL", &url)
@@ -249,17 +244,15 @@ fn a_503_on_the_final_update_is_retried() {
     let marker = tempfile::NamedTempFile::new().unwrap();
     // The creation succeeds; the final update is answered 503 once.
     let out = {
-        let mut child = wrapper(&api)
-            .env("PROC_WRAPPER_API_FINAL_UPDATE_TIMEOUT_SECONDS", "60")
-            .args(["--", "sh", "-c"])
-            .arg(format!(
-                "while [ -e {} ]; do sleep 0.05; done",
-                marker.path().display()
-            ))
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
+        let mut child = spawn_piped(
+            wrapper(&api)
+                .env("PROC_WRAPPER_API_FINAL_UPDATE_TIMEOUT_SECONDS", "60")
+                .args(["--", "sh", "-c"])
+                .arg(format!(
+                    "while [ -e {} ]; do sleep 0.05; done",
+                    marker.path().display()
+                )),
+        );
         assert!(api.wait_for(LIMIT, |r| r.len() == 1));
         api.push_faults([Fault::Status(503)]);
         drop(marker);
@@ -297,30 +290,10 @@ fn creation_conflict_beyond_the_timeout_exits_75_without_starting() {
     assert!(reqs.iter().all(|r| r.method == "POST"));
 }
 
+/// Starts `cmd` wrapping a child and a grandchild (2 s of grace period); see
+/// [`procwrapper_tests::wrapper::start_tree`].
 fn start_tree(cmd: &mut Command, dir: &Path) -> (Child, i32, i32) {
-    let child_pid = dir.join("child.pid");
-    let grandchild_pid = dir.join("grandchild.pid");
-    let script = format!(
-        "sleep 300 >/dev/null 2>&1 & echo $! > {}; echo $$ > {}; wait",
-        grandchild_pid.display(),
-        child_pid.display()
-    );
-    let wrapper = cmd
-        .args([
-            "--process-termination-grace-period",
-            "2",
-            "--",
-            "sh",
-            "-c",
-            &script,
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let child = read_pid(&child_pid, LIMIT).expect("child PID written");
-    let grandchild = read_pid(&grandchild_pid, LIMIT).expect("grandchild PID written");
-    (wrapper, child, grandchild)
+    procwrapper_tests::wrapper::start_tree(cmd, &[], dir, LIMIT)
 }
 
 #[test]
@@ -354,18 +327,16 @@ fn a_slow_server_never_delays_noticing_the_exit() {
     let api = FakeApi::start();
     let dir = tempfile::tempdir().unwrap();
     let go = dir.path().join("go");
-    let mut wrapper = wrapper(&api)
-        .env("PROC_WRAPPER_API_HEARTBEAT_INTERVAL_SECONDS", "1")
-        .env("PROC_WRAPPER_API_FINAL_UPDATE_TIMEOUT_SECONDS", "60")
-        .args(["--", "sh", "-c"])
-        .arg(format!(
-            "while [ ! -e {} ]; do sleep 0.05; done; exit 6",
-            go.display()
-        ))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut wrapper = spawn_piped(
+        wrapper(&api)
+            .env("PROC_WRAPPER_API_HEARTBEAT_INTERVAL_SECONDS", "1")
+            .env("PROC_WRAPPER_API_FINAL_UPDATE_TIMEOUT_SECONDS", "60")
+            .args(["--", "sh", "-c"])
+            .arg(format!(
+                "while [ ! -e {} ]; do sleep 0.05; done; exit 6",
+                go.display()
+            )),
+    );
     assert!(api.wait_for(LIMIT, |r| r.len() == 1));
     // The first heartbeat hangs for ten minutes.
     api.push_faults([Fault::Delay(Duration::from_secs(600))]);
@@ -434,14 +405,6 @@ fn the_api_key_never_reaches_the_log() {
     let out = run(wrapper(&api).args(["-l", "DEBUG", "--", "true"]));
     assert_eq!(out.status.code(), Some(0));
     assert!(!stderr(&out).contains(API_KEY), "{}", stderr(&out));
-}
-
-fn free_udp_port() -> u16 {
-    std::net::UdpSocket::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// A child that sends UDP datagrams to the wrapper's status port with Python.
@@ -1030,18 +993,16 @@ fn a_signal_during_creation_retries_ends_the_wrapper_without_running_the_command
     api.push_faults([Fault::Delay(Duration::from_secs(600))]);
     let dir = tempfile::tempdir().unwrap();
     let marker = dir.path().join("started");
-    let wrapper = wrapper(&api)
-        .env(
-            "PROC_WRAPPER_API_TASK_EXECUTION_CREATION_ERROR_TIMEOUT_SECONDS",
-            "3600",
-        )
-        .env("PROC_WRAPPER_API_REQUEST_TIMEOUT_SECONDS", "3600")
-        .args(["--", "touch"])
-        .arg(&marker)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let wrapper = spawn_piped(
+        wrapper(&api)
+            .env(
+                "PROC_WRAPPER_API_TASK_EXECUTION_CREATION_ERROR_TIMEOUT_SECONDS",
+                "3600",
+            )
+            .env("PROC_WRAPPER_API_REQUEST_TIMEOUT_SECONDS", "3600")
+            .args(["--", "touch"])
+            .arg(&marker),
+    );
     assert!(api.wait_for(LIMIT, |r| r.len() == 1));
     signal_child(&wrapper, Signal::SIGTERM);
     let out = wrapper.wait_with_output().unwrap();
@@ -1059,9 +1020,7 @@ fn a_run_the_server_started_reports_like_any_other() {
     let api = FakeApi::start();
     let uuid = "5c7d2a1e-3b9f-4e61-9a0c-7f1e2d3c4b5a";
     let dir = tempfile::tempdir().unwrap();
-    let out = run(Command::new(env!("CARGO_BIN_EXE_proc_wrapper"))
-        .env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+    let out = run(bare(BIN)
         .current_dir(dir.path())
         .env("PROC_WRAPPER_API_BASE_URL", &api.url)
         .env("PROC_WRAPPER_TASK_EXECUTION_UUID", uuid)

@@ -8,17 +8,15 @@
 
 use std::process::{Command, Output};
 
-use procwrapper_tests::fake_aws::{self, FakeAws, ImdsMode};
+use procwrapper_tests::fake_aws::{self, FakeAws, ImdsMode, count};
 use procwrapper_tests::moto::Moto;
+use procwrapper_tests::wrapper::{offline, run, stderr};
 
 /// `proc_wrapper` resolving `DB_PASS` from Secrets Manager (secret `db`), with no AWS
 /// variables but those given, the calls going to `fake` and the instance metadata off.
 fn wrapper(fake: &FakeAws, home: &std::path::Path, vars: &[(&str, &str)]) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_proc_wrapper"));
-    cmd.env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .env("HOME", home)
-        .env("PROC_WRAPPER_OFFLINE_MODE", "TRUE")
+    let mut cmd = offline(env!("CARGO_BIN_EXE_proc_wrapper"));
+    cmd.env("HOME", home)
         .env("AWS_ENDPOINT_URL", &fake.url)
         .env("AWS_EC2_METADATA_DISABLED", "true")
         // Backoffs of 10 ms after throttling (0.5 ms otherwise, 1 ms for metadata).
@@ -27,14 +25,6 @@ fn wrapper(fake: &FakeAws, home: &std::path::Path, vars: &[(&str, &str)]) -> Com
         .envs(vars.iter().copied())
         .args(["--", "sh", "-c", "echo \"DB_PASS=$DB_PASS\""]);
     cmd
-}
-
-fn run(cmd: &mut Command) -> Output {
-    cmd.output().unwrap()
-}
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
 fn assert_resolved(out: &Output) {
@@ -346,10 +336,6 @@ fn with_imds(fake: &FakeAws, home: &std::path::Path, vars: &[(&str, &str)]) -> C
 
 /// A second secret to resolve, so that the wrapper makes two signed calls.
 const ALSO: (&str, &str) = ("ALSO_FOR_PROC_WRAPPER_TO_RESOLVE", "AWS_SSM:/app/also");
-
-fn count(log: &[String], what: &str) -> usize {
-    log.iter().filter(|l| l.as_str() == what).count()
-}
 
 const ROLE_LIST: &str = "GET /latest/meta-data/iam/security-credentials/";
 const ROLE_CREDS: &str = "GET /latest/meta-data/iam/security-credentials/instance-role";

@@ -2,41 +2,19 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command};
 use std::time::Duration;
 
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
+use procwrapper_tests::wrapper::{offline, run, spawn_piped, stderr, stdout};
 use procwrapper_tests::{process_gone, read_pid, signal_child, wait_until};
 
 const LIMIT: Duration = Duration::from_secs(20);
 
 /// `proc_wrapper` with an empty environment (but `PATH`), in offline mode.
 fn wrapper() -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_proc_wrapper"));
-    cmd.env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .env("PROC_WRAPPER_OFFLINE_MODE", "TRUE");
-    cmd
-}
-
-fn run(cmd: &mut Command) -> Output {
-    cmd.output().expect("proc_wrapper runs")
-}
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
-fn stdout(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn spawn(cmd: &mut Command) -> Child {
-    cmd.stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("proc_wrapper starts")
+    offline(env!("CARGO_BIN_EXE_proc_wrapper"))
 }
 
 #[test]
@@ -251,24 +229,9 @@ fn timed_out_attempts_are_retried_then_exit_1() {
 /// Starts a wrapped child that records its own PID and a grandchild's PID, and waits until
 /// both are written.
 fn start_tree(dir: &Path, extra: &[&str]) -> (Child, i32, i32) {
-    let child_pid = dir.join("child.pid");
-    let grandchild_pid = dir.join("grandchild.pid");
-    let script = format!(
-        "sleep 300 >/dev/null 2>&1 & echo $! > {}; echo $$ > {}; wait",
-        grandchild_pid.to_str().unwrap(),
-        child_pid.to_str().unwrap()
-    );
     // A short grace period: background jobs of `sh` ignore SIGINT and SIGQUIT, so those
     // tests also show that what outlives the child is killed when the grace period ends.
-    let wrapper = spawn(
-        wrapper()
-            .args(["--process-termination-grace-period", "2"])
-            .args(extra)
-            .args(["--", "sh", "-c", &script]),
-    );
-    let child = read_pid(&child_pid, LIMIT).expect("child PID written");
-    let grandchild = read_pid(&grandchild_pid, LIMIT).expect("grandchild PID written");
-    (wrapper, child, grandchild)
+    procwrapper_tests::wrapper::start_tree(&mut wrapper(), extra, dir, LIMIT)
 }
 
 #[test]
@@ -313,7 +276,7 @@ fn sigterm_during_the_retry_delay_ends_the_run() {
     let dir = tempfile::tempdir().unwrap();
     let marker = dir.path().join("attempted");
     let script = format!("echo x >> {}; exit 2", marker.to_str().unwrap());
-    let wrapper = spawn(wrapper().args([
+    let wrapper = spawn_piped(wrapper().args([
         "-r",
         "5",
         "--process-retry-delay",
@@ -465,13 +428,7 @@ fn as_pid_1_orphans_are_reaped() {
 /// exec form `CMD ["proc_wrapper", "a | b"]`) runs as that script, as in 6.0.2.
 #[test]
 fn one_argument_holding_a_script_runs_it() {
-    let out = Command::new(env!("CARGO_BIN_EXE_proc_wrapper"))
-        .env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .env("PROC_WRAPPER_OFFLINE_MODE", "TRUE")
-        .arg("echo x | tr a-z A-Z; exit 3")
-        .output()
-        .unwrap();
+    let out = run(wrapper().arg("echo x | tr a-z A-Z; exit 3"));
     assert_eq!(out.status.code(), Some(3));
-    assert_eq!(String::from_utf8_lossy(&out.stdout), "X\n");
+    assert_eq!(stdout(&out), "X\n");
 }

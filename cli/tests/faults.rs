@@ -16,36 +16,40 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use nix::sys::signal::Signal;
-use procwrapper_tests::fake_api::{API_KEY, FakeApi, Fault, Recorded, TASK_UUID};
+use procwrapper_tests::fake_api::{FakeApi, Fault, count_method};
 use procwrapper_tests::fault_proxy::{FaultProxy, Mode};
 use procwrapper_tests::moto::Moto;
 use procwrapper_tests::reliability::record;
+use procwrapper_tests::wrapper::{offline, reporting};
 use procwrapper_tests::{process_gone, read_pid, wait_until};
 
 /// Bounds every wait; a passing test never comes close.
 const LIMIT: Duration = Duration::from_secs(60);
 
-/// `proc_wrapper` reporting to `url`, with short delays and timeouts: retries after 0.2 s,
-/// 10 s to create the execution or deliver an update, and 1 s of grace after SIGTERM. A
-/// request times out after 20 s, which only a hung server reaches (the tests of one lower
+/// The binary under test.
+const BIN: &str = env!("CARGO_BIN_EXE_proc_wrapper");
+
+/// The short delays and timeouts of these tests, on top of [`reporting`]: retries after
+/// 0.2 s, 10 s to create the execution or deliver an update, and 1 s of grace after SIGTERM.
+/// A request times out after 20 s, which only a hung server reaches (the tests of one lower
 /// it); a shorter one could expire on a loaded machine and send a request twice.
+const FAULT_TEST_SETTINGS: [(&str, &str); 7] = [
+    ("PROC_WRAPPER_API_RETRY_DELAY_SECONDS", "0.2"),
+    ("PROC_WRAPPER_API_REQUEST_TIMEOUT_SECONDS", "20"),
+    (
+        "PROC_WRAPPER_API_TASK_EXECUTION_CREATION_ERROR_TIMEOUT_SECONDS",
+        "10",
+    ),
+    ("PROC_WRAPPER_API_ERROR_TIMEOUT_SECONDS", "10"),
+    ("PROC_WRAPPER_API_FINAL_UPDATE_TIMEOUT_SECONDS", "10"),
+    ("PROC_WRAPPER_API_RESUME_DELAY_SECONDS", "-1"),
+    ("PROC_WRAPPER_PROCESS_TERMINATION_GRACE_PERIOD_SECONDS", "1"),
+];
+
+/// `proc_wrapper` reporting to `url`, with [`FAULT_TEST_SETTINGS`].
 fn wrapper(url: &str) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_proc_wrapper"));
-    cmd.env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .env("PROC_WRAPPER_TASK_UUID", TASK_UUID)
-        .env("PROC_WRAPPER_API_BASE_URL", url)
-        .env("PROC_WRAPPER_API_KEY", API_KEY)
-        .env("PROC_WRAPPER_API_RETRY_DELAY_SECONDS", "0.2")
-        .env("PROC_WRAPPER_API_REQUEST_TIMEOUT_SECONDS", "20")
-        .env(
-            "PROC_WRAPPER_API_TASK_EXECUTION_CREATION_ERROR_TIMEOUT_SECONDS",
-            "10",
-        )
-        .env("PROC_WRAPPER_API_ERROR_TIMEOUT_SECONDS", "10")
-        .env("PROC_WRAPPER_API_FINAL_UPDATE_TIMEOUT_SECONDS", "10")
-        .env("PROC_WRAPPER_API_RESUME_DELAY_SECONDS", "-1")
-        .env("PROC_WRAPPER_PROCESS_TERMINATION_GRACE_PERIOD_SECONDS", "1");
+    let mut cmd = reporting(BIN, url);
+    cmd.envs(FAULT_TEST_SETTINGS);
     cmd
 }
 
@@ -136,10 +140,6 @@ fn lost(api: &FakeApi, uuid: &str, status: &str) -> usize {
     usize::from(api.status_of(uuid).as_deref() != Some(status))
 }
 
-fn count(requests: &[Recorded], method: &str) -> usize {
-    requests.iter().filter(|r| r.method == method).count()
-}
-
 // 1. Connections closed mid-request (the request is read, no answer comes back).
 
 #[test]
@@ -157,7 +157,7 @@ fn a_connection_dropped_at_creation_is_retried() {
         "creation retried after 0.2 s each time; command run; SUCCEEDED delivered; exit 0",
     );
     assert_eq!(done.code, Some(0), "{}", done.stderr);
-    assert_eq!(count(&reqs, "POST"), 3, "{reqs:#?}");
+    assert_eq!(count_method(&reqs, "POST"), 3, "{reqs:#?}");
     assert!(done.stderr.contains("could not reach the API server"));
     assert_eq!(api.created(), std::slice::from_ref(&uuid));
     assert_eq!(api.finals_of(&uuid).len(), 1);
@@ -319,7 +319,7 @@ fn an_html_502_page_at_creation_is_retried() {
     );
     assert_eq!(done.code, Some(0), "{}", done.stderr);
     assert!(done.stderr.contains("502"), "{}", done.stderr);
-    assert_eq!(count(&api.requests(), "POST"), 2);
+    assert_eq!(count_method(&api.requests(), "POST"), 2);
     assert_eq!(lost, 0);
 }
 
@@ -464,11 +464,8 @@ fn a_server_that_never_answers_the_creation_still_runs_the_command() {
 
 /// `proc_wrapper`, offline, fetching from moto through `proxy`.
 fn through_proxy(moto: &Moto, proxy: &FaultProxy, arn: &str, dir: &Path) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_proc_wrapper"));
-    cmd.env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .env("PROC_WRAPPER_OFFLINE_MODE", "TRUE")
-        .envs(moto.env())
+    let mut cmd = offline(BIN);
+    cmd.envs(moto.env())
         .env("AWS_ENDPOINT_URL", &proxy.url)
         .env("DB_PASSWORD_FOR_PROC_WRAPPER_TO_RESOLVE", arn)
         .current_dir(dir);
@@ -840,11 +837,8 @@ fn a_full_disk_for_the_output_files_exits_78_naming_the_file() {
             Some("--exit-after-writing-variables"),
         ),
     ] {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_proc_wrapper"));
-        cmd.env_clear()
-            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-            .env("PROC_WRAPPER_OFFLINE_MODE", "TRUE")
-            .arg(option)
+        let mut cmd = offline(BIN);
+        cmd.arg(option)
             .arg(&full)
             .args(extra)
             .args(["--", "touch"])
@@ -904,7 +898,7 @@ fn a_hundred_runs_at_once_are_each_reported_once() {
         lost,
         "100 creations, exactly one SUCCEEDED final update for each; all exit 0",
     );
-    assert_eq!(count(&reqs, "POST"), 100);
+    assert_eq!(count_method(&reqs, "POST"), 100);
     assert_eq!(reqs.len(), 200);
     assert_eq!(lost, 0);
 }

@@ -9,34 +9,19 @@ use std::collections::HashMap;
 use std::process::Command;
 
 use proc_wrapper::secrets::format::Format;
+use procwrapper_tests::wrapper::{bare, child_env, run, stderr};
 
 const DATA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data");
 
+/// `proc_wrapper` with an empty environment (but `PATH`), offline by its option (`-o`), in
+/// `tests/data`, with `args` and `vars`.
 fn wrapper(args: &[&str], vars: &[(&str, &str)]) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_proc_wrapper"));
-    cmd.env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .current_dir(DATA)
+    let mut cmd = bare(env!("CARGO_BIN_EXE_proc_wrapper"));
+    cmd.current_dir(DATA)
         .arg("-o")
         .args(args)
         .envs(vars.iter().copied());
     cmd
-}
-
-/// Runs `env` as the child and parses its output.
-fn child_env(cmd: &mut Command) -> HashMap<String, String> {
-    let out = cmd.args(["--", "env"]).output().unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter_map(|l| l.split_once('='))
-        .map(|(k, v)| (k.to_owned(), v.to_owned()))
-        .collect()
 }
 
 fn assert_vars(env: &HashMap<String, String>, expected: &[(&str, &str)]) {
@@ -154,7 +139,7 @@ fn resolved_values_in_each_format() {
 fn yaml_output_files_read_back_the_same() {
     let dir = tempfile::tempdir().unwrap();
     let out_file = dir.path().join("env.yml");
-    let out = wrapper(
+    let out = run(wrapper(
         &[
             "-e",
             "formats/env.yaml",
@@ -168,15 +153,8 @@ fn yaml_output_files_read_back_the_same() {
             ("RAW_TIME", "12:30"),
         ],
     )
-    .args(["--", "true"])
-    .output()
-    .unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    .args(["--", "true"]));
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let text = std::fs::read_to_string(&out_file).unwrap();
     let read = Format::Yaml.parse(&text).unwrap();
     // Every variable is text, and reads back as the same text (checked against PyYAML's

@@ -17,7 +17,9 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use nix::sys::signal::Signal;
-use procwrapper_tests::fake_api::{API_KEY, FakeApi, Fault, TASK_UUID};
+use procwrapper_tests::fake_api::{FakeApi, Fault};
+use procwrapper_tests::net::{free_udp_port, refused_url};
+use procwrapper_tests::wrapper::reporting;
 use procwrapper_tests::{process_gone, read_pid, signal_child, wait_until};
 
 /// Bounds every wait; a passing cell never comes close.
@@ -89,10 +91,10 @@ struct Server {
 fn server(state: Api, healthy: usize) -> Server {
     if let Api::Unreachable = state {
         if healthy == 0 {
-            let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-            let url = format!("http://{}", listener.local_addr().unwrap());
-            drop(listener);
-            return Server { url, _api: None };
+            return Server {
+                url: refused_url(),
+                _api: None,
+            };
         }
         // Unreachable after the creation: answered by a fault that breaks every connection.
         let api = FakeApi::start();
@@ -118,31 +120,27 @@ fn server(state: Api, healthy: usize) -> Server {
     }
 }
 
-/// A free UDP port on loopback, for one run's status listener.
-fn free_udp_port() -> u16 {
-    let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-    socket.local_addr().unwrap().port()
-}
+/// The 2 s API timeouts and 1 s request timeout of these tests, on top of [`reporting`],
+/// with retries every 0.5 s and 2 s of grace after SIGTERM.
+const HANG_TEST_SETTINGS: [(&str, &str); 7] = [
+    ("PROC_WRAPPER_API_RETRY_DELAY_SECONDS", "0.5"),
+    ("PROC_WRAPPER_API_REQUEST_TIMEOUT_SECONDS", "1"),
+    (
+        "PROC_WRAPPER_API_TASK_EXECUTION_CREATION_ERROR_TIMEOUT_SECONDS",
+        "2",
+    ),
+    ("PROC_WRAPPER_API_ERROR_TIMEOUT_SECONDS", "2"),
+    ("PROC_WRAPPER_API_FINAL_UPDATE_TIMEOUT_SECONDS", "2"),
+    ("PROC_WRAPPER_API_RESUME_DELAY_SECONDS", "1"),
+    ("PROC_WRAPPER_PROCESS_TERMINATION_GRACE_PERIOD_SECONDS", "2"),
+];
 
-/// `proc_wrapper` reporting to `url` with 2 s API timeouts and a 1 s request timeout.
+/// `proc_wrapper` reporting to `url` with [`HANG_TEST_SETTINGS`], in `dir`, its output going
+/// to `dir/stdout` and `dir/stderr`.
 fn wrapper(url: &str, dir: &Path) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_proc_wrapper"));
-    cmd.env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .current_dir(dir)
-        .env("PROC_WRAPPER_TASK_UUID", TASK_UUID)
-        .env("PROC_WRAPPER_API_BASE_URL", url)
-        .env("PROC_WRAPPER_API_KEY", API_KEY)
-        .env("PROC_WRAPPER_API_RETRY_DELAY_SECONDS", "0.5")
-        .env("PROC_WRAPPER_API_REQUEST_TIMEOUT_SECONDS", "1")
-        .env(
-            "PROC_WRAPPER_API_TASK_EXECUTION_CREATION_ERROR_TIMEOUT_SECONDS",
-            "2",
-        )
-        .env("PROC_WRAPPER_API_ERROR_TIMEOUT_SECONDS", "2")
-        .env("PROC_WRAPPER_API_FINAL_UPDATE_TIMEOUT_SECONDS", "2")
-        .env("PROC_WRAPPER_API_RESUME_DELAY_SECONDS", "1")
-        .env("PROC_WRAPPER_PROCESS_TERMINATION_GRACE_PERIOD_SECONDS", "2")
+    let mut cmd = reporting(env!("CARGO_BIN_EXE_proc_wrapper"), url);
+    cmd.current_dir(dir)
+        .envs(HANG_TEST_SETTINGS)
         .stdin(Stdio::null())
         .stdout(std::fs::File::create(dir.join("stdout")).unwrap())
         .stderr(std::fs::File::create(dir.join("stderr")).unwrap());

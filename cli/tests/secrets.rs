@@ -4,41 +4,27 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::HashMap;
-use std::process::{Command, Output};
+use std::process::Command;
 
 use procwrapper_tests::moto::Moto;
+use procwrapper_tests::wrapper::{
+    assert_absent, child_env, offline, parse_env, run_with_pid, stderr, stdout,
+};
 
 const DATA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data");
 
+/// `proc_wrapper` in offline mode, in `tests/data`, with `vars`.
 fn wrapper(vars: &[(&str, &str)]) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_proc_wrapper"));
-    cmd.env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .env("PROC_WRAPPER_OFFLINE_MODE", "TRUE")
-        .current_dir(DATA)
-        .envs(vars.iter().copied());
+    let mut cmd = offline(env!("CARGO_BIN_EXE_proc_wrapper"));
+    cmd.current_dir(DATA).envs(vars.iter().copied());
     cmd
 }
 
+/// [`wrapper`] with the AWS settings that reach `moto`.
 fn with_moto(moto: &Moto, vars: &[(&str, &str)]) -> Command {
     let mut cmd = wrapper(vars);
     cmd.envs(moto.env());
     cmd
-}
-
-/// Runs `env` as the child and parses its output.
-fn child_env(cmd: &mut Command) -> HashMap<String, String> {
-    let out = cmd.args(["--", "env"]).output().unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter_map(|l| l.split_once('='))
-        .map(|(k, v)| (k.to_owned(), v.to_owned()))
-        .collect()
-}
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
 fn task_config(env: &HashMap<String, String>) -> serde_json::Value {
@@ -287,8 +273,7 @@ fn assert_hidden(secret: &str, args: &[&str], vars: &[(&str, &str)], moto: &Moto
         .args(["--", "true"])
         .output()
         .unwrap();
-    let err = stderr(&out);
-    assert!(!err.contains(secret), "secret in the log:\n{err}");
+    assert_absent(&stderr(&out), &[secret], "secret in the log");
 }
 
 #[test]
@@ -519,21 +504,11 @@ fn one_secret_referenced_many_times_is_fetched_once() {
 /// `sh` prints its PID and environment: with `--exec` it is the wrapper's own process.
 const PID_AND_ENV: &str = "echo PID=$$; env";
 
+/// Runs `cmd`; returns the PID it was started with and the environment its output lists.
 fn exec_output(cmd: &mut Command) -> (u32, HashMap<String, String>) {
-    let child = cmd
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let pid = child.id();
-    let out = child.wait_with_output().unwrap();
+    let (pid, out) = run_with_pid(cmd);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    let env = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter_map(|l| l.split_once('='))
-        .map(|(k, v)| (k.to_owned(), v.to_owned()))
-        .collect();
-    (pid, env)
+    (pid, parse_env(&stdout(&out)))
 }
 
 #[test]

@@ -10,6 +10,8 @@ use std::process::{Command, Output};
 
 use procwrapper_tests::fake_api::{FakeApi, Fault, TASK_UUID};
 use procwrapper_tests::moto::Moto;
+use procwrapper_tests::net::{free_udp_port, udp_addresses_in};
+use procwrapper_tests::wrapper::{assert_absent, bare, printed, reporting, run, stdout};
 
 /// The API key, the Rollbar token and the secret values of these tests: finding any of them in
 /// the wrapper's own output is a leak.
@@ -21,42 +23,24 @@ const FILE_VALUE: &str = "sv-file-7d15e8";
 const ENV_FILE_VALUE: &str = "sv-envfile-a6b390";
 const FAILING_VALUE: &str = "sv-fail-91c3e7";
 
+/// The binary under test.
+const BIN: &str = env!("CARGO_BIN_EXE_proc_wrapper");
+
 /// `proc_wrapper` with an empty environment but `PATH`.
 fn wrapper() -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_proc_wrapper"));
-    cmd.env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default());
-    cmd
+    bare(BIN)
 }
 
+/// `proc_wrapper` in offline mode, logging at DEBUG level (where most could leak).
 fn offline() -> Command {
-    let mut cmd = wrapper();
-    cmd.env("PROC_WRAPPER_OFFLINE_MODE", "TRUE")
-        .env("PROC_WRAPPER_LOG_LEVEL", "DEBUG");
+    let mut cmd = procwrapper_tests::wrapper::offline(BIN);
+    cmd.env("PROC_WRAPPER_LOG_LEVEL", "DEBUG");
     cmd
 }
 
-fn run(cmd: &mut Command) -> Output {
-    cmd.output().expect("proc_wrapper runs")
-}
-
-/// Everything the wrapper printed, standard output then standard error.
-fn printed(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
+/// Fails the test if anything `out` printed contains one of `secrets`.
 fn assert_hidden(out: &Output, secrets: &[&str], case: &str) {
-    let text = printed(out);
-    for secret in secrets {
-        assert!(
-            !text.contains(secret),
-            "{case}: '{secret}' reached the output:\n{text}"
-        );
-    }
+    assert_absent(&printed(out), secrets, case);
 }
 
 /// A shell test that the child received `value` in `var` (exit 0) or not (exit 1).
@@ -364,31 +348,12 @@ fn files_of_resolved_secrets_are_readable_by_their_owner_only() {
     }
 }
 
-/// The local addresses bound to `port` in `/proc/net/udp` and `/proc/net/udp6` text, in the
-/// kernel's form: the address in memory order, as hexadecimal.
-fn udp_addresses(proc_net_udp: &str, port: u16) -> Vec<String> {
-    let port = format!("{port:04X}");
-    proc_net_udp
-        .lines()
-        .filter_map(|line| line.split_whitespace().nth(1))
-        .filter_map(|local| local.rsplit_once(':'))
-        .filter(|(_, p)| *p == port)
-        .map(|(addr, _)| addr.to_owned())
-        .collect()
-}
-
 #[test]
 fn the_status_listener_is_bound_to_loopback_only() {
-    let port = std::net::UdpSocket::bind("127.0.0.1:0")
-        .and_then(|s| s.local_addr())
-        .unwrap()
-        .port();
+    let port = free_udp_port();
     let api = FakeApi::start();
     // The listener is open before the command starts, so the command sees it.
-    let out = run(wrapper()
-        .env("PROC_WRAPPER_TASK_UUID", TASK_UUID)
-        .env("PROC_WRAPPER_API_BASE_URL", &api.url)
-        .env("PROC_WRAPPER_API_KEY", procwrapper_tests::fake_api::API_KEY)
+    let out = run(reporting(BIN, &api.url)
         .env("PROC_WRAPPER_ENABLE_STATUS_UPDATE_LISTENER", "TRUE")
         .env("PROC_WRAPPER_STATUS_UPDATE_SOCKET_PORT", port.to_string())
         .args([
@@ -398,7 +363,7 @@ fn the_status_listener_is_bound_to_loopback_only() {
             "cat /proc/net/udp; cat /proc/net/udp6 2>/dev/null; true",
         ]));
     assert_eq!(out.status.code(), Some(0), "{}", printed(&out));
-    let addresses = udp_addresses(&String::from_utf8_lossy(&out.stdout), port);
+    let addresses = udp_addresses_in(&stdout(&out), port);
     let loopback = format!("{:08X}", u32::from_ne_bytes(Ipv4Addr::LOCALHOST.octets()));
     assert_eq!(addresses, [loopback], "{}", printed(&out));
 }

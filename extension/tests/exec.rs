@@ -2,17 +2,15 @@
 //! layer's `/opt/cloudreactor-exec-wrapper` runs), with secrets from the moto_server that
 //! `tests/run.sh` starts.
 
-use std::collections::HashMap;
 use std::process::{Command, Stdio};
 
 use procwrapper_tests::moto::Moto;
+use procwrapper_tests::wrapper::{bare, parse_env, run_with_pid};
 
+/// `cloudreactor-extension` with an empty environment (but `PATH`), its output piped.
 fn extension() -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_cloudreactor-extension"));
-    cmd.env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+    let mut cmd = bare(env!("CARGO_BIN_EXE_cloudreactor-extension"));
+    cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
     cmd
 }
 
@@ -20,25 +18,19 @@ fn extension() -> Command {
 fn exec_resolves_secrets_into_the_runtime_environment_and_becomes_the_runtime() {
     let moto = Moto::connect();
     let arn = moto.secret_string(&Moto::unique("layer"), r#"{"password": "s3cr3t"}"#);
-    let child = extension()
-        .envs(moto.env())
-        .env(
-            "DB_PASSWORD_FOR_PROC_WRAPPER_TO_RESOLVE",
-            format!("{arn}|JP:$.password"),
-        )
-        .env("AWS_LAMBDA_RUNTIME_API", "127.0.0.1:9001")
-        .args(["--exec", "sh", "-c", "echo PID=$$; env"])
-        .spawn()
-        .expect("UNWRAP: starts");
-    let pid = child.id();
-    let out = child.wait_with_output().expect("UNWRAP: ends");
+    let (pid, out) = run_with_pid(
+        extension()
+            .envs(moto.env())
+            .env(
+                "DB_PASSWORD_FOR_PROC_WRAPPER_TO_RESOLVE",
+                format!("{arn}|JP:$.password"),
+            )
+            .env("AWS_LAMBDA_RUNTIME_API", "127.0.0.1:9001")
+            .args(["--exec", "sh", "-c", "echo PID=$$; env"]),
+    );
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(0), "{stderr}");
-    let env: HashMap<String, String> = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter_map(|l| l.split_once('='))
-        .map(|(k, v)| (k.to_owned(), v.to_owned()))
-        .collect();
+    let env = parse_env(&String::from_utf8_lossy(&out.stdout));
     assert_eq!(
         env["PID"],
         pid.to_string(),

@@ -9,7 +9,8 @@ use std::time::Duration;
 use lambda_simulator::process::{ManagedProcess, ProcessConfig, ProcessRole};
 use lambda_simulator::{InvocationBuilder, InvocationStatus, ShutdownReason, Simulator};
 use procwrapper_tests::fake_api::{FakeApi, Recorded};
-use procwrapper_tests::lambda::{free_udp_port, udp_addresses, until};
+use procwrapper_tests::lambda::until;
+use procwrapper_tests::net::{free_udp_port, udp_addresses};
 use serde_json::{Value, json};
 
 const FUNCTION: &str = "ext-test-fn";

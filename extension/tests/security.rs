@@ -5,13 +5,15 @@
 use std::fs::File;
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command};
+use std::process::Child;
 use std::time::Duration;
 
 use lambda_simulator::process::{ProcessConfig, ProcessRole};
 use lambda_simulator::{InvocationStatus, ShutdownReason, Simulator};
 use procwrapper_tests::fake_api::FakeApi;
-use procwrapper_tests::lambda::{free_udp_port, udp_addresses, until};
+use procwrapper_tests::lambda::until;
+use procwrapper_tests::net::{free_udp_port, udp_addresses};
+use procwrapper_tests::wrapper::bare;
 use serde_json::json;
 
 /// The API key and the secret value of these tests: either in the log is a leak.
@@ -42,9 +44,7 @@ async fn simulator() -> Simulator {
 /// simulator's Lambda variables and `env`, its output going to `log`.
 fn start_extension(sim: &Simulator, env: &[(&str, String)], log: &Path) -> Child {
     let out = File::create(log).expect("UNWRAP: the log file can be created");
-    Command::new(env!("CARGO_BIN_EXE_cloudreactor-extension"))
-        .env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+    bare(env!("CARGO_BIN_EXE_cloudreactor-extension"))
         .envs(sim.lambda_env_vars())
         .envs(env.iter().map(|(k, v)| (*k, v)))
         .stdout(out.try_clone().expect("UNWRAP: the file can be shared"))

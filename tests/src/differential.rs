@@ -31,6 +31,7 @@ use nix::sys::signal::Signal;
 use serde_json::{Map, Value, json};
 
 use crate::fake_api::{FakeApi, Fault, Recorded};
+use crate::net::{free_udp_port, refused_url};
 
 /// The variable naming the Python interpreter that has `cloudreactor-procwrapper==6.0.2`
 /// (`tests/services.sh` exports it).
@@ -979,30 +980,6 @@ fn log_clock(stderr: &str, started: std::time::SystemTime) -> Option<i64> {
     Some((t - start + 1_800).div_euclid(3_600))
 }
 
-fn free_udp_port() -> u16 {
-    static USED: Mutex<BTreeSet<u16>> = Mutex::new(BTreeSet::new());
-    loop {
-        let port = std::net::UdpSocket::bind("127.0.0.1:0")
-            .and_then(|s| s.local_addr())
-            .map(|a| a.port())
-            .expect("UNWRAP: loopback UDP can be bound");
-        let mut used = USED
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if used.insert(port) {
-            return port;
-        }
-    }
-}
-
-fn dead_url() -> String {
-    // A port that was free a moment ago: connections to it are refused.
-    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("UNWRAP: loopback can be bound");
-    let port = l.local_addr().expect("UNWRAP: bound").port();
-    drop(l);
-    format!("http://127.0.0.1:{port}")
-}
-
 fn uses_placeholder(s: &Scenario, p: &str) -> bool {
     s.args.iter().any(|a| a.contains(p))
         || s.env.iter().any(|(_, v)| v.contains(p))
@@ -1094,7 +1071,7 @@ fn run_side(w: &Wrappers, s: &Scenario, side: Side, moto: &str) -> Outcome {
         root: root.clone(),
         api: api.url.clone(),
         dead: if uses("{DEAD}") {
-            dead_url()
+            refused_url()
         } else {
             String::new()
         },

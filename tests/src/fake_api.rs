@@ -141,6 +141,11 @@ fn header(headers: &HeaderMap, name: &str) -> Option<String> {
         .map(str::to_owned)
 }
 
+/// How many of `requests` were made with `method` (`POST`: creations, `PATCH`: updates).
+pub fn count_method(requests: &[Recorded], method: &str) -> usize {
+    requests.iter().filter(|r| r.method == method).count()
+}
+
 /// The UUID the fake gives to the `n`th execution it creates (from 1).
 pub fn execution_uuid(n: u32) -> String {
     format!("d9554f00-eaeb-4a16-96e4-{n:012}")

@@ -479,3 +479,9 @@ impl FakeAws {
         lock(&self.state).metadata_log.clone()
     }
 }
+
+/// How many entries of a [`FakeAws::metadata_log`] are exactly `entry` (`PUT /latest/api/token`,
+/// `GET <path> v2`, ...).
+pub fn count(log: &[String], entry: &str) -> usize {
+    log.iter().filter(|l| l.as_str() == entry).count()
+}

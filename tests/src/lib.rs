@@ -1,5 +1,7 @@
 //! Helpers shared by the end-to-end tests and benchmarks of the workspace: polling instead
-//! of sleeping, and checks on processes.
+//! of sleeping, and checks on processes (here); the commands that run a wrapper binary and
+//! read what it printed ([`wrapper`]); free ports, and who listens on a UDP port ([`net`]); the fake
+//! servers and the harnesses of the differential and reliability suites (their modules).
 
 pub mod bench;
 pub mod differential;
@@ -10,8 +12,10 @@ pub mod fake_ecs;
 pub mod fault_proxy;
 pub mod lambda;
 pub mod moto;
+pub mod net;
 pub mod reliability;
 pub mod server;
+pub mod wrapper;
 
 use std::path::Path;
 use std::time::{Duration, Instant};
