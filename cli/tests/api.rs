@@ -916,13 +916,12 @@ fn a_signal_ends_the_sidecars_watch_by_the_signal_rule() {
             "pause_container.json",
         );
         let api = FakeApi::start();
-        let mut sidecar = wrapper(&api)
-            .env("ECS_CONTAINER_METADATA_URI_V4", &ecs.uri)
-            .env("PROC_WRAPPER_MAIN_CONTAINER_NAME", "nginx-curl")
-            .env("PROC_WRAPPER_MONITOR_CONTAINER_NAME", "~internal~ecs~pause")
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
+        let mut sidecar = spawn_piped(
+            wrapper(&api)
+                .env("ECS_CONTAINER_METADATA_URI_V4", &ecs.uri)
+                .env("PROC_WRAPPER_MAIN_CONTAINER_NAME", "nginx-curl")
+                .env("PROC_WRAPPER_MONITOR_CONTAINER_NAME", "~internal~ecs~pause"),
+        );
         // Signalled once the execution exists (a signal during its creation ends the
         // wrapper before the watch, unreported).
         let mut log = std::io::BufReader::new(sidecar.stderr.take().unwrap());

@@ -16,17 +16,17 @@ use crate::config::table as T;
 pub type ChildEnv = BTreeMap<OsString, OsString>;
 
 /// `TRUE` or `FALSE`, as the original writes booleans.
-pub fn bool_text(b: bool) -> &'static str {
+pub(crate) fn bool_text(b: bool) -> &'static str {
     if b { "TRUE" } else { "FALSE" }
 }
 
 /// Whole seconds (or fractional ones when given so), `-1` for "no limit".
-pub fn limit_text(d: Option<Duration>) -> String {
+pub(crate) fn limit_text(d: Option<Duration>) -> String {
     d.map_or_else(|| "-1".to_owned(), seconds_text)
 }
 
 /// A duration as seconds: `30`, or `2.5` when not whole.
-pub fn seconds_text(d: Duration) -> String {
+pub(crate) fn seconds_text(d: Duration) -> String {
     if d.subsec_nanos() == 0 {
         d.as_secs().to_string()
     } else {
@@ -35,7 +35,7 @@ pub fn seconds_text(d: Duration) -> String {
 }
 
 /// A probability like Python's float `repr`: `1.0`, `0.5`, `1e-10`.
-pub fn float_text(p: f64) -> String {
+pub(crate) fn float_text(p: f64) -> String {
     // Rust's `Debug` of f64 matches Python's `repr` for these values.
     format!("{p:?}")
 }

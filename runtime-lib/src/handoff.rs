@@ -21,24 +21,24 @@ use serde_json::{Map, Value, json};
 /// Key of the request id that a message belongs to.
 pub const REQUEST_ID: &str = "lambda_request_id";
 /// Key of the phase of a hand-off message: `start` or `end`.
-pub const PHASE: &str = "lambda_hand_off";
+pub(crate) const PHASE: &str = "lambda_hand_off";
 /// Key of the Task Execution UUID found in the input.
 pub const TASK_EXECUTION_UUID: &str = "task_execution_uuid";
 /// Key of the log group of the function (only the runtime knows it).
-pub const LOG_GROUP: &str = "log_group";
+pub(crate) const LOG_GROUP: &str = "log_group";
 /// Key of the log stream of the function (only the runtime knows it).
-pub const LOG_STREAM: &str = "log_stream";
+pub(crate) const LOG_STREAM: &str = "log_stream";
 /// Key of the error type of a failed invocation.
-pub const ERROR_TYPE: &str = "error_type";
+pub(crate) const ERROR_TYPE: &str = "error_type";
 /// Key of the error message of a failed invocation.
-pub const ERROR_MESSAGE: &str = "error_message";
+pub(crate) const ERROR_MESSAGE: &str = "error_message";
 
 /// Where the extension is installed by its layer.
-pub const EXTENSION_PATH: &str = "/opt/extensions/cloudreactor-extension";
+pub(crate) const EXTENSION_PATH: &str = "/opt/extensions/cloudreactor-extension";
 
 /// True when `cloudreactor-extension` runs next to this function: `PROC_WRAPPER_LAMBDA_EXTENSION`
 /// (`TRUE`/`FALSE`) when set, else whether [`EXTENSION_PATH`] exists.
-pub fn extension_attached(env: &dyn Fn(&str) -> Option<String>) -> bool {
+pub(crate) fn extension_attached(env: &dyn Fn(&str) -> Option<String>) -> bool {
     match env(T::LAMBDA_EXTENSION.var()) {
         Some(v) => v.trim().eq_ignore_ascii_case("true"),
         None => std::path::Path::new(EXTENSION_PATH).exists(),

@@ -23,6 +23,40 @@
 //! | [`logging`] | the wrapper's own log format |
 //! | [`exit_codes`] | the exit codes of `proc_wrapper` |
 //! | [`time`] | UTC timestamps |
+//!
+//! # Theory of operation
+//!
+//! Five front ends share four layers. From the bottom:
+//!
+//! 1. **Settings** ([`config`], [`config::table`], [`secrets`], [`settings`]). One table
+//!    declares each setting once: its option, variables, the variable the child receives and
+//!    its field on the wire. [`settings::Pipeline`] turns the command line, the environment
+//!    and an initial configuration into the resolved environment and a typed
+//!    [`config::Config`], in four phases (bootstrap, locations, secrets, final).
+//! 2. **The Task Execution core** ([`task`]): *what* is sent, with no I/O: typed wire bodies,
+//!    the body builder, one request type per endpoint (method and path), the sampling rule.
+//! 3. **Services**, each owning its I/O: [`api`] (the HTTP client and its retry policy, an
+//!    [`api::ExecutionClient`] for one execution, and the [`api::Reporter`] that keeps only
+//!    the heartbeat timing and the fields waiting to be sent), [`status`] (the UDP listener,
+//!    an actor with its own socket and buffer), [`metadata`] (ECS, CodeBuild, EC2, Lambda),
+//!    [`aws`] (signed calls for secrets), [`process`] (the supervisor: attempts, timeouts,
+//!    retries, log capture) and [`signals`] (how each signal ends a run).
+//! 4. **Front ends**, each a composition of the layers below:
+//!
+//! | front end | entry point | settings | what runs | reporting |
+//! |---|---|---|---|---|
+//! | wrapped mode | `proc_wrapper` (crate `proc_wrapper_cli`) | `Pipeline`, wrapped | [`process::Supervisor`] | [`api::Reporter`], as the supervisor's [`process::Hooks`] |
+//! | `--exec` and the layer's exec wrapper | `proc_wrapper --exec`, `cloudreactor-exec-wrapper` | `Pipeline`, wrapped | [`exec::exec`] replaces the process | none |
+//! | embedded mode | [`managed::ManagedCall`] | `Pipeline`, embedded (`proc_wrapper_params`) | a Rust function, with retries | [`api::Reporter`] |
+//! | Rust handler wrapper | `lambda::handler` (feature `lambda`) | `Pipeline`, wrapped | the handler | [`lambda::LambdaReporting`] |
+//! | Lambda extension | `cloudreactor-extension` | `Pipeline`, wrapped | any function, seen through the Extensions and Telemetry APIs | [`lambda::LambdaReporting`] |
+//!
+//! Errors are typed in each layer ([`config::ConfigError`], [`secrets::SecretError`],
+//! [`aws::AwsError`], [`settings::SettingsError`], [`api::ApiError`],
+//! [`metadata::MetadataError`], [`values::ValueError`], [`managed::ManagedError`],
+//! [`exec::ExecError`]); `proc_wrapper` turns them into its exit codes in one place (its
+//! `CliError`), logging each once. The README's "Exit codes" and "Differences" sections are
+//! the reference for what each front end promises.
 
 #![warn(missing_docs)]
 

@@ -20,7 +20,7 @@ use crate::time::UtcTime;
 
 /// Formats events like Python's `PROC_WRAPPER: %(asctime)s %(levelname)s: %(message)s`.
 #[derive(Debug, Clone)]
-pub struct WrapperFormat {
+pub(crate) struct WrapperFormat {
     /// Print the timestamp.
     pub include_timestamps: bool,
 }
@@ -54,7 +54,7 @@ where
 }
 
 /// The `tracing` level of a configured log level.
-pub fn level_filter(level: LogLevel) -> LevelFilter {
+pub(crate) fn level_filter(level: LogLevel) -> LevelFilter {
     match level {
         LogLevel::Trace => LevelFilter::TRACE,
         LogLevel::Debug => LevelFilter::DEBUG,

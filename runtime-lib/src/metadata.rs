@@ -60,7 +60,7 @@ impl ExecutionMethod {
     }
 
     /// The infrastructure the method runs on.
-    pub fn infrastructure(self) -> Infrastructure {
+    pub(crate) fn infrastructure(self) -> Infrastructure {
         match self {
             Self::Unknown => Infrastructure::Unknown,
             _ => Infrastructure::Aws,
@@ -112,7 +112,7 @@ pub struct RuntimeMetadata {
 }
 
 /// The host name of this machine (`uname -n`).
-pub fn node_name() -> Option<String> {
+pub(crate) fn node_name() -> Option<String> {
     nix::sys::utsname::uname()
         .ok()
         .and_then(|u| u.nodename().to_str().map(str::to_owned))
@@ -136,7 +136,7 @@ impl RuntimeMetadata {
     }
 
     /// Detects the environment from a variable lookup.
-    pub async fn detect_with(config: &Config, env: &dyn Fn(&str) -> Option<String>) -> Self {
+    pub(crate) async fn detect_with(config: &Config, env: &dyn Fn(&str) -> Option<String>) -> Self {
         let forced = config.task.execution_method_type;
         let ecs_uri =
             env("ECS_CONTAINER_METADATA_URI_V4").or_else(|| env("ECS_CONTAINER_METADATA_URI"));
@@ -212,13 +212,13 @@ impl RuntimeMetadata {
     /// Fields for updates of the Task Execution (the final one, and those after a refresh):
     /// the metadata alone, as 6.0.2 sends it (`--execution-method-props` only go with the
     /// creation).
-    pub fn update_fields(&self) -> Map<String, Value> {
+    pub(crate) fn update_fields(&self) -> Map<String, Value> {
         self.typed(&self.execution, &[])
     }
 
     /// Fields for the creation of the Task Execution, with `--execution-method-props` merged
     /// into `execution_method_details`.
-    pub fn execution_fields(&self, config: &Config) -> Map<String, Value> {
+    pub(crate) fn execution_fields(&self, config: &Config) -> Map<String, Value> {
         let props = config
             .task
             .execution_method_props
@@ -233,7 +233,7 @@ impl RuntimeMetadata {
     /// Fields for the Task object of the creation request, with the
     /// `execution_method_capability_details` and `infrastructure_settings` of
     /// `--auto-create-task-props` merged in.
-    pub fn task_fields(&self, config: &Config) -> Map<String, Value> {
+    pub(crate) fn task_fields(&self, config: &Config) -> Map<String, Value> {
         let props = config.task.auto_create_task_props.as_ref();
         let get = |key: &str| props.and_then(|p| p.get(key));
         self.typed(

@@ -267,7 +267,7 @@ impl StatusUpdater {
     }
 
     /// Configured from a variable lookup.
-    pub fn from_lookup(incremental: bool, lookup: &dyn Fn(&str) -> Option<String>) -> Self {
+    pub(crate) fn from_lookup(incremental: bool, lookup: &dyn Fn(&str) -> Option<String>) -> Self {
         // On by choice, or because the Lambda extension listens.
         let enabled = match lookup(T::ENABLE_STATUS_UPDATE_LISTENER.var()) {
             Some(v) => v.trim().eq_ignore_ascii_case("true"),
@@ -307,7 +307,7 @@ impl StatusUpdater {
 
     /// Sends one message line as is (for the Lambda hand-off, [`crate::handoff`]); does
     /// nothing when disabled.
-    pub fn send_line(&mut self, line: &str) {
+    pub(crate) fn send_line(&mut self, line: &str) {
         if let Some(socket) = &self.socket
             && socket
                 .send_to(line.as_bytes(), ("127.0.0.1", self.port))

@@ -48,7 +48,7 @@ impl UtcTime {
     }
 
     /// `2024-01-31 13:45:07,123` (the timestamp of Python's logging module).
-    pub fn log_format(&self) -> String {
+    pub(crate) fn log_format(&self) -> String {
         format!(
             "{:04}-{:02}-{:02} {:02}:{:02}:{:02},{:03}",
             self.year,
@@ -62,7 +62,7 @@ impl UtcTime {
     }
 
     /// `2024-01-31 13:45:07+00:00` (the final summary line).
-    pub fn summary_format(&self) -> String {
+    pub(crate) fn summary_format(&self) -> String {
         format!(
             "{:04}-{:02}-{:02} {:02}:{:02}:{:02}+00:00",
             self.year, self.month, self.day, self.hour, self.minute, self.second

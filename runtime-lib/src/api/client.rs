@@ -8,7 +8,7 @@
 //! client stops sending requests until `api_resume_delay` has passed.
 //!
 //! Response bodies are read only when they are used (not for `?content=false` updates, whose
-//! answer the API leaves empty), and at most [`MAX_RESPONSE_BYTES`] of them: a server or
+//! answer the API leaves empty), and at most `MAX_RESPONSE_BYTES` of them: a server or
 //! proxy answering with an endless body cannot make the wrapper's memory grow without bound.
 
 use std::time::{Duration, Instant, SystemTime};
@@ -21,7 +21,7 @@ use crate::config::ApiConfig;
 
 /// The largest response body read; a longer one is an [`ApiError::InvalidResponse`]. A Task
 /// Execution as the API returns it is a few kilobytes, plus the input value it echoes.
-pub const MAX_RESPONSE_BYTES: usize = 4 << 20;
+pub(crate) const MAX_RESPONSE_BYTES: usize = 4 << 20;
 
 /// The kind of request, which decides its deadline.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -72,7 +72,7 @@ pub struct ApiClient {
 }
 
 /// `Retry-After` as seconds or an HTTP date, relative to `now`.
-pub fn retry_after(value: &str, now: SystemTime) -> Option<Duration> {
+pub(crate) fn retry_after(value: &str, now: SystemTime) -> Option<Duration> {
     let value = value.trim();
     if let Ok(secs) = value.parse::<f64>() {
         return (secs.is_finite() && secs >= 0.0).then(|| Duration::from_secs_f64(secs));
@@ -112,7 +112,7 @@ impl ApiClient {
     }
 
     /// True while requests are suspended after an exhaustion.
-    pub fn suspended(&self) -> bool {
+    pub(crate) fn suspended(&self) -> bool {
         match (self.exhausted_at, self.config.resume_delay) {
             (None, _) => false,
             (Some(_), None) => true,
@@ -121,7 +121,7 @@ impl ApiClient {
     }
 
     /// True once retries have been exhausted (the final update is then skipped).
-    pub fn exhausted(&self) -> bool {
+    pub(crate) fn exhausted(&self) -> bool {
         self.exhausted_at.is_some()
     }
 
@@ -167,7 +167,7 @@ impl ApiClient {
     /// Sends one request without retrying, for callers with their own time budget (the
     /// Lambda extension). A 409 is [`ApiError::Conflict`], any other failure status
     /// [`ApiError::Rejected`], a network error [`ApiError::Unreachable`].
-    pub async fn send_once(
+    pub(crate) async fn send_once(
         &self,
         method: Method,
         path: &str,
@@ -191,7 +191,7 @@ impl ApiClient {
         self.send(r.method, &r.path, &r.body, r.kind).await
     }
 
-    /// Sends `request` once, for callers with their own time budget ([`ApiClient::send_once`]).
+    /// Sends `request` once, for callers with their own time budget (`ApiClient::send_once`).
     pub async fn send_request_once(
         &self,
         request: impl crate::task::IntoApiRequest,

@@ -66,7 +66,7 @@ impl ExecutionClient {
 
     /// True once retries ran out (requests are then suspended; the final update is not
     /// sent).
-    pub fn exhausted(&self) -> bool {
+    pub(crate) fn exhausted(&self) -> bool {
         self.api.exhausted()
     }
 
@@ -148,7 +148,10 @@ impl ExecutionClient {
 
     /// Creates an execution that carries its final status (the end of a run whose start was
     /// not reported).
-    pub async fn create_finished(&mut self, body: Map<String, Value>) -> Result<(), ApiError> {
+    pub(crate) async fn create_finished(
+        &mut self,
+        body: Map<String, Value>,
+    ) -> Result<(), ApiError> {
         self.api
             .send_request(request::Create(body))
             .await

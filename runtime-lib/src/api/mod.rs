@@ -209,7 +209,7 @@ impl Reporter {
     }
 
     /// The body of the creation request (§4.3): with the Task unless the execution is known.
-    pub fn creation_body(&self) -> Map<String, Value> {
+    pub(crate) fn creation_body(&self) -> Map<String, Value> {
         to_object(&body::creation(
             &self.config,
             &self.metadata,
@@ -356,7 +356,7 @@ impl Reporter {
 
     /// Merges status fields (from a status update message) into the pending update; they are
     /// sent at once if due, else with the next heartbeat or the final update.
-    pub fn add_status(&mut self, fields: Map<String, Value>) {
+    pub(crate) fn add_status(&mut self, fields: Map<String, Value>) {
         self.pending.extend(fields);
         let t = &self.timing;
         let due = match (t.last_status_sent, self.config.status.interval) {
@@ -430,7 +430,7 @@ impl Reporter {
     }
 
     /// Fetches the runtime metadata again; changed execution fields ride on the next update.
-    pub async fn refresh_metadata(&mut self) {
+    pub(crate) async fn refresh_metadata(&mut self) {
         if let Some(interval) = self.config.api.runtime_metadata_refresh_interval {
             self.timing.next_refresh = Some(Instant::now() + interval);
         }
@@ -445,7 +445,7 @@ impl Reporter {
 
     /// Merges status fields and sends them now if they are due (§7.3): `Sent`, `Failed`
     /// (the request failed; the fields wait for the next update) or `Skipped` (not due, or
-    /// not reported). A 409 answer means the execution must stop: [`Reporter::stop_wanted`].
+    /// not reported). A 409 answer means the execution must stop: `Reporter::stop_wanted`.
     pub async fn update_status(&mut self, fields: Map<String, Value>) -> StatusResult {
         if self.sampling == Sampling::SampledOut || self.execution.uuid().is_none() {
             return StatusResult::Skipped;
@@ -462,7 +462,7 @@ impl Reporter {
     }
 
     /// True once the API server asked the execution to stop (409 on an update).
-    pub fn stop_wanted(&self) -> bool {
+    pub(crate) fn stop_wanted(&self) -> bool {
         self.stop
     }
 

@@ -27,6 +27,7 @@ use tokio::time::Instant;
 use super::*;
 use crate::config::{ProcessConfig, ShellMode};
 use crate::process::{Command, Supervisor};
+use crate::signals::StopSignals;
 
 const UUID: &str = "11111111-2222-3333-4444-555555555555";
 const UPDATE_PATH: &str =
@@ -427,8 +428,14 @@ async fn a_409_on_a_heartbeat_stops_the_supervised_child() {
         "PATH".into(),
         std::env::var_os("PATH").unwrap_or_else(|| "/usr/bin:/bin".into()),
     );
-    let mut supervisor = Supervisor::new(&config, command, env, "unit".to_owned())
-        .expect("UNWRAP: signal handlers can be registered");
+    let mut supervisor = Supervisor::new(
+        &config,
+        command,
+        env,
+        "unit".to_owned(),
+        StopSignals::new().unwrap(),
+    )
+    .expect("UNWRAP: signal handlers can be registered");
 
     let out = supervisor.run(&mut reporter).await;
 

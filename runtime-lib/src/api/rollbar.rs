@@ -13,7 +13,7 @@ use tracing::{debug, warn};
 use crate::config::Config;
 
 /// The Rollbar endpoint unless `PROC_WRAPPER_ROLLBAR_BASE_URL` says otherwise.
-pub const DEFAULT_BASE_URL: &str = "https://api.rollbar.com";
+pub(crate) const DEFAULT_BASE_URL: &str = "https://api.rollbar.com";
 
 /// A Rollbar notifier.
 pub struct Rollbar {

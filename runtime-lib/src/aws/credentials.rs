@@ -5,7 +5,7 @@
 //!
 //! A source that is configured but fails stops the search with its error, as in the SDKs;
 //! a source that is not configured passes to the next. Temporary credentials are fetched
-//! again [`REFRESH_MARGIN`] before they expire; if that fails (an instance metadata outage),
+//! again `REFRESH_MARGIN` before they expire; if that fails (an instance metadata outage),
 //! the ones held are used until they expire, as the SDKs do.
 
 use std::time::{Duration, SystemTime};
@@ -45,7 +45,7 @@ impl std::fmt::Debug for Credentials {
 }
 
 /// Credentials are fetched again this long before they expire.
-pub const REFRESH_MARGIN: Duration = Duration::from_secs(300);
+pub(crate) const REFRESH_MARGIN: Duration = Duration::from_secs(300);
 /// The timeout of one container credentials request.
 const CONTAINER_TIMEOUT: Duration = Duration::from_secs(5);
 /// How deep `source_profile` chains may go.
@@ -55,7 +55,7 @@ const ECS_CREDENTIALS_HOST: &str = "http://169.254.170.2";
 
 impl Credentials {
     /// Whether these should be fetched again.
-    pub fn stale(&self) -> bool {
+    pub(crate) fn stale(&self) -> bool {
         self.expires
             .is_some_and(|e| e <= SystemTime::now() + REFRESH_MARGIN)
     }

@@ -8,7 +8,7 @@
 //!   keeps failing), the service is read with IMDSv1 requests, without a token, as boto3
 //!   (and so proc_wrapper 6.0.2) does, unless `AWS_EC2_METADATA_V1_DISABLED=true` or the
 //!   profile's `ec2_metadata_v1_disabled = true`. A `400` is an error, as in botocore.
-//! * Each request is tried up to [`ATTEMPTS`] times (broken connections, timeouts, `5xx`,
+//! * Each request is tried up to `ATTEMPTS` times (broken connections, timeouts, `5xx`,
 //!   `429`) after a short backoff, and times out after 1 s.
 
 use std::time::{Duration, Instant};
@@ -18,7 +18,7 @@ use tracing::info;
 use super::{Aws, env, is_true};
 
 /// Attempts per metadata request (also for container credentials).
-pub const ATTEMPTS: u32 = 3;
+pub(crate) const ATTEMPTS: u32 = 3;
 /// The timeout of one metadata request (botocore's `metadata_service_timeout`).
 const TIMEOUT: Duration = Duration::from_secs(1);
 /// The lifetime asked for a session token.
@@ -26,11 +26,11 @@ const TOKEN_TTL: Duration = Duration::from_secs(21_600);
 /// A token is replaced this long before it expires.
 const TOKEN_MARGIN: Duration = Duration::from_secs(60);
 /// The default address of the service.
-pub const ENDPOINT: &str = "http://169.254.169.254";
+pub(crate) const ENDPOINT: &str = "http://169.254.169.254";
 
 /// How the service is being read.
 #[derive(Debug, Clone)]
-pub enum Session {
+pub(crate) enum Session {
     /// IMDSv2, with this token until `expires`.
     Token {
         /// The session token (not a secret of the account, but not logged either).
@@ -52,14 +52,14 @@ pub fn endpoint() -> String {
 
 /// The backoff before attempt `attempt + 1` of a metadata or container credentials request:
 /// full jitter over 100 ms, 200 ms, ... (a tenth of `PROC_WRAPPER_AWS_RETRY_BASE_DELAY_SECONDS`).
-pub fn retry_delay(attempt: u32) -> Duration {
+pub(crate) fn retry_delay(attempt: u32) -> Duration {
     let ceiling = (super::throttling_base_delay() / 10)
         .saturating_mul(1u32 << attempt.saturating_sub(1).min(10));
     ceiling.mul_f64(fastrand::f64())
 }
 
 /// Whether an HTTP status is worth another attempt.
-pub fn retryable_status(status: u16) -> bool {
+pub(crate) fn retryable_status(status: u16) -> bool {
     status == 429 || (500..600).contains(&status)
 }
 

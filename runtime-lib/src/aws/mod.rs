@@ -6,10 +6,10 @@
 //!
 //! It follows the SDKs' conventions: the default credentials chain ([`credentials`]), the
 //! region from `AWS_REGION`, `AWS_DEFAULT_REGION`, the profile or the instance metadata
-//! ([`imds`]), endpoints ([`endpoint_with`]: `AWS_ENDPOINT_URL`, `AWS_ENDPOINT_URL_<SERVICE>`,
+//! ([`imds`]), endpoints (`endpoint_with`: `AWS_ENDPOINT_URL`, `AWS_ENDPOINT_URL_<SERVICE>`,
 //! the profile's `endpoint_url` and `[services]` section, FIPS and dual-stack, the
 //! partitions), and the retries of boto3's standard mode as proc_wrapper 6.0.2 configures it
-//! ([`send`](Aws): 6 attempts (5 retries), `AWS_MAX_ATTEMPTS` otherwise, exponential backoff with jitter,
+//! (`send`: 6 attempts (5 retries), `AWS_MAX_ATTEMPTS` otherwise, exponential backoff with jitter,
 //! the SDKs' retryable and throttling codes, the clock corrected after a skew error).
 
 pub mod credentials;
@@ -43,7 +43,7 @@ pub enum Service {
 
 impl Service {
     /// The signing name and endpoint prefix.
-    pub fn signing_name(self) -> &'static str {
+    pub(crate) fn signing_name(self) -> &'static str {
         match self {
             Self::SecretsManager => "secretsmanager",
             Self::Ssm => "ssm",
@@ -85,7 +85,7 @@ impl Service {
 /// Bodies of JSON and XML answers are read up to this size.
 const MAX_ANSWER_BYTES: usize = 4 * 1024 * 1024;
 /// S3 objects are read up to this size.
-pub const MAX_OBJECT_BYTES: usize = 64 * 1024 * 1024;
+pub(crate) const MAX_OBJECT_BYTES: usize = 64 * 1024 * 1024;
 /// Attempts per request unless `AWS_MAX_ATTEMPTS` says otherwise: 6.0.2 configures boto3
 /// with `retries={"max_attempts": 5, "mode": "standard"}`, and a client configuration's
 /// `max_attempts` counts retries, so botocore makes 6 attempts in all
@@ -111,7 +111,7 @@ const SKEW_THRESHOLD: Duration = Duration::from_secs(4 * 60);
 
 /// The client: one per process, shared by every location; credentials and the default
 /// region are looked up on first use.
-pub struct Aws {
+pub(crate) struct Aws {
     /// The HTTPS client, built on first use (loading the root certificates takes a few
     /// milliseconds, which a run without AWS locations should not pay), or why it could not
     /// be built.
@@ -251,7 +251,7 @@ pub enum FailureKind {
 
 /// The kind of an error answer with HTTP `status` and error `code`, as boto3's standard
 /// mode sees it: throttling codes and 429, transient codes and 500, 502, 503, 504.
-pub fn classify(status: u16, code: Option<&str>) -> FailureKind {
+pub(crate) fn classify(status: u16, code: Option<&str>) -> FailureKind {
     let code = code.unwrap_or_default();
     if THROTTLING_CODES.contains(&code) {
         FailureKind::Throttling
@@ -479,7 +479,7 @@ fn aws_endpoint(
 /// `AWS_USE_DUALSTACK_ENDPOINT` / `use_dualstack_endpoint` (the variables first), as botocore
 /// resolves them. Variables are read through `env`; `profile` is the selected profile's
 /// settings and `profiles` gives its `[services]` section.
-pub fn endpoint_with(
+pub(crate) fn endpoint_with(
     service: Service,
     region: &str,
     env: impl Fn(&str) -> Option<String>,
@@ -593,7 +593,7 @@ pub fn s3_object_url(
 impl Aws {
     /// A client using `configured_region` for locations that name none (before the
     /// standard region chain).
-    pub fn new(configured_region: Option<String>) -> Self {
+    pub(crate) fn new(configured_region: Option<String>) -> Self {
         Self {
             http: OnceLock::new(),
             configured_region: configured_region.filter(|r| !r.trim().is_empty()),
@@ -629,7 +629,7 @@ impl Aws {
 
     /// The region for a call: `explicit` (from an ARN), else `PROC_WRAPPER_SECRETS_AWS_REGION`,
     /// `AWS_REGION`, `AWS_DEFAULT_REGION`, the profile's `region`, the instance metadata.
-    pub async fn region(&self, explicit: Option<&str>) -> Result<String, AwsError> {
+    pub(crate) async fn region(&self, explicit: Option<&str>) -> Result<String, AwsError> {
         if let Some(r) = explicit.or(self.configured_region.as_deref()) {
             return Ok(r.to_owned());
         }
@@ -856,7 +856,7 @@ impl Aws {
     }
 
     /// Calls `operation` of a JSON-protocol service (Secrets Manager, SSM) with `body`.
-    pub async fn json_call(
+    pub(crate) async fn json_call(
         &self,
         service: Service,
         region: Option<&str>,
@@ -893,7 +893,7 @@ impl Aws {
 
     /// S3 `GetObject`: the object's bytes and content type. A bucket in another region than
     /// the default is found through S3's `x-amz-bucket-region` answer.
-    pub async fn get_object(
+    pub(crate) async fn get_object(
         &self,
         bucket: &str,
         key: &str,

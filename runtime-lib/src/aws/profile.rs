@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 
 /// One profile's settings, keys in lowercase.
-pub type Profile = HashMap<String, String>;
+pub(crate) type Profile = HashMap<String, String>;
 
 /// The profiles of both files (for a key set in both, the credentials file wins), and the
 /// `[services NAME]` sections of the config file.
@@ -19,7 +19,7 @@ pub struct Profiles {
 
 /// The profile to use: `AWS_PROFILE`, else `AWS_DEFAULT_PROFILE`, else `default`; and whether
 /// it was chosen explicitly (then it must exist).
-pub fn selected() -> (String, bool) {
+pub(crate) fn selected() -> (String, bool) {
     for var in ["AWS_PROFILE", "AWS_DEFAULT_PROFILE"] {
         if let Some(name) = std::env::var(var).ok().filter(|v| !v.trim().is_empty()) {
             return (name.trim().to_owned(), true);

@@ -12,23 +12,23 @@
 use clap::{Args as ClapArgs, Parser};
 
 /// Help heading of the Task settings.
-pub const TASK: &str = "Task settings";
+pub(crate) const TASK: &str = "Task settings";
 /// Help heading of the API client settings.
 pub const API: &str = "API client settings";
 /// Help heading of the input and result settings.
-pub const IO: &str = "Input and result settings";
+pub(crate) const IO: &str = "Input and result settings";
 /// Help heading of the logging settings.
-pub const LOG: &str = "Logging settings";
+pub(crate) const LOG: &str = "Logging settings";
 /// Help heading of the process settings.
-pub const PROCESS: &str = "Process settings";
+pub(crate) const PROCESS: &str = "Process settings";
 /// Help heading of the status update settings.
-pub const UPDATES: &str = "Status update settings";
+pub(crate) const UPDATES: &str = "Status update settings";
 /// Help heading of the environment/configuration resolution settings.
-pub const CONFIGURATION: &str = "Environment/configuration resolution settings";
+pub(crate) const CONFIGURATION: &str = "Environment/configuration resolution settings";
 /// Help heading of the ECS container settings.
-pub const CONTAINER: &str = "Container settings";
+pub(crate) const CONTAINER: &str = "Container settings";
 /// Help heading of the Rollbar settings.
-pub const ROLLBAR: &str = "Rollbar settings";
+pub(crate) const ROLLBAR: &str = "Rollbar settings";
 
 /// Everything `proc_wrapper` accepts on its command line.
 #[derive(Debug, Clone, Default, Parser)]

@@ -45,14 +45,14 @@ use table::{self as T, Setting};
 use crate::metadata::ExecutionMethod;
 
 /// The default API server.
-pub const DEFAULT_API_BASE_URL: &str = "https://api.cloudreactor.io";
+pub(crate) const DEFAULT_API_BASE_URL: &str = "https://api.cloudreactor.io";
 /// The default UDP port of the status update listener.
-pub const DEFAULT_STATUS_UPDATE_PORT: u16 = 2373;
+pub(crate) const DEFAULT_STATUS_UPDATE_PORT: u16 = 2373;
 /// The default largest status update message.
-pub const DEFAULT_STATUS_UPDATE_MESSAGE_MAX_BYTES: usize = 65536;
+pub(crate) const DEFAULT_STATUS_UPDATE_MESSAGE_MAX_BYTES: usize = 65536;
 /// The shortest heartbeat interval the CloudReactor server accepts for a Task (its
 /// `heartbeat_interval_seconds` validator).
-pub const MIN_SERVER_HEARTBEAT_INTERVAL_SECONDS: u64 = 10;
+pub(crate) const MIN_SERVER_HEARTBEAT_INTERVAL_SECONDS: u64 = 10;
 
 /// A configuration value that cannot be used.
 #[derive(Debug, thiserror::Error)]
@@ -73,7 +73,7 @@ pub enum ConfigError {
 }
 
 /// JSON object used for the free-form properties of the API.
-pub type JsonObject = Map<String, Value>;
+pub(crate) type JsonObject = Map<String, Value>;
 
 /// Task identity and the properties reported when creating Task Executions.
 #[derive(Debug, Clone, Default, PartialEq)]

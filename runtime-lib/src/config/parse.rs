@@ -1,7 +1,7 @@
 //! Value parsing shared by every setting, with the rules of the Python original (§3.1 of the
 //! reference behaviour) and errors that name the option or variable at fault.
 //!
-//! A [`Sources`] pairs one command-line value with the environment variable(s) of the same
+//! A `Sources` pairs one command-line value with the environment variable(s) of the same
 //! setting and picks the winner; the `parse_*` functions turn the winner's text into a typed
 //! value. Nothing here reads the process environment directly: the environment arrives as a
 //! lookup function so that tests, embedded mode and the Lambda extension can supply their own.
@@ -12,7 +12,7 @@ use super::ConfigError;
 use super::table::Setting;
 
 /// Reads one environment variable; `None` when it is not set.
-pub type Lookup<'a> = &'a dyn Fn(&str) -> Option<String>;
+pub(crate) type Lookup<'a> = &'a dyn Fn(&str) -> Option<String>;
 
 /// Where a value came from, for error messages.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -43,7 +43,7 @@ pub struct Raw {
 
 /// The environment as seen by the configuration: a lookup, and whether offline mode hides
 /// the variables that only matter when talking to the API server.
-pub struct Sources<'a> {
+pub(crate) struct Sources<'a> {
     lookup: Lookup<'a>,
     /// When true, [`Sources::online_env`] reads nothing (the `[off]` variables of §3.2).
     pub offline: bool,
@@ -51,7 +51,7 @@ pub struct Sources<'a> {
 
 impl<'a> Sources<'a> {
     /// Creates sources over `lookup`, online until [`Sources::offline`] is set.
-    pub fn new(lookup: Lookup<'a>) -> Self {
+    pub(crate) fn new(lookup: Lookup<'a>) -> Self {
         Self {
             lookup,
             offline: false,
@@ -60,7 +60,7 @@ impl<'a> Sources<'a> {
 
     /// The first of `names` that is set to something other than blanks, trimmed. Where a
     /// setting has two spellings, the first name (the documented one) wins.
-    pub fn env(&self, names: &[&'static str]) -> Option<Raw> {
+    pub(crate) fn env(&self, names: &[&'static str]) -> Option<Raw> {
         names.iter().find_map(|name| {
             let value = (self.lookup)(name)?;
             let text = value.trim();
@@ -72,18 +72,18 @@ impl<'a> Sources<'a> {
     }
 
     /// Like [`Sources::env`], but reads nothing in offline mode.
-    pub fn online_env(&self, names: &[&'static str]) -> Option<Raw> {
+    pub(crate) fn online_env(&self, names: &[&'static str]) -> Option<Raw> {
         if self.offline { None } else { self.env(names) }
     }
 
     /// The untrimmed value of one variable, for settings where blanks are meaningful.
-    pub fn raw_env(&self, name: &str) -> Option<String> {
+    pub(crate) fn raw_env(&self, name: &str) -> Option<String> {
         (self.lookup)(name)
     }
 
     /// The value of `setting` from the environment: the first of its variables that is set
     /// (its documented one first); nothing in offline mode for an online setting.
-    pub fn var(&self, setting: &Setting) -> Option<Raw> {
+    pub(crate) fn var(&self, setting: &Setting) -> Option<Raw> {
         if setting.online {
             self.online_env(setting.env)
         } else {
@@ -92,7 +92,7 @@ impl<'a> Sources<'a> {
     }
 
     /// The untrimmed value of `setting`'s documented variable (offline mode aside).
-    pub fn raw_var(&self, setting: &Setting) -> Option<String> {
+    pub(crate) fn raw_var(&self, setting: &Setting) -> Option<String> {
         if setting.online && self.offline {
             return None;
         }
@@ -116,35 +116,35 @@ pub fn cli(option: &'static str, value: Option<&String>) -> Option<Raw> {
 /// `None` when the value is Python's `str(None)`, which the CloudReactor server writes into
 /// the numeric and boolean variables of a run it starts when the Task has no value for them
 /// (`PROC_WRAPPER_MANAGED_PROBABILITY=None`): for such settings it means "not set".
-pub fn unless_none(raw: Option<Raw>) -> Option<Raw> {
+pub(crate) fn unless_none(raw: Option<Raw>) -> Option<Raw> {
     raw.filter(|r| r.text != "None")
 }
 
 /// The environment value wins over the command-line value (§3.3). Used for numbers, where an
 /// environment value of `None` means unset ([`unless_none`]).
-pub fn env_wins(env: Option<Raw>, cli: Option<Raw>) -> Option<Raw> {
+pub(crate) fn env_wins(env: Option<Raw>, cli: Option<Raw>) -> Option<Raw> {
     unless_none(env).or(cli)
 }
 
 /// The command-line value wins over the environment value (resolver settings).
-pub fn cli_wins(env: Option<Raw>, cli: Option<Raw>) -> Option<Raw> {
+pub(crate) fn cli_wins(env: Option<Raw>, cli: Option<Raw>) -> Option<Raw> {
     cli.or(env)
 }
 
 /// `"1"` or case-insensitive `"TRUE"` is true; anything else is false (§3.1).
-pub fn parse_bool_text(text: &str) -> bool {
+pub(crate) fn parse_bool_text(text: &str) -> bool {
     let text = text.trim();
     text == "1" || text.eq_ignore_ascii_case("true")
 }
 
 /// A boolean setting: the environment value if set (and not `None`, [`unless_none`]), else
 /// the command-line flag.
-pub fn bool_setting(env: Option<Raw>, flag: bool) -> bool {
+pub(crate) fn bool_setting(env: Option<Raw>, flag: bool) -> bool {
     optional_bool(env).unwrap_or(flag)
 }
 
 /// A boolean from the environment, `None` when unset or `None`.
-pub fn optional_bool(env: Option<Raw>) -> Option<bool> {
+pub(crate) fn optional_bool(env: Option<Raw>) -> Option<bool> {
     unless_none(env).map(|raw| parse_bool_text(&raw.text))
 }
 
@@ -161,7 +161,7 @@ fn invalid(raw: &Raw, expected: &'static str) -> ConfigError {
 }
 
 /// An integer. Blank values never reach here (they count as unset).
-pub fn parse_int(raw: Option<Raw>) -> Result<Option<i64>, ConfigError> {
+pub(crate) fn parse_int(raw: Option<Raw>) -> Result<Option<i64>, ConfigError> {
     raw.map(|raw| {
         raw.text
             .parse::<i64>()
@@ -172,7 +172,7 @@ pub fn parse_int(raw: Option<Raw>) -> Result<Option<i64>, ConfigError> {
 
 /// A number of seconds where a negative value means "no limit" (`None`); `default` applies
 /// when the setting is not given.
-pub fn parse_limit(
+pub(crate) fn parse_limit(
     raw: Option<Raw>,
     default: Option<Duration>,
 ) -> Result<Option<Duration>, ConfigError> {
@@ -184,7 +184,7 @@ pub fn parse_limit(
 }
 
 /// A number of seconds where a negative value means zero.
-pub fn parse_delay(raw: Option<Raw>, default: Duration) -> Result<Duration, ConfigError> {
+pub(crate) fn parse_delay(raw: Option<Raw>, default: Duration) -> Result<Duration, ConfigError> {
     Ok(match parse_seconds(raw)? {
         None => default,
         Some(s) => Duration::from_secs_f64(s.max(0.0)),
@@ -201,7 +201,7 @@ fn parse_seconds(raw: Option<Raw>) -> Result<Option<f64>, ConfigError> {
 }
 
 /// A count where a negative value means zero.
-pub fn parse_count(raw: Option<Raw>, default: usize) -> Result<usize, ConfigError> {
+pub(crate) fn parse_count(raw: Option<Raw>, default: usize) -> Result<usize, ConfigError> {
     Ok(match parse_int(raw)? {
         None => default,
         Some(n) => usize::try_from(n.max(0)).unwrap_or(usize::MAX),
@@ -209,7 +209,7 @@ pub fn parse_count(raw: Option<Raw>, default: usize) -> Result<usize, ConfigErro
 }
 
 /// A probability between 0 and 1; a negative value means `default`.
-pub fn parse_probability(raw: Option<Raw>, default: f64) -> Result<f64, ConfigError> {
+pub(crate) fn parse_probability(raw: Option<Raw>, default: f64) -> Result<f64, ConfigError> {
     let Some(raw) = raw else { return Ok(default) };
     match raw.text.parse::<f64>() {
         Ok(p) if p < 0.0 => Ok(default),
@@ -219,7 +219,7 @@ pub fn parse_probability(raw: Option<Raw>, default: f64) -> Result<f64, ConfigEr
 }
 
 /// A JSON object, read as Python's `json.loads` reads it (as 6.0.2 does).
-pub fn parse_json_object(
+pub(crate) fn parse_json_object(
     raw: Option<Raw>,
 ) -> Result<Option<serde_json::Map<String, serde_json::Value>>, ConfigError> {
     raw.map(
@@ -233,7 +233,7 @@ pub fn parse_json_object(
 
 /// Splits a location list on `,` or `;`, except where the separator is escaped with a
 /// backslash; items are trimmed and empty items dropped (§3.1).
-pub fn split_locations(text: &str) -> Vec<String> {
+pub(crate) fn split_locations(text: &str) -> Vec<String> {
     let mut items = Vec::new();
     let mut current = String::new();
     let mut chars = text.chars().peekable();

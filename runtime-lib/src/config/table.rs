@@ -4,7 +4,7 @@
 //!
 //! The parser ([`super::Config::from_sources`]), the child's environment
 //! ([`crate::child_env`], [`crate::api::Reporter::child_env_additions`]), `proc_wrapper_params`
-//! ([`params_as_env`]), the Lambda reporters and the extension read their names from here;
+//! (`params_as_env`), the Lambda reporters and the extension read their names from here;
 //! tests check that each one is in the README and that each wire field is in the creation
 //! body. Only this file spells `PROC_WRAPPER_…` names.
 //!
@@ -50,7 +50,7 @@ impl Setting {
     }
 
     /// The variable the wrapped process gets it in (§3.4).
-    pub const fn child_var(&self) -> &'static str {
+    pub(crate) const fn child_var(&self) -> &'static str {
         match self.child {
             Some(c) => c,
             None => self.env[0],
@@ -338,14 +338,14 @@ settings! {
 }
 
 /// The setting of a `proc_wrapper_params` key, or of a variable.
-pub fn by_key(key: &str) -> Option<&'static Setting> {
+pub(crate) fn by_key(key: &str) -> Option<&'static Setting> {
     ALL.iter().copied().find(|s| s.key == key)
 }
 
 /// The settings of a `proc_wrapper_params` object (§9.2) as the variables that carry them:
 /// its top-level keys, and `task`, `task_execution` and `rollbar`. Keys that are not settings
 /// are ignored, as 6.0.2 ignores them.
-pub fn params_as_env(params: &Map<String, Value>) -> HashMap<String, String> {
+pub(crate) fn params_as_env(params: &Map<String, Value>) -> HashMap<String, String> {
     let mut env = HashMap::new();
     let mut put = |s: &Setting, v: &Value| {
         if let Some(text) = text(v) {

@@ -26,7 +26,7 @@
 //! * Without `cloudreactor-extension`, the wrapper reports by itself with **one** request when
 //!   the handler returns (a creation that carries the final status), before the response is
 //!   sent.
-//! * With the extension attached ([`crate::handoff::extension_attached`]), the extension owns
+//! * With the extension attached (`crate::handoff::extension_attached`), the extension owns
 //!   the Task Execution; the wrapper hands it what only the function knows over the local UDP
 //!   status channel ([`crate::handoff`]), so each invocation is reported once.
 

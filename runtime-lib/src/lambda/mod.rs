@@ -36,9 +36,9 @@ const RETRY_DELAYS: [Duration; 3] = [
 ];
 
 /// The variable that bounds the time reporting may add to an invocation.
-pub const MAX_ADDED_VAR: &str = T::LAMBDA_MAX_ADDED.var();
+pub(crate) const MAX_ADDED_VAR: &str = T::LAMBDA_MAX_ADDED.var();
 
-/// The default of [`MAX_ADDED_VAR`].
+/// The default of `MAX_ADDED_VAR`.
 pub const DEFAULT_MAX_ADDED: Duration = Duration::from_millis(500);
 
 /// The longest time reporting may add to an invocation after the handler's response:
@@ -300,7 +300,7 @@ impl LambdaReporting {
     /// The body of the creation request of an invocation (§4.3): with the Task unless the
     /// execution is known; a known execution says `api_managed_probability` 1.0 (it is
     /// always reported, as in 6.0.2).
-    pub fn creation_body(&self, start: &InvocationStart) -> Map<String, Value> {
+    pub(crate) fn creation_body(&self, start: &InvocationStart) -> Map<String, Value> {
         let forced;
         let config = if start.uuid.is_some() {
             let mut c = self.config.clone();

@@ -52,7 +52,7 @@ pub struct LogCapture {
 
 /// Truncates a line to `max_len` characters (`max_len - 3` plus `...`), keeping its line
 /// ending.
-pub fn truncate_line(line: &str, max_len: usize) -> String {
+pub(crate) fn truncate_line(line: &str, max_len: usize) -> String {
     let (body, ending) = match line.strip_suffix('\n') {
         Some(b) => (b, "\n"),
         None => (line, ""),
@@ -193,7 +193,7 @@ impl LogCapture {
 
     /// The last `n` lines of standard output (or of both streams when merged), and of
     /// standard error when kept apart; `None` when empty.
-    pub fn tails(&self, n: usize) -> (Option<String>, Option<String>) {
+    pub(crate) fn tails(&self, n: usize) -> (Option<String>, Option<String>) {
         let tails = self
             .tails
             .lock()

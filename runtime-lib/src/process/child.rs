@@ -5,7 +5,7 @@
 //! Children are waited for with `waitpid(WNOHANG)` each time `SIGCHLD` arrives, rather than
 //! with `tokio::process`, because a wrapper running as PID 1 must also reap orphaned
 //! grandchildren with `waitpid(-1)`, and that would steal the exit status from any other
-//! waiter. [`Reaper`] owns the `SIGCHLD` stream (registered before the first spawn, so no
+//! waiter. `Reaper` owns the `SIGCHLD` stream (registered before the first spawn, so no
 //! exit can be missed) and, in PID 1 mode, stashes statuses of the children it reaps on
 //! behalf of others.
 
@@ -29,7 +29,7 @@ use super::capture::{LogCapture, Stream};
 
 /// How a child ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ExitKind {
+pub(crate) enum ExitKind {
     /// Exited with a code.
     Code(i32),
     /// Killed by a signal number.
@@ -38,7 +38,7 @@ pub enum ExitKind {
 
 impl ExitKind {
     /// The exit code as the API reports it: the code, or `-N` for signal N.
-    pub fn api_code(self) -> i32 {
+    pub(crate) fn api_code(self) -> i32 {
         match self {
             ExitKind::Code(c) => c,
             ExitKind::Signal(n) => -n,
@@ -46,7 +46,7 @@ impl ExitKind {
     }
 
     /// The wrapper's own exit code for this ending: the code, or `128 + N` for signal N.
-    pub fn shell_code(self) -> i32 {
+    pub(crate) fn shell_code(self) -> i32 {
         match self {
             ExitKind::Code(c) => c,
             ExitKind::Signal(n) => 128 + n,
@@ -55,7 +55,7 @@ impl ExitKind {
 }
 
 /// Waits for children, reaping orphans as well when running as PID 1.
-pub struct Reaper {
+pub(crate) struct Reaper {
     sigchld: tokio::signal::unix::Signal,
     reap_all: bool,
     /// Children someone will ask about (PID 1 mode only); other reaped processes are orphans.
@@ -66,7 +66,7 @@ pub struct Reaper {
 impl Reaper {
     /// Registers for `SIGCHLD`. Call before spawning. `reap_all` makes every `SIGCHLD` reap
     /// all exited children (for PID 1).
-    pub fn new(reap_all: bool) -> io::Result<Self> {
+    pub(crate) fn new(reap_all: bool) -> io::Result<Self> {
         Ok(Self {
             sigchld: signal(SignalKind::child())?,
             reap_all,
@@ -76,7 +76,7 @@ impl Reaper {
     }
 
     /// Reaps `pid` if it has exited, without blocking.
-    pub fn try_reap(&mut self, pid: Pid) -> Option<ExitKind> {
+    pub(crate) fn try_reap(&mut self, pid: Pid) -> Option<ExitKind> {
         if self.reap_all {
             self.reap_everything();
             return self.stash.remove(&pid.as_raw());
@@ -93,7 +93,7 @@ impl Reaper {
     }
 
     /// In PID 1 mode, reaps every exited child now; otherwise does nothing.
-    pub fn reap_orphans(&mut self) {
+    pub(crate) fn reap_orphans(&mut self) {
         if self.reap_all {
             self.reap_everything();
         }
@@ -117,12 +117,12 @@ impl Reaper {
     }
 
     /// Marks `pid` as a child whose exit status will be asked for.
-    pub fn watch(&mut self, pid: Pid) {
+    pub(crate) fn watch(&mut self, pid: Pid) {
         self.watched.insert(pid.as_raw());
     }
 
     /// Waits until `pid` exits.
-    pub async fn wait(&mut self, pid: Pid) -> ExitKind {
+    pub(crate) async fn wait(&mut self, pid: Pid) -> ExitKind {
         loop {
             if let Some(kind) = self.try_reap(pid) {
                 return kind;
@@ -274,7 +274,7 @@ impl Child {
     /// Stops the child: `sig` to the group, up to `grace` (forever when `None`) for the
     /// child to exit, then SIGKILL. Members of the group that outlive the child get the rest
     /// of the grace period, then SIGKILL too, so nothing of the group is left running.
-    pub async fn terminate(
+    pub(crate) async fn terminate(
         &self,
         reaper: &mut Reaper,
         sig: Signal,

@@ -49,7 +49,7 @@ pub fn resolve(config: &ProcessConfig) -> Option<Command> {
 /// Differences from 6.0.2, by decision: a list command that runs in a shell is joined into
 /// one script (6.0.2 ran only its first element), quoting each element that needs it so it
 /// stays one word; `proc_wrapper -- sh -c 'a | b'` therefore runs `a | b` in a shell.
-pub fn resolve_parts(
+pub(crate) fn resolve_parts(
     command_line: Option<&str>,
     command: &[String],
     shell_mode: ShellMode,

@@ -5,9 +5,9 @@
 //!
 //! [`Supervisor::run`] is a single task. Each attempt spawns the child (in its own session
 //! when process-group termination is on), then waits in one `select!` for whichever comes
-//! first: the child's exit (through the [`child::Reaper`]), the attempt's deadline, a signal
+//! first: the child's exit (through the `child::Reaper`), the attempt's deadline, a signal
 //! to the wrapper, or a stop request from [`Hooks::stop_requested`]. Timeouts and signals
-//! stop the child's whole group with [`child::Child::terminate`]. Retries wait
+//! stop the child's whole group with `child::Child::terminate`. Retries wait
 //! `process_retry_delay` (after failures only; timeouts retry at once), and that wait is
 //! interrupted by signals too. Nothing here talks to the API server: the reporting layer
 //! plugs in through [`Hooks`].
@@ -83,7 +83,7 @@ pub struct Outcome {
 impl Outcome {
     /// A run before its first attempt: nothing known, failed unless something better
     /// happens.
-    pub fn not_started() -> Self {
+    pub(crate) fn not_started() -> Self {
         Self {
             status: FinalStatus::Failed,
             exit_code: None,

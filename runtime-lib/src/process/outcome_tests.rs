@@ -539,6 +539,7 @@ async fn outcome_table() {
             command.clone(),
             hooks.action(1).env(),
             case.name.to_owned(),
+            crate::signals::StopSignals::new().unwrap(),
         )
         .expect("UNWRAP: signal handlers can be registered");
         let out = supervisor.run(&mut hooks).await;

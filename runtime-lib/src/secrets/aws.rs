@@ -10,12 +10,12 @@ use super::{Fetched, SecretError};
 use crate::aws::{Aws, AwsError, Service};
 
 /// The AWS client of a fetcher.
-pub struct AwsClients {
+pub(crate) struct AwsClients {
     aws: Aws,
 }
 
 /// The region field of an ARN (`arn:aws:service:REGION:...`), if not empty.
-pub fn region_of_arn(arn: &str) -> Option<&str> {
+pub(crate) fn region_of_arn(arn: &str) -> Option<&str> {
     let mut parts = arn.split(':');
     if parts.next()? != "arn" {
         return None;
@@ -29,14 +29,14 @@ fn fetch_error(operation: &'static str) -> impl FnOnce(AwsError) -> SecretError 
 
 impl AwsClients {
     /// Calls using `default_region` when a location names none (before `AWS_REGION`).
-    pub fn new(default_region: Option<String>) -> Self {
+    pub(crate) fn new(default_region: Option<String>) -> Self {
         Self {
             aws: Aws::new(default_region),
         }
     }
 
     /// `GetSecretValue`; binary secrets are returned base64-encoded.
-    pub async fn secret(&self, id: &str) -> Result<Fetched, SecretError> {
+    pub(crate) async fn secret(&self, id: &str) -> Result<Fetched, SecretError> {
         let out = self
             .aws
             .json_call(
@@ -59,7 +59,7 @@ impl AwsClients {
     }
 
     /// `GetParameter` with decryption; a `StringList` becomes a JSON list.
-    pub async fn parameter(&self, name: &str) -> Result<Fetched, SecretError> {
+    pub(crate) async fn parameter(&self, name: &str) -> Result<Fetched, SecretError> {
         let out = self
             .aws
             .json_call(
@@ -91,7 +91,7 @@ impl AwsClients {
     }
 
     /// `GetObject` of `bucket/key[#versionId]`; the format comes from the content type.
-    pub async fn object(&self, address: &str) -> Result<Fetched, SecretError> {
+    pub(crate) async fn object(&self, address: &str) -> Result<Fetched, SecretError> {
         let path = address.strip_prefix("arn:aws:s3:::").unwrap_or(address);
         let (path, version) = match path.split_once('#') {
             Some((p, v)) => (p, Some(v)),

@@ -122,7 +122,7 @@ pub fn env_text(value: &Value) -> String {
 }
 
 /// Writes a flat map as dotenv: `KEY='value'` lines, `'` escaped as `\'`.
-pub fn to_dotenv(map: &Map<String, Value>) -> String {
+pub(crate) fn to_dotenv(map: &Map<String, Value>) -> String {
     let mut out = String::new();
     for (k, v) in map {
         let text = env_text(v).replace('\\', "\\\\").replace('\'', "\\'");

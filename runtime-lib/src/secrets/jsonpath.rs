@@ -90,7 +90,7 @@ pub fn query<'a>(value: &'a Value, expr: &str) -> Result<Vec<&'a Value>, JsonPat
 }
 
 /// Most nodes a query may visit with `..` before it is abandoned with an error.
-pub const MAX_NODES_VISITED: usize = 1_000_000;
+pub(crate) const MAX_NODES_VISITED: usize = 1_000_000;
 
 /// One selector inside a segment.
 #[derive(Debug, Clone, PartialEq, Eq)]

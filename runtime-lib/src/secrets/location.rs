@@ -122,7 +122,7 @@ impl fmt::Display for Location {
 
 /// The text of a location for messages when it could not be parsed: the literal value of a
 /// `PLAIN` location is hidden, as [`Location`]'s `Display` hides it.
-pub fn describe_text(text: &str) -> String {
+pub(crate) fn describe_text(text: &str) -> String {
     let text = text.trim();
     if text.starts_with("PLAIN:") {
         "PLAIN:<hidden>".to_owned()

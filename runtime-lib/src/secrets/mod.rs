@@ -134,7 +134,7 @@ impl Fetcher {
 
     /// Fetches every distinct cacheable location of `locations` that is not fresh in the
     /// cache, concurrently. Returns the errors by cache key; successes go to the cache.
-    pub async fn prefetch<'a>(
+    pub(crate) async fn prefetch<'a>(
         &self,
         locations: impl IntoIterator<Item = &'a Location>,
     ) -> HashMap<(Provider, String), SecretError> {

@@ -5,7 +5,7 @@
 //! # Theory of operation
 //!
 //! Each pass first collects the locations still to resolve, fetches the distinct cacheable
-//! ones concurrently ([`super::Fetcher::prefetch`]), then resolves every key from the cache
+//! ones concurrently (`super::Fetcher::prefetch`), then resolves every key from the cache
 //! in order. `ENV` and `CONFIG` references that are not there yet are retried in the next
 //! pass (up to `max_iterations`); whatever is still unresolved then is a failure. With
 //! fail-fast, the first failure ends resolution.
@@ -139,7 +139,7 @@ impl Resolver {
 
     /// Replaces the settings (after the environment from env locations changed them); the
     /// cache is kept.
-    pub fn set_params(&mut self, params: ResolverConfig) {
+    pub(crate) fn set_params(&mut self, params: ResolverConfig) {
         self.params = params;
     }
 

@@ -29,7 +29,7 @@ pub enum Mode {
 /// ECS or Lambda metadata), since the server refuses an active Task with an unknown execution
 /// method (400 "Non-passive Tasks may not have an Unknown execution method"). Warns when it
 /// overrides the configuration.
-pub fn task_passive(config: &Config, metadata: &RuntimeMetadata) -> bool {
+pub(crate) fn task_passive(config: &Config, metadata: &RuntimeMetadata) -> bool {
     if config.task.auto_create
         && !config.task.passive
         && !metadata
@@ -79,7 +79,7 @@ pub struct CreationParts<'a> {
     pub input_value: Option<&'a Value>,
     /// The execution is not known yet: the body carries the Task (a `POST`).
     pub with_task: bool,
-    /// The Task's `passive` flag ([`task_passive`]).
+    /// The Task's `passive` flag (`task_passive`).
     pub passive: bool,
 }
 

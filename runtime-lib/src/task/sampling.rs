@@ -14,7 +14,7 @@ use crate::process::FinalStatus;
 pub enum Sampling {
     /// Reported from the start.
     Reported,
-    /// Not reported while it runs; its end maybe ([`Sampling::end_reported`]).
+    /// Not reported while it runs; its end maybe (`Sampling::end_reported`).
     SampledOut,
 }
 
@@ -25,12 +25,12 @@ fn with_probability(p: f64, draw: f64) -> bool {
 
 impl Sampling {
     /// Decides for one execution; `known_execution` when its UUID was given.
-    pub fn decide(api: &ApiConfig, known_execution: bool) -> Self {
+    pub(crate) fn decide(api: &ApiConfig, known_execution: bool) -> Self {
         Self::decide_with(api.managed_probability, known_execution, fastrand::f64())
     }
 
     /// [`Sampling::decide`] with the draw given.
-    pub fn decide_with(managed_probability: f64, known_execution: bool, draw: f64) -> Self {
+    pub(crate) fn decide_with(managed_probability: f64, known_execution: bool, draw: f64) -> Self {
         if known_execution || with_probability(managed_probability, draw) {
             Self::Reported
         } else {
@@ -39,12 +39,12 @@ impl Sampling {
     }
 
     /// Whether the end of a sampled-out execution with `status` is reported.
-    pub fn end_reported(api: &ApiConfig, status: FinalStatus) -> bool {
+    pub(crate) fn end_reported(api: &ApiConfig, status: FinalStatus) -> bool {
         Self::end_reported_with(api, status, fastrand::f64())
     }
 
     /// [`Sampling::end_reported`] with the draw given.
-    pub fn end_reported_with(api: &ApiConfig, status: FinalStatus, draw: f64) -> bool {
+    pub(crate) fn end_reported_with(api: &ApiConfig, status: FinalStatus, draw: f64) -> bool {
         let p = match status {
             FinalStatus::Succeeded | FinalStatus::Stopped => return false,
             FinalStatus::TerminatedAfterTimeOut => api.timeout_report_probability,

@@ -41,7 +41,7 @@ impl Serialize for Limit {
 }
 
 /// Seconds, or `null` when unset.
-pub fn seconds_or_null(d: Option<Duration>) -> Option<Seconds> {
+pub(crate) fn seconds_or_null(d: Option<Duration>) -> Option<Seconds> {
     d.map(Seconds)
 }
 
@@ -75,7 +75,7 @@ impl ExecutionStatus {
 
     /// The status a final update reports for `status`; `None` for a run the server stopped
     /// (it set the status itself).
-    pub fn of_final(status: FinalStatus) -> Option<Self> {
+    pub(crate) fn of_final(status: FinalStatus) -> Option<Self> {
         Some(match status {
             FinalStatus::Succeeded => Self::Succeeded,
             FinalStatus::Failed => Self::Failed,
@@ -231,7 +231,7 @@ pub struct Creation {
 
 /// `run_environment` of the Task: `{}`, or its name and/or UUID.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
-pub struct RunEnvironment {
+pub(crate) struct RunEnvironment {
     /// Its name.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
@@ -243,7 +243,7 @@ pub struct RunEnvironment {
 /// The Task object of a creation `POST`. Its props (`--auto-create-task-props`) go under it:
 /// [`TaskBody::into_value`] adds them where the typed fields leave room.
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct TaskBody {
+pub(crate) struct TaskBody {
     /// The fields shared with the execution.
     #[serde(flatten)]
     pub common: Common,
@@ -269,7 +269,7 @@ pub struct TaskBody {
 impl TaskBody {
     /// The Task as JSON, with the props under the typed fields (as in 6.0.2, where the
     /// props dictionary is updated with them).
-    pub fn into_value(self, props: Option<&Map<String, Value>>) -> Value {
+    pub(crate) fn into_value(self, props: Option<&Map<String, Value>>) -> Value {
         let mut task = to_object(&self);
         for (k, v) in props.into_iter().flatten() {
             task.entry(k.clone()).or_insert_with(|| v.clone());
@@ -339,7 +339,7 @@ pub struct LambdaDetails {
 }
 
 /// `value` as a JSON object (a struct of this module always is one).
-pub fn to_object<T: Serialize>(value: &T) -> Map<String, Value> {
+pub(crate) fn to_object<T: Serialize>(value: &T) -> Map<String, Value> {
     match serde_json::to_value(value) {
         Ok(Value::Object(m)) => m,
         // The types of this module serialise to objects, and cannot fail to serialise.
