@@ -9,8 +9,8 @@
 use serde_json::{Map, Value, json};
 use tracing::warn;
 
-use crate::config::Config;
 use crate::config::table as T;
+use crate::config::{Config, ContainerConfig};
 use crate::secrets::merge::merge;
 
 /// How the Task is run, as the API names it (`execution_method_type`).
@@ -710,6 +710,143 @@ async fn ecs(uri: &str, config: &Config) -> Result<RuntimeMetadata, MetadataErro
     ecs_from_documents(&task, &current, config)
 }
 
+impl EcsTask {
+    /// The task definition's ARN, from the task's ARN, family and revision.
+    fn definition_arn(&self) -> Option<String> {
+        let arn = self.task_arn.as_deref().unwrap_or_default();
+        arn.split_once(":task/").map(|(prefix, _)| {
+            format!(
+                "{prefix}:task-definition/{}:{}",
+                self.family.as_deref().unwrap_or_default(),
+                self.revision.as_deref().unwrap_or_default()
+            )
+        })
+    }
+
+    /// The task's CPU in units (the endpoint gives vCPUs; 1 vCPU is 1024 units).
+    #[allow(clippy::cast_possible_truncation)]
+    fn cpu_units(&self) -> Option<i64> {
+        self.limits
+            .cpu
+            .as_ref()
+            .and_then(serde_json::Number::as_f64)
+            .map(|c| (c * 1024.0).round() as i64)
+    }
+
+    fn memory_mb(&self) -> Option<i64> {
+        self.limits
+            .memory
+            .as_ref()
+            .and_then(serde_json::Number::as_i64)
+    }
+
+    /// The region: the availability zone without its last character (`us-east-2b`), else
+    /// the region of the cluster's ARN.
+    fn region(&self) -> Option<String> {
+        let az = self.availability_zone.as_deref();
+        az.and_then(|a| a.char_indices().last().filter(|(i, _)| *i > 0))
+            .and_then(|(i, _)| az.map(|a| a[..i].to_owned()))
+            .or_else(|| {
+                self.cluster
+                    .as_deref()
+                    .and_then(|c| crate::secrets::aws::region_of_arn(c).map(str::to_owned))
+            })
+    }
+
+    /// The main and the monitor container (in sidecar mode, the one watched and the one
+    /// watching; otherwise the main one and the current one).
+    fn roles<'a>(
+        &'a self,
+        current: &'a EcsContainer,
+        c: &ContainerConfig,
+        sidecar: bool,
+    ) -> Result<(&'a EcsContainer, &'a EcsContainer), MetadataError> {
+        let containers = &self.containers;
+        let find = |name: &str| containers.iter().find(|x| x.name.as_deref() == Some(name));
+        let main_named = c.main_container_name.as_deref().and_then(find);
+        if !sidecar {
+            return Ok((main_named.unwrap_or(current), current));
+        }
+        let monitor = c
+            .monitor_container_name
+            .as_deref()
+            .and_then(find)
+            .unwrap_or(current);
+        let main = match main_named {
+            Some(m) => m,
+            None if containers.len() == 2 => containers
+                .iter()
+                .find(|x| x.name != monitor.name)
+                .unwrap_or(current),
+            None => return Err(MetadataError::NoMainContainer),
+        };
+        Ok((main, monitor))
+    }
+}
+
+impl EcsContainer {
+    /// The container as the API takes it: every key, null when unknown, as 6.0.2 sends it.
+    fn to_json(&self) -> Value {
+        json!({
+            "docker_id": self.docker_id,
+            "name": self.name,
+            "docker_name": self.docker_name,
+            "image_name": self.image,
+            "image_id": self.image_id,
+            "labels": self.labels,
+            "container_arn": self.container_arn,
+            "cpu_units": self.limits.cpu,
+            "memory_mb": self.limits.memory,
+        })
+    }
+
+    /// Its log driver and options, the options without the driver's prefix and with `_`
+    /// for `-` (`awslogs-group` is `group`).
+    fn logging(&self) -> Option<Value> {
+        let driver = self.log_driver.as_deref()?;
+        let prefix = format!("{driver}-");
+        let options: Map<String, Value> = self
+            .log_options
+            .iter()
+            .flatten()
+            .map(|(k, v)| {
+                (
+                    k.strip_prefix(&prefix).unwrap_or(k).replace('-', "_"),
+                    v.clone(),
+                )
+            })
+            .collect();
+        Some(json!({"driver": driver, "options": options}))
+    }
+}
+
+impl EcsNetwork {
+    /// The network as the API takes it; the execution's also has the addresses.
+    fn to_json(&self, execution: bool) -> Value {
+        let mut n = obj([
+            ("network_mode", json!(self.network_mode)),
+            (
+                "ip_v4_subnet_cidr_block",
+                json!(self.ip_v4_subnet_cidr_block),
+            ),
+            ("dns_servers", json!(self.domain_name_servers)),
+            ("dns_search_list", json!(self.domain_name_search_list)),
+            ("private_dns_name", json!(self.private_dns_name)),
+            (
+                "subnet_gateway_ip_v4_address",
+                json!(self.subnet_gateway_ipv4_address),
+            ),
+        ]);
+        if execution {
+            n.extend(obj([
+                ("ip_v4_addresses", json!(self.ip_v4_addresses)),
+                ("mac_address", json!(self.mac_address)),
+            ]));
+        }
+        Value::Object(n)
+    }
+}
+
 /// Builds ECS metadata from the task and current-container documents (the JSON of the task
 /// metadata endpoint); a document that is not shaped like one is an error.
 pub fn ecs_from_documents(
@@ -723,81 +860,14 @@ pub fn ecs_from_documents(
     } else {
         document("ECS container metadata", current)?
     };
-    let containers = &task.containers;
     let c = &config.container;
     let sidecar = c.sidecar_container_mode.unwrap_or_else(|| {
         matches!((&c.main_container_name, &c.monitor_container_name), (Some(a), Some(b)) if a != b)
     });
-    let find = |name: &str| containers.iter().find(|x| x.name.as_deref() == Some(name));
-    let (main, monitor) = if sidecar {
-        let monitor = c
-            .monitor_container_name
-            .as_deref()
-            .and_then(find)
-            .unwrap_or(&current);
-        let main = match c.main_container_name.as_deref().and_then(find) {
-            Some(m) => m,
-            None if containers.len() == 2 => containers
-                .iter()
-                .find(|x| x.name != monitor.name)
-                .unwrap_or(&current),
-            None => return Err(MetadataError::NoMainContainer),
-        };
-        (main, monitor)
-    } else {
-        let main = c
-            .main_container_name
-            .as_deref()
-            .and_then(find)
-            .unwrap_or(&current);
-        (main, &current)
-    };
-    let task_arn = task.task_arn.as_deref().unwrap_or_default();
-    let task_definition_arn = task_arn.split_once(":task/").map(|(prefix, _)| {
-        format!(
-            "{prefix}:task-definition/{}:{}",
-            task.family.as_deref().unwrap_or_default(),
-            task.revision.as_deref().unwrap_or_default()
-        )
-    });
-    #[allow(clippy::cast_possible_truncation)]
-    let cpu_units = task
-        .limits
-        .cpu
-        .as_ref()
-        .and_then(serde_json::Number::as_f64)
-        .map(|c| (c * 1024.0).round() as i64);
-    let memory = task
-        .limits
-        .memory
-        .as_ref()
-        .and_then(serde_json::Number::as_i64);
-    let az = task.availability_zone.as_deref();
-    // The region is the zone without its last character (`us-east-2b`).
-    let region = az
-        .and_then(|a| a.char_indices().last().filter(|(i, _)| *i > 0))
-        .and_then(|(i, _)| az.map(|a| a[..i].to_owned()))
-        .or_else(|| {
-            task.cluster
-                .as_deref()
-                .and_then(|c| crate::secrets::aws::region_of_arn(c).map(str::to_owned))
-        });
-    // Every key of a container is sent, null when unknown, as 6.0.2 does.
-    let container_json = |x: &EcsContainer| {
-        json!({
-            "docker_id": x.docker_id,
-            "name": x.name,
-            "docker_name": x.docker_name,
-            "image_name": x.image,
-            "image_id": x.image_id,
-            "labels": x.labels,
-            "container_arn": x.container_arn,
-            "cpu_units": x.limits.cpu,
-            "memory_mb": x.limits.memory,
-        })
-    };
+    let (main, monitor) = task.roles(&current, c, sidecar)?;
+    let (cpu_units, memory) = (task.cpu_units(), task.memory_mb());
     let mut capability = obj([
-        ("task_definition_arn", json!(task_definition_arn)),
+        ("task_definition_arn", json!(task.definition_arn())),
         ("cluster_arn", json!(task.cluster)),
         ("allocated_cpu_units", json!(cpu_units)),
         ("allocated_memory_mb", json!(memory)),
@@ -807,60 +877,30 @@ pub fn ecs_from_documents(
         ("main_container_memory_mb", json!(main.limits.memory)),
         (
             "containers",
-            Value::Array(containers.iter().map(container_json).collect()),
+            Value::Array(task.containers.iter().map(EcsContainer::to_json).collect()),
         ),
     ]);
     if let Some(launch_type) = &task.launch_type {
         capability.insert("launch_type".into(), json!(launch_type));
         capability.insert("supported_launch_types".into(), json!([launch_type]));
     }
-    let mut details = obj([("task_arn", json!(task_arn))]);
+    let mut details = obj([(
+        "task_arn",
+        json!(task.task_arn.as_deref().unwrap_or_default()),
+    )]);
     details.extend(capability.clone());
     let main_net = main.networks.first().cloned().unwrap_or_default();
-    let network = |execution: bool| {
-        let mut n = obj([
-            ("network_mode", json!(main_net.network_mode)),
-            (
-                "ip_v4_subnet_cidr_block",
-                json!(main_net.ip_v4_subnet_cidr_block),
-            ),
-            ("dns_servers", json!(main_net.domain_name_servers)),
-            ("dns_search_list", json!(main_net.domain_name_search_list)),
-            ("private_dns_name", json!(main_net.private_dns_name)),
-            (
-                "subnet_gateway_ip_v4_address",
-                json!(main_net.subnet_gateway_ipv4_address),
-            ),
-        ]);
-        if execution {
-            n.extend(obj([
-                ("ip_v4_addresses", json!(main_net.ip_v4_addresses)),
-                ("mac_address", json!(main_net.mac_address)),
-            ]));
-        }
-        Value::Object(n)
-    };
-    let logging = main.log_driver.as_deref().map(|driver| {
-        let prefix = format!("{driver}-");
-        let options: Map<String, Value> = main
-            .log_options
-            .iter()
-            .flatten()
-            .map(|(k, v)| {
-                (
-                    k.strip_prefix(&prefix).unwrap_or(k).replace('-', "_"),
-                    v.clone(),
-                )
-            })
-            .collect();
-        json!({"driver": driver, "options": options})
-    });
+    let (region, az, logging) = (
+        task.region(),
+        task.availability_zone.as_deref(),
+        main.logging(),
+    );
     let infra = |execution: bool| {
         let mut net = obj([("region", json!(region))]);
         if execution && let Some(az) = az {
             net.insert("availability_zone".into(), json!(az));
         }
-        net.insert("networks".into(), json!([network(execution)]));
+        net.insert("networks".into(), json!([main_net.to_json(execution)]));
         let mut i = obj([("network", Value::Object(net))]);
         if let Some(l) = &logging {
             i.insert("logging".into(), l.clone());
@@ -885,33 +925,41 @@ pub fn ecs_from_documents(
         ("allocated_cpu_units", json!(cpu_units)),
         ("allocated_memory_mb", json!(memory)),
     ]);
-    // What the wrapped process is told about the containers (6.0.2's
-    // `monitor_process_env_additions`).
-    let mut child_env = Vec::new();
-    if let Some(name) = &monitor.name {
-        child_env.push((
-            T::MONITOR_CONTAINER_NAME.child_var().to_owned(),
-            name.clone(),
-        ));
-    }
-    if let Some(name) = &main.name {
-        child_env.push((T::MAIN_CONTAINER_NAME.child_var().to_owned(), name.clone()));
-    }
-    child_env.push((
-        T::SIDECAR_CONTAINER_MODE.child_var().to_owned(),
-        crate::child_env::bool_text(sidecar).to_owned(),
-    ));
     Ok(RuntimeMetadata {
         execution_method_type: ExecutionMethod::AwsEcs,
         infrastructure_type: Infrastructure::Aws,
         execution,
         task: task_fields,
-        child_env,
+        child_env: container_env(main, monitor, sidecar),
         host_addresses: main_net.ip_v4_addresses.clone().unwrap_or_default(),
         host_names: main_net.private_dns_name.iter().cloned().collect(),
         is_execution_status_source: sidecar,
         exit_code: main.exit_code.and_then(|c| i32::try_from(c).ok()),
     })
+}
+
+/// What the wrapped process is told about the containers (6.0.2's
+/// `monitor_process_env_additions`).
+fn container_env(
+    main: &EcsContainer,
+    monitor: &EcsContainer,
+    sidecar: bool,
+) -> Vec<(String, String)> {
+    let mut env = Vec::new();
+    if let Some(name) = &monitor.name {
+        env.push((
+            T::MONITOR_CONTAINER_NAME.child_var().to_owned(),
+            name.clone(),
+        ));
+    }
+    if let Some(name) = &main.name {
+        env.push((T::MAIN_CONTAINER_NAME.child_var().to_owned(), name.clone()));
+    }
+    env.push((
+        T::SIDECAR_CONTAINER_MODE.child_var().to_owned(),
+        crate::child_env::bool_text(sidecar).to_owned(),
+    ));
+    env
 }
 
 #[cfg(test)]
