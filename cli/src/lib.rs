@@ -28,6 +28,7 @@ use proc_wrapper::secrets::output;
 use proc_wrapper::settings::{Pipeline, Settings};
 use proc_wrapper::signals::StopSignals;
 use proc_wrapper::task::Mode;
+use proc_wrapper::task::wire::ErrorDetails;
 use proc_wrapper::values;
 use serde_json::{Map, Value};
 use tracing::{debug, error, info, warn};
@@ -409,6 +410,9 @@ fn read_result(config: &Config, outcome: &mut Outcome, extra: &mut Map<String, V
             outcome.status = FinalStatus::Failed;
             outcome.exit_code = Some(1);
             outcome.wrapper_exit_code = exit_codes::GENERAL_ERROR;
+            outcome.error = Some(ErrorDetails::ResultFile {
+                message: e.to_string(),
+            });
         }
     }
 }

@@ -40,9 +40,9 @@ use crate::process::{FinalStatus, Hooks, Outcome, StopRequest};
 use crate::status::StatusListener;
 use crate::task::Sampling;
 use crate::task::body::{self, Mode};
-use crate::task::wire::{ExecutionStatus, to_object};
+use crate::task::wire::{ErrorDetails, ExecutionStatus, to_object};
 use crate::time::UtcTime;
-pub use client::{ApiClient, ApiError, RequestKind};
+pub use client::{ApiClient, ApiError, Conflict, RequestKind};
 pub use execution::{CreationFailure, ExecutionClient, Sent};
 
 /// Problems with the Task settings that make reporting impossible (§11.1).
@@ -115,9 +115,11 @@ pub struct Reporter {
     pending: Map<String, Value>,
     /// The pending fields should be sent now rather than with the next heartbeat.
     due: bool,
-    /// The server asked the execution to stop (409 on an update).
-    stop: bool,
+    /// The server asked the execution to stop (409 on an update), and what it said.
+    stop: Option<Box<Conflict>>,
     timing: Timing,
+    /// The process of the current attempt (wrapped mode), for `current_memory_mb`.
+    child_pid: Option<u32>,
     /// The UDP status update listener, when enabled.
     listener: Option<StatusListener>,
 }
@@ -159,7 +161,8 @@ impl Reporter {
             input_value: None,
             pending: Map::new(),
             due: false,
-            stop: false,
+            stop: None,
+            child_pid: None,
             listener: None,
         })
     }
@@ -346,8 +349,8 @@ impl Reporter {
                 }
                 true
             }
-            Sent::Stop => {
-                self.stop = true;
+            Sent::Stop(conflict) => {
+                self.stop = Some(conflict);
                 false
             }
             Sent::Failed => false,
@@ -395,10 +398,17 @@ impl Reporter {
         }
     }
 
-    /// Sends the final update (§4.6), unless the server stopped the execution, the start was
-    /// never reported, or retries were exhausted.
+    /// Sends the final update (§4.6), unless the start was never reported or retries were
+    /// exhausted. After the server stopped the execution (a 409 carrying it, `STOPPED`),
+    /// the final update says `STOPPED` too, with why in `error_details` and the log tails;
+    /// after a 409 that refused a status, nothing more is sent.
     pub async fn final_update(&mut self, outcome: &Outcome, extra: Map<String, Value>) {
-        if self.stop || outcome.status == FinalStatus::Stopped {
+        if let Some(conflict) = self.stop.take() {
+            self.stopped_update(outcome, &conflict, extra).await;
+            self.stop = Some(conflict);
+            return;
+        }
+        if outcome.status == FinalStatus::Stopped {
             return;
         }
         self.finish_listener().await;
@@ -418,7 +428,9 @@ impl Reporter {
         // went out (or was answered), it goes now, on its own, before the final update.
         if self.pending.contains_key("pid") {
             self.update(Map::new(), RequestKind::Update).await;
-            if self.stop {
+            if let Some(conflict) = self.stop.take() {
+                self.stopped_update(outcome, &conflict, extra).await;
+                self.stop = Some(conflict);
                 return;
             }
         }
@@ -426,6 +438,33 @@ impl Reporter {
         fields.extend(extra);
         if self.update(fields, RequestKind::Final).await {
             info!("sent the final update ({})", outcome.status.as_str());
+        }
+    }
+
+    /// The final update of an execution the server stopped: `STOPPED`, with the stop reason
+    /// and who asked in `error_details`, and the log tails. Only when the 409 carried the
+    /// execution as `STOPPED` (a 409 that refused a status leaves nothing to add).
+    async fn stopped_update(
+        &mut self,
+        outcome: &Outcome,
+        conflict: &Conflict,
+        extra: Map<String, Value>,
+    ) {
+        if conflict.status.as_deref() != Some(ExecutionStatus::Stopped.as_str()) {
+            return;
+        }
+        self.finish_listener().await;
+        let mut stopped = outcome.clone();
+        stopped.status = FinalStatus::Stopped;
+        stopped.error = Some(ErrorDetails::Stopped {
+            stop_reason: conflict.stop_reason.clone(),
+            killed_by: conflict.killed_by.clone(),
+            marked_done_at: conflict.marked_done_at.clone(),
+        });
+        let mut fields = self.final_fields(&stopped);
+        fields.extend(extra);
+        if self.update(fields, RequestKind::Final).await {
+            info!("sent the final update (STOPPED)");
         }
     }
 
@@ -463,7 +502,7 @@ impl Reporter {
 
     /// True once the API server asked the execution to stop (409 on an update).
     pub(crate) fn stop_wanted(&self) -> bool {
-        self.stop
+        self.stop.is_some()
     }
 
     /// The settings, with the Task's UUID and name filled in from the creation response.
@@ -506,6 +545,7 @@ impl Reporter {
 impl Hooks for Reporter {
     async fn attempt_started(&mut self, _attempt: u32, pid: u32) {
         self.timing.attempt_started = Some(Instant::now());
+        self.child_pid = Some(pid);
         if self.config.api.send_pid {
             self.pending.insert("pid".into(), json!(pid));
             self.due = true;
@@ -533,7 +573,7 @@ impl Hooks for Reporter {
             return std::future::pending().await;
         }
         loop {
-            if self.stop {
+            if self.stop.is_some() {
                 return StopRequest;
             }
             if self.due {
@@ -550,7 +590,15 @@ impl Hooks for Reporter {
             match event {
                 Event::Heartbeat => {
                     self.timing.last_heartbeat = Some(Instant::now());
-                    self.update(Map::new(), RequestKind::Update).await;
+                    let mut fields = Map::new();
+                    let group = self.config.process.group_termination;
+                    if let Some(mb) = self
+                        .child_pid
+                        .and_then(|pid| crate::process::resources::current_mb(pid, group))
+                    {
+                        fields.insert("current_memory_mb".into(), json!(mb));
+                    }
+                    self.update(fields, RequestKind::Update).await;
                 }
                 Event::Message(Some(m)) => self.add_status(m),
                 // The listener's task ended (it cannot, unless its runtime goes away).
