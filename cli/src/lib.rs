@@ -418,7 +418,8 @@ fn read_result(config: &Config, outcome: &mut Outcome, extra: &mut Map<String, V
 }
 
 /// ECS sidecar mode without a command: the wrapper watches the main container through the
-/// task metadata endpoint and reports its end (§5.7).
+/// task metadata endpoint and reports its end (README "Reporting to CloudReactor", "ECS
+/// sidecar mode").
 async fn run_sidecar(
     config: &Config,
     mut hooks: CliHooks<'_>,

@@ -1,5 +1,5 @@
-//! The HTTP client of the CloudReactor API and its retry policy (§4.1, §4.4 of the reference
-//! behaviour).
+//! The HTTP client of the CloudReactor API and its retry policy (README "Reporting to
+//! CloudReactor", "Retries" and "Conflicts").
 //!
 //! [`ApiClient::send`] retries one request until it succeeds or its deadline passes:
 //! 429/502/503/504 after `Retry-After` (clamped to 5–600 s) or `api_retry_delay`, network
@@ -247,7 +247,7 @@ impl ApiClient {
                 let status = response.status();
                 if status.is_success() {
                     // The API answers `?content=false` with no content; whatever comes is
-                    // ignored (§4.1), and not read.
+                    // ignored (as by 6.0.2), and not read.
                     if url.contains("content=false") {
                         return Attempt::Done(Ok(Value::Null));
                     }
@@ -296,7 +296,8 @@ impl ApiClient {
         }
     }
 
-    /// Sends `request`, retrying per §4.4 under the deadline of its kind.
+    /// Sends `request`, retrying as the module documentation says, under the deadline of its
+    /// kind.
     pub async fn send_request(
         &mut self,
         request: impl crate::task::IntoApiRequest,
@@ -314,7 +315,8 @@ impl ApiClient {
         self.send_once(r.method, &r.path, &r.body).await
     }
 
-    /// Sends `body` with `method` to `path` (below the base URL), retrying per §4.4.
+    /// Sends `body` with `method` to `path` (below the base URL), retrying as the module
+    /// documentation says.
     /// Returns the response body (`Value::Null` when empty).
     pub async fn send(
         &mut self,

@@ -1,4 +1,4 @@
-//! Reporting to the CloudReactor API (§4 of the reference behaviour).
+//! Reporting to the CloudReactor API (README "Reporting to CloudReactor").
 //!
 //! * [`client`]: HTTP transport and the retry policy.
 //! * [`execution`]: one Task Execution on the server: its creation, its updates, 409s and
@@ -45,7 +45,7 @@ use crate::time::UtcTime;
 pub use client::{ApiClient, ApiError, Conflict, RequestKind};
 pub use execution::{CreationFailure, ExecutionClient, Sent};
 
-/// Problems with the Task settings that make reporting impossible (§11.1).
+/// Problems with the Task settings that make reporting impossible (README "Differences" D25).
 pub fn task_param_errors(config: &Config) -> Vec<String> {
     let mut errors = Vec::new();
     if config.api.api_key.is_none() {
@@ -211,7 +211,7 @@ impl Reporter {
         }
     }
 
-    /// The body of the creation request (§4.3): with the Task unless the execution is known.
+    /// The body of the creation request: with the Task unless the execution is known.
     pub(crate) fn creation_body(&self) -> Map<String, Value> {
         to_object(&body::creation(
             &self.config,
@@ -246,7 +246,8 @@ impl Reporter {
         Ok(())
     }
 
-    /// Variables the child gets when reporting is on (§3.4).
+    /// Variables the child gets when reporting is on (README "The wrapped process's
+    /// environment").
     pub fn child_env_additions(&self) -> Vec<(String, String)> {
         let c = &self.config;
         let mut v = vec![
@@ -398,7 +399,7 @@ impl Reporter {
         }
     }
 
-    /// Sends the final update (§4.6), unless the start was never reported or retries were
+    /// Sends the final update, unless the start was never reported or retries were
     /// exhausted. After the server stopped the execution (a 409 carrying it, `STOPPED`),
     /// the final update says `STOPPED` too, with why in `error_details` and the log tails;
     /// after a 409 that refused a status, nothing more is sent.
@@ -482,9 +483,10 @@ impl Reporter {
         }
     }
 
-    /// Merges status fields and sends them now if they are due (§7.3): `Sent`, `Failed`
-    /// (the request failed; the fields wait for the next update) or `Skipped` (not due, or
-    /// not reported). A 409 answer means the execution must stop: `Reporter::stop_wanted`.
+    /// Merges status fields and sends them now if they are due (as in 6.0.2: the first at
+    /// once, later ones at most every `status_update_interval`): `Sent`, `Failed` (the request
+    /// failed; the fields wait for the next update) or `Skipped` (not due, or not reported).
+    /// A 409 answer means the execution must stop: `Reporter::stop_wanted`.
     pub async fn update_status(&mut self, fields: Map<String, Value>) -> StatusResult {
         if self.sampling == Sampling::SampledOut || self.execution.uuid().is_none() {
             return StatusResult::Skipped;

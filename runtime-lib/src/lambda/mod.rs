@@ -324,7 +324,7 @@ impl LambdaReporting {
         self.healthy.load(Ordering::Relaxed)
     }
 
-    /// The body of the creation request of an invocation (§4.3): with the Task unless the
+    /// The body of the creation request of an invocation: with the Task unless the
     /// execution is known; a known execution says `api_managed_probability` 1.0 (it is
     /// always reported, as in 6.0.2).
     pub(crate) fn creation_body(&self, start: &InvocationStart) -> Map<String, Value> {

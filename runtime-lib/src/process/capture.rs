@@ -1,6 +1,6 @@
-//! Log capture (§10.3 of the reference behaviour): the child's standard output and error are
-//! passed through to the wrapper's own, byte for byte and as they arrive, while the last lines
-//! are kept for `debug_log_tail` / `error_log_tail`.
+//! Log capture (README "Reporting to CloudReactor", "Log tails"): the child's standard output
+//! and error are passed through to the wrapper's own, byte for byte and as they arrive, while
+//! the last lines are kept for `debug_log_tail` / `error_log_tail`.
 //!
 //! With merged logs (the default) the child gets one pipe for both streams, as in 6.0.2, so
 //! the tail keeps the order in which it wrote its lines; what it writes to either stream then
@@ -162,9 +162,9 @@ impl LogCapture {
         let _ = tokio::time::timeout(limit, all).await;
     }
 
-    /// The tails a final update of `status` carries (§10.3): `debug_log_tail` and
-    /// `error_log_tail`, with as many lines as `num_log_lines_sent_on_*` asks for that status;
-    /// empty tails are left out.
+    /// The tails a final update of `status` carries: `debug_log_tail` and `error_log_tail`,
+    /// with as many lines as `num_log_lines_sent_on_*` asks for that status (as in 6.0.2,
+    /// `..._on_timeout` for any status but `SUCCEEDED` and `FAILED`); empty tails are left out.
     pub fn final_tails(
         &self,
         log: &LogConfig,

@@ -1,5 +1,6 @@
-//! Process supervision in wrapped mode (§6 of the reference behaviour): attempts, timeouts,
-//! retries, signal forwarding, and the outcome that decides the final status and exit code.
+//! Process supervision in wrapped mode (README "How the process is supervised"): attempts,
+//! timeouts, retries, signal forwarding, and the outcome that decides the final status and exit
+//! code.
 //!
 //! # Theory of operation
 //!

@@ -86,7 +86,7 @@ pub struct CreationParts<'a> {
     pub passive: bool,
 }
 
-/// The body of the creation request (§4.3).
+/// The body of the creation request ([`Creation`]).
 pub fn creation(config: &Config, metadata: &RuntimeMetadata, parts: CreationParts<'_>) -> Creation {
     let c = config;
     Creation {
@@ -208,7 +208,7 @@ fn task(config: &Config, metadata: &RuntimeMetadata, passive: bool) -> Value {
     .into_value(c.task.auto_create_task_props.as_ref())
 }
 
-/// The fields of the final update for `outcome` (§4.6).
+/// The fields of the final update for `outcome` ([`FinalFields`]).
 pub fn final_fields(
     config: &Config,
     metadata: &RuntimeMetadata,

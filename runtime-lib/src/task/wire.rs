@@ -1,5 +1,6 @@
-//! The JSON bodies of the Task Execution API (§4.3 to §4.6 of the reference behaviour), as
-//! `serde` types: what the wrapper sends is what these types serialise to, field for field.
+//! The JSON bodies of the Task Execution API (the creation request, updates and the final
+//! update, with the fields 6.0.2 sends), as `serde` types: what the wrapper sends is what these
+//! types serialise to, field for field.
 //!
 //! Free-form parts (the runtime metadata, status fields from the process, the props of an
 //! auto-created Task) stay JSON objects, flattened into the typed ones. Where 6.0.2 merges
@@ -137,7 +138,7 @@ impl Link {
     }
 }
 
-/// The body of the creation request (§4.3): a `POST` with the Task, or a `PATCH` of a known
+/// The body of the creation request: a `POST` with the Task, or a `PATCH` of a known
 /// execution without it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Creation {
@@ -308,7 +309,7 @@ pub struct AttemptFields {
     pub pid: Option<u32>,
 }
 
-/// The fields of the final update (§4.6), before the log tails, the output value and the
+/// The fields of the final update, before the log tails, the output value and the
 /// status fields still pending.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct FinalFields {
