@@ -78,12 +78,16 @@ pub enum CliError {
     /// ECS sidecar mode without the task metadata endpoint or the main container (exit 78).
     #[error("sidecar mode needs the ECS task metadata endpoint and the main container; not found")]
     NoSidecarMetadata,
+    /// An error already logged (before a report of it to the API server); its exit code.
+    #[error("{0}")]
+    Logged(Box<CliError>),
 }
 
 impl CliError {
     /// The exit code of `proc_wrapper` for this case.
     pub fn exit_code(&self) -> i32 {
         match self {
+            Self::Logged(e) => e.exit_code(),
             Self::Settings(_)
             | Self::Output(_)
             | Self::NoCommand
@@ -105,6 +109,7 @@ impl CliError {
     /// then the conclusion.
     pub fn log(&self) {
         match self {
+            Self::Logged(_) => {}
             Self::Settings(SettingsError::Unresolved(failures)) => {
                 for failure in failures {
                     error!("could not resolve {failure}");

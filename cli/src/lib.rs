@@ -25,7 +25,7 @@ use proc_wrapper::process::capture::LogCapture;
 use proc_wrapper::process::{FinalStatus, Hooks, Outcome, StopRequest, Supervisor, command};
 use proc_wrapper::secrets::format::Format;
 use proc_wrapper::secrets::output;
-use proc_wrapper::settings::{Pipeline, Settings};
+use proc_wrapper::settings::{Pipeline, Settings, SettingsError};
 use proc_wrapper::signals::StopSignals;
 use proc_wrapper::task::Mode;
 use proc_wrapper::task::wire::ErrorDetails;
@@ -274,9 +274,29 @@ pub async fn run(
     // until the end (the supervisor takes them over): a signal is never lost between two
     // phases, and each phase ends by the one rule of [`proc_wrapper::signals`].
     let mut stop = StopSignals::new().map_err(CliError::Signals)?;
-    let resolved = tokio::select! {
-        loaded = pipeline.load() => loaded?,
+    let loaded = tokio::select! {
+        loaded = pipeline.load() => loaded,
         sig = stop.recv() => return Err(CliError::SignalledBeforeStart(sig)),
+    };
+    let resolved = match loaded {
+        Ok(resolved) => resolved,
+        Err(SettingsError::Unresolved(failures)) => {
+            // The command will not run (exit 78); the server hears why when the bootstrap
+            // settings allow reporting, unless a signal ends the wait first.
+            let error = CliError::Settings(SettingsError::Unresolved(failures));
+            error.log();
+            if let CliError::Settings(SettingsError::Unresolved(failures)) = &error {
+                tokio::select! {
+                    () = proc_wrapper::api::report_unresolved(
+                        pipeline.bootstrap(), Mode::Wrapped, failures) => {}
+                    sig = stop.recv() => {
+                        warn!("not reporting the unresolved settings: received {}", sig.as_str());
+                    }
+                }
+            }
+            return Err(CliError::Logged(Box::new(error)));
+        }
+        Err(e) => return Err(e.into()),
     };
     let config = resolved.config.clone();
     let outputs = OutputFiles::write(&config, &resolved)?;

@@ -12,7 +12,7 @@ use procwrapper_tests::fake_api::{API_KEY, FakeApi, Fault, Recorded, TASK_UUID};
 use procwrapper_tests::net::{free_udp_port, refused_url};
 use procwrapper_tests::wrapper::{bare, reporting, run, spawn_piped, stderr};
 use procwrapper_tests::{process_gone, signal_child, wait_until};
-use serde_json::Value;
+use serde_json::{Value, json};
 
 const LIMIT: Duration = Duration::from_secs(30);
 /// The binary under test.
@@ -297,7 +297,7 @@ fn start_tree(cmd: &mut Command, dir: &Path) -> (Child, i32, i32) {
 }
 
 #[test]
-fn a_stop_request_terminates_the_group_and_exits_75() {
+fn a_stop_request_terminates_the_group_exits_75_and_reports_why() {
     let api = FakeApi::start();
     let dir = tempfile::tempdir().unwrap();
     let (wrapper, child, grandchild) = start_tree(
@@ -313,13 +313,29 @@ fn a_stop_request_terminates_the_group_and_exits_75() {
     let out = wrapper.wait_with_output().unwrap();
     assert_eq!(out.status.code(), Some(75), "{}", stderr(&out));
     assert!(wait_until(LIMIT, || process_gone(child) && process_gone(grandchild)));
+    // Who stopped it and why, from the execution that the 409 carries, at WARNING.
+    let err = stderr(&out);
+    assert!(
+        err.contains("WARNING")
+            && err.contains("stopped the Task Execution")
+            && err.contains("stop reason MANUAL")
+            && err.contains(&format!("by {}", procwrapper_tests::fake_api::STOPPED_BY)),
+        "{err}"
+    );
+    // The final update agrees with the server (STOPPED) and says why in error_details.
     let reqs = api.requests();
+    let finals = api.finals_of(uuid);
+    assert_eq!(finals.len(), 1, "{reqs:#?}");
+    assert_eq!(finals[0].status(), Some("STOPPED"));
     assert_eq!(
-        last(&reqs).status(),
-        Some("RUNNING"),
-        "no final update after a stop: {reqs:#?}"
+        finals[0].body["error_details"],
+        json!({"kind": "stopped", "stop_reason": "MANUAL", "killed_by": "alice"})
     );
     assert_eq!(api.status_of(uuid).as_deref(), Some("STOPPED"));
+    assert_eq!(
+        api.execution(uuid)["error_details"]["stop_reason"],
+        json!("MANUAL")
+    );
 }
 
 #[test]

@@ -233,7 +233,24 @@ impl ManagedCall {
             mut config,
             env: mut resolved_env,
             values: mut resolved_config,
-        } = pipeline.load().await.map_err(settings_error)?;
+        } = match pipeline.load().await {
+            Ok(settings) => settings,
+            Err(e) => {
+                if let SettingsError::Unresolved(failures) = &e {
+                    for f in failures {
+                        error!("could not resolve {f}");
+                    }
+                    // The function does not run; the server hears why when it can (in the
+                    // execution that started it, when the input names one).
+                    let mut bootstrap = pipeline.bootstrap().clone();
+                    if let Some(uuid) = self.input.as_ref().and_then(execution_uuid_from_input) {
+                        bootstrap.task.execution_uuid = Some(uuid);
+                    }
+                    crate::api::report_unresolved(&bootstrap, Mode::Embedded, failures).await;
+                }
+                return Err(ManagedError::Settings(e));
+            }
+        };
         // The input: the one given, else, as in 6.0.2, the variable named by
         // `input_env_var_name` or the input file.
         let input = match self.input {
@@ -449,16 +466,6 @@ impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for EmbeddedLogLayer {
         };
         capture.push(stream, &format!("{}: {}\n", meta.level(), visitor.0));
     }
-}
-
-/// A settings error as [`ManagedError::Settings`], logging each unresolved variable.
-fn settings_error<E>(e: SettingsError) -> ManagedError<E> {
-    if let SettingsError::Unresolved(failures) = &e {
-        for f in failures {
-            error!("could not resolve {f}");
-        }
-    }
-    ManagedError::Settings(e)
 }
 
 /// Creates the Task Execution when reporting is on.

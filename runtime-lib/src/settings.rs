@@ -72,6 +72,7 @@ pub struct Pipeline {
     initial_config: Map<String, Value>,
     mode: Mode,
     resolver: Resolver,
+    bootstrap: Config,
 }
 
 /// The `proc_wrapper_params` of a configuration, as variables (embedded mode only).
@@ -124,9 +125,17 @@ impl Pipeline {
                 initial_config,
                 mode,
                 resolver,
+                bootstrap: bootstrap.clone(),
             },
             bootstrap,
         ))
+    }
+
+    /// The bootstrap settings (phase 1: nothing resolved). Enough to report a run whose
+    /// secrets did not resolve ([`crate::api::report_unresolved`]), when the API key and the
+    /// Task are not secrets themselves.
+    pub fn bootstrap(&self) -> &Config {
+        &self.bootstrap
     }
 
     /// Phases 2 to 4: the settings with their secrets resolved.

@@ -305,6 +305,7 @@ impl StatusUpdater {
         }
     }
 
+    #[cfg(any(test, feature = "lambda"))]
     /// Sends one message line as is (for the Lambda hand-off, [`crate::handoff`]); does
     /// nothing when disabled.
     pub(crate) fn send_line(&mut self, line: &str) {

@@ -266,7 +266,74 @@ pub fn standard_rules(our_version: &str) -> Vec<Rule> {
                 )
             },
         ),
+        Rule::new(
+            "README D44: the sampling probabilities are sent under the server's names too \
+             (managed_probability, failure_report_probability, timeout_report_probability), \
+             equal to 6.0.2's api_* fields",
+            |ours, _| {
+                let mut applied = false;
+                each_body(ours, |body| {
+                    for name in SAMPLING {
+                        if let Some(value) = body.remove(name) {
+                            assert_eq!(
+                                Some(&value),
+                                body.get(&format!("api_{name}")),
+                                "{name} equals api_{name}"
+                            );
+                            applied = true;
+                        }
+                    }
+                });
+                applied
+            },
+        ),
+        Rule::new(
+            "README D45-D47: ours also sends the server's deployment, error_details, \
+             max_memory_mb and current_memory_mb fields, which 6.0.2 never sends",
+            |ours, theirs| {
+                each_body(theirs, |body| {
+                    for name in OURS_ONLY {
+                        assert!(!body.contains_key(name), "6.0.2 sent {name}");
+                    }
+                });
+                let mut applied = false;
+                each_body(ours, |body| {
+                    for name in OURS_ONLY {
+                        applied |= body.remove(name).is_some();
+                    }
+                });
+                applied
+            },
+        ),
     ]
+}
+
+/// The sampling fields under the server's names (6.0.2's have `api_` before them).
+const SAMPLING: [&str; 3] = [
+    "managed_probability",
+    "failure_report_probability",
+    "timeout_report_probability",
+];
+
+/// The server's fields that only ours sends.
+const OURS_ONLY: [&str; 4] = [
+    "deployment",
+    "error_details",
+    "max_memory_mb",
+    "current_memory_mb",
+];
+
+/// Calls `f` with each request body of `side` and the `task` object inside it.
+fn each_body(side: &mut Outcome, mut f: impl FnMut(&mut Map<String, Value>)) {
+    for request in &mut side.requests {
+        let Some(body) = request["body"].as_object_mut() else {
+            continue;
+        };
+        if let Some(task) = body.get_mut("task").and_then(Value::as_object_mut) {
+            f(task);
+        }
+        f(body);
+    }
 }
 
 enum Expect {

@@ -1,13 +1,22 @@
-//! A fake CloudReactor API server (README "Test it"): it answers like the real one and records
-//! every request, and its answers can be scripted to inject faults.
+//! A fake CloudReactor API server (README "Test it"): it answers like the real one (the
+//! task_manager server's Task Execution serializer and view) and records every request, and
+//! its answers can be scripted to inject faults.
 //!
-//! * `POST /api/v1/task_executions/` → 201 with `uuid` and `task {uuid, name}`; 400 for an
-//!   auto-created Task that is active with an Unknown execution method, as the real server.
+//! * `POST /api/v1/task_executions/` → 201 with the execution (`uuid`, `status`, `task
+//!   {uuid, name}`, `dashboard_url` and the fields it stores); 400 for an auto-created Task
+//!   that is active with an Unknown execution method, as the real server.
 //! * `PATCH /api/v1/task_executions/<uuid>/` → 200 with the execution, or 204 with
-//!   `?content=false`; a `RUNNING` update of an execution that was asked to stop
-//!   ([`FakeApi::request_stop`]) → 409 and the execution becomes `STOPPED`, as the real server
-//!   does; any update with a status after a final status → 409; an update without a
-//!   status changes fields only.
+//!   `?content=false`. Statuses move as on the real server: a `RUNNING` update of an
+//!   execution being stopped ([`FakeApi::request_stop`], status `STOPPING`) makes it
+//!   `STOPPED` and is answered 409 with the execution (`stop_reason`, `killed_by`,
+//!   `marked_done_at`); `RUNNING` after a final status, or `SUCCEEDED`, `FAILED`,
+//!   `TERMINATED_AFTER_TIME_OUT` or `ABORTED` after another final status, → 409 with
+//!   `{"status": "Status cannot be set to X after Y"}`; `FAILED` or `ABORTED` of an execution
+//!   being stopped makes it `STOPPED`; any other status (`STOPPED`) is taken as given. An
+//!   update without a status changes fields only.
+//! * The fields the server stores ([`STORED`]) are kept per execution
+//!   ([`FakeApi::execution`]), and validated as its serializer does: a wrong type is 400
+//!   with the field's error.
 //! * A wrong `Authorization: Bearer` key → 403.
 //! * Scripted faults ([`Fault`]) answer the next requests, in order: error statuses, slow or
 //!   no answers, broken connections, garbage and huge bodies. A request answered by a fault
@@ -23,7 +32,7 @@ use axum::extract::{ConnectInfo, Path, RawQuery};
 use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{patch, post};
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
 
 use crate::server::Conn;
 
@@ -33,6 +42,8 @@ pub const API_KEY: &str = "SOMEAPIKEY";
 pub const TASK_UUID: &str = "13b4cfbc-6ed5-4fd5-85e8-73e84e2f1b82";
 /// The Task name the fake reports.
 pub const TASK_NAME: &str = "A Task";
+/// The user who stops executions ([`FakeApi::request_stop`]).
+pub const STOPPED_BY: &str = "alice";
 
 /// One recorded request.
 #[derive(Debug, Clone)]
@@ -98,7 +109,8 @@ struct Inner {
     requests: Vec<Recorded>,
     faults: VecDeque<Fault>,
     statuses: HashMap<String, String>,
-    stop_requested: Vec<String>,
+    stored: HashMap<String, Map<String, Value>>,
+    stops: HashMap<String, (String, String)>,
     next: u32,
     api_key: String,
     rollbar: Vec<(Option<String>, Value)>,
@@ -125,6 +137,98 @@ impl Drop for FakeApi {
         self.closing.send_replace(true);
     }
 }
+
+/// The base of the `dashboard_url` the fake answers: the execution's UUID follows.
+pub const DASHBOARD_BASE: &str = "https://dash.cloudreactor.io/task_executions/";
+
+/// The Task Execution fields the fake stores and how its serializer checks them
+/// (task_manager's `TaskExecutionSerializer` and models).
+pub const STORED: [(&str, Kind); 12] = [
+    ("error_details", Kind::Any),
+    ("max_memory_mb", Kind::Integer),
+    ("current_memory_mb", Kind::PositiveInteger),
+    ("deployment", Kind::Text(200)),
+    ("managed_probability", Kind::Float),
+    ("failure_report_probability", Kind::Float),
+    ("timeout_report_probability", Kind::Float),
+    ("exit_code", Kind::Integer),
+    ("success_count", Kind::Integer),
+    ("error_count", Kind::Integer),
+    ("debug_log_tail", Kind::Text(5_000_000)),
+    ("error_log_tail", Kind::Text(5_000_000)),
+];
+
+/// What a stored field may hold (`null` always).
+#[derive(Debug, Clone, Copy)]
+pub enum Kind {
+    /// Any JSON (a `JSONField`).
+    Any,
+    /// An integer (`IntegerField`).
+    Integer,
+    /// An integer of 0 or more (`PositiveIntegerField`).
+    PositiveInteger,
+    /// A number (`FloatField`).
+    Float,
+    /// A string of at most this many characters (`CharField`).
+    Text(usize),
+}
+
+impl Kind {
+    /// The serializer's error for `value`, if it is not valid.
+    fn error(self, value: &Value) -> Option<String> {
+        if value.is_null() {
+            return None;
+        }
+        match self {
+            Kind::Any => None,
+            Kind::Integer => (!value.is_i64()).then(|| "A valid integer is required.".to_owned()),
+            Kind::PositiveInteger => match value.as_i64() {
+                Some(n) if n >= 0 => None,
+                Some(_) => Some("Ensure this value is greater than or equal to 0.".to_owned()),
+                None => Some("A valid integer is required.".to_owned()),
+            },
+            Kind::Float => (!value.is_number()).then(|| "A valid number is required.".to_owned()),
+            Kind::Text(max) => match value.as_str() {
+                Some(t) if t.chars().count() <= max => None,
+                Some(_) => Some(format!(
+                    "Ensure this field has no more than {max} characters."
+                )),
+                None => Some("Not a valid string.".to_owned()),
+            },
+        }
+    }
+}
+
+/// The serializer's errors for the stored fields of `body`, as its 400 answers them.
+fn field_errors(body: &Value) -> Option<Value> {
+    let errors: Map<String, Value> = STORED
+        .iter()
+        .filter_map(|(name, kind)| {
+            let error = kind.error(body.get(*name)?)?;
+            Some(((*name).to_owned(), json!([error])))
+        })
+        .collect();
+    (!errors.is_empty()).then_some(Value::Object(errors))
+}
+
+/// The stored fields of `body`.
+fn stored_fields(body: &Value) -> Map<String, Value> {
+    STORED
+        .iter()
+        .filter_map(|(name, _)| Some(((*name).to_owned(), body.get(*name)?.clone())))
+        .collect()
+}
+
+/// Statuses from which a `RUNNING` update is accepted.
+const IN_PROGRESS: [&str; 2] = ["MANUALLY_STARTED", "RUNNING"];
+
+/// Final statuses that the server checks the current status for.
+const CHECKED_FINAL: [&str; 4] = [
+    "SUCCEEDED",
+    "FAILED",
+    "TERMINATED_AFTER_TIME_OUT",
+    "ABORTED",
+];
 
 const FINAL: [&str; 5] = [
     "SUCCEEDED",
@@ -246,6 +350,12 @@ async fn handle(
     }
     let given = body.get("status").and_then(Value::as_str);
     let requested = given.unwrap_or("RUNNING");
+    if let Some(errors) = field_errors(&body) {
+        return (StatusCode::BAD_REQUEST, axum::Json(errors)).into_response();
+    }
+    let content = !query
+        .as_deref()
+        .is_some_and(|q| q.contains("content=false"));
     match uuid {
         None if active_with_unknown_method(&body) => (
             // The real server's TaskSerializer validation of an auto-created Task.
@@ -259,55 +369,100 @@ async fn handle(
             s.next += 1;
             let uuid = execution_uuid(s.next);
             s.statuses.insert(uuid.clone(), requested.to_owned());
-            (
-                StatusCode::CREATED,
-                axum::Json(json!({
-                    "uuid": uuid,
-                    "status": requested,
-                    "task": {"uuid": TASK_UUID, "name": TASK_NAME},
-                    "input_value": body.get("input_value"),
-                })),
-            )
-                .into_response()
+            s.stored.insert(uuid.clone(), stored_fields(&body));
+            let mut answer = s.serialized(&uuid);
+            answer.insert(
+                "input_value".into(),
+                body.get("input_value").cloned().into(),
+            );
+            (StatusCode::CREATED, axum::Json(answer)).into_response()
         }
         Some(uuid) => {
             let current = s.statuses.get(&uuid).cloned();
-            let stopping = s.stop_requested.contains(&uuid);
             if given.is_none() && current.is_some() {
                 // A partial update without a status changes fields only, as on the real
                 // server (the Lambda extension sends the late `platform.report` this way).
+                s.store(&uuid, &body);
                 return StatusCode::NO_CONTENT.into_response();
             }
-            if current.as_deref().is_some_and(|c| FINAL.contains(&c)) {
-                return StatusCode::CONFLICT.into_response();
-            }
-            if stopping && requested == "RUNNING" {
-                s.statuses.insert(uuid, "STOPPED".into());
-                return StatusCode::CONFLICT.into_response();
-            }
-            let new = if stopping && (requested == "FAILED" || requested == "ABORTED") {
-                "STOPPED"
+            let current = current.unwrap_or_else(|| "RUNNING".to_owned());
+            let refused = || {
+                (
+                    StatusCode::CONFLICT,
+                    axum::Json(json!({
+                        "status": format!("Status cannot be set to {requested} after {current}")
+                    })),
+                )
+                    .into_response()
+            };
+            let new = if requested == "RUNNING" {
+                if current == "STOPPING" {
+                    // The real server stops the execution and answers 409 with it.
+                    s.statuses.insert(uuid.clone(), "STOPPED".into());
+                    s.store(&uuid, &body);
+                    return (StatusCode::CONFLICT, axum::Json(s.serialized(&uuid))).into_response();
+                }
+                if !IN_PROGRESS.contains(&current.as_str()) {
+                    return refused();
+                }
+                requested
+            } else if CHECKED_FINAL.contains(&requested) {
+                if ![requested, "RUNNING", "MANUALLY_STARTED", "STOPPING"]
+                    .contains(&current.as_str())
+                {
+                    return refused();
+                }
+                if current == "STOPPING" && (requested == "FAILED" || requested == "ABORTED") {
+                    "STOPPED"
+                } else {
+                    requested
+                }
             } else {
                 requested
             };
             s.statuses.insert(uuid.clone(), new.to_owned());
-            if query
-                .as_deref()
-                .is_some_and(|q| q.contains("content=false"))
-            {
-                StatusCode::NO_CONTENT.into_response()
+            s.store(&uuid, &body);
+            if content {
+                (StatusCode::OK, axum::Json(s.serialized(&uuid))).into_response()
             } else {
-                (
-                    StatusCode::OK,
-                    axum::Json(json!({
-                        "uuid": uuid,
-                        "status": new,
-                        "task": {"uuid": TASK_UUID, "name": TASK_NAME},
-                    })),
-                )
-                    .into_response()
+                StatusCode::NO_CONTENT.into_response()
             }
         }
+    }
+}
+
+impl Inner {
+    /// Merges the stored fields of `body` into execution `uuid`.
+    fn store(&mut self, uuid: &str, body: &Value) {
+        self.stored
+            .entry(uuid.to_owned())
+            .or_default()
+            .extend(stored_fields(body));
+    }
+
+    /// Execution `uuid` as the server's serializer gives it.
+    fn serialized(&self, uuid: &str) -> Map<String, Value> {
+        let mut out = self.stored.get(uuid).cloned().unwrap_or_default();
+        let (stop_reason, killed_by) = match self.stops.get(uuid) {
+            Some((reason, by)) => (json!(reason), json!(by)),
+            None => (Value::Null, Value::Null),
+        };
+        out.extend([
+            ("uuid".to_owned(), json!(uuid)),
+            (
+                "dashboard_url".to_owned(),
+                json!(format!("{DASHBOARD_BASE}{uuid}")),
+            ),
+            ("status".to_owned(), json!(self.statuses.get(uuid))),
+            ("stop_reason".to_owned(), stop_reason),
+            ("killed_by".to_owned(), killed_by),
+            ("marked_done_at".to_owned(), Value::Null),
+            (
+                "task".to_owned(),
+                json!({"uuid": TASK_UUID, "name": TASK_NAME}),
+            ),
+        ]);
+        out
     }
 }
 
@@ -402,9 +557,28 @@ impl FakeApi {
         lock(&self.state).rollbar.clone()
     }
 
-    /// Asks for execution `uuid` to stop: its next `RUNNING` update gets 409.
+    /// Asks for execution `uuid` to stop, as a person does in the dashboard (stop reason
+    /// `MANUAL`, by [`STOPPED_BY`]): it becomes `STOPPING`, and its next `RUNNING` update
+    /// gets 409 with the execution, now `STOPPED`.
     pub fn request_stop(&self, uuid: &str) {
-        lock(&self.state).stop_requested.push(uuid.to_owned());
+        self.request_stop_for(uuid, "MANUAL");
+    }
+
+    /// [`FakeApi::request_stop`] with another stop reason (`MAX_EXECUTION_TIME_EXCEEDED`).
+    pub fn request_stop_for(&self, uuid: &str, reason: &str) {
+        let mut s = lock(&self.state);
+        s.statuses.insert(uuid.to_owned(), "STOPPING".to_owned());
+        s.stops
+            .insert(uuid.to_owned(), (reason.to_owned(), STOPPED_BY.to_owned()));
+    }
+
+    /// The fields the fake stored for execution `uuid` (see [`STORED`]).
+    pub fn execution(&self, uuid: &str) -> Map<String, Value> {
+        lock(&self.state)
+            .stored
+            .get(uuid)
+            .cloned()
+            .unwrap_or_default()
     }
 
     /// The server-side status of an execution.

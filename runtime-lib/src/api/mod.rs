@@ -37,13 +37,42 @@ use crate::config::Config;
 use crate::config::table as T;
 use crate::metadata::RuntimeMetadata;
 use crate::process::{FinalStatus, Hooks, Outcome, StopRequest};
+use crate::secrets::Failure;
 use crate::status::StatusListener;
 use crate::task::Sampling;
 use crate::task::body::{self, Mode};
-use crate::task::wire::{ErrorDetails, ExecutionStatus, to_object};
+use crate::task::wire::{ErrorDetails, ExecutionStatus, UnresolvedSecret, to_object};
 use crate::time::UtcTime;
 pub use client::{ApiClient, ApiError, Conflict, RequestKind};
 pub use execution::{CreationFailure, ExecutionClient, Sent};
+
+/// Reports a run that never started because `failures` did not resolve (README
+/// "Reporting to CloudReactor", `error_details`), with `config`, the bootstrap settings
+/// ([`crate::settings::Pipeline::bootstrap`]), when they allow reporting (online, an API
+/// key and a Task that are not themselves unresolved). Failures to report are logged; the
+/// requests are bounded as every creation and final update is.
+pub async fn report_unresolved(config: &Config, mode: Mode, failures: &[Failure]) {
+    if config.offline_mode || !task_param_errors(config).is_empty() {
+        return;
+    }
+    let metadata = RuntimeMetadata::detect(config).await;
+    match Reporter::new(config, metadata, mode) {
+        Ok(mut reporter) => {
+            let failures = failures
+                .iter()
+                .map(|f| UnresolvedSecret {
+                    name: f.name.clone(),
+                    location: f.location.clone(),
+                    error: f.error.to_string(),
+                })
+                .collect();
+            reporter
+                .report_not_started(ErrorDetails::UnresolvedSecrets { failures })
+                .await;
+        }
+        Err(e) => warn!("cannot report that the command did not start: {e}"),
+    }
+}
 
 /// Problems with the Task settings that make reporting impossible (README "Differences" D25).
 pub fn task_param_errors(config: &Config) -> Vec<String> {
@@ -529,10 +558,36 @@ impl Reporter {
     /// The end of an execution whose start was not reported: nothing for a success; a
     /// creation that carries the final status for a failure or timeout, with the matching
     /// probability.
-    async fn report_unsampled_end(&mut self, outcome: &Outcome, extra: Map<String, Value>) {
-        if !Sampling::end_reported(&self.config.api, outcome.status) {
-            return;
+    /// Reports a run whose command never started because its settings did not load (a
+    /// secret that did not resolve): `FAILED`, with `error`. A known execution (one the
+    /// server started) gets it as its final update; otherwise one creation carries the end,
+    /// when sampling reports the run (`managed_probability`, else
+    /// `failure_report_probability`).
+    pub async fn report_not_started(&mut self, error: ErrorDetails) {
+        let mut outcome = Outcome::not_started();
+        outcome.wrapper_exit_code = crate::exit_codes::CONFIGURATION_ERROR;
+        outcome.error = Some(error);
+        let reported = self.sample();
+        if self.execution.uuid().is_some() {
+            let fields = self.final_fields(&outcome);
+            if self.update(fields, RequestKind::Final).await {
+                info!("reported that the command did not start (FAILED)");
+            }
+        } else if reported {
+            self.create_finished(&outcome, Map::new()).await;
+        } else {
+            self.report_unsampled_end(&outcome, Map::new()).await;
         }
+    }
+
+    async fn report_unsampled_end(&mut self, outcome: &Outcome, extra: Map<String, Value>) {
+        if Sampling::end_reported(&self.config.api, outcome.status) {
+            self.create_finished(outcome, extra).await;
+        }
+    }
+
+    /// Creates the execution with its end in one request.
+    async fn create_finished(&mut self, outcome: &Outcome, extra: Map<String, Value>) {
         let mut body = self.creation_body();
         body.extend(self.pending.clone());
         body.extend(self.final_fields(outcome));

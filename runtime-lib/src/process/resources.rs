@@ -87,6 +87,7 @@ pub(crate) fn current_mb(pid: u32, group: bool) -> Option<u64> {
     Some(kb.div_ceil(1024))
 }
 
+#[cfg(any(test, feature = "lambda"))]
 /// The peak resident memory of this process (`VmHWM`), in MB: what the Lambda handler
 /// wrapper reports, like Lambda's `maxMemoryUsedMB`, the peak of the environment so far.
 pub(crate) fn own_peak_mb() -> Option<u64> {

@@ -56,6 +56,9 @@ fn python_level(level: LogLevel) -> &'static str {
     }
 }
 
+/// The most characters of `deployment` the server stores.
+pub const DEPLOYMENT_MAX_CHARS: usize = 200;
+
 /// The fields sent with both the execution and its Task.
 pub fn common(config: &Config) -> Common {
     Common {
@@ -129,7 +132,12 @@ pub fn creation(config: &Config, metadata: &RuntimeMetadata, parts: CreationPart
         ignore_stdout: c.log.ignore_stdout,
         ignore_stderr: c.log.ignore_stderr,
         common: common(c),
-        deployment: c.api.deployment.clone(),
+        // The server keeps at most 200 characters (and refuses a longer value with 400).
+        deployment: c
+            .api
+            .deployment
+            .as_deref()
+            .map(|d| d.chars().take(DEPLOYMENT_MAX_CHARS).collect()),
         build: c.task.build_task_execution_uuid.as_deref().map(Link::to),
         deploy: c
             .task
