@@ -1340,14 +1340,18 @@ fn faults() -> Vec<Scenario> {
         quick(online("api unreachable, prevent offline execution"))
             .env("PROC_WRAPPER_API_BASE_URL", "{DEAD}")
             .args(["-p", "rec"]),
-        quick(online("creation 400")).faults([Fault::Status(400)]).args(["rec"]),
+        quick(online("creation 400"))
+            .faults([Fault::Status(400)])
+            .args(["rec"]),
         quick(online("creation 403, prevent offline execution"))
             .faults([Fault::Status(403)])
             .args(["-p", "rec"]),
         quick(online("creation 404, prevent offline execution"))
             .faults([Fault::Status(404)])
             .args(["-p", "rec"]),
-        quick(online("creation 500")).faults([Fault::Status(500)]).args(["rec"]),
+        quick(online("creation 500"))
+            .faults([Fault::Status(500)])
+            .args(["rec"]),
         quick(online("creation 500, failing child"))
             .faults([Fault::Status(500)])
             .args(["-c", "rec; exit 6"]),
@@ -1385,7 +1389,11 @@ fn faults() -> Vec<Scenario> {
             .faults([Fault::Drop])
             .args(["rec"]),
         quick(online("creation answered with a body that is not JSON"))
-            .faults([Fault::Body(201, "text/plain".into(), "created, sort of".into())])
+            .faults([Fault::Body(
+                201,
+                "text/plain".into(),
+                "created, sort of".into(),
+            )])
             .args(["rec"]),
         quick(online("creation stalls"))
             .env("PROC_WRAPPER_API_REQUEST_TIMEOUT_SECONDS", "1")
@@ -1396,12 +1404,15 @@ fn faults() -> Vec<Scenario> {
             .args(["-c", "rec; waitrel"])
             .step(When::Requests(1), Action::StopExecution(1))
             .differs(
-                "README D32: a 409 on an update stops the child's process group before the wrapper exits 75",
-                &["alive"],
+                "README D32, D46: a 409 on an update stops the child's process group before the \
+                 wrapper exits 75; when the 409 carries the execution as STOPPED, ours then sends \
+                 a final STOPPED update (6.0.2 sends none)",
+                &["alive", "requests[2]"],
                 |ours, theirs| {
                     assert_eq!(ours.exit(), "exit 75");
                     assert_eq!(ours.alive, 0, "ours stops the child");
                     assert_eq!(theirs.alive, 1, "6.0.2 leaves the child running");
+                    assert_stopped_final(ours, theirs, 2);
                 },
             ),
         // With no retry delay, ours sometimes starts the next attempt before it has seen the
@@ -1413,7 +1424,13 @@ fn faults() -> Vec<Scenario> {
             .env("PROC_WRAPPER_TASK_MAX_RETRIES", "1")
             .args(["-c", "rec; waitrel; exit 3"])
             .step(When::Requests(1), Action::StopExecution(1))
-            .step(When::Waiting(1), Action::Release),
+            .step(When::Waiting(1), Action::Release)
+            .differs(
+                "README D46: when the 409 carries the execution as STOPPED, ours then sends a \
+                 final STOPPED update (6.0.2 sends none)",
+                &["requests[2]"],
+                |ours, theirs| assert_stopped_final(ours, theirs, 2),
+            ),
         release_after_creation(quick(online("final update 500")), vec![Fault::Status(500)]),
         release_after_creation(
             quick(online("final update 503 retried"))
@@ -1847,4 +1864,13 @@ fn differential_aws() {
         summary_file: summary_file("differential-aws-summary.txt"),
     }
     .run(&aws(&moto));
+}
+
+/// Ours sent request `n`, a final `STOPPED` update, and 6.0.2 sent nothing more.
+fn assert_stopped_final(ours: &Outcome, theirs: &Outcome, n: usize) {
+    assert_eq!(ours.requests.len(), n + 1, "{:#?}", ours.requests);
+    assert_eq!(theirs.requests.len(), n, "{:#?}", theirs.requests);
+    let last = &ours.requests[n];
+    assert_eq!(last["method"], "PATCH");
+    assert_eq!(last["body"]["status"], "STOPPED", "{last}");
 }

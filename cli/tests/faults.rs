@@ -612,7 +612,10 @@ fn a_child_ignoring_sigterm_is_killed_after_the_grace_period() {
             .contains("did not exit within the termination grace period")
     );
     assert!(process_gone(pid));
-    assert!(api.finals_of(&first_uuid()).is_empty());
+    // The final update agrees with the server that stopped it.
+    let finals = api.finals_of(&first_uuid());
+    assert_eq!(finals.len(), 1, "{finals:#?}");
+    assert_eq!(finals[0].status(), Some("STOPPED"));
     statuses.push(api.status_of(&first_uuid()));
 
     // SIGTERM to the wrapper.

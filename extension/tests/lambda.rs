@@ -277,6 +277,11 @@ async fn a_handler_error_is_failed_with_its_error_type() {
     assert_eq!(b["status"], "FAILED", "{b:#}");
     let lambda = &b["other_runtime_metadata"]["aws_lambda"];
     assert_eq!(lambda["runtime_done_status"], "error", "{b:#}");
+    assert_eq!(
+        b["error_details"],
+        json!({"kind": "lambda_error", "runtime_done_status": "error"}),
+        "{b:#}"
+    );
     let (_, code) = h.shutdown(ShutdownReason::Spindown).await;
     assert_eq!(code, Some(0));
 }
@@ -338,6 +343,13 @@ async fn the_report_of_an_invocation_is_sent_during_the_next_one() {
         .find(|r| r.method == "PATCH" && r.body.get("status").is_none())
         .expect("UNWRAP: the first invocation's report");
     assert!(report.body["other_runtime_metadata"]["aws_lambda"]["max_memory_used_mb"].is_number());
+    // The server's own field, from platform.report's maxMemoryUsedMB.
+    assert_eq!(
+        report.body["max_memory_mb"],
+        report.body["other_runtime_metadata"]["aws_lambda"]["max_memory_used_mb"],
+        "{:#}",
+        report.body
+    );
     let (_, code) = h.shutdown(ShutdownReason::Spindown).await;
     assert_eq!(code, Some(0));
 }
@@ -635,6 +647,19 @@ async fn the_wrapped_handler_alone_reports_each_invocation_with_the_runtime_cont
     let lambda = &b["other_runtime_metadata"]["aws_lambda"];
     assert_eq!(lambda["error_type"], "Box<dyn Error + Send + Sync>");
     assert_eq!(lambda["error_message"], "the handler failed on purpose");
+    assert_eq!(
+        b["error_details"],
+        json!({
+            "kind": "lambda_error",
+            "error_type": "Box<dyn Error + Send + Sync>",
+            "error_message": "the handler failed on purpose",
+        })
+    );
+    // The function process's peak, as Lambda's maxMemoryUsedMB.
+    assert!(
+        b["max_memory_mb"].as_u64().is_some_and(|mb| mb >= 1),
+        "{b:#}"
+    );
 
     let (id, status) = h.invoke(json!({"panic": true})).await;
     assert_eq!(

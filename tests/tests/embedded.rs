@@ -427,3 +427,28 @@ fn input_from_a_variable_and_output_from_the_result_file() {
     assert_eq!(final_body(&api)["output_value"], json!({"b": 8}));
     assert!(!result.exists(), "the result file is deleted");
 }
+
+#[test]
+fn an_unresolved_variable_is_reported_as_a_failed_run_and_the_function_never_runs() {
+    let api = FakeApi::start();
+    let ran = std::sync::atomic::AtomicBool::new(false);
+    let r: Result<(), _> = rt().block_on(
+        online(&api, &[("X_FOR_PROC_WRAPPER_TO_RESOLVE", "ENV:MISSING")]).call(|_| async {
+            ran.store(true, std::sync::atomic::Ordering::SeqCst);
+            Ok::<_, String>(())
+        }),
+    );
+    assert!(
+        matches!(r, Err(ManagedError::Settings(SettingsError::Unresolved(_)))),
+        "{r:?}"
+    );
+    assert!(!ran.load(std::sync::atomic::Ordering::SeqCst));
+    let requests = api.requests();
+    assert_eq!(requests.len(), 1, "{requests:#?}");
+    assert_eq!(requests[0].method, "POST");
+    assert_eq!(requests[0].status(), Some("FAILED"));
+    let details = &requests[0].body["error_details"];
+    assert_eq!(details["kind"], json!("unresolved_secrets"), "{details}");
+    assert_eq!(details["failures"][0]["name"], json!("X"), "{details}");
+    assert_eq!(requests[0].body["embedded_mode"], json!(true));
+}

@@ -143,15 +143,14 @@ impl InvocationOutcome {
         if self.status != FinalStatus::Succeeded {
             fields.remove("output_value");
             let d = &self.details;
-            if d.error_type.is_some() || d.error_message.is_some() {
-                fields.insert(
-                    "error_details".into(),
-                    json!(ErrorDetails::LambdaError {
-                        error_type: d.error_type.clone(),
-                        error_message: d.error_message.clone(),
-                    }),
-                );
-            }
+            fields.insert(
+                "error_details".into(),
+                json!(ErrorDetails::LambdaError {
+                    runtime_done_status: d.runtime_done_status.clone(),
+                    error_type: d.error_type.clone(),
+                    error_message: d.error_message.clone(),
+                }),
+            );
         }
         if let Some(mb) = max_memory_mb(&self.details.more) {
             fields.insert("max_memory_mb".into(), json!(mb));

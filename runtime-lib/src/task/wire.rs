@@ -395,6 +395,10 @@ pub enum ErrorDetails {
     },
     /// A Lambda invocation failed.
     LambdaError {
+        /// The `status` of `platform.runtimeDone` (`error`, `failure`, `timeout`), when the
+        /// telemetry gave it.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        runtime_done_status: Option<String>,
         /// `errorType` (`Runtime.ExitError`, `Sandbox.Timedout`, the handler's error type).
         #[serde(skip_serializing_if = "Option::is_none")]
         error_type: Option<String>,
