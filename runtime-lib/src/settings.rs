@@ -21,6 +21,9 @@
 //!
 //! Loading again ([`Pipeline::load`] after a failure, when `config_ttl` is set) keeps the
 //! resolver's cache, so that only the values whose time to live has passed are fetched again.
+//! It also keeps the pipeline's [`Redactor`]: each load adds the secret values it produced,
+//! and every [`Settings`] holds that one handle, so what was given the redactor of the first
+//! load (the log capture) hides the values of later loads too.
 
 use std::collections::HashMap;
 
@@ -28,7 +31,7 @@ use serde_json::{Map, Value};
 
 use crate::config::table::params_as_env;
 use crate::config::{Args, Config, ConfigError};
-use crate::secrets::{Failure, Resolver, TopLevelError};
+use crate::secrets::{Failure, Redactor, Resolver, TopLevelError};
 use crate::task::Mode;
 
 /// Settings with their secrets resolved: what [`Pipeline::load`] gives.
@@ -40,6 +43,9 @@ pub struct Settings {
     pub env: Map<String, Value>,
     /// The resolved configuration (the `--config` locations and their secrets).
     pub values: Map<String, Value>,
+    /// The secret values resolution produced ([`crate::secrets::Resolved::secrets`]), for
+    /// the log tails; shared with the pipeline, which adds those of each later load.
+    pub redactor: Redactor,
 }
 
 /// Why the settings could not be loaded; each case names what is wrong (never a secret
@@ -72,6 +78,7 @@ pub struct Pipeline {
     initial_config: Map<String, Value>,
     mode: Mode,
     resolver: Resolver,
+    redactor: Redactor,
 }
 
 /// The `proc_wrapper_params` of a configuration, as variables (embedded mode only).
@@ -124,6 +131,7 @@ impl Pipeline {
                 initial_config,
                 mode,
                 resolver,
+                redactor: Redactor::default(),
             },
             bootstrap,
         ))
@@ -143,6 +151,7 @@ impl Pipeline {
         }
         // 3. Secrets.
         let resolved = self.resolver.resolve(env, config).await;
+        self.redactor.add(resolved.secrets);
         tracing::debug!(
             "{} fetch(es) from secret providers so far",
             self.resolver.fetcher().fetch_count()
@@ -157,7 +166,13 @@ impl Pipeline {
             config,
             env: resolved.env,
             values: resolved.config,
+            redactor: self.redactor.clone(),
         })
+    }
+
+    /// The secret values of every load so far; the handle that each [`Settings`] holds.
+    pub fn redactor(&self) -> &Redactor {
+        &self.redactor
     }
 }
 

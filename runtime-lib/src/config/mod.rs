@@ -50,6 +50,9 @@ pub(crate) const DEFAULT_API_BASE_URL: &str = "https://api.cloudreactor.io";
 pub(crate) const DEFAULT_STATUS_UPDATE_PORT: u16 = 2373;
 /// The default largest status update message.
 pub(crate) const DEFAULT_STATUS_UPDATE_MESSAGE_MAX_BYTES: usize = 65536;
+/// The default byte cap of each log tail: the CloudReactor server keeps at most 5,000,000
+/// characters of a tail and refuses a final update with a longer one.
+pub(crate) const DEFAULT_MAX_LOG_TAIL_BYTES: usize = 1_000_000;
 /// The shortest heartbeat interval the CloudReactor server accepts for a Task (its
 /// `heartbeat_interval_seconds` validator).
 pub(crate) const MIN_SERVER_HEARTBEAT_INTERVAL_SECONDS: u64 = 10;
@@ -248,6 +251,8 @@ pub struct LogConfig {
     pub num_log_lines_sent_on_success: usize,
     /// Longer lines are truncated.
     pub max_log_line_length: usize,
+    /// The byte cap of each log tail sent (whole lines from the end); `None` means no cap.
+    pub max_log_tail_bytes: Option<usize>,
     /// One tail for both standard output and standard error.
     pub merge_stdout_and_stderr: bool,
     /// Do not capture standard output.
@@ -868,12 +873,38 @@ impl Config {
                 1000,
             )?
             .max(4),
+            max_log_tail_bytes: Self::max_log_tail_bytes(args, src, warnings)?,
             merge_stdout_and_stderr: bool_setting(
                 src.var(&T::MERGE_STDOUT_AND_STDERR_LOGS),
                 !l.separate_stdout_and_stderr_logs,
             ),
             ignore_stdout: bool_setting(src.var(&T::IGNORE_STDOUT), l.ignore_stdout),
             ignore_stderr: bool_setting(src.var(&T::IGNORE_STDERR), l.ignore_stderr),
+        })
+    }
+
+    /// `--max-log-tail-bytes`: a negative value means no cap, as `-1` means "no limit" for
+    /// the other limits; 0 too, with a warning, as for the process timeout.
+    fn max_log_tail_bytes(
+        args: &Args,
+        src: &Sources<'_>,
+        warnings: &mut Vec<String>,
+    ) -> Result<Option<usize>, ConfigError> {
+        let raw = env_wins(
+            src.var(&T::MAX_LOG_TAIL_BYTES),
+            flag(&T::MAX_LOG_TAIL_BYTES, args.log.max_log_tail_bytes.as_ref()),
+        );
+        let origin = raw.as_ref().map(|r| r.origin.clone());
+        Ok(match parse_int(raw)? {
+            None => Some(DEFAULT_MAX_LOG_TAIL_BYTES),
+            Some(n) if n < 0 => None,
+            Some(0) => {
+                if let Some(origin) = origin {
+                    warnings.push(format!("a log tail cap of 0 bytes ({origin}) means no cap"));
+                }
+                None
+            }
+            Some(n) => Some(usize::try_from(n).unwrap_or(usize::MAX)),
         })
     }
 

@@ -8,9 +8,11 @@
 //! ones concurrently (`super::Fetcher::prefetch`), then resolves every key from the cache
 //! in order. `ENV` and `CONFIG` references that are not there yet are retried in the next
 //! pass (up to `max_iterations`); whatever is still unresolved then is a failure. With
-//! fail-fast, the first failure ends resolution.
+//! fail-fast, the first failure ends resolution. Each value resolved from a provider other
+//! than `PLAIN` is also listed in [`Resolved::secrets`] (its text and the strings inside it),
+//! for [`super::Redactor`].
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 
 use serde_json::{Map, Value};
 use tracing::{debug, info};
@@ -19,6 +21,7 @@ use super::format::{Format, env_text, python_json};
 use super::jsonpath;
 use super::location::{Location, Provider, Transform, describe_text, provider_from_name};
 use super::merge::merge;
+use super::redact::collect_secret_texts;
 use super::{Fetcher, SecretError};
 use crate::config::{MergeStrategy, ResolverConfig};
 
@@ -49,6 +52,13 @@ pub struct Resolved {
     pub config: Map<String, Value>,
     /// Variables and properties that failed.
     pub failures: Vec<Failure>,
+    /// The secret values resolution produced, in the environment and in the configuration:
+    /// of every value resolved from a provider other than `PLAIN`, its text as a variable
+    /// and every string inside it (a JSON value), each of at least
+    /// [`super::redact::MIN_SECRET_CHARS`] characters. Values that the env and config
+    /// locations (`-e`, `--config`) brought are not listed: they are not resolved, and
+    /// mostly hold ordinary settings.
+    pub secrets: BTreeSet<String>,
 }
 
 /// A top-level location (`-e`, `--config`) that could not be used.
@@ -252,10 +262,12 @@ impl Resolver {
         let mut env = Value::Object(env);
         let mut config = Value::Object(config);
         let mut failures = Vec::new();
+        let mut secrets = BTreeSet::new();
         let p = &self.params;
         let enabled = p.max_depth > 0 && p.max_iterations > 0;
         if enabled {
-            self.passes(&mut env, &mut config, &mut failures).await;
+            self.passes(&mut env, &mut config, &mut failures, &mut secrets)
+                .await;
         }
         let config = match config {
             Value::Object(m) => m,
@@ -283,6 +295,7 @@ impl Resolver {
             env: flat,
             config,
             failures,
+            secrets,
         }
     }
 
@@ -350,7 +363,13 @@ impl Resolver {
         }
     }
 
-    async fn passes(&self, env: &mut Value, config: &mut Value, failures: &mut Vec<Failure>) {
+    async fn passes(
+        &self,
+        env: &mut Value,
+        config: &mut Value,
+        failures: &mut Vec<Failure>,
+        secrets: &mut BTreeSet<String>,
+    ) {
         let p = &self.params;
         for pass in 0..p.max_iterations {
             let last = pass + 1 == p.max_iterations;
@@ -393,6 +412,9 @@ impl Resolver {
                                 debug!("resolved {name} from {location}: {value}");
                             } else {
                                 debug!("resolved {name} from {location}");
+                            }
+                            if loc.as_ref().is_ok_and(|l| l.provider != Provider::Plain) {
+                                collect_secret_texts(&value, secrets);
                             }
                             self.apply(root, &item, Some(value));
                         }
@@ -683,6 +705,46 @@ mod tests {
         .await;
         assert_eq!(r.env["DB"], "pw");
         assert_eq!(r.env["DB_FOR_PROC_WRAPPER_TO_RESOLVE"], "PLAIN:x");
+    }
+
+    #[tokio::test]
+    async fn secret_values_are_listed_except_plain_and_short_ones() {
+        let r = run(
+            params(&[]),
+            json!({
+                "FROM_ENV_FOR_PROC_WRAPPER_TO_RESOLVE": "ENV:OTHER",
+                "OTHER": "env-secret",
+                "SHORT_FOR_PROC_WRAPPER_TO_RESOLVE": "ENV:FIVE",
+                "FIVE": "12345",
+                "LITERAL_FOR_PROC_WRAPPER_TO_RESOLVE": "PLAIN:plain-value",
+                "PLAIN_LEGACY_FOR_PROC_WRAPPER_TO_RESOLVE": "legacy-plain",
+                "DB_FOR_PROC_WRAPPER_TO_RESOLVE": "CONFIG:$.db",
+            }),
+            json!({
+                "db": {"user": "admin", "password": "db-password"},
+                "token__to_resolve": "CONFIG:$.db.password",
+                "shown__to_resolve": "PLAIN:config-plain",
+            }),
+        )
+        .await;
+        assert!(r.failures.is_empty(), "{:?}", r.failures);
+        let got: Vec<&str> = r.secrets.iter().map(String::as_str).collect();
+        assert_eq!(
+            got,
+            [
+                "db-password",
+                "env-secret",
+                r#"{"user": "admin", "password": "db-password"}"#,
+            ]
+        );
+        // Without resolution, nothing is produced.
+        let r = run(
+            params(&[("PROC_WRAPPER_MAX_CONFIG_RESOLUTION_ITERATIONS", "0")]),
+            json!({"X_FOR_PROC_WRAPPER_TO_RESOLVE": "ENV:OTHER", "OTHER": "env-secret"}),
+            json!({}),
+        )
+        .await;
+        assert!(r.secrets.is_empty());
     }
 
     #[tokio::test]
