@@ -28,6 +28,7 @@ use proc_wrapper::secrets::output;
 use proc_wrapper::settings::{Pipeline, Settings};
 use proc_wrapper::signals::StopSignals;
 use proc_wrapper::task::Mode;
+use proc_wrapper::task::wire::ErrorDetails;
 use proc_wrapper::values;
 use serde_json::{Map, Value};
 use tracing::{debug, error, info, warn};
@@ -409,12 +410,16 @@ fn read_result(config: &Config, outcome: &mut Outcome, extra: &mut Map<String, V
             outcome.status = FinalStatus::Failed;
             outcome.exit_code = Some(1);
             outcome.wrapper_exit_code = exit_codes::GENERAL_ERROR;
+            outcome.error = Some(ErrorDetails::ResultFile {
+                message: e.to_string(),
+            });
         }
     }
 }
 
 /// ECS sidecar mode without a command: the wrapper watches the main container through the
-/// task metadata endpoint and reports its end (§5.7).
+/// task metadata endpoint and reports its end (README "Reporting to CloudReactor", "ECS
+/// sidecar mode").
 async fn run_sidecar(
     config: &Config,
     mut hooks: CliHooks<'_>,

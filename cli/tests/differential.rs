@@ -1,8 +1,8 @@
 //! The differential suite: each scenario runs through the Python proc_wrapper 6.0.2 (the
 //! oracle, `PROC_WRAPPER_TEST_ORIGINAL_PYTHON`, installed by `tests/services.sh`) and through
 //! `proc_wrapper`, and the two must agree, except where a scenario declares a deliberate
-//! difference (decisions §2, §3, §3a, §3b and the README's "Differences from the Python
-//! original"), asserting our behaviour. The harness is `procwrapper_tests::differential`;
+//! difference (a row of the README's "Differences from the Python original"), asserting our
+//! behaviour. The harness is `procwrapper_tests::differential`;
 //! the child commands use its helper scripts `rec` (records a run) and `waitrel` (waits to be
 //! released).
 //!
@@ -38,7 +38,7 @@ fn rules() -> Vec<Rule> {
     let mut rules = standard_rules(env!("CARGO_PKG_VERSION"));
     rules.push(Rule::new(
         "README D5: PROC_WRAPPER_STATUS_UPDATE_INTERVAL_SECONDS is not passed to the child as \
-         the text None when unset (decisions §3.7)",
+         the text None when unset",
         |ours, theirs| {
             let mut applied = false;
             for (o, t) in ours.env.iter().zip(theirs.env.iter_mut()) {
@@ -208,7 +208,7 @@ fn basics() -> Vec<Scenario> {
         online("child killed by a signal")
             .args(["-c", "rec; kill -9 $$"])
             .differs(
-                "README D9: a child killed by signal N makes the wrapper exit 128+N (decisions §3a)",
+                "README D9: a child killed by signal N makes the wrapper exit 128+N",
                 &["exit"],
                 |ours, theirs| {
                     assert_eq!(ours.exit(), "exit 137");
@@ -218,7 +218,7 @@ fn basics() -> Vec<Scenario> {
                 },
             ),
         scenario("version").args(["-v"]).differs(
-            "README D13: -v prints CloudReactor Rust proc_wrapper v<version> (decisions §3a)",
+            "README D13: -v prints CloudReactor Rust proc_wrapper v<version>",
             &["stdout"],
             |ours, theirs| {
                 assert_eq!(
@@ -255,7 +255,7 @@ fn basics() -> Vec<Scenario> {
 fn commands() -> Vec<Scenario> {
     let joined = "README D6: a list command that runs in a shell is joined into one script, each \
                   element quoted as needed (6.0.2 ran only its first word); a list that already \
-                  is <shell> -c <script> runs as it is (decisions §3.4)";
+                  is <shell> -c <script> runs as it is";
     vec![
         online("list command").args(["rec", "a", "b c"]),
         online("string command").args(["-c", "rec a   b"]),
@@ -450,8 +450,7 @@ fn secrets() -> Vec<Scenario> {
     let nested_keys = "README D19: resolvable keys are removed at every level of the configuration once resolved (6.0.2 kept nested ones beside their resolved values)";
     let unresolved = "README D16: a secret that cannot be resolved stops the \
                       wrapper (exit 78) instead of starting the command with a partial \
-                      environment; a location still unresolved after all passes is such a failure \
-                      (decisions §3.2/§3a)";
+                      environment; a location still unresolved after all passes is such a failure";
     let no_run = |ours: &Outcome, theirs: &Outcome| {
         assert_eq!((ours.exit().as_str(), ours.runs), ("exit 78", 0));
         assert_eq!((theirs.exit().as_str(), theirs.runs), ("exit 0", 1));
@@ -809,8 +808,7 @@ fn secrets() -> Vec<Scenario> {
 }
 
 fn lifecycle() -> Vec<Scenario> {
-    let spelling = "README D3: both spellings are read where 6.0.2's code and README disagree \
-                    (decisions §2)";
+    let spelling = "README D3: both spellings are read where 6.0.2's code and README disagree";
     vec![
         online("auto-created task")
             .envs(&[
@@ -1053,7 +1051,7 @@ fn lifecycle() -> Vec<Scenario> {
             ])
             .args(["-p", "rec"])
             .differs(
-                "README D11: --prevent-offline-execution with a missing API key or Task exits 78 without running (decisions §3.3)",
+                "README D11: --prevent-offline-execution with a missing API key or Task exits 78 without running",
                 &["exit", "runs", "argv", "env", "summary"],
                 |ours, theirs| {
                     assert_eq!((ours.exit().as_str(), ours.runs), ("exit 78", 0));
@@ -1148,7 +1146,7 @@ fn options() -> Vec<Scenario> {
         online("exclude timestamps in the log")
             .args(["--exclude-timestamps-in-log", "rec"])
             .differs(
-                "README D14: --exclude-timestamps-in-log drops the timestamps of every log line in ours; 6.0.2 only of the lines after the Task Execution UUID is known (reference §13.14)",
+                "README D14: --exclude-timestamps-in-log drops the timestamps of every log line in ours; 6.0.2 only of the lines after the Task Execution UUID is known",
                 &["log_clock"],
                 |ours, theirs| {
                     assert_eq!(ours.log_clock, None);
@@ -1182,7 +1180,7 @@ fn runtime_metadata() -> Vec<Scenario> {
     ]
 }
 
-/// How values of variables are read (reference §3.1).
+/// How values of variables are read (README "Options and environment variables").
 fn parsing() -> Vec<Scenario> {
     vec![
         online("negative values")
@@ -1204,7 +1202,7 @@ fn parsing() -> Vec<Scenario> {
             ])
             .args(["rec"])
             .differs(
-                "README D4: -1 values (no limit) are sent to the API and to the child as -1 (for the termination grace period 6.0.2 sends null and passes the text None; decisions §3a)",
+                "README D4: -1 values (no limit) are sent to the API and to the child as -1 (for the termination grace period 6.0.2 sends null and passes the text None)",
                 &[
                     "requests[0].body.process_termination_grace_period_seconds",
                     "env[0].PROC_WRAPPER_PROCESS_TERMINATION_GRACE_PERIOD_SECONDS",
@@ -1398,7 +1396,7 @@ fn faults() -> Vec<Scenario> {
             .args(["-c", "rec; waitrel"])
             .step(When::Requests(1), Action::StopExecution(1))
             .differs(
-                "README D32: a 409 on an update stops the child's process group before the wrapper exits 75 (decisions §3.1)",
+                "README D32: a 409 on an update stops the child's process group before the wrapper exits 75",
                 &["alive"],
                 |ours, theirs| {
                     assert_eq!(ours.exit(), "exit 75");
@@ -1463,7 +1461,7 @@ fn log_tails() -> Vec<Scenario> {
             .env("PROC_WRAPPER_MAX_LOG_LINE_LENGTH", "10")
             .args(["-c", "rec; echo abcdefghijklmnop; echo short; exit 1"])
             .differs(
-                "README D34: log tail lines that were truncated keep their line ending (decisions §3a)",
+                "README D34: log tail lines that were truncated keep their line ending",
                 &["requests[1].body.debug_log_tail"],
                 |ours, theirs| {
                     assert_eq!(last_body(ours)["debug_log_tail"], "abcdefg...\nshort\n");
@@ -1664,7 +1662,7 @@ fn signals() -> Vec<Scenario> {
             .args(wait)
             .step(When::Started, Action::Signal(Signal::SIGINT))
             .differs(
-                "README D8: SIGINT ends with 130 (status FAILED) (decisions §3a: the wrapper ends by SIGINT or exits 130)",
+                "README D8: SIGINT ends with 130 (status FAILED)",
                 &["exit"],
                 |ours, theirs| {
                     assert_eq!(ours.exit(), "exit 130");
@@ -1711,7 +1709,7 @@ fn signals() -> Vec<Scenario> {
             .args(["-c", "rec; exit 3"])
             .step(When::Requests(2), Action::Signal(Signal::SIGTERM))
             .differs(
-                "README D8: SIGTERM reports ABORTED, also while waiting to retry: 6.0.2 reports FAILED with the last attempt's exit code (decisions §3.8)",
+                "README D8: SIGTERM reports ABORTED, also while waiting to retry: 6.0.2 reports FAILED with the last attempt's exit code",
                 &["requests[2].body.status"],
                 |ours, theirs| {
                     assert_eq!(statuses(ours), ["POST RUNNING", "PATCH RUNNING", "PATCH ABORTED"]);
@@ -1785,7 +1783,7 @@ fn aws(moto: &Moto) -> Vec<Scenario> {
             )
             .args(["{ROOT}/bin/rec"])
             .differs(
-                "README D16: a secret that cannot be resolved stops the wrapper (exit 78) (decisions §3.2)",
+                "README D16: a secret that cannot be resolved stops the wrapper (exit 78)",
                 &["exit", "runs", "argv", "env", "summary"],
                 |ours, theirs| {
                     assert_eq!((ours.exit().as_str(), ours.runs), ("exit 78", 0));

@@ -7,7 +7,8 @@
 //! ([`procwrapper_tests::reliability`]).
 //!
 //! Timeouts are short (fractions of a second where the settings allow), so the suite takes
-//! seconds; the only long wait is the 5 s floor of the retry delay after a 502 (§4.4).
+//! seconds; the only long wait is the 5 s floor of the retry delay after a 502, as in 6.0.2
+//! (README "Reporting to CloudReactor", "Retries").
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::fs::File;

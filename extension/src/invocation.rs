@@ -395,6 +395,9 @@ impl Invocation {
             }
             let mut body = Map::new();
             body.insert("other_runtime_metadata".into(), other);
+            if let Some(mb) = proc_wrapper::lambda::max_memory_mb(&figures.more) {
+                body.insert("max_memory_mb".into(), json!(mb));
+            }
             if let Err(e) = lambda.send_request(Update { uuid, body }).await {
                 warn!(
                     request_id = rid,

@@ -1,4 +1,4 @@
-//! The environment given to the wrapped process (§3.4 of the reference behaviour).
+//! The environment given to the wrapped process (README "The wrapped process's environment").
 //!
 //! It starts from the (resolved) environment of the wrapper, adds the configuration as JSON
 //! (`TASK_CONFIG` by default) and then the `PROC_WRAPPER_*` variables that tell the process

@@ -1,4 +1,4 @@
-//! Exit codes of `proc_wrapper` (§12 of the reference behaviour). Besides these, the wrapper
+//! Exit codes of `proc_wrapper` (README "Exit codes"). Besides these, the wrapper
 //! exits with the child's own code when the child fails on its last attempt, and with
 //! `128 + N` when the child was killed by signal N or the wrapper stopped because of signal N
 //! (other than SIGTERM).

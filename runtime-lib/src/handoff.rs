@@ -2,8 +2,8 @@
 //!
 //! When the extension is attached it owns each invocation's Task Execution. Code in the function
 //! (the Lambda handler wrapper of feature `lambda`, or any program using the UDP protocol of
-//! §7.1) tells it what only the function knows with status update messages tagged with the
-//! request id ([`REQUEST_ID`]):
+//! [`crate::status`]) tells it what only the function knows with status update messages tagged
+//! with the request id ([`REQUEST_ID`]):
 //!
 //! * at the start of the handler, `{"lambda_request_id": "…", "lambda_hand_off": "start"}`, with
 //!   the Task Execution UUID found in the input, the log group and the log stream when known. An

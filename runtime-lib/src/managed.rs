@@ -1,5 +1,5 @@
-//! Embedded mode (§9 of the reference behaviour): [`ManagedCall`] runs a function of a Rust
-//! program as a CloudReactor Task Execution, like Python's `ProcWrapper.managed_call`.
+//! Embedded mode (README "Embedded mode: Rust programs"): [`ManagedCall`] runs a function of a
+//! Rust program as a CloudReactor Task Execution, like Python's `ProcWrapper.managed_call`.
 //!
 //! It reads the same `PROC_WRAPPER_*` settings as `proc_wrapper`, resolves secrets into the
 //! environment and configuration handed to the function, reports the start, calls the
@@ -99,9 +99,9 @@ pub struct Context {
 }
 
 impl Context {
-    /// Reports progress (§7.3): counts, a message and extra properties. Sent at once when
-    /// due (the first update, then at most every `status_update_interval`), else with the
-    /// next update.
+    /// Reports progress, like Python's `update_status`: counts, a message and extra
+    /// properties. Sent at once when due (the first update, then at most every
+    /// `status_update_interval`), else with the next update.
     pub async fn update_status(&self, update: StatusUpdate) -> StatusResult {
         let Some(reporter) = &self.reporter else {
             return StatusResult::Skipped;
@@ -130,8 +130,8 @@ impl Context {
         reporter.lock().await.update_status(fields).await
     }
 
-    /// Adds a line to the debug log tail sent with the final update (§9.3 `debug_output`):
-    /// kept when `num_log_lines_sent_on_*` asks for lines, truncated to
+    /// Adds a line to the debug log tail sent with the final update (like Python's
+    /// `debug_output`): kept when `num_log_lines_sent_on_*` asks for lines, truncated to
     /// `max_log_line_length`.
     pub fn debug_output(&self, message: &str) {
         if let Some(c) = &self.capture {
@@ -235,7 +235,7 @@ impl ManagedCall {
             values: mut resolved_config,
             redactor,
         } = pipeline.load().await.map_err(settings_error)?;
-        // The input: the one given, else (§10.1) the variable named by
+        // The input: the one given, else, as in 6.0.2, the variable named by
         // `input_env_var_name` or the input file.
         let input = match self.input {
             Some(v) => Some(v),
@@ -293,7 +293,7 @@ impl ManagedCall {
                         let mut extra = tails(capture.as_ref(), &config, outcome.status);
                         let output = match serde_json::to_value(&value) {
                             // A function that returns nothing may leave its result in the
-                            // result file (§9.3).
+                            // result file, as in 6.0.2.
                             Ok(Value::Null) => crate::values::result_value(&config)
                                 .unwrap_or_else(|e| {
                                     warn!("{e}");
@@ -356,7 +356,7 @@ impl ManagedCall {
     }
 }
 
-/// The log tails to send with a final update of `status` (§10.3).
+/// The log tails to send with a final update of `status` (`LogCapture::final_tails`).
 fn tails(capture: Option<&LogCapture>, config: &Config, status: FinalStatus) -> Map<String, Value> {
     capture.map_or_else(Map::new, |c| c.final_tails(&config.log, status))
 }

@@ -1,5 +1,5 @@
-//! Runtime metadata (§5 of the reference behaviour): what the wrapper can tell the API server
-//! about where the Task runs.
+//! Runtime metadata (README "Reporting to CloudReactor", "Runtime metadata"): what the wrapper
+//! can tell the API server about where the Task runs.
 //!
 //! This module detects the execution method from the environment: AWS ECS (task metadata
 //! endpoint v4/v3), AWS CodeBuild (its variables), or a forced type. Without a recognised
@@ -257,8 +257,9 @@ fn obj(pairs: impl IntoIterator<Item = (&'static str, Value)>) -> Map<String, Va
         .collect()
 }
 
-/// What is known about one AWS Lambda invocation (§5.3): from the `lambda_runtime` context in
-/// a handler, or from the INVOKE event in the extension.
+/// What is known about one AWS Lambda invocation, for the metadata 6.0.2 builds from a Lambda
+/// context: from the `lambda_runtime` context in a handler, or from the INVOKE event in the
+/// extension.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct LambdaInvocation {
     /// The request id (`aws_request_id`).
@@ -281,8 +282,9 @@ pub struct LambdaInvocation {
 }
 
 impl RuntimeMetadata {
-    /// AWS Lambda metadata (§5.3) of one invocation, with the function's settings read from
-    /// `env` (`AWS_LAMBDA_FUNCTION_NAME`, `AWS_LAMBDA_FUNCTION_MEMORY_SIZE`, `AWS_REGION`, ...).
+    /// AWS Lambda metadata of one invocation, with the fields 6.0.2 sends, and the function's
+    /// settings read from `env` (`AWS_LAMBDA_FUNCTION_NAME`, `AWS_LAMBDA_FUNCTION_MEMORY_SIZE`,
+    /// `AWS_REGION`, ...).
     pub fn lambda(env: &dyn Fn(&str) -> Option<String>, invocation: &LambdaInvocation) -> Self {
         let v = |k: &str| env(k).map_or(Value::Null, Value::String);
         let memory =
@@ -359,7 +361,7 @@ impl RuntimeMetadata {
     }
 }
 
-/// AWS CodeBuild, detected by `CODEBUILD_BUILD_ARN` (§5.4).
+/// AWS CodeBuild, detected by `CODEBUILD_BUILD_ARN`, as in 6.0.2.
 fn codebuild(env: &dyn Fn(&str) -> Option<String>) -> Option<RuntimeMetadata> {
     let build_arn = env("CODEBUILD_BUILD_ARN")?;
     let v = |k: &str| env(k).map_or(Value::Null, Value::String);
@@ -450,7 +452,8 @@ fn codebuild(env: &dyn Fn(&str) -> Option<String>) -> Option<RuntimeMetadata> {
     })
 }
 
-/// AWS EC2, from the instance metadata service (IMDSv2), only when forced (§5.6).
+/// AWS EC2, from the instance metadata service (IMDSv2), only when forced with
+/// `--execution_method_type "AWS EC2"`, as in 6.0.2.
 async fn ec2(endpoint: &str) -> Result<RuntimeMetadata, MetadataError> {
     let client = http_client(std::time::Duration::from_secs(5))?;
     let base = endpoint.trim_end_matches('/');
@@ -697,7 +700,7 @@ fn document<T: serde::de::DeserializeOwned>(
     })
 }
 
-/// AWS ECS, from the task metadata endpoint (§5.5).
+/// AWS ECS, from the task metadata endpoint (v4 or v3), with the fields 6.0.2 sends.
 async fn ecs(uri: &str, config: &Config) -> Result<RuntimeMetadata, MetadataError> {
     let client = http_client(std::time::Duration::from_secs(60))?;
     let uri = uri.trim_end_matches('/');
@@ -1070,7 +1073,8 @@ mod tests {
 
     #[test]
     fn lambda_from_the_environment_and_the_context() {
-        // The values of the original's test_aws_lambda_runtime_metadata (§5.3).
+        // The values of the original's test_aws_lambda_runtime_metadata
+        // (tests/runtime_metadata_test.py of Python proc_wrapper 6.0.2).
         let env = |k: &str| {
             Some(
                 match k {

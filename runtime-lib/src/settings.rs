@@ -8,11 +8,11 @@
 //!    resolver's settings (locations, prefixes, merge strategy, TTL) and the log settings.
 //! 2. **Locations**: the env and config locations are fetched and merged, the process
 //!    environment over them. When env locations were given, the resolver's settings are read
-//!    again from the merged environment, since an env file may set them (§3.3).
+//!    again from the merged environment, since an env file may set them (as in 6.0.2).
 //! 3. **Secrets**: every location of the environment and the configuration is resolved; a
 //!    failure stops here (nothing runs with a partial environment).
-//! 4. **Final**: the whole [`Config`] is read from the resolved environment (§3.3: settings may
-//!    come from secrets).
+//! 4. **Final**: the whole [`Config`] is read from the resolved environment (as in 6.0.2,
+//!    settings may come from secrets).
 //!
 //! The one difference between the modes is where else settings come from
 //! ([`Mode::Embedded`], as 6.0.2's `managed_call`): the `proc_wrapper_params` object of the

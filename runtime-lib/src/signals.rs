@@ -1,5 +1,5 @@
 //! The signals that stop the wrapper, and the one rule for how each ends a run (README
-//! "Exit codes" and "Differences" D8; decisions §3a).
+//! "Exit codes" and "Differences" D8).
 //!
 //! `proc_wrapper` handles SIGTERM, SIGINT, SIGHUP and SIGQUIT the same way wherever it is:
 //! while the Task Execution is being created, while the command runs or waits to be retried,

@@ -1,4 +1,4 @@
-//! Status updates over UDP (§7 of the reference behaviour).
+//! Status updates over UDP, the protocol of 6.0.2 (README "Reporting to CloudReactor").
 //!
 //! * [`StatusListener`]: the wrapper and extension side: a task that owns the socket and its
 //!   [`MessageBuffer`], and hands each message on, in order, to whoever holds the listener.

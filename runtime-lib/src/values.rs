@@ -1,4 +1,4 @@
-//! Input and result values (§10.1, §10.2 of the reference behaviour): the value a Task
+//! Input and result values, as in 6.0.2 (README "Input and result"): the value a Task
 //! Execution starts with, and the value the process leaves behind in its result file.
 
 use std::path::Path;

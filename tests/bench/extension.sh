@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Benchmarks of decisions §8 for cloudreactor-extension: the stripped static binary per
-# architecture (from the layer zips), process start to the first /next and the idle RSS, and
-# the time added after the runtime's response with the API server reachable, slow and down.
+# Benchmarks of cloudreactor-extension (targets in tests/src/bin/bench_extension.rs): the
+# stripped static binary per architecture (from the layer zips), process start to the first
+# /next and the idle RSS, and the time added after the runtime's response with the API server
+# reachable, slow and down.
 # Usage: tests/bench/extension.sh [STARTS] [INVOCATIONS] [LOAD_INVOCATIONS]
 set -euo pipefail
 cd "$(dirname "$0")/../.."

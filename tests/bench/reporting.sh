@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Benchmarks of decisions §8 for reporting: the time a reported run adds against a local
-# API server, and the UDP status message ingestion rate.
+# Benchmarks of reporting (targets in tests/src/bin/bench_reporting.rs): the time a reported
+# run adds against a local API server, and the UDP status message ingestion rate.
 # Usage: tests/bench/reporting.sh [RUNS] [MESSAGES]
 set -euo pipefail
 cd "$(dirname "$0")/../.."

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Benchmark of decisions §4: 50 variables referencing 5 secrets in moto must cause exactly 5
-# fetches, counted at the emulator; and the wall time of concurrent vs one-by-one fetching.
+# Benchmark of secret fetching (README "Secrets and configuration", "Fetching": a secret
+# referenced many times is fetched once): 50 variables referencing 5 secrets in moto must
+# cause exactly 5 fetches, counted at the emulator; and the wall time of concurrent vs
+# one-by-one fetching.
 # Usage: tests/bench/secrets.sh [RUNS] [LATENCY_MS]
 set -euo pipefail
 cd "$(dirname "$0")/../.."

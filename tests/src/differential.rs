@@ -235,12 +235,13 @@ impl Pending {
     }
 }
 
-/// The differences every scenario has: `wrapper_family` and `wrapper_version` (decisions §2).
+/// The differences every scenario has: `wrapper_family` and `wrapper_version` (README
+/// "Differences" D13).
 pub fn standard_rules(our_version: &str) -> Vec<Rule> {
     let version = json!(our_version);
     vec![
         Rule::new(
-            "decisions §2: wrapper_family is \"CloudReactor Rust proc_wrapper\" (6.0.2: \"CloudReactor python proc_wrapper\")",
+            "README D13: wrapper_family is \"CloudReactor Rust proc_wrapper\" (6.0.2: \"CloudReactor python proc_wrapper\")",
             |ours, theirs| {
                 replace_body_value(
                     ours,
@@ -253,7 +254,7 @@ pub fn standard_rules(our_version: &str) -> Vec<Rule> {
             },
         ),
         Rule::new(
-            "decisions §2: wrapper_version is the crate version (6.0.2: \"6.0.2\")",
+            "README D13: wrapper_version is the crate version (6.0.2: \"6.0.2\")",
             move |ours, theirs| {
                 replace_body_value(
                     ours,
@@ -788,7 +789,8 @@ impl Ctx {
     }
 }
 
-/// True for `YYYY-MM-DDTHH:MM:SS[.ffffff]+00:00`, the UTC times of §4.1.
+/// True for `YYYY-MM-DDTHH:MM:SS[.ffffff]+00:00`, the UTC times sent to the API (as 6.0.2
+/// writes them).
 pub fn is_utc_time(s: &str) -> bool {
     let b = s.as_bytes();
     let digits =

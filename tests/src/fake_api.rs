@@ -1,4 +1,4 @@
-//! A fake CloudReactor API server (decisions §7): it answers like the real one and records
+//! A fake CloudReactor API server (README "Test it"): it answers like the real one and records
 //! every request, and its answers can be scripted to inject faults.
 //!
 //! * `POST /api/v1/task_executions/` → 201 with `uuid` and `task {uuid, name}`; 400 for an

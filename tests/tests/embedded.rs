@@ -395,7 +395,7 @@ fn debug_output_makes_the_debug_tail() {
     );
 }
 
-/// §10.1 and §10.2 in embedded mode: the input from the variable named by
+/// Input and result values in embedded mode: the input from the variable named by
 /// `input_env_var_name` (JSON), sent with `send_input_value`; a function that returns nothing
 /// reports the result file, which is deleted afterwards.
 #[test]

@@ -1,5 +1,5 @@
-//! The HTTP client of the CloudReactor API and its retry policy (§4.1, §4.4 of the reference
-//! behaviour).
+//! The HTTP client of the CloudReactor API and its retry policy (README "Reporting to
+//! CloudReactor", "Retries" and "Conflicts").
 //!
 //! [`ApiClient::send`] retries one request until it succeeds or its deadline passes:
 //! 429/502/503/504 after `Retry-After` (clamped to 5–600 s) or `api_retry_delay`, network
@@ -39,9 +39,9 @@ pub enum RequestKind {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ApiError {
     /// 409: a creation conflict that outlasted the conflict timeout, or the server's
-    /// answer to an update of an execution it wants stopped.
-    #[error("the API server answered 409 (conflict)")]
-    Conflict,
+    /// answer to an update of an execution it wants stopped; with what its body said.
+    #[error("the API server answered 409 (conflict){}", .0.message.as_ref().map(|m| format!(": {m}")).unwrap_or_default())]
+    Conflict(Box<Conflict>),
     /// A status that is not retried (400, 401, 403, 404, 500, ...).
     #[error("the API server answered {0}")]
     Rejected(u16),
@@ -60,6 +60,112 @@ pub enum ApiError {
     /// The HTTP client could not be created (no TLS roots, for example).
     #[error("the HTTP client for the API server could not be created: {0}")]
     Client(String),
+}
+
+/// What the body of a 409 said. The server answers an update of an execution that is being
+/// stopped with the execution itself (`status` `STOPPED`, its `stop_reason`, who stopped it),
+/// and a status it does not allow with a message (`{"status": "Status cannot be set to
+/// RUNNING after SUCCEEDED"}`); a creation it refuses has no body.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Conflict {
+    /// The execution's status, when the body is the execution.
+    pub status: Option<String>,
+    /// `stop_reason` (`MANUAL`, `MAX_EXECUTION_TIME_EXCEEDED`, `MISSING_HEARTBEAT`, ...).
+    pub stop_reason: Option<String>,
+    /// Who stopped it (a user name).
+    pub killed_by: Option<String>,
+    /// When it was marked done.
+    pub marked_done_at: Option<String>,
+    /// A message, when the body is not the execution.
+    pub message: Option<String>,
+}
+
+/// The longest message of a 409 that is kept.
+const MAX_CONFLICT_MESSAGE_CHARS: usize = 500;
+
+impl Conflict {
+    /// Reads the body of a 409 (empty, the execution, an error object, or text).
+    pub fn from_body(body: &[u8]) -> Self {
+        let text = String::from_utf8_lossy(body);
+        let text = text.trim();
+        if text.is_empty() {
+            return Self::default();
+        }
+        let short = |t: &str| {
+            t.chars()
+                .take(MAX_CONFLICT_MESSAGE_CHARS)
+                .collect::<String>()
+        };
+        let value: Value = match serde_json::from_str(text) {
+            Ok(v) => v,
+            Err(_) => {
+                return Self {
+                    message: Some(short(text)),
+                    ..Self::default()
+                };
+            }
+        };
+        let field = |k: &str| value.get(k).and_then(Value::as_str).map(str::to_owned);
+        if value.get("uuid").is_some() {
+            return Self {
+                status: field("status"),
+                stop_reason: field("stop_reason"),
+                killed_by: field("killed_by"),
+                marked_done_at: field("marked_done_at"),
+                message: None,
+            };
+        }
+        // An error object: `detail`, or each field's messages.
+        let message = match &value {
+            Value::Object(m) if m.get("detail").and_then(Value::as_str).is_some() => {
+                field("detail")
+            }
+            Value::Object(m) => Some(
+                m.iter()
+                    .map(|(k, v)| match v {
+                        Value::String(t) => format!("{k}: {t}"),
+                        Value::Array(items) => format!(
+                            "{k}: {}",
+                            items
+                                .iter()
+                                .map(|i| i.as_str().map_or_else(|| i.to_string(), str::to_owned))
+                                .collect::<Vec<_>>()
+                                .join("; ")
+                        ),
+                        other => format!("{k}: {other}"),
+                    })
+                    .collect::<Vec<_>>()
+                    .join("; "),
+            ),
+            Value::String(t) => Some(t.clone()),
+            other => Some(other.to_string()),
+        };
+        Self {
+            message: message.filter(|m| !m.is_empty()).map(|m| short(&m)),
+            ..Self::default()
+        }
+    }
+
+    /// The reason and who asked, for the log: `stop reason MANUAL, by alice`.
+    pub fn describe(&self) -> Option<String> {
+        let mut parts = Vec::new();
+        if let Some(s) = &self.status {
+            parts.push(format!("status {s}"));
+        }
+        if let Some(r) = &self.stop_reason {
+            parts.push(format!("stop reason {r}"));
+        }
+        if let Some(k) = &self.killed_by {
+            parts.push(format!("by {k}"));
+        }
+        if let Some(m) = &self.marked_done_at {
+            parts.push(format!("marked done at {m}"));
+        }
+        if let Some(m) = &self.message {
+            parts.push(m.clone());
+        }
+        (!parts.is_empty()).then(|| parts.join(", "))
+    }
 }
 
 /// The API client. Clones share the connection pool.
@@ -141,7 +247,7 @@ impl ApiClient {
                 let status = response.status();
                 if status.is_success() {
                     // The API answers `?content=false` with no content; whatever comes is
-                    // ignored (§4.1), and not read.
+                    // ignored (as by 6.0.2), and not read.
                     if url.contains("content=false") {
                         return Attempt::Done(Ok(Value::Null));
                     }
@@ -158,6 +264,14 @@ impl ApiClient {
                     .get(reqwest::header::RETRY_AFTER)
                     .and_then(|v| v.to_str().ok())
                     .and_then(|v| retry_after(v, SystemTime::now()));
+                if status == StatusCode::CONFLICT {
+                    // What the server says about the conflict; a body that cannot be read
+                    // says nothing.
+                    let body = read_body(response, MAX_RESPONSE_BYTES)
+                        .await
+                        .unwrap_or_default();
+                    return Attempt::Conflict(Box::new(Conflict::from_body(&body)));
+                }
                 Attempt::Status(status, retry_after)
             }
             Err(e) => Attempt::Network(e.to_string()),
@@ -176,13 +290,14 @@ impl ApiClient {
         let url = format!("{}{path}", self.config.base_url);
         match self.attempt(&method, &url, body).await {
             Attempt::Done(result) => result,
-            Attempt::Status(StatusCode::CONFLICT, _) => Err(ApiError::Conflict),
+            Attempt::Conflict(c) => Err(ApiError::Conflict(c)),
             Attempt::Status(status, _) => Err(ApiError::Rejected(status.as_u16())),
             Attempt::Network(e) => Err(ApiError::Unreachable(e)),
         }
     }
 
-    /// Sends `request`, retrying per §4.4 under the deadline of its kind.
+    /// Sends `request`, retrying as the module documentation says, under the deadline of its
+    /// kind.
     pub async fn send_request(
         &mut self,
         request: impl crate::task::IntoApiRequest,
@@ -200,7 +315,8 @@ impl ApiClient {
         self.send_once(r.method, &r.path, &r.body).await
     }
 
-    /// Sends `body` with `method` to `path` (below the base URL), retrying per §4.4.
+    /// Sends `body` with `method` to `path` (below the base URL), retrying as the module
+    /// documentation says.
     /// Returns the response body (`Value::Null` when empty).
     pub async fn send(
         &mut self,
@@ -222,23 +338,31 @@ impl ApiClient {
             RequestKind::Final => self.config.final_update_timeout,
         };
         let mut last_status = None;
+        let mut last_conflict = None;
         loop {
             // What went wrong (for the log line), and how long to wait before the next try.
             let (problem, delay) = match self.attempt(&method, &url, body).await {
                 Attempt::Done(result) => return result,
+                Attempt::Conflict(conflict) if kind == RequestKind::Creation => {
+                    last_status = Some(409);
+                    timeout = self.config.creation_conflict_timeout;
+                    let said = conflict
+                        .message
+                        .as_ref()
+                        .map(|m| format!(": {m}"))
+                        .unwrap_or_default();
+                    last_conflict = Some(conflict);
+                    (
+                        format!(
+                            "the API server reports a conflict with another execution (409){said}"
+                        ),
+                        self.config.creation_conflict_retry_delay,
+                    )
+                }
+                Attempt::Conflict(conflict) => return Err(ApiError::Conflict(conflict)),
                 Attempt::Status(status, after) => {
                     last_status = Some(status.as_u16());
                     match status {
-                        StatusCode::CONFLICT if kind == RequestKind::Creation => {
-                            timeout = self.config.creation_conflict_timeout;
-                            (
-                                "the API server reports a conflict with another execution \
-                                 (409)"
-                                    .to_owned(),
-                                self.config.creation_conflict_retry_delay,
-                            )
-                        }
-                        StatusCode::CONFLICT => return Err(ApiError::Conflict),
                         StatusCode::TOO_MANY_REQUESTS
                         | StatusCode::BAD_GATEWAY
                         | StatusCode::SERVICE_UNAVAILABLE
@@ -267,11 +391,13 @@ impl ApiClient {
                     t.as_secs_f64()
                 );
                 self.exhausted_at = Some(Instant::now());
-                return Err(if last_status == Some(409) {
-                    ApiError::Conflict
-                } else {
-                    ApiError::Exhausted(last_status)
-                });
+                return Err(
+                    if let Some(conflict) = last_conflict.filter(|_| last_status == Some(409)) {
+                        ApiError::Conflict(conflict)
+                    } else {
+                        ApiError::Exhausted(last_status)
+                    },
+                );
             }
             warn!("{problem}; retrying in {} seconds", delay.as_secs_f64());
             tokio::time::sleep(delay).await;
@@ -298,8 +424,10 @@ async fn read_body(response: reqwest::Response, limit: usize) -> Result<Vec<u8>,
 enum Attempt {
     /// A success (with the body), or a success whose body could not be read.
     Done(Result<Value, ApiError>),
-    /// A failure status, with the `Retry-After` delay if given.
+    /// A failure status other than 409, with the `Retry-After` delay if given.
     Status(StatusCode, Option<Duration>),
+    /// 409, with what its body said.
+    Conflict(Box<Conflict>),
     /// No answer.
     Network(String),
 }

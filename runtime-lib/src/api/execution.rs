@@ -5,7 +5,7 @@
 use serde_json::{Map, Value, json};
 use tracing::{info, warn};
 
-use super::client::{ApiClient, ApiError, RequestKind};
+use super::client::{ApiClient, ApiError, Conflict, RequestKind};
 use super::rollbar::{self, Rollbar};
 use crate::config::Config;
 use crate::task::request::{self, IntoApiRequest};
@@ -31,14 +31,14 @@ pub struct Created {
 }
 
 /// What an update came to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Sent {
     /// The server took it.
     Done,
     /// It could not be delivered (logged); its fields wait for the next update.
     Failed,
-    /// The server answered 409: it wants the execution stopped.
-    Stop,
+    /// The server answered 409: it wants the execution stopped; what it said about why.
+    Stop(Box<Conflict>),
 }
 
 /// The Task Execution being reported and the requests that concern it.
@@ -88,6 +88,9 @@ impl ExecutionClient {
                     )));
                 };
                 info!(task_execution_uuid = uuid, "created Task Execution {uuid}");
+                if let Some(url) = text(&response, "dashboard_url") {
+                    info!("the Task Execution on the CloudReactor dashboard: {url}");
+                }
                 let task = response.get("task").cloned().unwrap_or(Value::Null);
                 Ok(Created {
                     task_uuid: text(&task, "uuid"),
@@ -98,11 +101,11 @@ impl ExecutionClient {
                         .cloned(),
                 })
             }
-            Err(ApiError::Conflict) => {
+            Err(e @ ApiError::Conflict(_)) => {
                 self.report(
                     config,
                     "Failed to get permission to start Task due to conflict",
-                    &ApiError::Conflict,
+                    &e,
                 )
                 .await;
                 Err(CreationFailure::Conflict)
@@ -132,9 +135,19 @@ impl ExecutionClient {
         };
         match self.api.send_request(request).await {
             Ok(_) => Sent::Done,
-            Err(ApiError::Conflict) => {
-                warn!("got response code 409 after the Task Execution started; stopping");
-                Sent::Stop
+            Err(ApiError::Conflict(conflict)) => {
+                match conflict.describe() {
+                    Some(why) if conflict.status.is_some() => {
+                        warn!("the API server stopped the Task Execution ({why}); stopping");
+                    }
+                    Some(why) => {
+                        warn!("the API server answered 409 to an update ({why}); stopping");
+                    }
+                    None => {
+                        warn!("got response code 409 after the Task Execution started; stopping");
+                    }
+                }
+                Sent::Stop(conflict)
             }
             Err(ApiError::Suspended) => Sent::Failed,
             Err(e) => {
@@ -169,7 +182,7 @@ impl ExecutionClient {
         };
         let data = json!({
             "error": {"reason": error.to_string()},
-            "was_conflict": matches!(error, ApiError::Conflict),
+            "was_conflict": matches!(error, ApiError::Conflict(_)),
             "api_server_retries_exhausted": matches!(error, ApiError::Exhausted(_)),
         });
         let payload = Rollbar::payload(config, self.uuid.as_deref(), what, level, data);

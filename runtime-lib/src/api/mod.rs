@@ -1,4 +1,4 @@
-//! Reporting to the CloudReactor API (§4 of the reference behaviour).
+//! Reporting to the CloudReactor API (README "Reporting to CloudReactor").
 //!
 //! * [`client`]: HTTP transport and the retry policy.
 //! * [`execution`]: one Task Execution on the server: its creation, its updates, 409s and
@@ -40,12 +40,12 @@ use crate::process::{FinalStatus, Hooks, Outcome, StopRequest};
 use crate::status::StatusListener;
 use crate::task::Sampling;
 use crate::task::body::{self, Mode};
-use crate::task::wire::{ExecutionStatus, to_object};
+use crate::task::wire::{ErrorDetails, ExecutionStatus, to_object};
 use crate::time::UtcTime;
-pub use client::{ApiClient, ApiError, RequestKind};
+pub use client::{ApiClient, ApiError, Conflict, RequestKind};
 pub use execution::{CreationFailure, ExecutionClient, Sent};
 
-/// Problems with the Task settings that make reporting impossible (§11.1).
+/// Problems with the Task settings that make reporting impossible (README "Differences" D25).
 pub fn task_param_errors(config: &Config) -> Vec<String> {
     let mut errors = Vec::new();
     if config.api.api_key.is_none() {
@@ -115,9 +115,11 @@ pub struct Reporter {
     pending: Map<String, Value>,
     /// The pending fields should be sent now rather than with the next heartbeat.
     due: bool,
-    /// The server asked the execution to stop (409 on an update).
-    stop: bool,
+    /// The server asked the execution to stop (409 on an update), and what it said.
+    stop: Option<Box<Conflict>>,
     timing: Timing,
+    /// The process of the current attempt (wrapped mode), for `current_memory_mb`.
+    child_pid: Option<u32>,
     /// The UDP status update listener, when enabled.
     listener: Option<StatusListener>,
 }
@@ -159,7 +161,8 @@ impl Reporter {
             input_value: None,
             pending: Map::new(),
             due: false,
-            stop: false,
+            stop: None,
+            child_pid: None,
             listener: None,
         })
     }
@@ -208,7 +211,7 @@ impl Reporter {
         }
     }
 
-    /// The body of the creation request (§4.3): with the Task unless the execution is known.
+    /// The body of the creation request: with the Task unless the execution is known.
     pub(crate) fn creation_body(&self) -> Map<String, Value> {
         to_object(&body::creation(
             &self.config,
@@ -243,7 +246,8 @@ impl Reporter {
         Ok(())
     }
 
-    /// Variables the child gets when reporting is on (§3.4).
+    /// Variables the child gets when reporting is on (README "The wrapped process's
+    /// environment").
     pub fn child_env_additions(&self) -> Vec<(String, String)> {
         let c = &self.config;
         let mut v = vec![
@@ -346,8 +350,8 @@ impl Reporter {
                 }
                 true
             }
-            Sent::Stop => {
-                self.stop = true;
+            Sent::Stop(conflict) => {
+                self.stop = Some(conflict);
                 false
             }
             Sent::Failed => false,
@@ -395,10 +399,17 @@ impl Reporter {
         }
     }
 
-    /// Sends the final update (§4.6), unless the server stopped the execution, the start was
-    /// never reported, or retries were exhausted.
+    /// Sends the final update, unless the start was never reported or retries were
+    /// exhausted. After the server stopped the execution (a 409 carrying it, `STOPPED`),
+    /// the final update says `STOPPED` too, with why in `error_details` and the log tails;
+    /// after a 409 that refused a status, nothing more is sent.
     pub async fn final_update(&mut self, outcome: &Outcome, extra: Map<String, Value>) {
-        if self.stop || outcome.status == FinalStatus::Stopped {
+        if let Some(conflict) = self.stop.take() {
+            self.stopped_update(outcome, &conflict, extra).await;
+            self.stop = Some(conflict);
+            return;
+        }
+        if outcome.status == FinalStatus::Stopped {
             return;
         }
         self.finish_listener().await;
@@ -418,7 +429,9 @@ impl Reporter {
         // went out (or was answered), it goes now, on its own, before the final update.
         if self.pending.contains_key("pid") {
             self.update(Map::new(), RequestKind::Update).await;
-            if self.stop {
+            if let Some(conflict) = self.stop.take() {
+                self.stopped_update(outcome, &conflict, extra).await;
+                self.stop = Some(conflict);
                 return;
             }
         }
@@ -426,6 +439,33 @@ impl Reporter {
         fields.extend(extra);
         if self.update(fields, RequestKind::Final).await {
             info!("sent the final update ({})", outcome.status.as_str());
+        }
+    }
+
+    /// The final update of an execution the server stopped: `STOPPED`, with the stop reason
+    /// and who asked in `error_details`, and the log tails. Only when the 409 carried the
+    /// execution as `STOPPED` (a 409 that refused a status leaves nothing to add).
+    async fn stopped_update(
+        &mut self,
+        outcome: &Outcome,
+        conflict: &Conflict,
+        extra: Map<String, Value>,
+    ) {
+        if conflict.status.as_deref() != Some(ExecutionStatus::Stopped.as_str()) {
+            return;
+        }
+        self.finish_listener().await;
+        let mut stopped = outcome.clone();
+        stopped.status = FinalStatus::Stopped;
+        stopped.error = Some(ErrorDetails::Stopped {
+            stop_reason: conflict.stop_reason.clone(),
+            killed_by: conflict.killed_by.clone(),
+            marked_done_at: conflict.marked_done_at.clone(),
+        });
+        let mut fields = self.final_fields(&stopped);
+        fields.extend(extra);
+        if self.update(fields, RequestKind::Final).await {
+            info!("sent the final update (STOPPED)");
         }
     }
 
@@ -443,9 +483,10 @@ impl Reporter {
         }
     }
 
-    /// Merges status fields and sends them now if they are due (§7.3): `Sent`, `Failed`
-    /// (the request failed; the fields wait for the next update) or `Skipped` (not due, or
-    /// not reported). A 409 answer means the execution must stop: `Reporter::stop_wanted`.
+    /// Merges status fields and sends them now if they are due (as in 6.0.2: the first at
+    /// once, later ones at most every `status_update_interval`): `Sent`, `Failed` (the request
+    /// failed; the fields wait for the next update) or `Skipped` (not due, or not reported).
+    /// A 409 answer means the execution must stop: `Reporter::stop_wanted`.
     pub async fn update_status(&mut self, fields: Map<String, Value>) -> StatusResult {
         if self.sampling == Sampling::SampledOut || self.execution.uuid().is_none() {
             return StatusResult::Skipped;
@@ -463,7 +504,7 @@ impl Reporter {
 
     /// True once the API server asked the execution to stop (409 on an update).
     pub(crate) fn stop_wanted(&self) -> bool {
-        self.stop
+        self.stop.is_some()
     }
 
     /// The settings, with the Task's UUID and name filled in from the creation response.
@@ -506,6 +547,7 @@ impl Reporter {
 impl Hooks for Reporter {
     async fn attempt_started(&mut self, _attempt: u32, pid: u32) {
         self.timing.attempt_started = Some(Instant::now());
+        self.child_pid = Some(pid);
         if self.config.api.send_pid {
             self.pending.insert("pid".into(), json!(pid));
             self.due = true;
@@ -533,7 +575,7 @@ impl Hooks for Reporter {
             return std::future::pending().await;
         }
         loop {
-            if self.stop {
+            if self.stop.is_some() {
                 return StopRequest;
             }
             if self.due {
@@ -550,7 +592,15 @@ impl Hooks for Reporter {
             match event {
                 Event::Heartbeat => {
                     self.timing.last_heartbeat = Some(Instant::now());
-                    self.update(Map::new(), RequestKind::Update).await;
+                    let mut fields = Map::new();
+                    let group = self.config.process.group_termination;
+                    if let Some(mb) = self
+                        .child_pid
+                        .and_then(|pid| crate::process::resources::current_mb(pid, group))
+                    {
+                        fields.insert("current_memory_mb".into(), json!(mb));
+                    }
+                    self.update(fields, RequestKind::Update).await;
                 }
                 Event::Message(Some(m)) => self.add_status(m),
                 // The listener's task ended (it cannot, unless its runtime goes away).

@@ -453,7 +453,15 @@ async fn a_409_on_a_heartbeat_stops_the_supervised_child() {
     assert_updates(&received);
     // The PID at once, then the heartbeat that got the 409; no final update.
     assert_eq!(received.len(), 2);
-    assert_eq!(received[1].body, json!({"status": "RUNNING"}));
+    // A heartbeat carries the child's resident memory (the `sleep`: at least 1 MB).
+    assert_eq!(received[1].body["status"], json!("RUNNING"));
+    assert!(
+        received[1].body["current_memory_mb"]
+            .as_u64()
+            .is_some_and(|mb| mb >= 1),
+        "{}",
+        received[1].body
+    );
     let pid = received[0].body["pid"]
         .as_i64()
         .and_then(|p| i32::try_from(p).ok())

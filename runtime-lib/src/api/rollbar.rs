@@ -1,5 +1,5 @@
-//! Reporting trouble with the CloudReactor API to Rollbar (§11.4 of the reference
-//! behaviour), when `--rollbar-access-token` is given.
+//! Reporting trouble with the CloudReactor API to Rollbar, as 6.0.2 does (README "Reporting
+//! to CloudReactor", "Rollbar"), when `--rollbar-access-token` is given.
 //!
 //! Network errors are retried `rollbar_retries` times (forever with -1) after
 //! `rollbar_retry_delay`; an HTTP error gives up at once. Once retries run out, Rollbar is

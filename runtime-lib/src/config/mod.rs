@@ -1,8 +1,8 @@
 //! The validated configuration of a wrapper run.
 //!
 //! [`Config::from_sources`] combines the command line ([`Args`]) with the environment,
-//! following the precedence of the Python original (§3.3 of the reference behaviour):
-//! for Task, API, process and logging settings the environment wins; for the
+//! following the precedence of the Python original (README "Options and environment
+//! variables"): for Task, API, process and logging settings the environment wins; for the
 //! environment/configuration resolution settings the command line wins and location lists
 //! are appended. Every number is parsed and validated here; a value that does not parse is a
 //! [`ConfigError`] naming the option or variable, which the CLI turns into exit code 78.

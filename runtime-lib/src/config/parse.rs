@@ -1,5 +1,5 @@
-//! Value parsing shared by every setting, with the rules of the Python original (§3.1 of the
-//! reference behaviour) and errors that name the option or variable at fault.
+//! Value parsing shared by every setting, with the rules of the Python original (README
+//! "Options and environment variables") and errors that name the option or variable at fault.
 //!
 //! A `Sources` pairs one command-line value with the environment variable(s) of the same
 //! setting and picks the winner; the `parse_*` functions turn the winner's text into a typed
@@ -45,7 +45,8 @@ pub struct Raw {
 /// the variables that only matter when talking to the API server.
 pub(crate) struct Sources<'a> {
     lookup: Lookup<'a>,
-    /// When true, [`Sources::online_env`] reads nothing (the `[off]` variables of §3.2).
+    /// When true, [`Sources::online_env`] reads nothing (the variables the README marks
+    /// *online*, which 6.0.2 ignores in offline mode).
     pub offline: bool,
 }
 
@@ -120,8 +121,9 @@ pub(crate) fn unless_none(raw: Option<Raw>) -> Option<Raw> {
     raw.filter(|r| r.text != "None")
 }
 
-/// The environment value wins over the command-line value (§3.3). Used for numbers, where an
-/// environment value of `None` means unset ([`unless_none`]).
+/// The environment value wins over the command-line value, as in 6.0.2 (README "Options and
+/// environment variables"). Used for numbers, where an environment value of `None` means unset
+/// ([`unless_none`]).
 pub(crate) fn env_wins(env: Option<Raw>, cli: Option<Raw>) -> Option<Raw> {
     unless_none(env).or(cli)
 }
@@ -131,7 +133,8 @@ pub(crate) fn cli_wins(env: Option<Raw>, cli: Option<Raw>) -> Option<Raw> {
     cli.or(env)
 }
 
-/// `"1"` or case-insensitive `"TRUE"` is true; anything else is false (§3.1).
+/// `"1"` or case-insensitive `"TRUE"` is true; anything else is false, as 6.0.2 reads boolean
+/// variables.
 pub(crate) fn parse_bool_text(text: &str) -> bool {
     let text = text.trim();
     text == "1" || text.eq_ignore_ascii_case("true")
@@ -232,7 +235,8 @@ pub(crate) fn parse_json_object(
 }
 
 /// Splits a location list on `,` or `;`, except where the separator is escaped with a
-/// backslash; items are trimmed and empty items dropped (§3.1).
+/// backslash; items are trimmed and empty items dropped, as 6.0.2 splits its location
+/// variables.
 pub(crate) fn split_locations(text: &str) -> Vec<String> {
     let mut items = Vec::new();
     let mut current = String::new();

@@ -18,20 +18,21 @@ use serde_json::{Map, Value};
 #[derive(Debug, PartialEq, Eq)]
 pub struct Setting {
     /// Its name: the attribute of 6.0.2's `ProcWrapperParams`, which is also its key in
-    /// `proc_wrapper_params` (§9.2), or a name of ours for settings 6.0.2 has not.
+    /// `proc_wrapper_params` (`params_as_env`), or a name of ours for settings 6.0.2 has not.
     pub key: &'static str,
     /// The variables that set it, the one the README documents first (it wins when both
     /// are set).
     pub env: &'static [&'static str],
     /// Its command-line option.
     pub flag: Option<&'static str>,
-    /// Offline mode ignores its variables (the `[off]` of §3.2).
+    /// Offline mode ignores its variables (those the README marks *online*), as in 6.0.2.
     pub online: bool,
-    /// `proc_wrapper_params` may set it (§9.2).
+    /// `proc_wrapper_params` may set it (`params_as_env` reads it from there).
     pub params: bool,
     /// The field of the creation body that reports it.
     pub wire: Option<&'static str>,
-    /// The variable the wrapped process gets it in (§3.4), when it does.
+    /// The variable the wrapped process gets it in, when it does (README "The wrapped
+    /// process's environment").
     pub child: Option<&'static str>,
 }
 
@@ -49,7 +50,8 @@ impl Setting {
         }
     }
 
-    /// The variable the wrapped process gets it in (§3.4).
+    /// The variable the wrapped process gets it in (README "The wrapped process's
+    /// environment").
     pub(crate) const fn child_var(&self) -> &'static str {
         match self.child {
             Some(c) => c,
@@ -344,9 +346,9 @@ pub(crate) fn by_key(key: &str) -> Option<&'static Setting> {
     ALL.iter().copied().find(|s| s.key == key)
 }
 
-/// The settings of a `proc_wrapper_params` object (§9.2) as the variables that carry them:
-/// its top-level keys, and `task`, `task_execution` and `rollbar`. Keys that are not settings
-/// are ignored, as 6.0.2 ignores them.
+/// The settings of a `proc_wrapper_params` object (README "Embedded mode: Rust programs") as
+/// the variables that carry them: its top-level keys, and `task`, `task_execution` and
+/// `rollbar`. Keys that are not settings are ignored, as 6.0.2 ignores them.
 pub(crate) fn params_as_env(params: &Map<String, Value>) -> HashMap<String, String> {
     let mut env = HashMap::new();
     let mut put = |s: &Setting, v: &Value| {

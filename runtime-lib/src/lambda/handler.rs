@@ -277,6 +277,10 @@ impl Shared {
         // Bounded by the cap and by the invocation's deadline.
         let to_deadline = epoch_ms_remaining(ctx.deadline);
         let limit = to_deadline.map_or(self.max_added, |d| d.min(self.max_added));
+        let mut fields = fields;
+        if let Some(mb) = crate::process::resources::own_peak_mb() {
+            fields.entry("max_memory_mb").or_insert(json!(mb));
+        }
         let report = reporting.report_finished(&start, &outcome, fields, sampled_out);
         let Ok(result) = tokio::time::timeout(limit, report).await else {
             warn!(

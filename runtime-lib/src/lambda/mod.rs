@@ -24,7 +24,7 @@ use crate::metadata::RuntimeMetadata;
 use crate::process::FinalStatus;
 use crate::task::body;
 use crate::task::request::{IntoApiRequest, create_or_attach};
-use crate::task::wire::{LambdaDetails, to_object};
+use crate::task::wire::{ErrorDetails, LambdaDetails, to_object};
 use crate::task::{Mode, Sampling};
 use crate::time::UtcTime;
 
@@ -142,9 +142,36 @@ impl InvocationOutcome {
         }
         if self.status != FinalStatus::Succeeded {
             fields.remove("output_value");
+            let d = &self.details;
+            if d.error_type.is_some() || d.error_message.is_some() {
+                fields.insert(
+                    "error_details".into(),
+                    json!(ErrorDetails::LambdaError {
+                        error_type: d.error_type.clone(),
+                        error_message: d.error_message.clone(),
+                    }),
+                );
+            }
+        }
+        if let Some(mb) = max_memory_mb(&self.details.more) {
+            fields.insert("max_memory_mb".into(), json!(mb));
         }
         fields
     }
+}
+
+/// `max_memory_mb` from the metrics of `platform.report` (`maxMemoryUsedMB`, as
+/// `max_memory_used_mb`): the most memory the function's environment has used so far.
+pub fn max_memory_mb(metrics: &Map<String, Value>) -> Option<u64> {
+    metrics
+        .get("max_memory_used_mb")
+        .and_then(Value::as_f64)
+        .filter(|mb| mb.is_finite() && *mb >= 0.0)
+        .map(|mb| {
+            #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+            let whole = mb.round() as u64;
+            whole
+        })
 }
 
 /// What the Lambda reporters know of an invocation when it starts.
@@ -297,7 +324,7 @@ impl LambdaReporting {
         self.healthy.load(Ordering::Relaxed)
     }
 
-    /// The body of the creation request of an invocation (§4.3): with the Task unless the
+    /// The body of the creation request of an invocation: with the Task unless the
     /// execution is known; a known execution says `api_managed_probability` 1.0 (it is
     /// always reported, as in 6.0.2).
     pub(crate) fn creation_body(&self, start: &InvocationStart) -> Map<String, Value> {

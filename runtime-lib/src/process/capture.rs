@@ -1,6 +1,6 @@
-//! Log capture (§10.3 of the reference behaviour): the child's standard output and error are
-//! passed through to the wrapper's own, byte for byte and as they arrive, while the last lines
-//! are kept for `debug_log_tail` / `error_log_tail`.
+//! Log capture (README "Reporting to CloudReactor", "Log tails"): the child's standard output
+//! and error are passed through to the wrapper's own, byte for byte and as they arrive, while
+//! the last lines are kept for `debug_log_tail` / `error_log_tail`.
 //!
 //! With merged logs (the default) the child gets one pipe for both streams, as in 6.0.2, so
 //! the tail keeps the order in which it wrote its lines; what it writes to either stream then
@@ -241,10 +241,11 @@ impl LogCapture {
         let _ = tokio::time::timeout(limit, all).await;
     }
 
-    /// The tails a final update of `status` carries (§10.3): `debug_log_tail` and
-    /// `error_log_tail`, with as many lines as `num_log_lines_sent_on_*` asks for that status,
-    /// the secret values hidden (unless `log_secrets`) and cut to `max_log_tail_bytes`;
-    /// empty tails are left out.
+    /// The tails a final update of `status` carries: `debug_log_tail` and `error_log_tail`,
+    /// with as many lines as `num_log_lines_sent_on_*` asks for that status (as in 6.0.2,
+    /// `..._on_timeout` for any status but `SUCCEEDED` and `FAILED`), the secret values
+    /// hidden (unless `log_secrets`) and cut to `max_log_tail_bytes`; empty tails are left
+    /// out.
     pub fn final_tails(
         &self,
         log: &LogConfig,
@@ -361,7 +362,10 @@ mod tests {
             log_secrets: true,
             ..log_config()
         };
-        assert_eq!(sent(&log_secrets, &secrets, &lines).unwrap(), lines.concat());
+        assert_eq!(
+            sent(&log_secrets, &secrets, &lines).unwrap(),
+            lines.concat()
+        );
         // Separate tails are both redacted.
         let apart = LogConfig {
             merge_stdout_and_stderr: false,
@@ -388,10 +392,7 @@ mod tests {
         c.push_chunk(Stream::Out, &mut partial, b"cret here\nlast");
         c.push(Stream::Out, &String::from_utf8_lossy(&partial));
         let tails = c.final_tails(&log, crate::process::FinalStatus::Failed);
-        assert_eq!(
-            tails["debug_log_tail"],
-            "first\nthe [REDACTED] here\nlast"
-        );
+        assert_eq!(tails["debug_log_tail"], "first\nthe [REDACTED] here\nlast");
     }
 
     #[test]
@@ -401,8 +402,12 @@ mod tests {
             ..log_config()
         };
         // Cut at 17 characters, the line would end inside the value ("key=0123456789ab...").
-        let tail = sent(&log, &["0123456789abcdef"], &["key=0123456789abcdef and more\n"])
-            .unwrap();
+        let tail = sent(
+            &log,
+            &["0123456789abcdef"],
+            &["key=0123456789abcdef and more\n"],
+        )
+        .unwrap();
         assert_eq!(tail, "key=[REDACTED] an...\n");
         // A line that redaction lengthens stays within the line length.
         let tail = sent(&log, &["abcdef"], &["abcdef abcdef abcd\n"]).unwrap();

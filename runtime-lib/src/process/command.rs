@@ -1,5 +1,5 @@
 //! Turning the configured command into what is spawned: shell-wrapping stripping and shell
-//! mode detection (§6.1 of the reference behaviour).
+//! mode detection (README "How the process is supervised").
 //!
 //! Docker's shell form of `CMD` arrives as `/bin/sh -c "..."`; the wrapper peels such
 //! wrappers off (nested ones too) so that signals reach the real process, and then decides
@@ -210,8 +210,9 @@ mod tests {
     }
 
     /// The 21 cases of `test_resolve_command_and_shell_flag` in the original's test suite.
-    /// Where the original kept a list for a shell command, we run the joined list (decision
-    /// §3 item 4), so those rows expect `Shell(joined)`, with elements quoted where needed.
+    /// Where the original kept a list for a shell command, we run the joined list (README
+    /// "Differences" D6), so those rows expect `Shell(joined)`, with elements quoted where
+    /// needed.
     #[test]
     fn the_original_table_of_21_cases() {
         use Input::{Line, List};

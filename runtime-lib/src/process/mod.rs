@@ -1,5 +1,6 @@
-//! Process supervision in wrapped mode (§6 of the reference behaviour): attempts, timeouts,
-//! retries, signal forwarding, and the outcome that decides the final status and exit code.
+//! Process supervision in wrapped mode (README "How the process is supervised"): attempts,
+//! timeouts, retries, signal forwarding, and the outcome that decides the final status and exit
+//! code.
 //!
 //! # Theory of operation
 //!
@@ -17,6 +18,7 @@ pub mod child;
 pub mod command;
 #[cfg(test)]
 mod outcome_tests;
+pub(crate) mod resources;
 
 use std::time::Instant;
 
@@ -27,6 +29,7 @@ use crate::child_env::ChildEnv;
 use crate::config::ProcessConfig;
 use crate::exit_codes;
 use crate::signals::{self, StopSignals};
+use crate::task::wire::{ErrorDetails, Seconds};
 use crate::time::UtcTime;
 use child::{ExitKind, Reaper};
 pub use command::Command;
@@ -78,6 +81,10 @@ pub struct Outcome {
     pub timed_out_attempts: u32,
     /// The signal that ended the run, if any.
     pub signal: Option<Signal>,
+    /// What went wrong, for `error_details` (README "Reporting").
+    pub error: Option<ErrorDetails>,
+    /// The peak memory of the process tree, in MB, when known.
+    pub max_memory_mb: Option<u64>,
 }
 
 impl Outcome {
@@ -92,6 +99,8 @@ impl Outcome {
             failed_attempts: 0,
             timed_out_attempts: 0,
             signal: None,
+            error: None,
+            max_memory_mb: None,
         }
     }
 
@@ -120,6 +129,9 @@ impl Outcome {
             wrapper_exit_code: ending.exit_code,
             attempts: 1,
             signal: Some(sig),
+            error: Some(ErrorDetails::WrapperSignalled {
+                signal: sig.as_str().to_owned(),
+            }),
             ..Self::not_started()
         }
     }
@@ -217,6 +229,12 @@ impl<'a> Supervisor<'a> {
 
     /// Runs attempts until one succeeds, attempts run out, or the run is interrupted.
     pub async fn run<H: Hooks>(&mut self, hooks: &mut H) -> Outcome {
+        let mut out = self.attempts(hooks).await;
+        out.max_memory_mb = resources::peak_mb();
+        out
+    }
+
+    async fn attempts<H: Hooks>(&mut self, hooks: &mut H) -> Outcome {
         let run_start = Instant::now();
         let mut out = Outcome::not_started();
         let argv = self.command.argv();
@@ -246,6 +264,11 @@ impl<'a> Supervisor<'a> {
                     );
                     out.failed_attempts += 1;
                     out.exit_code = Some(1);
+                    out.error = Some(ErrorDetails::SpawnFailed {
+                        program: argv[0].clone(),
+                        message: e.to_string(),
+                        os_error: e.raw_os_error(),
+                    });
                     if last {
                         out.status = FinalStatus::Failed;
                         out.wrapper_exit_code = exit_codes::CONFIGURATION_ERROR;
@@ -287,12 +310,21 @@ impl<'a> Supervisor<'a> {
                     out.status = FinalStatus::Succeeded;
                     out.exit_code = Some(0);
                     out.wrapper_exit_code = exit_codes::SUCCESS;
+                    out.error = None;
                     self.summary(&out, "succeeded", attempt_start, run_start);
                     return out;
                 }
                 Wake::Exited(kind) => {
                     out.failed_attempts += 1;
                     out.exit_code = Some(kind.api_code());
+                    out.error = match kind {
+                        ExitKind::Signal(n) => Some(ErrorDetails::KilledBySignal {
+                            signal: Signal::try_from(n)
+                                .map_or_else(|_| format!("signal {n}"), |s| s.as_str().to_owned()),
+                            signal_number: n,
+                        }),
+                        ExitKind::Code(_) => None,
+                    };
                     if last {
                         out.status = FinalStatus::Failed;
                         out.wrapper_exit_code = kind.shell_code();
@@ -321,6 +353,10 @@ impl<'a> Supervisor<'a> {
                         .terminate(&mut self.reaper, Signal::SIGTERM, grace)
                         .await;
                     out.exit_code = None;
+                    out.error = self.config.timeout.map(|t| ErrorDetails::TimedOut {
+                        timeout_seconds: Seconds(t),
+                        attempt,
+                    });
                     if last {
                         out.status = FinalStatus::TerminatedAfterTimeOut;
                         out.wrapper_exit_code = exit_codes::GENERAL_ERROR;
@@ -349,6 +385,7 @@ impl<'a> Supervisor<'a> {
                         .await;
                     out.exit_code = None;
                     out.status = FinalStatus::Stopped;
+                    out.error = None;
                     out.wrapper_exit_code = exit_codes::CONFLICT;
                     self.summary(&out, "was stopped on request", attempt_start, run_start);
                     return out;
@@ -374,6 +411,9 @@ impl<'a> Supervisor<'a> {
         out.signal = Some(sig);
         out.status = ending.status;
         out.wrapper_exit_code = ending.exit_code;
+        out.error = Some(ErrorDetails::WrapperSignalled {
+            signal: sig.as_str().to_owned(),
+        });
     }
 
     /// Waits the retry delay; returns the outcome if a signal or stop request ended the run.
@@ -394,6 +434,7 @@ impl<'a> Supervisor<'a> {
             }
             _ = hooks.stop_requested() => {
                 out.status = FinalStatus::Stopped;
+                out.error = None;
                 out.wrapper_exit_code = exit_codes::CONFLICT;
                 Some(out.clone())
             }

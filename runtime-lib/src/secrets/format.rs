@@ -1,5 +1,6 @@
-//! Value formats (`dotenv`, `json`, `yaml`, `text`): detection (§8.2), parsing as 6.0.2's
-//! readers parse (decisions §3b), and the text forms the original writes (§8.8, §8.9).
+//! Value formats (`dotenv`, `json`, `yaml`, `text`): detection (README "Secrets and
+//! configuration"), parsing as 6.0.2's readers parse (checked by `format/parity_tests.rs`), and
+//! the text forms the original writes (variables and output files).
 //! Each reader is a module of its own; `pynum` holds Python's integers and float text.
 
 mod dotenv;
@@ -107,7 +108,7 @@ pub fn python_json(value: &Value) -> String {
     json::write(value)
 }
 
-/// A value as an environment variable (§8.8), as Python's `str()` gives it: null → empty,
+/// A value as an environment variable, as Python's `str()` gives it: null → empty,
 /// booleans `TRUE`/`FALSE`, objects and arrays as Python-style JSON, integers as digits,
 /// floats as Python prints them (`1000.0`, `1e-05`, `1.5e+20`), strings as they are.
 pub fn env_text(value: &Value) -> String {

@@ -1,6 +1,6 @@
-//! The location grammar `[PROVIDER:]address[!FORMAT][|TRANSFORM]` (§8.1 of the reference
-//! behaviour): which provider fetches a value, from where, how to parse it and what part of it
-//! to keep.
+//! The location grammar `[PROVIDER:]address[!FORMAT][|TRANSFORM]` (README "Secrets and
+//! configuration"): which provider fetches a value, from where, how to parse it and what part
+//! of it to keep.
 
 use std::fmt;
 
@@ -183,7 +183,8 @@ impl Location {
         })
     }
 
-    /// The cache key: provider and address, without format or transform (§8.4).
+    /// The cache key: provider and address, without format or transform, so that a secret
+    /// read with several JSONPaths is fetched once (as in 6.0.2).
     pub fn cache_key(&self) -> (Provider, String) {
         (self.provider, self.address.clone())
     }

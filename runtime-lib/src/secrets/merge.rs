@@ -1,4 +1,5 @@
-//! Merging fetched configuration (§8.5): the six strategies of the original.
+//! Merging fetched configuration (`--config-merge-strategy`): the six strategies of the
+//! original.
 
 use serde_json::Value;
 

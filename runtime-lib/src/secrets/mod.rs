@@ -1,4 +1,4 @@
-//! Secret fetching and resolution (§8 of the reference behaviour).
+//! Secret fetching and resolution (README "Secrets and configuration").
 //!
 //! * [`location`]: the `[PROVIDER:]address[!FORMAT][|TRANSFORM]` grammar.
 //! * [`mod@format`]: dotenv, JSON, YAML and text, detection and writing.

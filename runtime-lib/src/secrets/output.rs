@@ -1,5 +1,6 @@
-//! Writing the resolved environment and configuration to files (§8.9), so that programs
-//! that cannot read environment variables can read them.
+//! Writing the resolved environment and configuration to files (`--env-output-filename`,
+//! `--config-output-filename`), so that programs that cannot read environment variables can
+//! read them.
 
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;

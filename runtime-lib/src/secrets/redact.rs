@@ -223,7 +223,10 @@ mod tests {
     #[test]
     fn a_value_inside_another_is_hidden_whole() {
         let r = Redactor::new(["abcdef", "xxabcdefyy"]);
-        assert_eq!(r.redact("1 xxabcdefyy 2 abcdef"), "1 [REDACTED] 2 [REDACTED]");
+        assert_eq!(
+            r.redact("1 xxabcdefyy 2 abcdef"),
+            "1 [REDACTED] 2 [REDACTED]"
+        );
         // Overlapping values, and a value repeating itself, leave nothing behind.
         let r = Redactor::new(["abcdef123", "123xyz789", "aaaaaa"]);
         assert_eq!(r.redact("-abcdef123xyz789-"), "-[REDACTED]-");

@@ -1,6 +1,6 @@
-//! Resolution (§8.5 to §8.8): top-level fetching and merging of env and config locations,
-//! then passes that replace every `NAME_FOR_PROC_WRAPPER_TO_RESOLVE=<location>` variable
-//! (and `name__to_resolve` property) with the value at the location.
+//! Resolution (README "Secrets and configuration"): top-level fetching and merging of env and
+//! config locations, then passes that replace every `NAME_FOR_PROC_WRAPPER_TO_RESOLVE=<location>`
+//! variable (and `name__to_resolve` property) with the value at the location.
 //!
 //! # Theory of operation
 //!
@@ -45,8 +45,8 @@ impl std::fmt::Display for Failure {
 /// The result of resolution.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Resolved {
-    /// The environment, every value as text (§8.8), including the configuration as JSON in
-    /// `env_var_name_for_config`.
+    /// The environment, every value as text ([`format::env_text`](super::format::env_text)),
+    /// including the configuration as JSON in `env_var_name_for_config`.
     pub env: Map<String, Value>,
     /// The resolved configuration.
     pub config: Map<String, Value>,
@@ -562,7 +562,7 @@ fn kind_of(v: &Value) -> &'static str {
     }
 }
 
-/// Applies a transform; `Ok(None)` when a JSONPath matched nothing (§8.3).
+/// Applies a transform; `Ok(None)` when a JSONPath matched nothing.
 fn apply_transform(
     value: Value,
     transform: Option<&Transform>,

@@ -65,6 +65,9 @@ pub fn common(config: &Config) -> Common {
         api_managed_probability: config.api.managed_probability,
         api_failure_report_probability: config.api.failure_report_probability,
         api_timeout_report_probability: config.api.timeout_report_probability,
+        managed_probability: config.api.managed_probability,
+        failure_report_probability: config.api.failure_report_probability,
+        timeout_report_probability: config.api.timeout_report_probability,
     }
 }
 
@@ -83,7 +86,7 @@ pub struct CreationParts<'a> {
     pub passive: bool,
 }
 
-/// The body of the creation request (§4.3).
+/// The body of the creation request ([`Creation`]).
 pub fn creation(config: &Config, metadata: &RuntimeMetadata, parts: CreationParts<'_>) -> Creation {
     let c = config;
     Creation {
@@ -126,6 +129,7 @@ pub fn creation(config: &Config, metadata: &RuntimeMetadata, parts: CreationPart
         ignore_stdout: c.log.ignore_stdout,
         ignore_stderr: c.log.ignore_stderr,
         common: common(c),
+        deployment: c.api.deployment.clone(),
         build: c.task.build_task_execution_uuid.as_deref().map(Link::to),
         deploy: c
             .task
@@ -204,20 +208,21 @@ fn task(config: &Config, metadata: &RuntimeMetadata, passive: bool) -> Value {
     .into_value(c.task.auto_create_task_props.as_ref())
 }
 
-/// The fields of the final update for `outcome` (§4.6).
+/// The fields of the final update for `outcome` ([`FinalFields`]).
 pub fn final_fields(
     config: &Config,
     metadata: &RuntimeMetadata,
     mode: Mode,
     outcome: &Outcome,
 ) -> FinalFields {
-    let status = ExecutionStatus::of_final(outcome.status).unwrap_or(ExecutionStatus::Aborted);
-    let exit_code = (mode == Mode::Wrapped).then(|| {
-        outcome.exit_code.unwrap_or(match outcome.status {
-            FinalStatus::Succeeded => 0,
-            _ => 1,
-        })
-    });
+    let status = ExecutionStatus::of_final(outcome.status);
+    // A run the server stopped has no exit code of its own (the wrapper stopped it).
+    let exit_code = match (mode, outcome.exit_code, outcome.status) {
+        (Mode::Embedded, _, _) | (_, None, FinalStatus::Stopped) => None,
+        (_, Some(code), _) => Some(code),
+        (_, None, FinalStatus::Succeeded) => Some(0),
+        (_, None, _) => Some(1),
+    };
     // Embedded mode reports failed attempts only with a failure, as the original does.
     let failed_attempts = (outcome.failed_attempts > 0
         && !(mode == Mode::Embedded && outcome.status == FinalStatus::Succeeded))
@@ -228,6 +233,8 @@ pub fn final_fields(
         failed_attempts,
         timed_out_attempts: (outcome.timed_out_attempts > 0).then_some(outcome.timed_out_attempts),
         finished_at: UtcTime::now().iso8601(),
+        error_details: outcome.error.clone(),
+        max_memory_mb: outcome.max_memory_mb,
         metadata: if config.api.send_runtime_metadata {
             metadata.update_fields()
         } else {

@@ -1,4 +1,4 @@
-//! One request type per endpoint of the Task Execution API (§4.1), each owning its method,
+//! One request type per endpoint of the Task Execution API (below), each owning its method,
 //! its path and the deadline it is retried under, so that no caller spells a path or picks a
 //! method (the model is `lambda-runtime`'s `IntoRequest`).
 //!

@@ -1,4 +1,5 @@
-//! The sampling rule (§11.3 of the reference behaviour), in one place for every front end.
+//! The sampling rule of 6.0.2 (README "Reporting to CloudReactor", "Sampling"), in one place
+//! for every front end.
 //!
 //! An execution is reported from its start with probability `api_managed_probability`; a
 //! known Task Execution (CloudReactor started it) always is. One that was not reports

@@ -1,5 +1,6 @@
-//! The JSON bodies of the Task Execution API (§4.3 to §4.6 of the reference behaviour), as
-//! `serde` types: what the wrapper sends is what these types serialise to, field for field.
+//! The JSON bodies of the Task Execution API (the creation request, updates and the final
+//! update, with the fields 6.0.2 sends), as `serde` types: what the wrapper sends is what these
+//! types serialise to, field for field.
 //!
 //! Free-form parts (the runtime metadata, status fields from the process, the props of an
 //! auto-created Task) stay JSON objects, flattened into the typed ones. Where 6.0.2 merges
@@ -59,6 +60,8 @@ pub enum ExecutionStatus {
     TerminatedAfterTimeOut,
     /// Told to stop.
     Aborted,
+    /// Stopped by the API server (sent after its 409, to add what only the wrapper knows).
+    Stopped,
 }
 
 impl ExecutionStatus {
@@ -70,19 +73,19 @@ impl ExecutionStatus {
             Self::Failed => "FAILED",
             Self::TerminatedAfterTimeOut => "TERMINATED_AFTER_TIME_OUT",
             Self::Aborted => "ABORTED",
+            Self::Stopped => "STOPPED",
         }
     }
 
-    /// The status a final update reports for `status`; `None` for a run the server stopped
-    /// (it set the status itself).
-    pub(crate) fn of_final(status: FinalStatus) -> Option<Self> {
-        Some(match status {
+    /// The status a final update reports for `status`.
+    pub(crate) fn of_final(status: FinalStatus) -> Self {
+        match status {
             FinalStatus::Succeeded => Self::Succeeded,
             FinalStatus::Failed => Self::Failed,
             FinalStatus::TerminatedAfterTimeOut => Self::TerminatedAfterTimeOut,
             FinalStatus::Aborted => Self::Aborted,
-            FinalStatus::Stopped => return None,
-        })
+            FinalStatus::Stopped => Self::Stopped,
+        }
     }
 }
 
@@ -101,6 +104,13 @@ pub struct Common {
     pub api_failure_report_probability: f64,
     /// `--api-timeout-report-probability`.
     pub api_timeout_report_probability: f64,
+    /// The same as `api_managed_probability`, under the server's name for it (the server
+    /// drops the `api_` one).
+    pub managed_probability: f64,
+    /// The same as `api_failure_report_probability`, under the server's name.
+    pub failure_report_probability: f64,
+    /// The same as `api_timeout_report_probability`, under the server's name.
+    pub timeout_report_probability: f64,
 }
 
 /// A link to another Task Execution (`{"task_execution": {"uuid": ...}}`).
@@ -128,7 +138,7 @@ impl Link {
     }
 }
 
-/// The body of the creation request (§4.3): a `POST` with the Task, or a `PATCH` of a known
+/// The body of the creation request: a `POST` with the Task, or a `PATCH` of a known
 /// execution without it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Creation {
@@ -203,6 +213,9 @@ pub struct Creation {
     /// The fields shared with the Task.
     #[serde(flatten)]
     pub common: Common,
+    /// `--deployment`, the server's field of the execution (6.0.2 does not send it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub deployment: Option<String>,
     /// The build that made this version of the Task.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub build: Option<Link>,
@@ -296,7 +309,7 @@ pub struct AttemptFields {
     pub pid: Option<u32>,
 }
 
-/// The fields of the final update (§4.6), before the log tails, the output value and the
+/// The fields of the final update, before the log tails, the output value and the
 /// status fields still pending.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct FinalFields {
@@ -313,9 +326,93 @@ pub struct FinalFields {
     pub timed_out_attempts: Option<u32>,
     /// When the execution ended.
     pub finished_at: String,
+    /// What went wrong, when something did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error_details: Option<ErrorDetails>,
+    /// The peak memory of the process tree, in MB, when known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_memory_mb: Option<u64>,
     /// The execution-level runtime metadata, as of the end.
     #[serde(flatten)]
     pub metadata: Map<String, Value>,
+}
+
+/// `error_details` of a final update: what went wrong, as a JSON object whose `kind` says
+/// which case it is (README "Reporting", "error_details"). It never holds a secret value.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum ErrorDetails {
+    /// The command could not be started.
+    SpawnFailed {
+        /// The program.
+        program: String,
+        /// The operating system's message.
+        message: String,
+        /// The `errno`, when there is one.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        os_error: Option<i32>,
+    },
+    /// The command was killed by a signal on its last attempt.
+    KilledBySignal {
+        /// Its name (`SIGKILL`).
+        signal: String,
+        /// Its number.
+        signal_number: i32,
+    },
+    /// The wrapper was told to stop by a signal.
+    WrapperSignalled {
+        /// Its name (`SIGTERM`).
+        signal: String,
+    },
+    /// The last attempt timed out.
+    TimedOut {
+        /// The limit of one attempt.
+        timeout_seconds: Seconds,
+        /// The attempt that timed out (from 1).
+        attempt: u32,
+    },
+    /// Variables or properties could not be resolved; the command did not run.
+    UnresolvedSecrets {
+        /// Each one: its name, its location (secret text hidden) and why.
+        failures: Vec<UnresolvedSecret>,
+    },
+    /// The result file could not be read.
+    ResultFile {
+        /// Why.
+        message: String,
+    },
+    /// The API server stopped the execution (its answer to an update was 409).
+    Stopped {
+        /// `stop_reason` of the execution (`MANUAL`, `MAX_EXECUTION_TIME_EXCEEDED`, ...).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        stop_reason: Option<String>,
+        /// Who stopped it.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        killed_by: Option<String>,
+        /// When it was marked done.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        marked_done_at: Option<String>,
+    },
+    /// A Lambda invocation failed.
+    LambdaError {
+        /// `errorType` (`Runtime.ExitError`, `Sandbox.Timedout`, the handler's error type).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        error_type: Option<String>,
+        /// `errorMessage`.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        error_message: Option<String>,
+    },
+}
+
+/// One variable or property that did not resolve.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct UnresolvedSecret {
+    /// The variable, or the dotted path of the property.
+    pub name: String,
+    /// The location, with secret text hidden.
+    pub location: String,
+    /// Why.
+    pub error: String,
 }
 
 /// What the Lambda reporters send under `other_runtime_metadata.aws_lambda`.
@@ -369,10 +466,14 @@ mod tests {
             ExecutionStatus::Failed,
             ExecutionStatus::TerminatedAfterTimeOut,
             ExecutionStatus::Aborted,
+            ExecutionStatus::Stopped,
         ] {
             assert_eq!(json!(s), json!(s.as_str()));
         }
-        assert_eq!(ExecutionStatus::of_final(FinalStatus::Stopped), None);
+        assert_eq!(
+            ExecutionStatus::of_final(FinalStatus::Stopped),
+            ExecutionStatus::Stopped
+        );
     }
 
     #[test]
@@ -385,6 +486,9 @@ mod tests {
                 api_managed_probability: 1.0,
                 api_failure_report_probability: 1.0,
                 api_timeout_report_probability: 1.0,
+                managed_probability: 1.0,
+                failure_report_probability: 1.0,
+                timeout_report_probability: 1.0,
             },
             uuid: None,
             name: Some("t".into()),

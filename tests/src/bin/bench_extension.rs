@@ -1,5 +1,7 @@
-//! Benchmarks of `cloudreactor-extension` (decisions §8) under `lambda-simulator`, with the
-//! real extension binary and a real `lambda_runtime` function:
+//! Benchmarks of `cloudreactor-extension` (README "Test it", "Benchmarks"; targets: start to
+//! the first `/next` ≤ 15 ms, RSS ≤ 10 MB, p50 ≤ 5 ms added per invocation with the API
+//! server reachable) under `lambda-simulator`, with the real extension binary and a real
+//! `lambda_runtime` function:
 //!
 //! * `startup N`: process start to the first `/next`, and the RSS when idle, over N starts;
 //! * `invocations N MODE`: the time the extension adds after the runtime's response, from the

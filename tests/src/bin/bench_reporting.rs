@@ -1,5 +1,5 @@
-//! Benchmarks of reporting to the CloudReactor API (decisions §8), against the fake API
-//! server on loopback:
+//! Benchmarks of reporting to the CloudReactor API (README "Test it", "Benchmarks"), against
+//! the fake API server on loopback:
 //!
 //! * `bench_reporting run PROC_WRAPPER [RUNS]`: the time a reported run (creation + final
 //!   update) adds over an offline run of `true`. Target: ≤ 10 ms.

@@ -1,7 +1,7 @@
 //! Parity of the readers and writers with 6.0.2's. Every expected value below was read
 //! off the real thing: PyYAML 6.0.4 `safe_load`, python-dotenv 1.2.4 `dotenv_values`,
 //! Python 3.11 `json.loads`, each followed by 6.0.2's `stringify_value` (the text an
-//! environment variable gets, §8.8), in `/tmp/pw602/venv`.
+//! environment variable gets; ours is `env_text`), in `/tmp/pw602/venv`.
 #![allow(clippy::unwrap_used)]
 
 use serde_json::{Value, json};

@@ -1,7 +1,7 @@
 //! YAML read as 6.0.2 reads it: PyYAML's `safe_load`, the YAML 1.1 schema of its
-//! `SafeLoader` (decisions §3b). Its composer (one document, anchors and aliases), its
-//! implicit resolvers for plain scalars (`yes`/`on`/`off` are booleans, `0777` is octal,
-//! `1_000` is 1000, `12:30` is 750, `1e3` is a string as floats need a dot) and its
+//! `SafeLoader` (checked by `parity_tests.rs`). Its composer (one document, anchors and
+//! aliases), its implicit resolvers for plain scalars (`yes`/`on`/`off` are booleans, `0777` is
+//! octal, `1_000` is 1000, `12:30` is 750, `1e3` is a string as floats need a dot) and its
 //! constructors (explicit `!!` tags, merge keys `<<`, `!!omap`, `!!pairs`, `!!set`,
 //! `!!binary`, timestamps), over libyaml's events.
 //!

@@ -1,5 +1,5 @@
-//! YAML written for output and input files (§8.9): block style with the keys sorted, as
-//! PyYAML's `dump` writes it, which PyYAML's
+//! YAML written for output and input files (README "Differences" D41): block style with the
+//! keys sorted, as PyYAML's `dump` writes it, which PyYAML's
 //! `safe_load` (and so 6.0.2, and our reader) reads back as the same value. A string is
 //! written plain only when PyYAML would read it back as that string (and a YAML 1.2 reader
 //! too); else it is double-quoted (`yes`, `0777`, `12:30`, `1e3`, `~`, `<<` stay strings). Floats are
