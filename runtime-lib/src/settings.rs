@@ -31,7 +31,7 @@ use serde_json::{Map, Value};
 
 use crate::config::table::params_as_env;
 use crate::config::{Args, Config, ConfigError};
-use crate::secrets::{Failure, Redactor, Resolver, TopLevelError};
+use crate::secrets::{Failure, Redactor, Resolver, TopLevel, TopLevelError};
 use crate::task::Mode;
 
 /// Settings with their secrets resolved: what [`Pipeline::load`] gives.
@@ -140,10 +140,15 @@ impl Pipeline {
     /// Phases 2 to 4: the settings with their secrets resolved.
     pub async fn load(&mut self) -> Result<Settings, SettingsError> {
         // 2. Locations.
-        let (env, config) = self
+        let TopLevel {
+            env,
+            config,
+            secrets,
+        } = self
             .resolver
             .fetch_top_level(self.env.iter().cloned(), self.initial_config.clone())
             .await?;
+        self.redactor.add(secrets);
         if !self.resolver.params().env_locations.is_empty() {
             let params = params_of(self.mode, &self.initial_config);
             self.resolver

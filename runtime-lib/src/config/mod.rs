@@ -36,8 +36,9 @@ use std::time::Duration;
 
 pub use args::Args;
 use parse::{
-    Lookup, Origin, Sources, bool_setting, cli_wins, env_wins, flag, optional_bool, parse_count,
-    parse_delay, parse_int, parse_json_object, parse_limit, parse_probability, split_locations,
+    Lookup, Origin, Sources, bool_setting, cli_wins, env_wins, flag, optional_bool, parse_byte_cap,
+    parse_count, parse_delay, parse_int, parse_json_object, parse_limit, parse_probability,
+    split_locations,
 };
 use serde_json::{Map, Value};
 use table::{self as T, Setting};
@@ -50,8 +51,9 @@ pub(crate) const DEFAULT_API_BASE_URL: &str = "https://api.cloudreactor.io";
 pub(crate) const DEFAULT_STATUS_UPDATE_PORT: u16 = 2373;
 /// The default largest status update message.
 pub(crate) const DEFAULT_STATUS_UPDATE_MESSAGE_MAX_BYTES: usize = 65536;
-/// The default byte cap of each log tail: the CloudReactor server keeps at most 5,000,000
-/// characters of a tail and refuses a final update with a longer one.
+/// The default byte cap of each log tail (`--max-log-tail-bytes`): room for 1000 lines of
+/// the default `max_log_line_length` (1000 characters) in ASCII, while a tail of long lines
+/// in a multi-byte script cannot make the final update grow without bound.
 pub(crate) const DEFAULT_MAX_LOG_TAIL_BYTES: usize = 1_000_000;
 /// The shortest heartbeat interval the CloudReactor server accepts for a Task (its
 /// `heartbeat_interval_seconds` validator).
@@ -873,38 +875,19 @@ impl Config {
                 1000,
             )?
             .max(4),
-            max_log_tail_bytes: Self::max_log_tail_bytes(args, src, warnings)?,
+            max_log_tail_bytes: parse_byte_cap(
+                env_wins(
+                    src.var(&T::MAX_LOG_TAIL_BYTES),
+                    flag(&T::MAX_LOG_TAIL_BYTES, l.max_log_tail_bytes.as_ref()),
+                ),
+                Some(DEFAULT_MAX_LOG_TAIL_BYTES),
+            )?,
             merge_stdout_and_stderr: bool_setting(
                 src.var(&T::MERGE_STDOUT_AND_STDERR_LOGS),
                 !l.separate_stdout_and_stderr_logs,
             ),
             ignore_stdout: bool_setting(src.var(&T::IGNORE_STDOUT), l.ignore_stdout),
             ignore_stderr: bool_setting(src.var(&T::IGNORE_STDERR), l.ignore_stderr),
-        })
-    }
-
-    /// `--max-log-tail-bytes`: a negative value means no cap, as `-1` means "no limit" for
-    /// the other limits; 0 too, with a warning, as for the process timeout.
-    fn max_log_tail_bytes(
-        args: &Args,
-        src: &Sources<'_>,
-        warnings: &mut Vec<String>,
-    ) -> Result<Option<usize>, ConfigError> {
-        let raw = env_wins(
-            src.var(&T::MAX_LOG_TAIL_BYTES),
-            flag(&T::MAX_LOG_TAIL_BYTES, args.log.max_log_tail_bytes.as_ref()),
-        );
-        let origin = raw.as_ref().map(|r| r.origin.clone());
-        Ok(match parse_int(raw)? {
-            None => Some(DEFAULT_MAX_LOG_TAIL_BYTES),
-            Some(n) if n < 0 => None,
-            Some(0) => {
-                if let Some(origin) = origin {
-                    warnings.push(format!("a log tail cap of 0 bytes ({origin}) means no cap"));
-                }
-                None
-            }
-            Some(n) => Some(usize::try_from(n).unwrap_or(usize::MAX)),
         })
     }
 
@@ -1299,6 +1282,36 @@ mod tests {
         assert!(!c.task.passive);
         assert_eq!(c.log.level, LogLevel::Info);
         assert_eq!(c.log.max_log_line_length, 1000);
+        assert_eq!(c.log.max_log_tail_bytes, Some(DEFAULT_MAX_LOG_TAIL_BYTES));
+    }
+
+    #[test]
+    fn the_log_tail_byte_cap_takes_bytes_or_minus_one() {
+        let cap = |argv: &[&str], env: &[(&str, &str)]| {
+            build(argv, env).map(|c| c.log.max_log_tail_bytes)
+        };
+        assert_eq!(
+            cap(&["--max-log-tail-bytes", "100"], &[]).unwrap(),
+            Some(100)
+        );
+        assert_eq!(cap(&["--max-log-tail-bytes", "0"], &[]).unwrap(), Some(0));
+        assert_eq!(cap(&["--max-log-tail-bytes", "-1"], &[]).unwrap(), None);
+        // The variable wins, as for the other numbers; `None` means unset.
+        let env = [("PROC_WRAPPER_MAX_LOG_TAIL_BYTES", "200")];
+        assert_eq!(
+            cap(&["--max-log-tail-bytes", "100"], &env).unwrap(),
+            Some(200)
+        );
+        let env = [("PROC_WRAPPER_MAX_LOG_TAIL_BYTES", "None")];
+        assert_eq!(cap(&[], &env).unwrap(), Some(DEFAULT_MAX_LOG_TAIL_BYTES));
+        for bad in ["abc", "-5", "1.5"] {
+            let e = cap(&["--max-log-tail-bytes", bad], &[]).unwrap_err();
+            assert!(matches!(e, ConfigError::InvalidValue { .. }), "{e:?}");
+            assert!(e.to_string().contains("option --max-log-tail-bytes"), "{e}");
+            let env = [("PROC_WRAPPER_MAX_LOG_TAIL_BYTES", bad)];
+            let e = cap(&[], &env).unwrap_err().to_string();
+            assert!(e.contains("PROC_WRAPPER_MAX_LOG_TAIL_BYTES"), "{e}");
+        }
     }
 
     #[test]

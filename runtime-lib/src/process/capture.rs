@@ -448,27 +448,128 @@ mod tests {
 
     #[test]
     fn the_byte_cap_applies_after_redaction() {
-        let log = LogConfig {
-            max_log_tail_bytes: Some(16),
+        // "aaaa\n" and "pw [REDACTED]\n" take 5 + 14 = 19 bytes.
+        let lines = ["first\n", "aaaa\n", "pw 1234567\n"];
+        let capped = |cap| LogConfig {
+            max_log_tail_bytes: Some(cap),
             ..log_config()
         };
-        // Redacted, the last two lines take 5 + 11 bytes: both fit; the secret would not.
-        let lines = ["first\n", "aaaa\n", "pw 1234567\n"];
         assert_eq!(
-            sent(&log, &["1234567"], &lines).unwrap(),
+            sent(&capped(19), &["1234567"], &lines).unwrap(),
             "aaaa\npw [REDACTED]\n"
         );
+        // The redacted line is longer than the value: with 18 bytes only it fits, although
+        // the last two lines as written (16 bytes) would.
+        assert_eq!(
+            sent(&capped(18), &["1234567"], &lines).unwrap(),
+            "pw [REDACTED]\n"
+        );
+        assert_eq!(
+            sent(&capped(18), &[], &lines).unwrap(),
+            "aaaa\npw 1234567\n"
+        );
+        // A cap smaller than the last line keeps that line's end.
+        assert_eq!(sent(&capped(4), &[], &lines).unwrap(), "567\n");
+        // A tail that the cap empties is not sent; 0 bytes sends no tail.
+        assert_eq!(sent(&capped(1), &[], &["é\n", "é"]), None);
+        assert_eq!(sent(&capped(0), &[], &lines), None);
+        // The cap is of bytes, not characters: 3 lines of "éé" take 5 bytes each.
+        assert_eq!(
+            sent(&capped(10), &[], &["éé\n", "éé\n", "éé\n"]).unwrap(),
+            "éé\néé\n"
+        );
+    }
+
+    #[test]
+    fn the_byte_cap_and_redaction_apply_to_both_tails() {
         let log = LogConfig {
-            max_log_tail_bytes: Some(4),
+            merge_stdout_and_stderr: false,
+            // "out 2 [REDACTED]\n": 17 bytes.
+            max_log_tail_bytes: Some(17),
             ..log_config()
         };
-        assert_eq!(sent(&log, &[], &lines).unwrap(), "567\n");
+        let c = LogCapture::from_config(&log)
+            .unwrap()
+            .with_redactor(Redactor::new(["hunter22"]));
+        for l in ["out 1\n", "out 2 hunter22\n"] {
+            c.push(Stream::Out, l);
+        }
+        for l in ["err 1 hunter22\n", "err 2\n"] {
+            c.push(Stream::Err, l);
+        }
+        let tails = c.final_tails(&log, crate::process::FinalStatus::Failed);
+        assert_eq!(tails["debug_log_tail"], "out 2 [REDACTED]\n");
+        assert_eq!(tails["error_log_tail"], "err 2\n");
+    }
+
+    #[test]
+    fn secrets_at_the_start_or_end_of_a_tail_are_redacted() {
+        let log = log_config();
+        let secrets = ["start-secret", "end-secret"];
+        assert_eq!(
+            sent(&log, &secrets, &["start-secret and\n", "then end-secret"]).unwrap(),
+            "[REDACTED] and\nthen [REDACTED]"
+        );
+        // A tail of the last lines may begin inside a value on several lines: its long
+        // lines are hidden one by one (the short line is not: see `crate::secrets::redact`).
         let log = LogConfig {
-            max_log_tail_bytes: Some(1),
+            num_log_lines_sent_on_failure: 3,
             ..log_config()
         };
-        // A tail that the cap empties is not sent.
-        assert_eq!(sent(&log, &[], &["é\n", "é"]), None);
+        let key = "-----BEGIN KEY-----\nMIIEvQIBADANBg\nabc\n-----END KEY-----";
+        let lines: Vec<String> = format!("x\n{key}\nafter\n")
+            .split_inclusive('\n')
+            .map(str::to_owned)
+            .collect();
+        let lines: Vec<&str> = lines.iter().map(String::as_str).collect();
+        assert_eq!(
+            sent(&log, &[key], &lines).unwrap(),
+            "abc\n[REDACTED]\nafter\n"
+        );
+    }
+
+    #[test]
+    fn the_longer_of_overlapping_values_wins_and_unicode_is_kept_whole() {
+        let log = log_config();
+        // "abcdef" inside "abcdefgh": the longer one is hidden, without a left-over "gh".
+        assert_eq!(
+            sent(&log, &["abcdef", "abcdefgh"], &["x abcdefgh y abcdef\n"]).unwrap(),
+            "x [REDACTED] y [REDACTED]\n"
+        );
+        assert_eq!(
+            sent(&log, &["pässwört", "wört-ünd"], &["ä pässwört-ünd ö\n"]).unwrap(),
+            "ä [REDACTED] ö\n"
+        );
+    }
+
+    #[test]
+    fn no_lines_means_no_tails_whatever_the_secrets() {
+        // No count asks for lines: nothing is captured.
+        let none = LogConfig {
+            num_log_lines_sent_on_failure: 0,
+            ..log_config()
+        };
+        assert!(LogCapture::from_config(&none).is_none());
+        // A count for another status: nothing is sent for this one.
+        let log = LogConfig {
+            num_log_lines_sent_on_failure: 0,
+            num_log_lines_sent_on_success: 2,
+            ..log_config()
+        };
+        let c = LogCapture::from_config(&log)
+            .unwrap()
+            .with_redactor(Redactor::new(["hunter22"]));
+        c.push(Stream::Out, "hunter22\n");
+        assert!(
+            c.final_tails(&log, crate::process::FinalStatus::Failed)
+                .is_empty()
+        );
+        // Nothing written: no tail.
+        let c = LogCapture::from_config(&log_config()).unwrap();
+        assert!(
+            c.final_tails(&log_config(), crate::process::FinalStatus::Failed)
+                .is_empty()
+        );
     }
 
     #[test]

@@ -30,7 +30,7 @@ use futures_util::future::join_all;
 
 pub use location::{Location, Provider};
 pub use redact::Redactor;
-pub use resolve::{Failure, Resolved, Resolver, TopLevelError};
+pub use resolve::{Failure, Resolved, Resolver, TopLevel, TopLevelError};
 
 /// Why a location could not be used.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -1,12 +1,18 @@
 //! Keeping resolved secret values out of the log tails sent to the API server (README
 //! "Differences", D42).
 //!
-//! The resolver ([`super::Resolver::resolve`]) lists the values it produced from every
-//! provider but `PLAIN` that have at least [`MIN_SECRET_CHARS`] characters
-//! ([`super::Resolved::secrets`]). A [`Redactor`] holds them and replaces each occurrence
+//! The resolver lists the values it produced from every provider but `PLAIN` that have at
+//! least [`MIN_SECRET_CHARS`] characters: those of the variables and properties to resolve
+//! ([`super::Resolved::secrets`]) and those of the env and config locations
+//! ([`super::TopLevel::secrets`]). A [`Redactor`] holds them and replaces each occurrence
 //! in a text with [`REDACTED`]. This module only hides values; when to do it (not with
 //! `--log-secrets`) is the caller's choice, and the log capture
 //! ([`crate::process::capture::LogCapture`]) is its one caller.
+//!
+//! Matching is textual and exact: a value the child prints transformed (encoded, escaped,
+//! in pieces) is not found. Besides each value, each line of a value on several lines that
+//! has at least [`MIN_SECRET_CHARS`] characters is searched for, since a tail of the last
+//! lines may begin inside such a value; its shorter lines are not.
 //!
 //! A [`Redactor`] is a handle: clones share their values, and
 //! [`crate::settings::Pipeline`] adds the values of each load (a re-load before a retry
@@ -35,13 +41,19 @@ fn long_enough(text: &str) -> bool {
 }
 
 /// Adds the texts of a resolved `value` to `out`: its text as a variable (the JSON text of
-/// an object or a list, as the child gets it), and every string inside it; only those of at
-/// least [`MIN_SECRET_CHARS`] characters.
+/// an object or a list, as the child gets it), and every string and number inside it (a PIN
+/// may be a JSON number); only those of at least [`MIN_SECRET_CHARS`] characters.
 pub(crate) fn collect_secret_texts(value: &Value, out: &mut BTreeSet<String>) {
     fn leaves(value: &Value, out: &mut BTreeSet<String>) {
         match value {
             Value::String(s) if long_enough(s) => {
                 out.insert(s.clone());
+            }
+            Value::Number(n) => {
+                let text = n.to_string();
+                if long_enough(&text) {
+                    out.insert(text);
+                }
             }
             Value::Array(items) => items.iter().for_each(|v| leaves(v, out)),
             Value::Object(map) => map.values().for_each(|v| leaves(v, out)),
@@ -234,6 +246,18 @@ mod tests {
     }
 
     #[test]
+    fn values_at_either_end_of_the_text_and_the_whole_text_are_hidden() {
+        let r = Redactor::new(["secret1", "ünïcödé"]);
+        assert_eq!(r.redact("secret1"), "[REDACTED]");
+        assert_eq!(r.redact("secret1 x secret1"), "[REDACTED] x [REDACTED]");
+        assert_eq!(r.redact("secret1secret1"), "[REDACTED]");
+        assert_eq!(r.redact("é ünïcödé"), "é [REDACTED]");
+        // Part of a value is not a value.
+        assert_eq!(r.redact("secret ünïcöd"), "secret ünïcöd");
+        assert_eq!(r.redact(""), "");
+    }
+
+    #[test]
     fn lines_of_a_value_on_several_lines_are_hidden_too() {
         let key = "-----BEGIN KEY-----\r\nMIIEvQIBADANBgkq\nshort\n-----END KEY-----";
         let r = Redactor::new([key]);
@@ -267,12 +291,14 @@ mod tests {
             &mut out,
         );
         let got: Vec<&str> = out.iter().map(String::as_str).collect();
+        // In the set's order: by bytes, so the JSON text (`{`) comes last.
         assert_eq!(
             got,
             [
-                r#"{"user": "admin", "password": "hunter22", "port": 123456, "n": [{"k": "nested-v"}]}"#,
+                "123456",
                 "hunter22",
                 "nested-v",
+                r#"{"user": "admin", "password": "hunter22", "port": 123456, "n": [{"k": "nested-v"}]}"#,
             ]
         );
         let mut out = BTreeSet::new();
