@@ -562,7 +562,8 @@ async fn supervise(
     let capture = hooks
         .reporter
         .as_ref()
-        .and_then(|_| LogCapture::from_config(&config.log));
+        .and_then(|_| LogCapture::from_config(&config.log))
+        .map(|c| c.with_redactor(hooks.pipeline.redactor().clone()));
     let mut supervisor = supervisor.with_capture(capture.clone());
     let mut outcome = supervisor.run(hooks).await;
     let mut extra = Map::new();

@@ -233,6 +233,7 @@ impl ManagedCall {
             mut config,
             env: mut resolved_env,
             values: mut resolved_config,
+            redactor,
         } = match pipeline.load().await {
             Ok(settings) => settings,
             Err(e) => {
@@ -282,7 +283,8 @@ impl ManagedCall {
         // Log tails are kept only to be reported.
         let capture = reporter
             .as_ref()
-            .and_then(|_| LogCapture::from_config(&config.log));
+            .and_then(|_| LogCapture::from_config(&config.log))
+            .map(|c| c.with_redactor(redactor));
         let _active = capture
             .as_ref()
             .map(|c| ActiveCapture::set(&self.log_slot, c));

@@ -21,6 +21,9 @@
 //!
 //! Loading again ([`Pipeline::load`] after a failure, when `config_ttl` is set) keeps the
 //! resolver's cache, so that only the values whose time to live has passed are fetched again.
+//! It also keeps the pipeline's [`Redactor`]: each load adds the secret values it produced,
+//! and every [`Settings`] holds that one handle, so what was given the redactor of the first
+//! load (the log capture) hides the values of later loads too.
 
 use std::collections::HashMap;
 
@@ -28,7 +31,7 @@ use serde_json::{Map, Value};
 
 use crate::config::table::params_as_env;
 use crate::config::{Args, Config, ConfigError};
-use crate::secrets::{Failure, Resolver, TopLevelError};
+use crate::secrets::{Failure, Redactor, Resolver, TopLevel, TopLevelError};
 use crate::task::Mode;
 
 /// Settings with their secrets resolved: what [`Pipeline::load`] gives.
@@ -40,6 +43,9 @@ pub struct Settings {
     pub env: Map<String, Value>,
     /// The resolved configuration (the `--config` locations and their secrets).
     pub values: Map<String, Value>,
+    /// The secret values resolution produced ([`crate::secrets::Resolved::secrets`]), for
+    /// the log tails; shared with the pipeline, which adds those of each later load.
+    pub redactor: Redactor,
 }
 
 /// Why the settings could not be loaded; each case names what is wrong (never a secret
@@ -73,6 +79,7 @@ pub struct Pipeline {
     mode: Mode,
     resolver: Resolver,
     bootstrap: Config,
+    redactor: Redactor,
 }
 
 /// The `proc_wrapper_params` of a configuration, as variables (embedded mode only).
@@ -126,6 +133,7 @@ impl Pipeline {
                 mode,
                 resolver,
                 bootstrap: bootstrap.clone(),
+                redactor: Redactor::default(),
             },
             bootstrap,
         ))
@@ -141,10 +149,15 @@ impl Pipeline {
     /// Phases 2 to 4: the settings with their secrets resolved.
     pub async fn load(&mut self) -> Result<Settings, SettingsError> {
         // 2. Locations.
-        let (env, config) = self
+        let TopLevel {
+            env,
+            config,
+            secrets,
+        } = self
             .resolver
             .fetch_top_level(self.env.iter().cloned(), self.initial_config.clone())
             .await?;
+        self.redactor.add(secrets);
         if !self.resolver.params().env_locations.is_empty() {
             let params = params_of(self.mode, &self.initial_config);
             self.resolver
@@ -152,6 +165,7 @@ impl Pipeline {
         }
         // 3. Secrets.
         let resolved = self.resolver.resolve(env, config).await;
+        self.redactor.add(resolved.secrets);
         tracing::debug!(
             "{} fetch(es) from secret providers so far",
             self.resolver.fetcher().fetch_count()
@@ -166,7 +180,13 @@ impl Pipeline {
             config,
             env: resolved.env,
             values: resolved.config,
+            redactor: self.redactor.clone(),
         })
+    }
+
+    /// The secret values of every load so far; the handle that each [`Settings`] holds.
+    pub fn redactor(&self) -> &Redactor {
+        &self.redactor
     }
 }
 

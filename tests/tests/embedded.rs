@@ -395,6 +395,52 @@ fn debug_output_makes_the_debug_tail() {
     );
 }
 
+/// Embedded mode hides resolved secret values in its tails too (README "Differences" D42),
+/// in the lines of `debug_output` and of the program's log events, unless
+/// `PROC_WRAPPER_LOG_SECRETS`; and it applies the byte cap (D43).
+#[test]
+fn resolved_secrets_are_redacted_from_the_embedded_tails() {
+    use tracing_subscriber::layer::SubscriberExt;
+    let secret = "embedded-token-1234";
+    let failing_call = |extra: &[(&str, &str)]| {
+        let api = FakeApi::start();
+        let mut vars = vec![
+            ("PROC_WRAPPER_NUM_LOG_LINES_SENT_ON_FAILURE", "5"),
+            ("PROC_WRAPPER_MERGE_STDOUT_AND_STDERR_LOGS", "FALSE"),
+            ("TOKEN_FOR_PROC_WRAPPER_TO_RESOLVE", "ENV:RAW_TOKEN"),
+            ("RAW_TOKEN", secret),
+        ];
+        vars.extend_from_slice(extra);
+        let call = online(&api, &vars);
+        let subscriber = tracing_subscriber::registry().with(call.log_layer());
+        let r: Result<(), _> = tracing::subscriber::with_default(subscriber, || {
+            rt().block_on(call.call(|ctx| async move {
+                let token = ctx.config["ENV"]["TOKEN"].as_str().unwrap().to_owned();
+                ctx.debug_output(&format!("using token {token}"));
+                tracing::error!(target: "my_app", "refused: {token}");
+                Err::<(), _>("failed on purpose".to_owned())
+            }))
+        });
+        assert!(matches!(r, Err(ManagedError::Function(_))));
+        final_body(&api)
+    };
+    let body = failing_call(&[]);
+    assert_eq!(body["status"], "FAILED");
+    assert_eq!(body["debug_log_tail"], "using token [REDACTED]\n");
+    let error_tail = body["error_log_tail"].as_str().unwrap();
+    assert!(error_tail.contains("refused: [REDACTED]"), "{error_tail}");
+    assert!(!body.to_string().contains(secret), "{body:#}");
+    // With log_secrets, as written.
+    let body = failing_call(&[("PROC_WRAPPER_LOG_SECRETS", "TRUE")]);
+    assert_eq!(
+        body["debug_log_tail"],
+        format!("using token {secret}\n").as_str()
+    );
+    // The byte cap: the debug line (23 bytes redacted) does not fit in 20; its end does.
+    let body = failing_call(&[("PROC_WRAPPER_MAX_LOG_TAIL_BYTES", "20")]);
+    assert_eq!(body["debug_log_tail"], "ng token [REDACTED]\n");
+}
+
 /// Input and result values in embedded mode: the input from the variable named by
 /// `input_env_var_name` (JSON), sent with `send_input_value`; a function that returns nothing
 /// reports the result file, which is deleted afterwards.

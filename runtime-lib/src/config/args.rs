@@ -337,6 +337,12 @@ pub struct LogArgs {
     /// [env: PROC_WRAPPER_MAX_LOG_LINE_LENGTH]
     #[arg(long, value_name = "N")]
     pub max_log_line_length: Option<String>,
+    /// Each log tail sent keeps its last whole lines that fit in this many bytes (counted
+    /// after lines are truncated and secret values hidden; a last line longer than that keeps
+    /// its end); 0 sends no tail, -1 means no cap. Defaults to 1000000
+    /// [env: PROC_WRAPPER_MAX_LOG_TAIL_BYTES]
+    #[arg(long, value_name = "BYTES")]
+    pub max_log_tail_bytes: Option<String>,
     /// Keep separate tails of standard output and standard error
     /// [env: PROC_WRAPPER_MERGE_STDOUT_AND_STDERR_LOGS, inverted]
     #[arg(long)]

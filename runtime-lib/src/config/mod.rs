@@ -36,8 +36,9 @@ use std::time::Duration;
 
 pub use args::Args;
 use parse::{
-    Lookup, Origin, Sources, bool_setting, cli_wins, env_wins, flag, optional_bool, parse_count,
-    parse_delay, parse_int, parse_json_object, parse_limit, parse_probability, split_locations,
+    Lookup, Origin, Sources, bool_setting, cli_wins, env_wins, flag, optional_bool, parse_byte_cap,
+    parse_count, parse_delay, parse_int, parse_json_object, parse_limit, parse_probability,
+    split_locations,
 };
 use serde_json::{Map, Value};
 use table::{self as T, Setting};
@@ -50,6 +51,10 @@ pub(crate) const DEFAULT_API_BASE_URL: &str = "https://api.cloudreactor.io";
 pub(crate) const DEFAULT_STATUS_UPDATE_PORT: u16 = 2373;
 /// The default largest status update message.
 pub(crate) const DEFAULT_STATUS_UPDATE_MESSAGE_MAX_BYTES: usize = 65536;
+/// The default byte cap of each log tail (`--max-log-tail-bytes`): room for 1000 lines of
+/// the default `max_log_line_length` (1000 characters) in ASCII, while a tail of long lines
+/// in a multi-byte script cannot make the final update grow without bound.
+pub(crate) const DEFAULT_MAX_LOG_TAIL_BYTES: usize = 1_000_000;
 /// The shortest heartbeat interval the CloudReactor server accepts for a Task (its
 /// `heartbeat_interval_seconds` validator).
 pub(crate) const MIN_SERVER_HEARTBEAT_INTERVAL_SECONDS: u64 = 10;
@@ -248,6 +253,8 @@ pub struct LogConfig {
     pub num_log_lines_sent_on_success: usize,
     /// Longer lines are truncated.
     pub max_log_line_length: usize,
+    /// The byte cap of each log tail sent (whole lines from the end); `None` means no cap.
+    pub max_log_tail_bytes: Option<usize>,
     /// One tail for both standard output and standard error.
     pub merge_stdout_and_stderr: bool,
     /// Do not capture standard output.
@@ -868,6 +875,13 @@ impl Config {
                 1000,
             )?
             .max(4),
+            max_log_tail_bytes: parse_byte_cap(
+                env_wins(
+                    src.var(&T::MAX_LOG_TAIL_BYTES),
+                    flag(&T::MAX_LOG_TAIL_BYTES, l.max_log_tail_bytes.as_ref()),
+                ),
+                Some(DEFAULT_MAX_LOG_TAIL_BYTES),
+            )?,
             merge_stdout_and_stderr: bool_setting(
                 src.var(&T::MERGE_STDOUT_AND_STDERR_LOGS),
                 !l.separate_stdout_and_stderr_logs,
@@ -1268,6 +1282,36 @@ mod tests {
         assert!(!c.task.passive);
         assert_eq!(c.log.level, LogLevel::Info);
         assert_eq!(c.log.max_log_line_length, 1000);
+        assert_eq!(c.log.max_log_tail_bytes, Some(DEFAULT_MAX_LOG_TAIL_BYTES));
+    }
+
+    #[test]
+    fn the_log_tail_byte_cap_takes_bytes_or_minus_one() {
+        let cap = |argv: &[&str], env: &[(&str, &str)]| {
+            build(argv, env).map(|c| c.log.max_log_tail_bytes)
+        };
+        assert_eq!(
+            cap(&["--max-log-tail-bytes", "100"], &[]).unwrap(),
+            Some(100)
+        );
+        assert_eq!(cap(&["--max-log-tail-bytes", "0"], &[]).unwrap(), Some(0));
+        assert_eq!(cap(&["--max-log-tail-bytes", "-1"], &[]).unwrap(), None);
+        // The variable wins, as for the other numbers; `None` means unset.
+        let env = [("PROC_WRAPPER_MAX_LOG_TAIL_BYTES", "200")];
+        assert_eq!(
+            cap(&["--max-log-tail-bytes", "100"], &env).unwrap(),
+            Some(200)
+        );
+        let env = [("PROC_WRAPPER_MAX_LOG_TAIL_BYTES", "None")];
+        assert_eq!(cap(&[], &env).unwrap(), Some(DEFAULT_MAX_LOG_TAIL_BYTES));
+        for bad in ["abc", "-5", "1.5"] {
+            let e = cap(&["--max-log-tail-bytes", bad], &[]).unwrap_err();
+            assert!(matches!(e, ConfigError::InvalidValue { .. }), "{e:?}");
+            assert!(e.to_string().contains("option --max-log-tail-bytes"), "{e}");
+            let env = [("PROC_WRAPPER_MAX_LOG_TAIL_BYTES", bad)];
+            let e = cap(&[], &env).unwrap_err().to_string();
+            assert!(e.contains("PROC_WRAPPER_MAX_LOG_TAIL_BYTES"), "{e}");
+        }
     }
 
     #[test]

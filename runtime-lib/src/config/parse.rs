@@ -211,6 +211,27 @@ pub(crate) fn parse_count(raw: Option<Raw>, default: usize) -> Result<usize, Con
     })
 }
 
+/// A byte cap: a number of bytes, 0 or more, or `-1` for no cap (`None`, the "no limit" value
+/// of the other settings); `default` applies when the setting is not given. Other negative
+/// numbers are refused rather than read as "no limit", since a cap is a safety limit that a
+/// typo must not lift.
+pub(crate) fn parse_byte_cap(
+    raw: Option<Raw>,
+    default: Option<usize>,
+) -> Result<Option<usize>, ConfigError> {
+    let Some(raw) = raw else { return Ok(default) };
+    match raw.text.parse::<i64>() {
+        Ok(-1) => Ok(None),
+        Ok(n) => usize::try_from(n)
+            .map(Some)
+            .map_err(|_| invalid(&raw, BYTE_CAP)),
+        Err(_) => Err(invalid(&raw, BYTE_CAP)),
+    }
+}
+
+/// What [`parse_byte_cap`] accepts.
+const BYTE_CAP: &str = "a number of bytes (0 or more), or -1 for no cap";
+
 /// A probability between 0 and 1; a negative value means `default`.
 pub(crate) fn parse_probability(raw: Option<Raw>, default: f64) -> Result<f64, ConfigError> {
     let Some(raw) = raw else { return Ok(default) };
@@ -294,6 +315,19 @@ mod tests {
             parse_delay(env("-5"), Duration::from_secs(1)).unwrap(),
             Duration::ZERO
         );
+    }
+
+    #[test]
+    fn byte_caps_take_bytes_or_minus_one() {
+        assert_eq!(parse_byte_cap(None, Some(7)).unwrap(), Some(7));
+        assert_eq!(parse_byte_cap(env("100"), Some(7)).unwrap(), Some(100));
+        assert_eq!(parse_byte_cap(env("0"), Some(7)).unwrap(), Some(0));
+        assert_eq!(parse_byte_cap(env("-1"), Some(7)).unwrap(), None);
+        for bad in ["-5", "abc", "1.5", "1e3"] {
+            let e = parse_byte_cap(env(bad), Some(7)).unwrap_err().to_string();
+            assert!(e.contains("PROC_WRAPPER_X"), "{e}");
+            assert!(e.contains("-1 for no cap"), "{e}");
+        }
     }
 
     #[test]

@@ -219,6 +219,9 @@ settings! {
     NUM_LOG_LINES_SENT_ON_SUCCESS = "num_log_lines_sent_on_success", ["PROC_WRAPPER_NUM_LOG_LINES_SENT_ON_SUCCESS"], flag "--num-log-lines-sent-on-success", wire "num_log_lines_sent_on_success" {online params};
     /// Longer log lines are truncated.
     MAX_LOG_LINE_LENGTH = "max_log_line_length", ["PROC_WRAPPER_MAX_LOG_LINE_LENGTH"], flag "--max-log-line-length", wire "max_log_line_length" {online params};
+    /// The byte cap of each log tail (ours, README "Differences" D43: 6.0.2 has none, so the
+    /// creation body has no field for it; like the other log settings, the process does not get it).
+    MAX_LOG_TAIL_BYTES = "max_log_tail_bytes", ["PROC_WRAPPER_MAX_LOG_TAIL_BYTES"], flag "--max-log-tail-bytes" {online params};
     /// One log tail for both streams (`--separate-stdout-and-stderr-logs` says the contrary).
     MERGE_STDOUT_AND_STDERR_LOGS = "merge_stdout_and_stderr_logs", ["PROC_WRAPPER_MERGE_STDOUT_AND_STDERR_LOGS"], flag "--separate-stdout-and-stderr-logs", wire "merge_stdout_and_stderr_logs" {online params};
     /// Do not capture standard output.

@@ -8,6 +8,7 @@
 //! * [`Fetcher`]: the cache (keyed by provider and address, with `config_ttl`) and the
 //!   concurrent fetching of distinct locations.
 //! * [`resolve`]: top-level fetching, resolution passes, and the environment projection.
+//! * [`redact`]: the resolved secret values, hidden in the log tails sent to the API server.
 //!
 //! Secret values never reach the log or error messages unless `--log-secrets` is given:
 //! errors name the variable and the location (with the text of `PLAIN` locations hidden).
@@ -18,6 +19,7 @@ pub mod jsonpath;
 pub mod location;
 pub mod merge;
 pub mod output;
+pub mod redact;
 pub mod resolve;
 
 use std::collections::HashMap;
@@ -27,7 +29,8 @@ use std::time::{Duration, Instant};
 use futures_util::future::join_all;
 
 pub use location::{Location, Provider};
-pub use resolve::{Failure, Resolved, Resolver, TopLevelError};
+pub use redact::Redactor;
+pub use resolve::{Failure, Resolved, Resolver, TopLevel, TopLevelError};
 
 /// Why a location could not be used.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -8,9 +8,12 @@
 //! ones concurrently (`super::Fetcher::prefetch`), then resolves every key from the cache
 //! in order. `ENV` and `CONFIG` references that are not there yet are retried in the next
 //! pass (up to `max_iterations`); whatever is still unresolved then is a failure. With
-//! fail-fast, the first failure ends resolution.
+//! fail-fast, the first failure ends resolution. Each value resolved from a provider other
+//! than `PLAIN` is also listed in [`Resolved::secrets`] (its text and the strings inside it),
+//! for [`super::Redactor`], as are the values of the env and config locations
+//! ([`TopLevel::secrets`]).
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 
 use serde_json::{Map, Value};
 use tracing::{debug, info};
@@ -19,6 +22,7 @@ use super::format::{Format, env_text, python_json};
 use super::jsonpath;
 use super::location::{Location, Provider, Transform, describe_text, provider_from_name};
 use super::merge::merge;
+use super::redact::collect_secret_texts;
 use super::{Fetcher, SecretError};
 use crate::config::{MergeStrategy, ResolverConfig};
 
@@ -49,6 +53,30 @@ pub struct Resolved {
     pub config: Map<String, Value>,
     /// Variables and properties that failed.
     pub failures: Vec<Failure>,
+    /// The secret values resolution produced, in the environment and in the configuration:
+    /// of every value resolved from a provider other than `PLAIN`, its text as a variable
+    /// and every string inside it (a JSON value), each of at least
+    /// [`super::redact::MIN_SECRET_CHARS`] characters. The values of the env and config
+    /// locations are in [`TopLevel::secrets`].
+    pub secrets: BTreeSet<String>,
+}
+
+/// What the env and config locations (`-e`, `--config`) give
+/// ([`Resolver::fetch_top_level`]).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct TopLevel {
+    /// The environment: the locations' variables, merged, with the process environment over
+    /// them.
+    pub env: Map<String, Value>,
+    /// The configuration: the initial one with the locations' merged into it.
+    pub config: Map<String, Value>,
+    /// The values the locations brought, for [`super::Redactor`]: of each variable or
+    /// top-level property of a location other than `PLAIN`, its text as a variable and every
+    /// string inside it, each of at least [`super::redact::MIN_SECRET_CHARS`] characters. An
+    /// env file from Secrets Manager is the usual way to bring many secrets at once; the
+    /// ordinary settings such a location also holds are listed too, which errs on the side
+    /// of hiding.
+    pub secrets: BTreeSet<String>,
 }
 
 /// A top-level location (`-e`, `--config`) that could not be used.
@@ -154,7 +182,7 @@ impl Resolver {
         &self,
         process_env: impl IntoIterator<Item = (String, String)>,
         initial_config: Map<String, Value>,
-    ) -> Result<(Map<String, Value>, Map<String, Value>), TopLevelError> {
+    ) -> Result<TopLevel, TopLevelError> {
         let parse = |kind: &'static str, text: &String| {
             Location::parse(text, None, true).map_err(|error| TopLevelError {
                 kind,
@@ -178,9 +206,19 @@ impl Resolver {
             .prefetch(env_locs.iter().chain(config_locs.iter()))
             .await;
 
+        let mut secrets = BTreeSet::new();
+        let mut collect = |loc: &Location, v: &Value| {
+            if loc.provider != Provider::Plain
+                && let Value::Object(m) = v
+            {
+                m.values()
+                    .for_each(|v| collect_secret_texts(v, &mut secrets));
+            }
+        };
         let mut env = Value::Object(Map::new());
         for loc in &env_locs {
             let v = self.top_level_value(loc, Format::Dotenv, "env").await?;
+            collect(loc, &v);
             merge(&mut env, v, self.params.merge_strategy).map_err(|error| TopLevelError {
                 kind: "env",
                 location: loc.to_string(),
@@ -197,6 +235,7 @@ impl Resolver {
         let mut config = Value::Object(initial_config);
         for loc in &config_locs {
             let v = self.top_level_value(loc, Format::Json, "config").await?;
+            collect(loc, &v);
             merge(&mut config, v, self.params.merge_strategy).map_err(|error| TopLevelError {
                 kind: "config",
                 location: loc.to_string(),
@@ -207,7 +246,11 @@ impl Resolver {
             Value::Object(m) => m,
             _ => Map::new(),
         };
-        Ok((env, config))
+        Ok(TopLevel {
+            env,
+            config,
+            secrets,
+        })
     }
 
     async fn top_level_value(
@@ -252,10 +295,12 @@ impl Resolver {
         let mut env = Value::Object(env);
         let mut config = Value::Object(config);
         let mut failures = Vec::new();
+        let mut secrets = BTreeSet::new();
         let p = &self.params;
         let enabled = p.max_depth > 0 && p.max_iterations > 0;
         if enabled {
-            self.passes(&mut env, &mut config, &mut failures).await;
+            self.passes(&mut env, &mut config, &mut failures, &mut secrets)
+                .await;
         }
         let config = match config {
             Value::Object(m) => m,
@@ -283,6 +328,7 @@ impl Resolver {
             env: flat,
             config,
             failures,
+            secrets,
         }
     }
 
@@ -350,7 +396,13 @@ impl Resolver {
         }
     }
 
-    async fn passes(&self, env: &mut Value, config: &mut Value, failures: &mut Vec<Failure>) {
+    async fn passes(
+        &self,
+        env: &mut Value,
+        config: &mut Value,
+        failures: &mut Vec<Failure>,
+        secrets: &mut BTreeSet<String>,
+    ) {
         let p = &self.params;
         for pass in 0..p.max_iterations {
             let last = pass + 1 == p.max_iterations;
@@ -393,6 +445,9 @@ impl Resolver {
                                 debug!("resolved {name} from {location}: {value}");
                             } else {
                                 debug!("resolved {name} from {location}");
+                            }
+                            if loc.as_ref().is_ok_and(|l| l.provider != Provider::Plain) {
+                                collect_secret_texts(&value, secrets);
                             }
                             self.apply(root, &item, Some(value));
                         }
@@ -683,6 +738,87 @@ mod tests {
         .await;
         assert_eq!(r.env["DB"], "pw");
         assert_eq!(r.env["DB_FOR_PROC_WRAPPER_TO_RESOLVE"], "PLAIN:x");
+    }
+
+    #[tokio::test]
+    async fn secret_values_are_listed_except_plain_and_short_ones() {
+        let r = run(
+            params(&[]),
+            json!({
+                "FROM_ENV_FOR_PROC_WRAPPER_TO_RESOLVE": "ENV:OTHER",
+                "OTHER": "env-secret",
+                "SHORT_FOR_PROC_WRAPPER_TO_RESOLVE": "ENV:FIVE",
+                "FIVE": "12345",
+                "LITERAL_FOR_PROC_WRAPPER_TO_RESOLVE": "PLAIN:plain-value",
+                "PLAIN_LEGACY_FOR_PROC_WRAPPER_TO_RESOLVE": "legacy-plain",
+                "DB_FOR_PROC_WRAPPER_TO_RESOLVE": "CONFIG:$.db",
+            }),
+            json!({
+                "db": {"user": "admin", "password": "db-password"},
+                "token__to_resolve": "CONFIG:$.db.password",
+                "shown__to_resolve": "PLAIN:config-plain",
+            }),
+        )
+        .await;
+        assert!(r.failures.is_empty(), "{:?}", r.failures);
+        let got: Vec<&str> = r.secrets.iter().map(String::as_str).collect();
+        assert_eq!(
+            got,
+            [
+                "db-password",
+                "env-secret",
+                r#"{"user": "admin", "password": "db-password"}"#,
+            ]
+        );
+        // Without resolution, nothing is produced.
+        let r = run(
+            params(&[("PROC_WRAPPER_MAX_CONFIG_RESOLUTION_ITERATIONS", "0")]),
+            json!({"X_FOR_PROC_WRAPPER_TO_RESOLVE": "ENV:OTHER", "OTHER": "env-secret"}),
+            json!({}),
+        )
+        .await;
+        assert!(r.secrets.is_empty());
+    }
+
+    #[tokio::test]
+    async fn values_of_env_and_config_locations_are_listed_except_plain_ones() {
+        let dir = std::env::temp_dir().join(format!("pw-top-level-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let env_file = dir.join("a.env");
+        std::fs::write(&env_file, "DB_PASSWORD=file-secret\nSHORT=abc\n").unwrap();
+        let config_file = dir.join("c.json");
+        std::fs::write(
+            &config_file,
+            r#"{"token": "config-secret", "n": {"deep": "nested-v"}, "port": 5432}"#,
+        )
+        .unwrap();
+        let env_locations = format!("FILE:{},PLAIN:VISIBLE=plain-value", env_file.display());
+        let config_locations = config_file.display().to_string();
+        let p = params(&[
+            ("PROC_WRAPPER_ENV_LOCATIONS", env_locations.as_str()),
+            ("PROC_WRAPPER_CONFIG_LOCATIONS", config_locations.as_str()),
+        ]);
+        let top = Resolver::new(p)
+            .fetch_top_level(
+                vec![("PROCESS_VAR".into(), "process-value".into())],
+                Map::new(),
+            )
+            .await
+            .unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(top.env["DB_PASSWORD"], "file-secret");
+        assert_eq!(top.env["VISIBLE"], "plain-value");
+        let got: Vec<&str> = top.secrets.iter().map(String::as_str).collect();
+        // The process environment is not a location's: its values are not listed.
+        assert_eq!(
+            got,
+            [
+                "config-secret",
+                "file-secret",
+                "nested-v",
+                r#"{"deep": "nested-v"}"#
+            ]
+        );
     }
 
     #[tokio::test]
