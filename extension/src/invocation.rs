@@ -19,16 +19,16 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use proc_wrapper::handoff::{HandOff, Phase};
+use proc_wrapper::lambda::backlog::Item;
 use proc_wrapper::lambda::{InvocationOutcome, InvocationStart};
 use proc_wrapper::metadata::{LambdaInvocation, RuntimeMetadata};
 use proc_wrapper::process::FinalStatus;
-use proc_wrapper::task::request::{Final, Update};
 use proc_wrapper::task::wire::LambdaDetails;
 use proc_wrapper::time::UtcTime;
 use serde_json::{Map, Value, json};
 use tokio::sync::mpsc::UnboundedReceiver;
 use tokio::sync::{oneshot, watch};
-use tracing::{debug, info, warn};
+use tracing::{debug, warn};
 
 use crate::Reporting;
 use crate::runtime_api::Invoke;
@@ -263,9 +263,19 @@ impl Invocation {
         let sampled_out = !lambda.sampled_in(seen.uuid.is_some());
         let rid = self.invoke.request_id.clone();
         // 2. Creation, if the outcome is not known yet.
-        let mut created = None;
+        let backlog = &reporting.backlog;
+        let mut created = false;
         if !seen.outcome_known() && !sampled_out {
-            created = self.create(&reporting, &start).await;
+            backlog.push(
+                &rid,
+                Item::Start {
+                    body: lambda.creation_body(&start),
+                    known_uuid: start.uuid.clone(),
+                    is_final: false,
+                },
+                None,
+            );
+            created = true;
         }
         // 3. The outcome.
         let outcome_limit = self.outcome_limit;
@@ -316,6 +326,7 @@ impl Invocation {
                     "the outcome of the invocation is unknown (no telemetry); not reporting its end"
                 );
                 self.finish();
+                backlog.end(&rid);
                 return;
             }
         };
@@ -337,56 +348,51 @@ impl Invocation {
             .get("other_runtime_metadata")
             .cloned()
             .unwrap_or_else(|| json!({}));
-        let sent = match &created {
-            Some(uuid) => lambda
-                .send_request(Final {
-                    uuid: uuid.clone(),
+        // The main loop waits (a bounded time) for the backlog to deliver the final status.
+        let finished = self.finished.take();
+        let reported = if created {
+            backlog.push(
+                &rid,
+                Item::Update {
                     body: fields,
-                })
-                .await
-                .map(|_| Some(uuid.clone())),
-            None => {
-                reporting
-                    .lambda
-                    .report_finished(&start, &outcome, fields, sampled_out)
-                    .await
+                    is_final: true,
+                },
+                finished,
+            );
+            true
+        } else if let Some(body) = lambda.finished_body(&start, &outcome, fields, sampled_out) {
+            backlog.push(
+                &rid,
+                Item::Start {
+                    body,
+                    known_uuid: start.uuid.clone(),
+                    is_final: true,
+                },
+                finished,
+            );
+            true
+        } else {
+            if let Some(f) = finished {
+                let _ = f.send(());
             }
+            false
         };
-        let uuid = match sent {
-            Ok(uuid) => {
-                if uuid.is_some() {
-                    info!(
-                        request_id = rid,
-                        "reported the invocation ({})",
-                        status.as_str()
-                    );
-                }
-                uuid
-            }
-            Err(e) => {
-                warn!(
-                    request_id = rid,
-                    "could not report the end of the invocation: {e}"
-                );
-                None
-            }
-        };
-        self.finish();
         debug!(
             request_id = rid,
-            "finished reporting in {:?}",
+            "handed the report to the backlog in {:?}",
             started.elapsed()
         );
         // 4. The late report; nothing else is kept while waiting for it.
         drop(start);
         seen.fields = Map::new();
-        let Some(uuid) = uuid else { return };
-        while seen.report.is_none() && seen.close.is_none() {
-            if !self.next_event(&mut seen).await {
-                break;
+        if reported {
+            while seen.report.is_none() && seen.close.is_none() {
+                if !self.next_event(&mut seen).await {
+                    break;
+                }
             }
         }
-        if let Some(report) = seen.report.take() {
+        if let Some(report) = seen.report.take().filter(|_| reported) {
             let mut figures = seen.lambda.clone();
             figures.more.extend(report);
             let mut other = other_runtime_metadata;
@@ -398,27 +404,16 @@ impl Invocation {
             if let Some(mb) = proc_wrapper::lambda::max_memory_mb(&figures.more) {
                 body.insert("max_memory_mb".into(), json!(mb));
             }
-            if let Err(e) = lambda.send_request(Update { uuid, body }).await {
-                warn!(
-                    request_id = rid,
-                    "could not send the invocation's report: {e}"
-                );
-            }
+            backlog.push(
+                &rid,
+                Item::Update {
+                    body,
+                    is_final: false,
+                },
+                None,
+            );
         }
-    }
-
-    /// Creates the Task Execution as RUNNING; its UUID on success.
-    async fn create(&mut self, reporting: &Reporting, start: &InvocationStart) -> Option<String> {
-        match reporting.lambda.create(start).await {
-            Ok(uuid) => Some(uuid),
-            Err(e) => {
-                warn!(
-                    request_id = self.invoke.request_id,
-                    "could not create the Task Execution: {e}"
-                );
-                None
-            }
-        }
+        backlog.end(&rid);
     }
 }
 

@@ -37,6 +37,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use proc_wrapper::config::{Args, Config};
 use proc_wrapper::handoff::HandOff;
+use proc_wrapper::lambda::backlog::Backlog;
 use proc_wrapper::lambda::{LambdaReporting, with_task_defaults};
 use proc_wrapper::status::StatusListener;
 use tokio::sync::mpsc::{UnboundedSender, unbounded_channel};
@@ -55,6 +56,8 @@ use crate::telemetry::Record;
 pub(crate) struct Reporting {
     pub(crate) lambda: LambdaReporting,
     pub(crate) registration: Registration,
+    /// What waits to be sent, and is sent, in order.
+    pub(crate) backlog: Backlog,
 }
 
 /// What the listeners pass to the main loop.
@@ -113,9 +116,9 @@ async fn sleep_until_opt(at: Option<Instant>) {
     }
 }
 
-/// Most invocations being reported at once (each waits for its telemetry and for one of the
-/// four API connections); more means the API server cannot keep up with the invocations, and
-/// the extension keeps its memory bounded (about 50 KiB each) by leaving the excess
+/// Most invocations whose tasks wait at once (for their telemetry, for the late report):
+/// their reports themselves wait in the backlog (`proc_wrapper::lambda::backlog`), which has
+/// its own bound, so more than this means telemetry does not keep up; the excess goes
 /// unreported, with a warning.
 const MAX_IN_FLIGHT: usize = 64;
 
@@ -419,10 +422,12 @@ pub async fn run(env: HashMap<String, String>) -> i32 {
     if telemetry {
         let env = env.clone();
         let registration = registration.clone();
+        let backlog_max = settings.backlog_max;
         tokio::spawn(async move {
             let function = registration.function_name.clone();
             let reporting = match LambdaReporting::prepare(env, function).await {
                 Some(lambda) => ReportingState::On(Arc::new(Reporting {
+                    backlog: Backlog::start(lambda.client.clone(), backlog_max),
                     lambda,
                     registration,
                 })),
@@ -474,6 +479,11 @@ pub async fn run(env: HashMap<String, String>) -> i32 {
                 let frequent =
                     last_invoke.is_some_and(|at| now - at < state.settings.frequent_interval);
                 last_invoke = Some(now);
+                // The backlog tries again now: the server may answer since the last
+                // invocation (the environment was frozen meanwhile).
+                if let Some(r) = state.reporting.borrow().on() {
+                    r.backlog.kick();
+                }
                 let finished = state.start(invoke, deadline);
                 if frequent && state.telemetry == Telemetry::Arriving {
                     debug!(
@@ -517,7 +527,7 @@ fn waiting_limit(
         .reporting
         .borrow()
         .on()
-        .is_none_or(|r| r.lambda.healthy());
+        .is_none_or(|r| r.backlog.healthy());
     let max_added = if api_healthy {
         state.settings.max_added
     } else {
@@ -595,8 +605,28 @@ async fn shutdown(
     state.close_all(&Close::Shutdown(reason.to_owned()));
     let all = async { while state.tasks.join_next().await.is_some() {} };
     if tokio::time::timeout_at(limit, all).await.is_err() {
-        warn!("shutting down with {} report(s) unsent", state.tasks.len());
+        warn!(
+            "shutting down with {} invocation(s) not reported",
+            state.tasks.len()
+        );
     } else if pending > 0 {
-        debug!("flushed {pending} pending report(s)");
+        debug!("closed {pending} open invocation(s)");
+    }
+    // What waits in the backlog gets the time left.
+    let backlog = state.reporting.borrow().on().map(|r| r.backlog.clone());
+    if let Some(backlog) = backlog {
+        let summary = backlog.flush(limit).await;
+        if summary.lost() > 0 {
+            warn!(
+                "{} report(s) lost in all: {} dropped from the full backlog, {} given up, {} \
+                 unsent at SHUTDOWN",
+                summary.lost(),
+                summary.dropped,
+                summary.given_up,
+                summary.unsent
+            );
+        } else {
+            debug!("every report was sent");
+        }
     }
 }

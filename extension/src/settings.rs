@@ -28,6 +28,10 @@ pub struct Settings {
     /// outcome: it is reported in the background, at the latest during the next invocation
     /// (`PROC_WRAPPER_EXTENSION_FREQUENT_INTERVAL_SECONDS`, default 60; 0: always wait).
     pub frequent_interval: Duration,
+    /// The most reports kept while the API server does not answer
+    /// (`PROC_WRAPPER_EXTENSION_BACKLOG_MAX`, default 1000, at least 1); beyond it the oldest
+    /// are dropped, counted.
+    pub backlog_max: usize,
 }
 
 impl Default for Settings {
@@ -39,6 +43,7 @@ impl Default for Settings {
             shutdown_margin: Duration::from_millis(300),
             telemetry_wait: Duration::from_millis(2000),
             frequent_interval: Duration::from_secs(60),
+            backlog_max: proc_wrapper::lambda::backlog::DEFAULT_MAX,
         }
     }
 }
@@ -123,6 +128,14 @@ impl Settings {
             "seconds",
             &mut warnings,
         ));
+        let backlog_max = usize::try_from(number(
+            env,
+            T::EXTENSION_BACKLOG_MAX.var(),
+            (u64::try_from(d.backlog_max).unwrap_or(u64::MAX), 1),
+            "reports",
+            &mut warnings,
+        ))
+        .unwrap_or(d.backlog_max);
         let telemetry_port = match env(T::EXTENSION_TELEMETRY_PORT.var()) {
             None => d.telemetry_port,
             Some(text) => match text.trim().parse::<u16>() {
@@ -151,6 +164,7 @@ impl Settings {
                 shutdown_margin,
                 telemetry_wait,
                 frequent_interval,
+                backlog_max,
             },
             warnings,
         )

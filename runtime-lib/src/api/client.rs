@@ -62,6 +62,28 @@ pub enum ApiError {
     Client(String),
 }
 
+/// The answer to one try of a request ([`ApiClient::try_once`]).
+#[derive(Debug)]
+pub enum Tried {
+    /// A success, with the answer's body (`Null` when empty).
+    Ok(Value),
+    /// A success whose body could not be read (why).
+    Answered(String),
+    /// No answer, or one that says to try again later (408, 429, 5xx): why, and the
+    /// server's `Retry-After`.
+    Later {
+        /// What happened.
+        why: String,
+        /// The delay the server asked for.
+        retry_after: Option<Duration>,
+    },
+    /// 409, with what its body said.
+    Conflict(Box<Conflict>),
+    /// Another failure status (400, 401, 403, 404, ...): trying again will not help; the
+    /// start of the answer's body.
+    Refused(u16, String),
+}
+
 /// What the body of a 409 said. The server answers an update of an execution that is being
 /// stopped with the execution itself (`status` `STOPPED`, its `stop_reason`, who stopped it),
 /// and a status it does not allow with a message (`{"status": "Status cannot be set to
@@ -82,6 +104,9 @@ pub struct Conflict {
 
 /// The longest message of a 409 that is kept.
 const MAX_CONFLICT_MESSAGE_CHARS: usize = 500;
+
+/// The most bytes of a refusal's body read for its excerpt.
+const MAX_EXCERPT_READ: usize = 64 << 10;
 
 impl Conflict {
     /// Reads the body of a 409 (empty, the execution, an error object, or text).
@@ -233,6 +258,18 @@ impl ApiClient {
 
     /// Sends one request and classifies the answer.
     async fn attempt(&self, method: &Method, url: &str, body: &Value) -> Attempt {
+        self.attempt_reading(method, url, body, false).await
+    }
+
+    /// [`ApiClient::attempt`]; with `excerpt`, a refusal (a 4xx but 408, 409 and 429) also
+    /// reads the start of its body, for the log.
+    async fn attempt_reading(
+        &self,
+        method: &Method,
+        url: &str,
+        body: &Value,
+        excerpt: bool,
+    ) -> Attempt {
         debug!("{method} {url}");
         let mut request = self
             .http
@@ -272,6 +309,17 @@ impl ApiClient {
                         .unwrap_or_default();
                     return Attempt::Conflict(Box::new(Conflict::from_body(&body)));
                 }
+                let refusal = status.is_client_error() && !matches!(status.as_u16(), 408 | 429);
+                if excerpt && refusal {
+                    let text = read_body(response, MAX_EXCERPT_READ)
+                        .await
+                        .unwrap_or_default();
+                    let text: String = String::from_utf8_lossy(&text)
+                        .chars()
+                        .take(MAX_CONFLICT_MESSAGE_CHARS)
+                        .collect();
+                    return Attempt::Refused(status, text);
+                }
                 Attempt::Status(status, retry_after)
             }
             Err(e) => Attempt::Network(e.to_string()),
@@ -291,8 +339,36 @@ impl ApiClient {
         match self.attempt(&method, &url, body).await {
             Attempt::Done(result) => result,
             Attempt::Conflict(c) => Err(ApiError::Conflict(c)),
-            Attempt::Status(status, _) => Err(ApiError::Rejected(status.as_u16())),
+            Attempt::Status(status, _) | Attempt::Refused(status, _) => {
+                Err(ApiError::Rejected(status.as_u16()))
+            }
             Attempt::Network(e) => Err(ApiError::Unreachable(e)),
+        }
+    }
+
+    /// Tries `body` once and says what to do next, for a caller that keeps its own backlog
+    /// of requests (the Lambda reporters, [`crate::lambda::backlog`]).
+    pub async fn try_once(&self, method: Method, path: &str, body: &Value) -> Tried {
+        let url = format!("{}{path}", self.config.base_url);
+        match self.attempt_reading(&method, &url, body, true).await {
+            Attempt::Done(Ok(v)) => Tried::Ok(v),
+            // The server took it; only its answer could not be read.
+            Attempt::Done(Err(e)) => Tried::Answered(e.to_string()),
+            Attempt::Conflict(c) => Tried::Conflict(c),
+            Attempt::Status(status, retry_after)
+                if matches!(status.as_u16(), 408 | 429) || status.is_server_error() =>
+            {
+                Tried::Later {
+                    why: format!("the API server answered {}", status.as_u16()),
+                    retry_after,
+                }
+            }
+            Attempt::Status(status, _) => Tried::Refused(status.as_u16(), String::new()),
+            Attempt::Refused(status, text) => Tried::Refused(status.as_u16(), text),
+            Attempt::Network(e) => Tried::Later {
+                why: format!("could not reach the API server: {e}"),
+                retry_after: None,
+            },
         }
     }
 
@@ -360,6 +436,10 @@ impl ApiClient {
                     )
                 }
                 Attempt::Conflict(conflict) => return Err(ApiError::Conflict(conflict)),
+                Attempt::Refused(status, _) => {
+                    error!("the API server answered {status} to {method} {path}");
+                    return Err(ApiError::Rejected(status.as_u16()));
+                }
                 Attempt::Status(status, after) => {
                     last_status = Some(status.as_u16());
                     match status {
@@ -428,6 +508,8 @@ enum Attempt {
     Status(StatusCode, Option<Duration>),
     /// 409, with what its body said.
     Conflict(Box<Conflict>),
+    /// A refusal (4xx) with the start of its body, when asked for.
+    Refused(StatusCode, String),
     /// No answer.
     Network(String),
 }

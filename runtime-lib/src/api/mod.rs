@@ -43,7 +43,7 @@ use crate::task::Sampling;
 use crate::task::body::{self, Mode};
 use crate::task::wire::{ErrorDetails, ExecutionStatus, UnresolvedSecret, to_object};
 use crate::time::UtcTime;
-pub use client::{ApiClient, ApiError, Conflict, RequestKind};
+pub use client::{ApiClient, ApiError, Conflict, RequestKind, Tried};
 pub use execution::{CreationFailure, ExecutionClient, Sent};
 
 /// Reports a run that never started because `failures` did not resolve (README

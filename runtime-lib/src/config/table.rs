@@ -340,6 +340,8 @@ settings! {
     EXTENSION_TELEMETRY_WAIT = "extension_telemetry_wait_ms", ["PROC_WRAPPER_EXTENSION_TELEMETRY_WAIT_MS"];
     /// Invocations this close to the previous one are reported in the background.
     EXTENSION_FREQUENT_INTERVAL = "extension_frequent_interval_seconds", ["PROC_WRAPPER_EXTENSION_FREQUENT_INTERVAL_SECONDS"];
+    /// The most reports the Lambda reporters keep while the API server is down.
+    EXTENSION_BACKLOG_MAX = "extension_backlog_max", ["PROC_WRAPPER_EXTENSION_BACKLOG_MAX"];
 }
 
 /// The setting of a `proc_wrapper_params` key, or of a variable.

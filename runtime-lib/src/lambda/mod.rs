@@ -6,6 +6,7 @@
 //! Execution. [`LambdaReporting`] holds the resolved settings and the API client, and sends
 //! requests with a short, bounded retry ([`send`]), since an invocation's time is precious.
 
+pub mod backlog;
 #[cfg(feature = "lambda")]
 pub mod handler;
 
@@ -326,7 +327,7 @@ impl LambdaReporting {
     /// The body of the creation request of an invocation: with the Task unless the
     /// execution is known; a known execution says `api_managed_probability` 1.0 (it is
     /// always reported, as in 6.0.2).
-    pub(crate) fn creation_body(&self, start: &InvocationStart) -> Map<String, Value> {
+    pub fn creation_body(&self, start: &InvocationStart) -> Map<String, Value> {
         let forced;
         let config = if start.uuid.is_some() {
             let mut c = self.config.clone();
@@ -372,6 +373,24 @@ impl LambdaReporting {
         Sampling::decide(&self.config.api, known_uuid) == Sampling::Reported
     }
 
+    /// The body of the one request that reports an invocation whose start was not reported
+    /// ([`LambdaReporting::report_finished`]); `None` when it is not reported (sampled out,
+    /// and neither a failure nor a timeout is reported by its probability).
+    pub fn finished_body(
+        &self,
+        start: &InvocationStart,
+        outcome: &InvocationOutcome,
+        fields: Map<String, Value>,
+        sampled_out: bool,
+    ) -> Option<Map<String, Value>> {
+        if sampled_out && !Sampling::end_reported(&self.config.api, outcome.status) {
+            return None;
+        }
+        let mut body = self.creation_body(start);
+        body.extend(outcome.final_fields(fields));
+        Some(body)
+    }
+
     /// Reports an invocation whose start was not reported with one request carrying its
     /// final fields ([`InvocationOutcome::final_fields`] of `fields`; a POST, or a PATCH of the
     /// known execution). An invocation sampled out
@@ -384,11 +403,9 @@ impl LambdaReporting {
         fields: Map<String, Value>,
         sampled_out: bool,
     ) -> Result<Option<String>, ApiError> {
-        if sampled_out && !Sampling::end_reported(&self.config.api, outcome.status) {
+        let Some(body) = self.finished_body(start, outcome, fields, sampled_out) else {
             return Ok(None);
-        }
-        let mut body = self.creation_body(start);
-        body.extend(outcome.final_fields(fields));
+        };
         let request = create_or_attach(start.uuid.as_deref(), body);
         let response = self.send_request(request).await?;
         Ok(start.uuid.clone().or_else(|| {

@@ -86,7 +86,7 @@ impl IntoApiRequest for Attach {
 }
 
 /// Creates the execution, or attaches to it when its UUID is known.
-pub(crate) fn create_or_attach(uuid: Option<&str>, body: Map<String, Value>) -> ApiRequest {
+pub fn create_or_attach(uuid: Option<&str>, body: Map<String, Value>) -> ApiRequest {
     match uuid {
         Some(uuid) => Attach {
             uuid: uuid.to_owned(),
