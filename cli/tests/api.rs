@@ -317,8 +317,7 @@ fn a_stop_request_terminates_the_group_exits_75_and_reports_why() {
     let err = stderr(&out);
     assert!(
         err.contains("WARNING")
-            && err.contains("stopped the Task Execution")
-            && err.contains("stop reason MANUAL")
+            && err.contains("stopped the Task Execution (status STOPPED, by ")
             && err.contains(&format!("by {}", procwrapper_tests::fake_api::STOPPED_BY)),
         "{err}"
     );
@@ -329,12 +328,12 @@ fn a_stop_request_terminates_the_group_exits_75_and_reports_why() {
     assert_eq!(finals[0].status(), Some("STOPPED"));
     assert_eq!(
         finals[0].body["error_details"],
-        json!({"kind": "stopped", "stop_reason": "MANUAL", "killed_by": "alice"})
+        json!({"kind": "stopped", "killed_by": "alice"})
     );
     assert_eq!(api.status_of(uuid).as_deref(), Some("STOPPED"));
     assert_eq!(
-        api.execution(uuid)["error_details"]["stop_reason"],
-        json!("MANUAL")
+        api.execution(uuid)["error_details"]["killed_by"],
+        json!("alice")
     );
 }
 

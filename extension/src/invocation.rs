@@ -9,7 +9,7 @@
 //! 2. creates the Task Execution (a PATCH when the function handed over a known UUID);
 //! 3. waits for the outcome (`runtimeDone`, and the end hand-off when the function started
 //!    one), sends the final update and tells the main loop it is finished;
-//! 4. sends the late `platform.report` figures as a partial update.
+//! 4. sends the late `platform.report` figures as an update that repeats the final status.
 //!
 //! Requests are retried a few times on network errors and 429/5xx. The main loop only waits
 //! for step 3 up to its cap; whatever is left continues in the background and is flushed at
@@ -399,7 +399,10 @@ impl Invocation {
             if let Some(o) = other.as_object_mut() {
                 o.insert("aws_lambda".into(), json!(figures));
             }
+            // The final status again: the server takes an update without one for `RUNNING`,
+            // which it refuses (409) after the end.
             let mut body = Map::new();
+            body.insert("status".into(), json!(status.as_str()));
             body.insert("other_runtime_metadata".into(), other);
             if let Some(mb) = proc_wrapper::lambda::max_memory_mb(&figures.more) {
                 body.insert("max_memory_mb".into(), json!(mb));

@@ -16,7 +16,8 @@
 //!   runtime's response and never past the deadline, then calls `/next` again; unfinished
 //!   requests go on in the background.
 //! * **`platform.report`** (billed duration, memory) arrives during the next invocation and is
-//!   sent as a partial update of the execution it belongs to.
+//!   sent as an update of the execution it belongs to, repeating its final status (the
+//!   server takes an update without a status for `RUNNING`, and refuses that after the end).
 //! * **SHUTDOWN**: open invocations are closed (`timeout` → `TERMINATED_AFTER_TIME_OUT`,
 //!   `failure` → `FAILED`), pending requests get until the deadline minus the margin, then the
 //!   extension exits 0.
@@ -556,7 +557,10 @@ async fn wait_for_invocation(
             Some(inbound) = inbox.recv() => state.route(inbound),
             () = sleep_until_opt(limit) => {
                 let seen = state.current.as_ref().is_some_and(|c| c.telemetry_seen);
-                if !seen && state.telemetry != Telemetry::Missing {
+                // Only the watchdog's own time says that telemetry does not come; the
+                // deadline may pass first (a short timeout) while records are on their way.
+                let watchdog_passed = Instant::now() >= invoked_at + state.settings.telemetry_wait;
+                if !seen && watchdog_passed && state.telemetry != Telemetry::Missing {
                     warn!(
                         "no telemetry arrived within {:?} of an invocation; outcomes cannot be \
                          known, so invocations are no longer reported",

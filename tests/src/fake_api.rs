@@ -9,11 +9,12 @@
 //!   `?content=false`. Statuses move as on the real server: a `RUNNING` update of an
 //!   execution being stopped ([`FakeApi::request_stop`], status `STOPPING`) makes it
 //!   `STOPPED` and is answered 409 with the execution (`stop_reason`, `killed_by`,
-//!   `marked_done_at`); `RUNNING` after a final status, or `SUCCEEDED`, `FAILED`,
+//!   `marked_done_at`); `RUNNING` (or no status) after a final status, or `SUCCEEDED`, `FAILED`,
 //!   `TERMINATED_AFTER_TIME_OUT` or `ABORTED` after another final status, → 409 with
 //!   `{"status": "Status cannot be set to X after Y"}`; `FAILED` or `ABORTED` of an execution
 //!   being stopped makes it `STOPPED`; any other status (`STOPPED`) is taken as given. An
-//!   update without a status changes fields only.
+//!   update without a status is a `RUNNING` one, as on the server. A refusal's body has the
+//!   server's `error_class` and `error_message` beside the field's message.
 //! * The fields the server stores ([`STORED`]) are kept per execution
 //!   ([`FakeApi::execution`]), and validated as its serializer does: a wrong type is 400
 //!   with the field's error.
@@ -110,7 +111,7 @@ struct Inner {
     faults: VecDeque<Fault>,
     statuses: HashMap<String, String>,
     stored: HashMap<String, Map<String, Value>>,
-    stops: HashMap<String, (String, String)>,
+    stops: HashMap<String, (Option<String>, Option<String>)>,
     next: u32,
     api_key: String,
     rollbar: Vec<(Option<String>, Value)>,
@@ -378,19 +379,22 @@ async fn handle(
             (StatusCode::CREATED, axum::Json(answer)).into_response()
         }
         Some(uuid) => {
-            let current = s.statuses.get(&uuid).cloned();
-            if given.is_none() && current.is_some() {
-                // A partial update without a status changes fields only, as on the real
-                // server (the Lambda extension sends the late `platform.report` this way).
-                s.store(&uuid, &body);
-                return StatusCode::NO_CONTENT.into_response();
-            }
-            let current = current.unwrap_or_else(|| "RUNNING".to_owned());
+            // An update without a status is a `RUNNING` one, as on the real server.
+            let current = s
+                .statuses
+                .get(&uuid)
+                .cloned()
+                .unwrap_or_else(|| "RUNNING".to_owned());
             let refused = || {
+                let message = format!("Status cannot be set to {requested} after {current}");
                 (
                     StatusCode::CONFLICT,
                     axum::Json(json!({
-                        "status": format!("Status cannot be set to {requested} after {current}")
+                        "status": message,
+                        "error_class": "ValidationError",
+                        "error_message": format!(
+                            "{{'status': ErrorDetail(string='{message}', code='invalid')}}"
+                        ),
                     })),
                 )
                     .into_response()
@@ -557,19 +561,26 @@ impl FakeApi {
         lock(&self.state).rollbar.clone()
     }
 
-    /// Asks for execution `uuid` to stop, as a person does in the dashboard (stop reason
-    /// `MANUAL`, by [`STOPPED_BY`]): it becomes `STOPPING`, and its next `RUNNING` update
-    /// gets 409 with the execution, now `STOPPED`.
+    /// Asks for execution `uuid` to stop, as a person does in the dashboard (`PATCH
+    /// {"status": "STOPPING"}` as [`STOPPED_BY`], no stop reason): it becomes `STOPPING`,
+    /// and its next `RUNNING` update gets 409 with the execution, now `STOPPED`.
     pub fn request_stop(&self, uuid: &str) {
-        self.request_stop_for(uuid, "MANUAL");
+        self.stop(uuid, None, Some(STOPPED_BY));
     }
 
-    /// [`FakeApi::request_stop`] with another stop reason (`MAX_EXECUTION_TIME_EXCEEDED`).
+    /// Stops execution `uuid` as the server's own checker does, with a stop reason
+    /// (`MAX_EXECUTION_TIME_EXCEEDED`, `MISSING_HEARTBEAT`) and nobody's name.
     pub fn request_stop_for(&self, uuid: &str, reason: &str) {
+        self.stop(uuid, Some(reason), None);
+    }
+
+    fn stop(&self, uuid: &str, reason: Option<&str>, by: Option<&str>) {
         let mut s = lock(&self.state);
         s.statuses.insert(uuid.to_owned(), "STOPPING".to_owned());
-        s.stops
-            .insert(uuid.to_owned(), (reason.to_owned(), STOPPED_BY.to_owned()));
+        s.stops.insert(
+            uuid.to_owned(),
+            (reason.map(str::to_owned), by.map(str::to_owned)),
+        );
     }
 
     /// The fields the fake stored for execution `uuid` (see [`STORED`]).

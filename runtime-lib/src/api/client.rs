@@ -145,8 +145,11 @@ impl Conflict {
             Value::Object(m) if m.get("detail").and_then(Value::as_str).is_some() => {
                 field("detail")
             }
+            // The server adds `error_class` and `error_message` (a Python repr of the same
+            // errors) to its error objects; the fields say it already.
             Value::Object(m) => Some(
                 m.iter()
+                    .filter(|(k, _)| !matches!(k.as_str(), "error_class" | "error_message"))
                     .map(|(k, v)| match v {
                         Value::String(t) => format!("{k}: {t}"),
                         Value::Array(items) => format!(
@@ -417,7 +420,7 @@ impl ApiClient {
         let mut last_conflict = None;
         loop {
             // What went wrong (for the log line), and how long to wait before the next try.
-            let (problem, delay) = match self.attempt(&method, &url, body).await {
+            let (problem, delay) = match self.attempt_reading(&method, &url, body, true).await {
                 Attempt::Done(result) => return result,
                 Attempt::Conflict(conflict) if kind == RequestKind::Creation => {
                     last_status = Some(409);
@@ -436,8 +439,14 @@ impl ApiClient {
                     )
                 }
                 Attempt::Conflict(conflict) => return Err(ApiError::Conflict(conflict)),
-                Attempt::Refused(status, _) => {
-                    error!("the API server answered {status} to {method} {path}");
+                Attempt::Refused(status, text) => {
+                    // What the server said names the field at fault (`run_environment`: "Run
+                    // Environment does not exist"); it never holds the API key.
+                    let said = Conflict::from_body(text.as_bytes()).message;
+                    error!(
+                        "the API server answered {status} to {method} {path}{}",
+                        said.map(|m| format!(": {m}")).unwrap_or_default()
+                    );
                     return Err(ApiError::Rejected(status.as_u16()));
                 }
                 Attempt::Status(status, after) => {
@@ -610,6 +619,26 @@ mod tests {
             Err(ApiError::InvalidResponse(e)) => assert!(e.contains("not JSON"), "{e}"),
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn a_conflict_says_what_the_server_said_once() {
+        let c = Conflict::from_body(
+            br#"{"status": "Status cannot be set to RUNNING after FAILED", "error_class": "ValidationError", "error_message": "{'status': ErrorDetail(string='Status cannot be set to RUNNING after FAILED', code='invalid')}"}"#,
+        );
+        let m = c.message.expect("a message");
+        assert!(
+            m.contains("Status cannot be set to RUNNING after FAILED"),
+            "{m}"
+        );
+        assert!(
+            !m.contains("ErrorDetail") && !m.contains("ValidationError"),
+            "{m}"
+        );
+        let c = Conflict::from_body(
+            br#"{"uuid": "u", "status": "STOPPED", "stop_reason": null, "killed_by": "admin"}"#,
+        );
+        assert_eq!(c.describe().as_deref(), Some("status STOPPED, by admin"));
     }
 
     #[test]
