@@ -760,5 +760,47 @@ pub fn record_bytes(template: &Map<String, Value>, body: &Map<String, Value>) ->
 }
 
 #[cfg(test)]
-#[path = "backlog_tests.rs"]
-mod tests;
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn object(v: Value) -> Map<String, Value> {
+        match v {
+            Value::Object(m) => m,
+            _ => Map::new(),
+        }
+    }
+
+    #[test]
+    fn a_compact_record_decodes_to_its_body() {
+        let template = object(json!({"task": {"name": "f"}, "status": "RUNNING", "a": 1, "b": null}));
+        for body in [
+            json!({"task": {"name": "f"}, "status": "SUCCEEDED", "a": 1, "b": null}),
+            json!({"status": "FAILED", "c": [1, 2]}),
+            json!({}),
+            json!({"task": {"name": "g"}, "a": 1, "b": 2, "-x": "~y"}),
+        ] {
+            let body = object(body);
+            let compact = Compact::encode(&body, &template);
+            assert_eq!(compact.decode(&template), body);
+        }
+    }
+
+    #[test]
+    fn a_record_keeps_only_what_differs_from_the_first_body() {
+        let big = "x".repeat(2000);
+        let template = object(json!({"task": {"capability": big}, "status": "RUNNING"}));
+        let body = object(json!({"task": {"capability": big}, "status": "SUCCEEDED"}));
+        let bytes = Compact::encode(&body, &template).bytes();
+        assert!(bytes < 64, "{bytes} bytes");
+    }
+
+    #[test]
+    fn the_backoff_doubles_up_to_its_cap() {
+        assert_eq!(backoff(1), Duration::from_millis(500));
+        assert_eq!(backoff(2), Duration::from_secs(1));
+        assert_eq!(backoff(4), Duration::from_secs(4));
+        assert_eq!(backoff(10), MAX_BACKOFF);
+        assert_eq!(backoff(u32::MAX), MAX_BACKOFF);
+    }
+}
