@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use lambda_simulator::process::{ManagedProcess, ProcessConfig, ProcessRole};
 use lambda_simulator::{InvocationBuilder, InvocationStatus, ShutdownReason, Simulator};
-use procwrapper_tests::fake_api::{FakeApi, Recorded};
+use procwrapper_tests::fake_api::{FakeApi, Fault, Recorded};
 use procwrapper_tests::lambda::until;
 use procwrapper_tests::net::{free_udp_port, udp_addresses};
 use serde_json::{Value, json};
@@ -820,4 +820,78 @@ async fn frequent_invocations_do_not_hold_next_for_their_report() {
 /// The late update with `platform.report`'s figures.
 fn is_late_report(r: &Recorded) -> bool {
     r.body["other_runtime_metadata"]["aws_lambda"]["billed_duration_ms"].is_number()
+}
+
+/// Six invocations while the API server is down (`fault` answers every request), then three
+/// while it is healthy: every final status reaches the server, as the later invocations run.
+async fn outage_then_recovery(fault: Fault) {
+    let h = start(Options::default()).await;
+    h.api.start_outage(fault);
+    for _ in 0..6 {
+        let (_, status) = h.invoke(json!({})).await;
+        assert_eq!(status, InvocationStatus::Success);
+    }
+    assert!(h.api.finished().is_empty());
+    h.api.end_outage();
+    for _ in 0..3 {
+        h.invoke(json!({})).await;
+    }
+    assert!(
+        procwrapper_tests::wait_until(LIMIT, || h.api.finished().len() >= 9),
+        "{} of 9 final statuses delivered: {:#?}",
+        h.api.finished().len(),
+        h.api.requests()
+    );
+    let (api, code) = h.shutdown(ShutdownReason::Spindown).await;
+    assert_eq!(code, Some(0));
+    let finished = api.finished();
+    assert_eq!(finished.len(), 9, "one execution per invocation");
+    assert!(
+        finished
+            .iter()
+            .all(|u| api.status_of(u).as_deref() == Some("SUCCEEDED"))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_503_outage_loses_no_final_status() {
+    outage_then_recovery(Fault::RetryAfter(503, "1".into())).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_connection_outage_loses_no_final_status() {
+    outage_then_recovery(Fault::Drop).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_backlog_drops_the_oldest_reports_and_shutdown_counts_them() {
+    let h = start(Options {
+        env: vec![("PROC_WRAPPER_EXTENSION_BACKLOG_MAX", "2".to_owned())],
+        ..Options::default()
+    })
+    .await;
+    h.api.start_outage(Fault::Status(503));
+    let mut ids = Vec::new();
+    for _ in 0..5 {
+        ids.push(h.invoke(json!({})).await.0);
+    }
+    h.api.end_outage();
+    let (api, code) = h.shutdown(ShutdownReason::Spindown).await;
+    assert_eq!(code, Some(0));
+    // The two newest reports were kept and sent at SHUTDOWN.
+    let delivered: Vec<String> = api
+        .requests()
+        .iter()
+        .filter(|r| r.method == "POST" && r.status() == Some("SUCCEEDED"))
+        .filter_map(|r| {
+            r.body["execution_method_details"]["aws_request_id"]
+                .as_str()
+                .map(str::to_owned)
+        })
+        .collect();
+    assert_eq!(api.finished().len(), 2, "{:#?}", api.requests());
+    assert!(
+        delivered.contains(&ids[3]) && delivered.contains(&ids[4]),
+        "{delivered:?}"
+    );
 }

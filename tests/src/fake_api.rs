@@ -19,7 +19,8 @@
 //!   ([`FakeApi::execution`]), and validated as its serializer does: a wrong type is 400
 //!   with the field's error.
 //! * A wrong `Authorization: Bearer` key → 403.
-//! * Scripted faults ([`Fault`]) answer the next requests, in order: error statuses, slow or
+//! * Scripted faults ([`Fault`]) answer the next requests, in order, or every request
+//!   during an outage ([`FakeApi::start_outage`]): error statuses, slow or
 //!   no answers, broken connections, garbage and huge bodies. A request answered by a fault
 //!   is recorded but changes no execution.
 
@@ -109,6 +110,8 @@ pub enum Fault {
 struct Inner {
     requests: Vec<Recorded>,
     faults: VecDeque<Fault>,
+    /// While set, every request is answered with this fault.
+    outage: Option<Fault>,
     statuses: HashMap<String, String>,
     stored: HashMap<String, Map<String, Value>>,
     stops: HashMap<String, (Option<String>, Option<String>)>,
@@ -297,7 +300,7 @@ async fn handle(
             accept: header(&headers, "accept"),
             body: body.clone(),
         });
-        s.faults.pop_front()
+        s.outage.clone().or_else(|| s.faults.pop_front())
     };
     let status = |code: u16| StatusCode::from_u16(code).unwrap_or(StatusCode::BAD_GATEWAY);
     match fault {
@@ -549,6 +552,27 @@ impl FakeApi {
     /// Answers the next requests with these faults, in order.
     pub fn push_faults(&self, faults: impl IntoIterator<Item = Fault>) {
         lock(&self.state).faults.extend(faults);
+    }
+
+    /// Answers every request with `fault` until [`FakeApi::end_outage`].
+    pub fn start_outage(&self, fault: Fault) {
+        lock(&self.state).outage = Some(fault);
+    }
+
+    /// Ends [`FakeApi::start_outage`].
+    pub fn end_outage(&self) {
+        lock(&self.state).outage = None;
+    }
+
+    /// The executions whose status is final, in creation order.
+    pub fn finished(&self) -> Vec<String> {
+        self.created()
+            .into_iter()
+            .filter(|u| {
+                self.status_of(u)
+                    .is_some_and(|s| FINAL.contains(&s.as_str()))
+            })
+            .collect()
     }
 
     /// Every request so far.

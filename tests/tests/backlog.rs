@@ -194,10 +194,8 @@ fn a_full_backlog_drops_the_oldest_and_counts_them() {
         assert_eq!(summary.dropped, 8, "{summary:?}");
         assert_eq!(summary.unsent, 0, "{summary:?}");
         // The first request was the one answered 503; then the three newest, at once.
-        let mut delivered: Vec<String> = api.requests()[1..]
-            .iter()
-            .filter_map(request_id)
-            .collect();
+        let mut delivered: Vec<String> =
+            api.requests()[1..].iter().filter_map(request_id).collect();
         delivered.sort();
         assert_eq!(delivered, [key(10), key(8), key(9)]);
         assert_eq!(api.created().len(), 3);
@@ -278,7 +276,9 @@ fn flush_gives_up_at_its_deadline_and_counts_what_is_left() {
         let backlog = Backlog::start(client(&api), 1000);
         let _pending: Vec<_> = (0..3).map(|n| invocation(&backlog, n)).collect();
         assert!(procwrapper_tests::wait_until(LIMIT, || !backlog.healthy()));
-        let summary = backlog.flush(Instant::now() + Duration::from_millis(300)).await;
+        let summary = backlog
+            .flush(Instant::now() + Duration::from_millis(300))
+            .await;
         assert_eq!(summary.unsent, 3, "{summary:?}");
         assert_eq!(summary.lost(), 3);
     });

@@ -773,7 +773,8 @@ mod tests {
 
     #[test]
     fn a_compact_record_decodes_to_its_body() {
-        let template = object(json!({"task": {"name": "f"}, "status": "RUNNING", "a": 1, "b": null}));
+        let template =
+            object(json!({"task": {"name": "f"}, "status": "RUNNING", "a": 1, "b": null}));
         for body in [
             json!({"task": {"name": "f"}, "status": "SUCCEEDED", "a": 1, "b": null}),
             json!({"status": "FAILED", "c": [1, 2]}),
