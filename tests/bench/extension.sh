@@ -2,7 +2,7 @@
 # Benchmarks of cloudreactor-extension (targets in tests/src/bin/bench_extension.rs): the
 # stripped static binary per architecture (from the layer zips), process start to the first
 # /next and the idle RSS, and the time added after the runtime's response with the API server
-# reachable, slow and down.
+# reachable, slow and down, and what the backlog delivers after an outage or a slow server.
 # Usage: tests/bench/extension.sh [STARTS] [INVOCATIONS] [LOAD_INVOCATIONS]
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -31,3 +31,6 @@ for pause in 0 5; do
   target/release/bench_extension "$ext" "$fn" invocations "${3:-1000}" slow "$pause"
   target/release/bench_extension "$ext" "$fn" invocations "${3:-1000}" down "$pause"
 done
+echo "--- outage, then recovery: 503 with Retry-After: 1, then 1 s per answer, during the invocations"
+target/release/bench_extension "$ext" "$fn" invocations "${3:-1000}" outage
+target/release/bench_extension "$ext" "$fn" invocations "${3:-1000}" slow-then-fast

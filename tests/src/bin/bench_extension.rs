@@ -11,7 +11,11 @@
 //!   `up` (API server reachable; frequent invocations, reported in the background),
 //!   `up-sporadic` (each invocation reported before `/next`, as for a function called less
 //!   than once a minute), `wrapped-sporadic` (the same with the Rust handler wrapper handing
-//!   the outcome over), `slow` (every answer after 1 s), `down` (connections refused).
+//!   the outcome over), `slow` (every answer after 1 s), `down` (connections refused),
+//!   `outage` (503 with `Retry-After: 1` during the invocations, then healthy for one more)
+//!   and `slow-then-fast` (1 s per answer, then fast): what the backlog delivered after the
+//!   recovery, how soon, and the RSS meanwhile. Each mode also prints the bytes a waiting
+//!   report takes in the backlog.
 //!
 //! Usage: `bench_extension EXTENSION FUNCTION startup|invocations N [MODE [PAUSE_MS]]`
 //! (PAUSE_MS between invocations; 0, back to back, is the worst case for the extension, whose
@@ -146,6 +150,16 @@ async fn invocations(extension: &str, function: &str, n: usize, api_state: &str,
             api.push_faults((0..n * 3).map(|_| Fault::Delay(Duration::from_secs(1))));
             (api.url.clone(), "100")
         }
+        // The API server down (503 with `Retry-After: 1`) or slow (1 s per answer) during
+        // the invocations, then healthy: the backlog delivers what waited.
+        "outage" => {
+            api.start_outage(Fault::RetryAfter(503, "1".to_owned()));
+            (api.url.clone(), "100")
+        }
+        "slow-then-fast" => {
+            api.start_outage(Fault::Delay(Duration::from_secs(1)));
+            (api.url.clone(), "100")
+        }
         "down" => {
             let port = std::net::TcpListener::bind("127.0.0.1:0")
                 .and_then(|l| l.local_addr())
@@ -225,8 +239,24 @@ async fn invocations(extension: &str, function: &str, n: usize, api_state: &str,
     }
     let elapsed = started.elapsed();
     let burst_rss = rss_kib(ext.pid());
-    // Reports still waiting for telemetry or for the API server finish, or give up.
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    let recovering = matches!(api_state, "outage" | "slow-then-fast");
+    let mut recovery = None;
+    if recovering {
+        // The server answers again; one more invocation, as Lambda would run, and the
+        // backlog sends what waited meanwhile.
+        api.end_outage();
+        let back = Instant::now();
+        let id = sim.enqueue_payload(json!({"i": n})).await;
+        procwrapper_tests::lambda::invocation_done(&sim, &id, LIMIT)
+            .await
+            .expect("UNWRAP: the invocation completes");
+        let all =
+            procwrapper_tests::wait_until(Duration::from_secs(120), || api.finished().len() > n);
+        recovery = Some((back.elapsed(), all));
+    } else {
+        // Reports still waiting for telemetry or for the API server finish, or give up.
+        tokio::time::sleep(Duration::from_secs(3)).await;
+    }
     let late_rss = rss_kib(ext.pid());
     let fds = std::fs::read_dir(format!("/proc/{}/fd", ext.pid())).map_or(0, Iterator::count);
     let threads = std::fs::read_dir(format!("/proc/{}/task", ext.pid())).map_or(0, Iterator::count);
@@ -250,14 +280,25 @@ async fn invocations(extension: &str, function: &str, n: usize, api_state: &str,
         );
     }
     println!(
-        "{:<44} after {} invocations {} KiB, right after the last {} KiB, 3 s later {} KiB (peak {} KiB)",
+        "{:<44} after {} invocations {} KiB, right after the last {} KiB, {} {} KiB (peak {} KiB)",
         "extension RSS",
         n.div_ceil(10),
         early_rss.0,
         burst_rss.0,
+        if recovering { "delivered" } else { "3 s later" },
         late_rss.0,
         late_rss.1
     );
+    if let Some((took, all)) = recovery {
+        println!(
+            "after the recovery: {} of {} final statuses delivered in {:.1} s{}",
+            api.finished().len(),
+            n + 1,
+            took.as_secs_f64(),
+            if all { "" } else { " (gave up waiting)" }
+        );
+    }
+    record_sizes(&api);
     sim.graceful_shutdown(ShutdownReason::Spindown).await;
     // SHUTDOWN is acknowledged when delivered; the extension flushes, then exits.
     let mut ext = ext;
@@ -266,12 +307,31 @@ async fn invocations(extension: &str, function: &str, n: usize, api_state: &str,
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     drop(ext);
-    let finals = api
+    let total = if recovering { n + 1 } else { n };
+    println!(
+        "final statuses received by the API server: {} of {total}",
+        api.finished().len()
+    );
+}
+
+/// The bytes a waiting report takes in the backlog, from two creation bodies that reached
+/// the server: the first is the template of every later one.
+fn record_sizes(api: &FakeApi) {
+    let bodies: Vec<serde_json::Map<String, serde_json::Value>> = api
         .requests()
         .iter()
-        .filter(|r| r.status().is_some_and(|s| s != "RUNNING"))
-        .count();
-    println!("final statuses received by the API server: {finals} of {n}");
+        .filter(|r| r.method == "POST")
+        .filter_map(|r| r.body.as_object().cloned())
+        .take(2)
+        .collect();
+    if let [first, second] = bodies.as_slice() {
+        let whole = serde_json::to_string(second).map_or(0, |t| t.len());
+        println!(
+            "{:<44} {} bytes (the body: {whole} bytes; target about 2 KiB)",
+            "a waiting report in the backlog",
+            proc_wrapper::lambda::backlog::record_bytes(first, second)
+        );
+    }
 }
 
 fn main() {
