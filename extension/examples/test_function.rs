@@ -2,6 +2,8 @@
 //! decides what it does:
 //!
 //! * `{"sleep_ms": N}`: sleeps N ms first;
+//! * `{"wait_for_file": PATH}`: waits until PATH exists (the test's way to hold an
+//!   invocation open for as long as it needs, and no longer);
 //! * `{"success_count": N}`: sends a status update over UDP (to the extension);
 //! * `{"fail": true}`: returns an error (`errorType` is the error's type);
 //! * `{"panic": true}`: panics;
@@ -20,6 +22,11 @@ async fn handler(event: LambdaEvent<Value>) -> Result<Value, Error> {
     let p = event.payload;
     if let Some(ms) = p.get("sleep_ms").and_then(Value::as_u64) {
         tokio::time::sleep(Duration::from_millis(ms)).await;
+    }
+    if let Some(path) = p.get("wait_for_file").and_then(Value::as_str) {
+        while !std::path::Path::new(path).exists() {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
     }
     if let Some(n) = p.get("success_count").and_then(Value::as_i64) {
         let mut updater = StatusUpdater::from_env(false);

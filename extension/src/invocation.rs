@@ -4,12 +4,18 @@
 //! `runtimeDone` and `report` telemetry records, SHUTDOWN) and:
 //!
 //! 1. waits until the creation is due: a start hand-off from the function, or the creation
-//!    delay elapsed while the function still runs. An invocation that ends sooner is reported
-//!    with a single request carrying the final status;
+//!    delay elapsed while the function still runs and telemetry is known to arrive (so that
+//!    where it never arrives, in an emulator, no execution is left `RUNNING`). An
+//!    invocation that ends sooner is reported with a single request carrying the final
+//!    status;
 //! 2. creates the Task Execution (a PATCH when the function handed over a known UUID);
-//! 3. waits for the outcome (`runtimeDone`, and the end hand-off when the function started
-//!    one), sends the final update and tells the main loop it is finished;
-//! 4. sends the late `platform.report` figures as an update that repeats the final status.
+//! 3. waits for the outcome (`runtimeDone`, the end hand-off when the function started one,
+//!    a failed initialisation of the invoke phase, or SHUTDOWN), names how it ended (the
+//!    status decision below, with [`crate::telemetry::ending`]), hands the final update to
+//!    the backlog (which tells the main loop once it is delivered);
+//! 4. hands over the late `platform.report` figures as an update that repeats the final
+//!    status, with `error_details` naming the invocation out of memory when it failed with
+//!    the memory used up.
 //!
 //! Requests are retried a few times on network errors and 429/5xx. The main loop only waits
 //! for step 3 up to its cap; whatever is left continues in the background and is flushed at
@@ -20,10 +26,10 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use proc_wrapper::handoff::{HandOff, Phase};
 use proc_wrapper::lambda::backlog::Item;
-use proc_wrapper::lambda::{InvocationOutcome, InvocationStart};
+use proc_wrapper::lambda::{InvocationOutcome, InvocationStart, lambda_error, memory_exhausted};
 use proc_wrapper::metadata::{LambdaInvocation, RuntimeMetadata};
 use proc_wrapper::process::FinalStatus;
-use proc_wrapper::task::wire::LambdaDetails;
+use proc_wrapper::task::wire::{LambdaCause, LambdaDetails};
 use proc_wrapper::time::UtcTime;
 use serde_json::{Map, Value, json};
 use tokio::sync::mpsc::UnboundedReceiver;
@@ -32,7 +38,7 @@ use tracing::{debug, warn};
 
 use crate::Reporting;
 use crate::runtime_api::Invoke;
-use crate::telemetry::final_status;
+use crate::telemetry::{InitEnd, ending};
 
 /// How long a function that announced itself is waited for after `runtimeDone`, for its end
 /// message (which it sends before its response, so it normally arrives first).
@@ -51,6 +57,11 @@ pub(crate) enum Event {
     },
     /// `platform.report` metrics.
     Report(Map<String, Value>),
+    /// How the environment's initialisation ended (`platform.initRuntimeDone`,
+    /// `platform.initReport`), for the invocation it concerns.
+    Init(InitEnd),
+    /// The first platform record arrived: telemetry is delivered in this environment.
+    TelemetryArrives,
     /// Finish without waiting for anything more.
     Close(Close),
 }
@@ -93,6 +104,8 @@ pub(crate) struct Invocation {
     pub(crate) invoke: Invoke,
     pub(crate) cold_start: bool,
     pub(crate) creation_delay: Duration,
+    /// Platform telemetry was seen to arrive before this invocation started.
+    pub(crate) telemetry_arrives: bool,
     /// When to give up waiting for the outcome (telemetry never came).
     pub(crate) outcome_limit: tokio::time::Instant,
     pub(crate) reporting: ReportingRx,
@@ -115,6 +128,12 @@ struct Seen {
     log_group: Option<String>,
     log_stream: Option<String>,
     done: Option<String>,
+    /// `errorType` of `runtimeDone` (the function's own error type may differ).
+    done_error_type: Option<String>,
+    /// The environment's initialisation failed (and no later one succeeded).
+    init_failure: Option<InitEnd>,
+    /// Platform telemetry is known to arrive.
+    telemetry: bool,
     close: Option<Close>,
     report: Option<Map<String, Value>>,
 }
@@ -155,20 +174,91 @@ impl Seen {
                     self.lambda.duration_ms = duration_ms;
                 }
                 if self.lambda.error_type.is_none() {
-                    self.lambda.error_type = error_type;
+                    self.lambda.error_type.clone_from(&error_type);
                 }
+                self.done_error_type = error_type;
                 self.lambda.runtime_done_status = Some(status.clone());
                 self.done = Some(status);
+                self.telemetry = true;
             }
-            Event::Report(m) => self.report = Some(m),
+            Event::Report(m) => {
+                self.report = Some(m);
+                self.telemetry = true;
+            }
+            Event::Init(end) => {
+                if end.succeeded() {
+                    // Initialised again (in the invoke phase) after a failed Init phase.
+                    self.init_failure = None;
+                } else if end.failed() {
+                    match &mut self.init_failure {
+                        Some(known) => known.merge(end),
+                        None => self.init_failure = Some(end),
+                    }
+                }
+                self.telemetry = true;
+            }
+            Event::TelemetryArrives => self.telemetry = true,
             Event::Close(reason) => self.close = Some(reason),
         }
     }
 
-    /// The outcome is known from `runtimeDone`, from the function's end message, or because
-    /// the invocation had to be closed.
+    /// The outcome is known from `runtimeDone`, from the function's end message, from a
+    /// failed initialisation of the invoke phase, or because the invocation had to be
+    /// closed.
     fn outcome_known(&self) -> bool {
-        self.done.is_some() || self.ended_hand_off || self.close.is_some()
+        self.done.is_some()
+            || self.ended_hand_off
+            || self.close.is_some()
+            || self
+                .init_failure
+                .as_ref()
+                .is_some_and(InitEnd::decides_the_invocation)
+    }
+
+    /// The final status and its cause (`None`: a success), or `None` when the outcome is
+    /// unknown. The order matters: a success (of `runtimeDone`, or the function's end
+    /// message without an error) wins; then a failed initialisation names any other
+    /// ending; then `runtimeDone` ([`ending`]), the end message, SHUTDOWN.
+    fn decide(&mut self) -> Option<(FinalStatus, Option<LambdaCause>)> {
+        let succeeded = match &self.done {
+            Some(s) => s == "success",
+            None => self.ended_hand_off && self.lambda.error_type.is_none(),
+        };
+        if succeeded {
+            return Some((FinalStatus::Succeeded, None));
+        }
+        if let Some(init) = &self.init_failure {
+            if self.lambda.error_type.is_none() {
+                self.lambda.error_type.clone_from(&init.error_type);
+            }
+            return Some((FinalStatus::Failed, Some(LambdaCause::InitFailed)));
+        }
+        Some(match (&self.done, &self.close) {
+            (Some(s), _) => ending(s, self.done_error_type.as_deref()),
+            (None, _) if self.ended_hand_off => {
+                (FinalStatus::Failed, Some(LambdaCause::HandlerError))
+            }
+            (None, Some(Close::Shutdown(reason))) if reason == "timeout" => (
+                FinalStatus::TerminatedAfterTimeOut,
+                Some(LambdaCause::TimedOut),
+            ),
+            (None, Some(Close::Shutdown(reason))) => {
+                self.fields
+                    .entry("last_status_message")
+                    .or_insert(json!(format!(
+                        "the Lambda environment shut down ({reason}) before the invocation ended"
+                    )));
+                if reason == "failure" {
+                    (
+                        FinalStatus::Failed,
+                        Some(LambdaCause::EnvironmentShutdownFailure),
+                    )
+                } else {
+                    (FinalStatus::Aborted, Some(LambdaCause::EnvironmentShutdown))
+                }
+            }
+            (None, Some(Close::NoTelemetry) | None) => return None,
+        })
     }
 }
 
@@ -201,6 +291,10 @@ impl Invocation {
                 "deadline_at".into(),
                 json!(epoch_ms_to_iso(self.invoke.deadline_ms)),
             );
+        }
+        if self.invoke.request_id.is_empty() {
+            // A failed initialisation that no invocation followed.
+            extra.insert("aws_request_id".into(), Value::Null);
         }
         if let Some(a) = &r.account_id {
             extra.insert("account_id".into(), json!(a));
@@ -244,13 +338,22 @@ impl Invocation {
             self.finish();
             return;
         };
-        let mut seen = Seen::default();
-        // 1. Until the creation is due.
+        let mut seen = Seen {
+            telemetry: self.telemetry_arrives,
+            ..Seen::default()
+        };
+        // 1. Until the creation is due, and telemetry is known to arrive: where it never
+        // does, the main loop closes the invocation before anything is created.
         let due = tokio::time::Instant::from_std(started + self.creation_delay);
-        while !seen.started_hand_off && !seen.outcome_known() {
+        let mut past_due = false;
+        loop {
+            let due_now = past_due && seen.telemetry;
+            if seen.started_hand_off || seen.outcome_known() || due_now {
+                break;
+            }
             tokio::select! {
                 open = self.next_event(&mut seen) => if !open { break },
-                () = tokio::time::sleep_until(due) => break,
+                () = tokio::time::sleep_until(due), if !past_due => past_due = true,
             }
         }
         let lambda = &reporting.lambda;
@@ -296,40 +399,39 @@ impl Invocation {
                 Ok(false) | Err(_) => break,
             }
         }
-        let status = match (&seen.done, &seen.close) {
-            (Some(s), _) => final_status(s),
-            (None, _) if seen.ended_hand_off => {
-                if seen.lambda.error_type.is_some() {
-                    FinalStatus::Failed
-                } else {
-                    FinalStatus::Succeeded
-                }
-            }
-            (None, Some(Close::Shutdown(reason))) if reason == "timeout" => {
-                FinalStatus::TerminatedAfterTimeOut
-            }
-            (None, Some(Close::Shutdown(reason))) => {
-                seen.fields
-                    .entry("last_status_message")
-                    .or_insert(json!(format!(
-                        "the Lambda environment shut down ({reason}) before the invocation ended"
-                    )));
-                if reason == "failure" {
-                    FinalStatus::Failed
-                } else {
-                    FinalStatus::Aborted
-                }
-            }
-            (None, Some(Close::NoTelemetry) | None) => {
+        let Some((status, mut cause)) = seen.decide() else {
+            // The main loop said once that telemetry does not arrive; only an execution
+            // that was created (the function announced itself) is worth a word.
+            if created {
                 warn!(
                     request_id = rid,
                     "the outcome of the invocation is unknown (no telemetry); not reporting its end"
                 );
-                self.finish();
-                backlog.end(&rid);
-                return;
+            } else {
+                debug!(
+                    request_id = rid,
+                    "no telemetry: the invocation is not reported"
+                );
             }
+            self.finish();
+            backlog.end(&rid);
+            return;
         };
+        if let Some(init) = &seen.init_failure {
+            for (key, value) in [
+                ("init_status", &init.status),
+                ("init_error_type", &init.error_type),
+                ("init_phase", &init.phase),
+            ] {
+                if let Some(v) = value {
+                    seen.lambda.more.insert(key.into(), json!(v));
+                }
+            }
+        }
+        // A report that came already (it follows the invocation's end) can name it.
+        if status == FinalStatus::Failed && seen.report.as_ref().is_some_and(memory_exhausted) {
+            cause = Some(LambdaCause::OutOfMemory);
+        }
         let finished_at = seen
             .lambda
             .duration_ms
@@ -340,6 +442,7 @@ impl Invocation {
         let outcome = InvocationOutcome {
             status,
             details: seen.lambda.clone(),
+            cause,
             finished_at,
         };
         // Extra properties from the function's status updates are kept beside ours.
@@ -393,6 +496,11 @@ impl Invocation {
             }
         }
         if let Some(report) = seen.report.take().filter(|_| reported) {
+            // A failure with the memory used up was the memory's doing (Lambda's own
+            // errorType, such as Runtime.ExitError, may not say so).
+            let out_of_memory = status == FinalStatus::Failed
+                && cause != Some(LambdaCause::OutOfMemory)
+                && memory_exhausted(&report);
             let mut figures = seen.lambda.clone();
             figures.more.extend(report);
             let mut other = other_runtime_metadata;
@@ -406,6 +514,12 @@ impl Invocation {
             body.insert("other_runtime_metadata".into(), other);
             if let Some(mb) = proc_wrapper::lambda::max_memory_mb(&figures.more) {
                 body.insert("max_memory_mb".into(), json!(mb));
+            }
+            if out_of_memory {
+                body.insert(
+                    "error_details".into(),
+                    json!(lambda_error(Some(LambdaCause::OutOfMemory), &figures)),
+                );
             }
             backlog.push(
                 &rid,
@@ -432,6 +546,7 @@ mod tests {
             invoke: crate::runtime_api::Invoke::default(),
             cold_start: false,
             creation_delay: std::time::Duration::ZERO,
+            telemetry_arrives: false,
             outcome_limit: tokio::time::Instant::now(),
             reporting: wrx,
             events: rx,

@@ -18,9 +18,17 @@
 //! * **`platform.report`** (billed duration, memory) arrives during the next invocation and is
 //!   sent as an update of the execution it belongs to, repeating its final status (the
 //!   server takes an update without a status for `RUNNING`, and refuses that after the end).
+//! * **Initialisation**: a failed `platform.initRuntimeDone` / `platform.initReport` goes to
+//!   the invocation in progress, or to the next one; when SHUTDOWN comes first, the failed
+//!   initialisation is reported as a `FAILED` execution of its own.
 //! * **SHUTDOWN**: open invocations are closed (`timeout` → `TERMINATED_AFTER_TIME_OUT`,
 //!   `failure` → `FAILED`), pending requests get until the deadline minus the margin, then the
 //!   extension exits 0.
+//! * **Nothing to report** (reporting off: offline, no API key, no Run Environment, no
+//!   telemetry subscription; or telemetry that never arrives, as in emulators): said once,
+//!   and from then on each INVOKE is answered by the next `/next` at once, with no task and
+//!   no wait. Where telemetry never arrives, the first invocation waits for it at most
+//!   `PROC_WRAPPER_EXTENSION_TELEMETRY_WAIT_MS`.
 //!
 //! Failures of the API server, the settings or the secrets are logged; they never fail the
 //! function, never call `init/error`, and never stop the extension from answering `/next`.
@@ -51,7 +59,7 @@ use tracing::{debug, error, info, warn};
 use crate::invocation::{Close, Event, Invocation, ReportingRx, ReportingState};
 use crate::runtime_api::{Invoke, NextEvent, Registration, RuntimeApi};
 use crate::settings::Settings;
-use crate::telemetry::Record;
+use crate::telemetry::{InitEnd, Record};
 
 /// Everything needed to report, once the settings are resolved.
 pub(crate) struct Reporting {
@@ -139,6 +147,10 @@ struct State {
     early: HashMap<String, Vec<Event>>,
     invoked: u64,
     telemetry: Telemetry,
+    /// A failed initialisation that no invocation has taken yet.
+    init_failure: Option<InitEnd>,
+    /// An init record (`platform.initRuntimeDone` or `platform.initReport`) arrived.
+    init_known: bool,
 }
 
 /// What is known of the Telemetry API's records.
@@ -167,6 +179,39 @@ impl State {
     fn current_id(&self) -> Option<&str> {
         self.current.as_ref().map(|c| c.request_id.as_str())
     }
+
+    /// Invocations can be reported: reporting is not off, and telemetry is not missing.
+    /// When they cannot, nothing waits for them.
+    fn reports(&self) -> bool {
+        self.telemetry != Telemetry::Missing
+            && !matches!(*self.reporting.borrow(), ReportingState::Off)
+    }
+
+    /// An init record: it goes to the invocation in progress; without one, a failure waits
+    /// for the next invocation (or SHUTDOWN), and a success clears it.
+    fn init_ended(&mut self, end: InitEnd) {
+        self.init_known = true;
+        if end.failed() {
+            debug!(
+                status = ?end.status, error_type = ?end.error_type, phase = ?end.phase,
+                "the function's initialisation failed"
+            );
+        }
+        if let Some(c) = &mut self.current {
+            if end.decides_the_invocation() {
+                c.done_at.get_or_insert_with(Instant::now);
+            }
+            let id = c.request_id.clone();
+            self.deliver(&id, Event::Init(end));
+        } else if end.succeeded() {
+            self.init_failure = None;
+        } else if end.failed() {
+            match &mut self.init_failure {
+                Some(known) => known.merge(end),
+                None => self.init_failure = Some(end),
+            }
+        }
+    }
 }
 
 impl State {
@@ -192,11 +237,17 @@ impl State {
     fn route(&mut self, inbound: Inbound) {
         match inbound {
             Inbound::Telemetry(record) => {
-                if let Some(c) = &mut self.current {
-                    c.telemetry_seen = true;
-                }
-                if self.telemetry == Telemetry::Awaited {
-                    self.telemetry = Telemetry::Arriving;
+                if record.is_platform() {
+                    if let Some(c) = &mut self.current {
+                        c.telemetry_seen = true;
+                    }
+                    if self.telemetry == Telemetry::Awaited {
+                        self.telemetry = Telemetry::Arriving;
+                        // Invocations opened until now wait for this to be created.
+                        for tx in self.invocations.values() {
+                            let _ = tx.send(Event::TelemetryArrives);
+                        }
+                    }
                 }
                 match record {
                     Record::RuntimeDone {
@@ -230,6 +281,7 @@ impl State {
                         request_id,
                         metrics,
                     } => self.deliver(&request_id, Event::Report(metrics)),
+                    Record::InitRuntimeDone(end) | Record::InitReport(end) => self.init_ended(end),
                     Record::Other(kind) => debug!("telemetry: {kind}"),
                 }
             }
@@ -297,6 +349,10 @@ impl State {
         if self.telemetry == Telemetry::Missing {
             let _ = tx.send(Event::Close(Close::NoTelemetry));
         }
+        // The failed initialisation this invocation follows.
+        if let Some(init) = self.init_failure.take() {
+            let _ = tx.send(Event::Init(init));
+        }
         self.current = Some(Current {
             request_id: invoke.request_id.clone(),
             done_at: None,
@@ -312,6 +368,7 @@ impl State {
             invoke,
             cold_start: self.invoked == 1,
             creation_delay: self.settings.creation_delay,
+            telemetry_arrives: self.telemetry == Telemetry::Arriving,
             outcome_limit,
             reporting: self.reporting.clone(),
             events: rx,
@@ -453,6 +510,8 @@ pub async fn run(env: HashMap<String, String>) -> i32 {
         } else {
             Telemetry::Missing
         },
+        init_failure: None,
+        init_known: false,
     };
     let mut last_invoke: Option<Instant> = None;
     loop {
@@ -471,6 +530,15 @@ pub async fn run(env: HashMap<String, String>) -> i32 {
         };
         match event {
             Ok(NextEvent::Invoke(invoke)) => {
+                if !state.reports() {
+                    // Said once already (reporting off, or no telemetry): nothing to wait for.
+                    debug!(
+                        "invocation {}: not reported; back to /next at once",
+                        invoke.request_id
+                    );
+                    state.early.clear();
+                    continue;
+                }
                 let deadline = epoch_ms_instant(invoke.deadline_ms);
                 let request_id = invoke.request_id.clone();
                 // Frequent invocations (like Datadog's "periodic flush") do not hold /next for
@@ -596,15 +664,27 @@ async fn shutdown(
         .map(|d| d.checked_sub(margin).unwrap_or_else(Instant::now))
         .unwrap_or_else(|| Instant::now() + Duration::from_millis(1500));
     let pending = state.tasks.len();
-    // Invocations still waiting for their report get it if it arrives soon.
+    // Invocations still waiting for their report get it if it arrives soon. An environment
+    // whose initialisation failed shuts down (`failure`) before any invocation, maybe
+    // before the init records were delivered: they are waited for as well.
+    let awaits_init =
+        |s: &State| reason == "failure" && s.invoked == 0 && !s.init_known && s.reports();
     let grace = limit.min(Instant::now() + SHUTDOWN_GRACE);
     loop {
         tokio::select! {
             biased;
             Some(inbound) = inbox.recv() => state.route(inbound),
-            done = state.tasks.join_next() => if done.is_none() { break },
+            () = std::future::ready(()), if state.tasks.is_empty() && !awaits_init(state) => break,
+            Some(_) = state.tasks.join_next(), if !state.tasks.is_empty() => {}
             () = tokio::time::sleep_until(grace) => break,
         }
+    }
+    if state.init_failure.is_some() && state.reports() {
+        // A failed initialisation that no invocation followed: a FAILED execution of its
+        // own, without a request id.
+        debug!("reporting the failed initialisation");
+        // Its task is awaited below with the others; its `finished` is not needed.
+        drop(state.start(Invoke::default(), None));
     }
     state.close_all(&Close::Shutdown(reason.to_owned()));
     let all = async { while state.tasks.join_next().await.is_some() {} };

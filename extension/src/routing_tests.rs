@@ -1,7 +1,7 @@
 //! The main loop's routing, in process: sequences of inbound events (INVOKE, telemetry
 //! records for the current invocation and for others, records that arrive before their
-//! INVOKE, status messages, SHUTDOWN, telemetry that never comes) and which invocation each
-//! event reaches, and how invocations are closed.
+//! INVOKE, init records, status messages, SHUTDOWN, telemetry that never comes) and which
+//! invocation each event reaches, and how invocations are closed.
 //!
 //! Invocations are opened with [`State::open`], which hands back the task that would report
 //! the invocation instead of spawning it, so the test reads the task's event channel itself.
@@ -22,7 +22,13 @@ use super::*;
 
 fn state() -> State {
     // Reporting is off: an invocation that is spawned (`State::start`) ends at once.
-    let (_tx, reporting) = watch::channel(ReportingState::Off);
+    state_with(ReportingState::Off)
+}
+
+/// A state whose reporting stays `reporting` (its sender is gone: a spawned invocation
+/// ends at once in any case).
+fn state_with(reporting: ReportingState) -> State {
+    let (_tx, reporting) = watch::channel(reporting);
     State {
         unreported: 0,
         settings: Settings::default(),
@@ -33,6 +39,8 @@ fn state() -> State {
         early: HashMap::new(),
         invoked: 0,
         telemetry: Telemetry::Awaited,
+        init_failure: None,
+        init_known: false,
     }
 }
 
@@ -66,6 +74,15 @@ fn platform_start() -> Inbound {
     Inbound::Telemetry(Record::Other("platform.start".to_owned()))
 }
 
+/// `platform.initRuntimeDone` with `status` in `phase`.
+fn init_done(status: &str, phase: &str) -> Inbound {
+    Inbound::Telemetry(Record::InitRuntimeDone(InitEnd {
+        status: Some(status.to_owned()),
+        error_type: (status != "success").then(|| "Runtime.ExitError".to_owned()),
+        phase: Some(phase.to_owned()),
+    }))
+}
+
 /// A status message from the function, for `id` (`None`: the current invocation).
 fn status(id: Option<&str>, count: i64) -> Inbound {
     let mut m = Map::new();
@@ -86,6 +103,12 @@ fn drain(rx: &mut UnboundedReceiver<Event>) -> Vec<String> {
         names.push(match e {
             Event::Done { status, .. } => format!("done:{status}"),
             Event::Report(_) => "report".to_owned(),
+            Event::Init(end) => format!(
+                "init:{}:{}",
+                end.status.unwrap_or_default(),
+                end.phase.unwrap_or_default()
+            ),
+            Event::TelemetryArrives => "telemetry-arrives".to_owned(),
             Event::HandOff(h) => format!("status:{}", h.fields["success_count"]),
             Event::Close(Close::Shutdown(reason)) => format!("close:shutdown:{reason}"),
             Event::Close(Close::NoTelemetry) => "close:no-telemetry".to_owned(),
@@ -144,8 +167,15 @@ fn records_reach_the_invocation_they_name() {
 
     assert_eq!(
         drain(&mut a.events),
-        ["status:1", "done:success", "report", "status:3"]
+        [
+            "telemetry-arrives",
+            "status:1",
+            "done:success",
+            "report",
+            "status:3"
+        ]
     );
+    assert!(!a.task.telemetry_arrives && b.task.telemetry_arrives);
     assert_eq!(drain(&mut b.events), ["status:2", "done:error", "report"]);
     assert!(s.early.is_empty());
 }
@@ -158,8 +188,9 @@ fn a_runtime_done_of_another_invocation_does_not_end_the_current_one() {
     let mut b = open(&mut s, "B");
     s.route(runtime_done("A", "success"));
     assert_eq!(s.current.as_ref().and_then(|c| c.done_at), None);
-    assert_eq!(drain(&mut a.events), ["done:success"]);
-    assert!(drain(&mut b.events).is_empty());
+    // The first record tells both that telemetry arrives; only A gets its runtimeDone.
+    assert_eq!(drain(&mut a.events), ["telemetry-arrives", "done:success"]);
+    assert_eq!(drain(&mut b.events), ["telemetry-arrives"]);
 }
 
 #[test]
@@ -213,7 +244,11 @@ fn records_of_an_ended_invocation_reach_no_other() {
     let mut c = open(&mut s, "C");
     assert!(s.early.is_empty(), "the next INVOKE drops them");
     assert_eq!(a.events.try_recv().err(), Some(TryRecvError::Disconnected));
-    assert!(drain(&mut b.events).is_empty());
+    assert_eq!(
+        drain(&mut b.events),
+        ["telemetry-arrives"],
+        "A's report is not B's"
+    );
     assert!(drain(&mut c.events).is_empty());
 }
 
@@ -268,10 +303,17 @@ async fn shutdown_routes_what_is_waiting_then_closes_with_the_reason() {
 
     shutdown(&mut s, &mut inbox, "failure", 0).await;
 
-    assert_eq!(drain(&mut a.events), ["report", "close:shutdown:failure"]);
+    assert_eq!(
+        drain(&mut a.events),
+        ["telemetry-arrives", "report", "close:shutdown:failure"]
+    );
     assert_eq!(
         drain(&mut b.events),
-        ["done:success", "close:shutdown:failure"]
+        [
+            "telemetry-arrives",
+            "done:success",
+            "close:shutdown:failure"
+        ]
     );
     assert!(s.invocations.is_empty());
 }
@@ -312,7 +354,7 @@ async fn with_telemetry_the_wait_ends_max_added_after_runtime_done() {
 
     assert_eq!(Instant::now() - t0, s.settings.max_added);
     assert_eq!(s.telemetry, Telemetry::Arriving);
-    assert_eq!(drain(&mut a.events), ["done:success"]);
+    assert_eq!(drain(&mut a.events), ["telemetry-arrives", "done:success"]);
     assert!(s.current.is_none());
 }
 
@@ -391,4 +433,126 @@ async fn beyond_the_in_flight_limit_an_invocation_is_not_reported() {
     s.route(runtime_done("Z", "success"));
     assert!(s.invocations.is_empty());
     assert!(s.early.is_empty());
+}
+
+#[test]
+fn only_platform_records_show_that_telemetry_arrives() {
+    let mut s = state();
+    let mut a = open(&mut s, "A");
+    // The Runtime Interface Emulator posts the function's output as `function` records,
+    // though the extension subscribed to platform records only.
+    s.route(Inbound::Telemetry(Record::Other("function".to_owned())));
+    assert_eq!(s.telemetry, Telemetry::Awaited);
+    assert!(s.current.as_ref().is_some_and(|c| !c.telemetry_seen));
+    assert!(drain(&mut a.events).is_empty());
+    s.route(platform_start());
+    assert_eq!(s.telemetry, Telemetry::Arriving);
+    assert!(s.current.as_ref().is_some_and(|c| c.telemetry_seen));
+    assert_eq!(drain(&mut a.events), ["telemetry-arrives"]);
+    // Said once: later records do not repeat it.
+    s.route(platform_start());
+    assert!(drain(&mut a.events).is_empty());
+}
+
+#[test]
+fn nothing_is_reported_with_reporting_off_or_telemetry_missing() {
+    let mut s = state_with(ReportingState::Resolving);
+    assert!(s.reports(), "the settings may still turn reporting on");
+    s.telemetry = Telemetry::Missing;
+    assert!(!s.reports());
+    let mut s = state();
+    assert!(!s.reports(), "reporting is off");
+    s.telemetry = Telemetry::Arriving;
+    assert!(!s.reports());
+}
+
+#[test]
+fn an_init_failure_waits_for_the_next_invocation_and_a_later_success_clears_it() {
+    let mut s = state();
+    s.route(init_done("error", "init"));
+    assert!(s.init_known);
+    assert_eq!(
+        s.init_failure
+            .as_ref()
+            .and_then(|f| f.error_type.as_deref()),
+        Some("Runtime.ExitError")
+    );
+    let mut a = open(&mut s, "A");
+    assert!(s.init_failure.is_none(), "A took it");
+    assert!(a.task.telemetry_arrives, "the init record arrived before A");
+    assert_eq!(drain(&mut a.events), ["init:error:init"]);
+    // It does not decide A's outcome: Lambda initialises again within A.
+    assert_eq!(s.current.as_ref().and_then(|c| c.done_at), None);
+    // Its second init, within the invocation, reaches A too.
+    s.route(init_done("success", "invoke"));
+    assert_eq!(drain(&mut a.events), ["init:success:invoke"]);
+    end_current(&mut s);
+
+    // A failure followed by a success before any invocation is forgotten.
+    let mut s = state();
+    s.route(init_done("error", "init"));
+    s.route(init_done("success", "invoke"));
+    assert!(s.init_failure.is_none());
+    let mut b = open(&mut s, "B");
+    assert!(drain(&mut b.events).is_empty());
+}
+
+#[test]
+fn an_init_failure_of_the_invoke_phase_ends_the_invocation_in_progress() {
+    let mut s = state();
+    let mut a = open(&mut s, "A");
+    s.route(init_done("failure", "invoke"));
+    assert!(
+        s.current.as_ref().and_then(|c| c.done_at).is_some(),
+        "the wait is capped from now on, as after runtimeDone"
+    );
+    assert!(s.init_failure.is_none(), "A has it");
+    assert_eq!(
+        drain(&mut a.events),
+        ["telemetry-arrives", "init:failure:invoke"]
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_failed_init_that_no_invocation_took_is_reported_at_shutdown() {
+    let mut s = state_with(ReportingState::Resolving);
+    let (tx, mut inbox) = unbounded_channel();
+    tx.send(init_done("error", "init"))
+        .expect("UNWRAP: the inbox is open");
+    shutdown(&mut s, &mut inbox, "failure", 0).await;
+    assert_eq!(s.invoked, 1, "an execution of its own");
+    assert!(s.init_failure.is_none());
+    assert!(s.tasks.is_empty(), "its task was awaited");
+
+    // With reporting off, nothing is started.
+    let mut s = state();
+    let (tx, mut inbox) = unbounded_channel();
+    tx.send(init_done("error", "init"))
+        .expect("UNWRAP: the inbox is open");
+    shutdown(&mut s, &mut inbox, "failure", 0).await;
+    assert_eq!(s.invoked, 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn shutdown_for_failure_before_any_invocation_waits_briefly_for_the_init_records() {
+    let mut s = state_with(ReportingState::Resolving);
+    let (tx, mut inbox) = unbounded_channel();
+    // Delivered 100 ms after SHUTDOWN (Lambda buffers records for 25 ms and more).
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let _ = tx.send(init_done("error", "init"));
+        // The sender stays open, as the listener's does.
+        std::future::pending::<()>().await;
+    });
+    let t0 = Instant::now();
+    shutdown(&mut s, &mut inbox, "failure", 0).await;
+    assert_eq!(Instant::now() - t0, Duration::from_millis(100));
+    assert_eq!(s.invoked, 1, "the failed init is reported");
+
+    // A spindown does not wait for init records.
+    let mut s = state_with(ReportingState::Resolving);
+    let (_tx, mut inbox) = unbounded_channel::<Inbound>();
+    let t0 = Instant::now();
+    shutdown(&mut s, &mut inbox, "spindown", 0).await;
+    assert_eq!(Instant::now() - t0, Duration::ZERO);
 }

@@ -112,6 +112,20 @@ pub fn parse_next(body: &[u8]) -> Result<NextEvent, RuntimeApiError> {
     }
 }
 
+/// The answer to a telemetry subscription that was not an HTTP error: a refusal when its
+/// body names an `errorType`, as the Runtime Interface Emulator's stub answers (202,
+/// `{"errorType": "Telemetry.NotSupported", ...}`) and then delivers no platform record.
+pub fn refused_subscription(status: u16, body: &str) -> Result<(), RuntimeApiError> {
+    let refused = serde_json::from_str::<Value>(body)
+        .ok()
+        .is_some_and(|v| v.get("errorType").is_some());
+    if refused {
+        Err(RuntimeApiError::Status(status, body.trim().to_owned()))
+    } else {
+        Ok(())
+    }
+}
+
 /// The base URL from `AWS_LAMBDA_RUNTIME_API`: `host:port` (as in Lambda) or a URL (as
 /// `cargo lambda watch` sets it).
 pub fn base_url(runtime_api: &str) -> String {
@@ -213,7 +227,10 @@ impl RuntimeApi {
             .send()
             .await
             .map_err(|e| http_error(&e))?;
-        check(response).await.map(drop)
+        let response = check(response).await?;
+        let status = response.status().as_u16();
+        let text = response.text().await.unwrap_or_default();
+        refused_subscription(status, &text)
     }
 
     /// Waits for the next event (no timeout).
@@ -292,5 +309,19 @@ mod tests {
         }
         assert!(parse_next(br#"{"eventType":"RESTORE"}"#).is_err());
         assert!(parse_next(b"not json").is_err());
+    }
+
+    #[test]
+    fn the_emulators_stub_answer_is_a_refused_subscription() {
+        // Lambda's answer, and cargo lambda's.
+        assert!(refused_subscription(200, "OK").is_ok());
+        assert!(refused_subscription(200, "").is_ok());
+        assert!(refused_subscription(200, r#"{"ok":true}"#).is_ok());
+        // The Runtime Interface Emulator's.
+        let stub = r#"{"errorMessage":"Telemetry API is not supported","errorType":"Telemetry.NotSupported"}"#;
+        let Err(e) = refused_subscription(202, stub) else {
+            panic!("the stub's answer is not a subscription")
+        };
+        assert!(e.to_string().contains("Telemetry.NotSupported"), "{e}");
     }
 }

@@ -1,15 +1,29 @@
 //! End-to-end tests of the real `cloudreactor-extension` binary and a real `lambda_runtime`
 //! function (`examples/test_function.rs`), driven by `lambda-simulator`, reporting to the fake
 //! CloudReactor API.
+//!
+//! The extension is started by the harness itself (with the simulator's environment), so
+//! that its log can be read. Record shapes the simulator does not produce (a `runtimeDone`
+//! with an `errorType`, failed init records, a report with the memory used up) are posted
+//! to the extension's telemetry listener from `tests/fixtures/`, with the simulator's own
+//! records of that type suppressed. An emulator without telemetry is the simulator with
+//! every platform record suppressed, or a [`RuntimeApiProxy`] that refuses the
+//! subscription; the proxy also counts the extension's `/next` calls.
 
+use std::io::{BufRead, BufReader};
 use std::net::{TcpListener, UdpSocket};
 use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use lambda_simulator::process::{ManagedProcess, ProcessConfig, ProcessRole};
-use lambda_simulator::{InvocationBuilder, InvocationStatus, ShutdownReason, Simulator};
+use lambda_simulator::{
+    DeliveryPolicy, InvocationBuilder, InvocationStatus, ShutdownReason, Simulator,
+};
 use procwrapper_tests::fake_api::{FakeApi, Fault, Recorded};
-use procwrapper_tests::lambda::until;
+use procwrapper_tests::lambda::{RuntimeApiProxy, until};
 use procwrapper_tests::net::{free_udp_port, udp_addresses};
 use serde_json::{Value, json};
 
@@ -41,22 +55,83 @@ fn free_tcp_port() -> u16 {
         .port()
 }
 
+/// The extension's log (its standard error), line by line, as it is written.
+#[derive(Clone, Default)]
+struct Log(Arc<Mutex<Vec<String>>>);
+
+impl Log {
+    fn lines(&self) -> Vec<String> {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// How many lines contain `text`.
+    fn count(&self, text: &str) -> usize {
+        self.lines().iter().filter(|l| l.contains(text)).count()
+    }
+
+    /// The lines at WARNING or ERROR.
+    fn warnings(&self) -> Vec<String> {
+        self.lines()
+            .into_iter()
+            .filter(|l| l.contains(" WARNING: ") || l.contains(" ERROR: "))
+            .collect()
+    }
+}
+
+/// The extension process, killed when dropped if it still runs.
+struct Extension {
+    child: Child,
+    log: Log,
+    /// Reads its standard error into `log` until it closes.
+    reader: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for Extension {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
 struct Harness {
     sim: Simulator,
     api: FakeApi,
-    extension: Option<ManagedProcess>,
+    extension: Option<Extension>,
+    proxy: Option<RuntimeApiProxy>,
     _function: ManagedProcess,
     status_port: u16,
+}
+
+/// What stands between the extension and the simulator.
+#[derive(Clone, PartialEq)]
+enum Proxy {
+    /// Nothing: the extension talks to the simulator.
+    None,
+    /// A [`RuntimeApiProxy`] that forwards everything (to count `/next` calls).
+    Forward,
+    /// A [`RuntimeApiProxy`] that answers the telemetry subscription with this status and
+    /// body, as an emulator without telemetry does.
+    RefuseSubscription(u16, &'static str),
 }
 
 struct Options {
     api_url: Option<String>,
     env: Vec<(&'static str, String)>,
+    /// Variables of the harness's defaults that are not set.
+    unset: Vec<&'static str>,
     invocation_timeout: Duration,
     /// Start the extension (else the function is alone).
     extension: bool,
     /// Run the handler under runtime-lib's Lambda handler wrapper.
     wrapped: bool,
+    proxy: Proxy,
+    /// Telemetry record types the simulator does not deliver.
+    suppressed: Vec<&'static str>,
 }
 
 impl Default for Options {
@@ -64,10 +139,55 @@ impl Default for Options {
         Self {
             api_url: None,
             env: Vec::new(),
+            unset: Vec::new(),
             invocation_timeout: Duration::from_secs(30),
             extension: true,
             wrapped: false,
+            proxy: Proxy::None,
+            suppressed: Vec::new(),
         }
+    }
+}
+
+/// Every platform record type the simulator delivers: suppressed, it is an emulator whose
+/// telemetry never arrives (`cargo lambda watch`, the Runtime Interface Emulator).
+const EVERY_PLATFORM_RECORD: [&str; 7] = [
+    "platform.initStart",
+    "platform.initRuntimeDone",
+    "platform.initReport",
+    "platform.start",
+    "platform.runtimeDone",
+    "platform.report",
+    "platform.telemetrySubscription",
+];
+
+/// A file the test function waits for (`{"wait_for_file": ...}`): an invocation stays open
+/// until the test opens its gate.
+struct Gate(PathBuf);
+
+impl Gate {
+    fn new() -> Self {
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        Self(std::env::temp_dir().join(format!(
+            "cloudreactor-extension-gate-{}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::SeqCst)
+        )))
+    }
+
+    /// The payload of an invocation that waits for this gate.
+    fn payload(&self) -> Value {
+        json!({"wait_for_file": self.0})
+    }
+
+    fn open(&self) {
+        std::fs::write(&self.0, b"").expect("UNWRAP: the temporary folder is writable");
+    }
+}
+
+impl Drop for Gate {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
     }
 }
 
@@ -82,6 +202,10 @@ async fn start(options: Options) -> Harness {
         .build()
         .await
         .expect("UNWRAP: the simulator starts");
+    for kind in &options.suppressed {
+        sim.set_telemetry_delivery_policy(*kind, DeliveryPolicy::Suppress)
+            .await;
+    }
     let api = FakeApi::start();
     let status_port = free_udp_port();
     let mut common = vec![
@@ -112,13 +236,45 @@ async fn start(options: Options) -> Harness {
         ("PROC_WRAPPER_LOG_LEVEL", "DEBUG".to_owned()),
     ];
     common.extend(options.env);
+    common.retain(|(k, _)| !options.unset.contains(k));
+    let sim_api = format!("127.0.0.1:{}", sim.addr().port());
+    let proxy = match options.proxy {
+        Proxy::None => None,
+        Proxy::Forward => Some(RuntimeApiProxy::start(&sim_api, None)),
+        Proxy::RefuseSubscription(status, body) => Some(RuntimeApiProxy::start(
+            &sim_api,
+            Some((status, body.to_owned())),
+        )),
+    };
     let extension = options.extension.then(|| {
-        let mut ext = ProcessConfig::new(extension_bin(), ProcessRole::Extension);
-        for (k, v) in &common {
-            ext = ext.env(*k, v.clone());
+        let mut command = Command::new(extension_bin());
+        command
+            .envs(sim.lambda_env_vars())
+            .envs(common.iter().map(|(k, v)| (*k, v.as_str())))
+            .stdin(Stdio::null())
+            .stderr(Stdio::piped());
+        if let Some(p) = &proxy {
+            command.env("AWS_LAMBDA_RUNTIME_API", &p.addr);
         }
-        sim.spawn_process_with_config(ext)
-            .expect("UNWRAP: the extension starts")
+        let mut child = command.spawn().expect("UNWRAP: the extension starts");
+        let stderr = child.stderr.take().expect("UNWRAP: piped");
+        let log = Log::default();
+        let lines = log.clone();
+        let reader = std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                eprintln!("{line}");
+                lines
+                    .0
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .push(line);
+            }
+        });
+        Extension {
+            child,
+            log,
+            reader: Some(reader),
+        }
     });
     if options.extension {
         assert!(
@@ -129,9 +285,13 @@ async fn start(options: Options) -> Harness {
         );
         // The extension binds its status port after registering and before its first
         // `/next`; Lambda starts no invocation before that `/next`, but the simulator may.
-        // A message sent before the bind would be lost, so wait for the port to be taken.
+        // A message sent before the bind would be lost, so wait for the port to be taken
+        // (offline mode has no status listener).
+        let offline = common
+            .iter()
+            .any(|(k, v)| *k == "PROC_WRAPPER_OFFLINE_MODE" && v == "TRUE");
         assert!(
-            until(LIMIT, || !udp_addresses(status_port).is_empty()).await,
+            offline || until(LIMIT, || !udp_addresses(status_port).is_empty()).await,
             "the extension did not listen on its status port"
         );
     }
@@ -146,6 +306,7 @@ async fn start(options: Options) -> Harness {
         sim,
         api,
         extension,
+        proxy,
         _function: function,
         status_port,
     }
@@ -187,12 +348,80 @@ impl Harness {
             .collect()
     }
 
+    /// The extension's log so far (and after [`Harness::shutdown`], all of it).
+    fn log(&self) -> Log {
+        self.extension
+            .as_ref()
+            .map(|e| e.log.clone())
+            .unwrap_or_default()
+    }
+
+    /// The extension's calls of `/next` so far (with a proxy).
+    fn next_calls(&self) -> usize {
+        self.proxy
+            .as_ref()
+            .expect("UNWRAP: the test asked for a proxy")
+            .next_calls()
+    }
+
+    /// Whether invocation `id` is still running.
+    async fn running(&self, id: &str) -> bool {
+        self.sim.get_invocation_state(id).await.is_some_and(|s| {
+            !matches!(
+                s.status,
+                InvocationStatus::Success | InvocationStatus::Error | InvocationStatus::Timeout
+            )
+        })
+    }
+
+    /// Starts an invocation that stays open until `gate` opens, and waits until the
+    /// extension has called `/next` `nexts` times in all. Asserts that it did so while the
+    /// function still ran: it did not wait for the invocation's end, whose telemetry cannot
+    /// come before the gate opens. Then opens the gate and waits for the end.
+    async fn invoke_without_a_wait(&self, nexts: usize) -> String {
+        let gate = Gate::new();
+        let id = self.sim.enqueue_payload(gate.payload()).await;
+        assert!(
+            until(LIMIT, || self.next_calls() >= nexts).await,
+            "the extension did not call /next again while the invocation ran ({} calls)",
+            self.next_calls()
+        );
+        assert!(self.running(&id).await, "the gate is still closed");
+        gate.open();
+        procwrapper_tests::lambda::invocation_done(&self.sim, &id, LIMIT)
+            .await
+            .expect("UNWRAP: the invocation completes");
+        id
+    }
+
+    /// The final update of the execution created for `request_id` (its one request when it
+    /// was reported with one), once the fake has it.
+    async fn final_for(&self, request_id: &str) -> Recorded {
+        let final_of = || {
+            self.requests_for(request_id)
+                .into_iter()
+                .find(|r| r.status().is_some_and(|s| s != "RUNNING"))
+        };
+        assert!(
+            until(LIMIT, || final_of().is_some()).await,
+            "no final update for {request_id}: {:#?}",
+            self.api.requests()
+        );
+        final_of().expect("UNWRAP: seen above")
+    }
+
+    /// Waits until the execution of `request_id` has been created.
+    async fn created(&self, request_id: &str) -> bool {
+        until(LIMIT, || !self.requests_for(request_id).is_empty()).await
+    }
+
     async fn shutdown(mut self, reason: ShutdownReason) -> (FakeApi, Option<i32>) {
         self.sim.graceful_shutdown(reason).await;
         let mut code = None;
         if let Some(extension) = &mut self.extension {
             until(LIMIT, || {
                 code = extension
+                    .child
                     .try_wait()
                     .ok()
                     .flatten()
@@ -200,6 +429,12 @@ impl Harness {
                 code.is_some()
             })
             .await;
+            // Its standard error is closed: the whole log is read.
+            if code.is_some()
+                && let Some(reader) = extension.reader.take()
+            {
+                let _ = reader.join();
+            }
         }
         (self.api, code)
     }
@@ -279,7 +514,7 @@ async fn a_handler_error_is_failed_with_its_error_type() {
     assert_eq!(lambda["runtime_done_status"], "error", "{b:#}");
     assert_eq!(
         b["error_details"],
-        json!({"kind": "lambda_error", "runtime_done_status": "error"}),
+        json!({"kind": "lambda_error", "cause": "handler_error", "runtime_done_status": "error"}),
         "{b:#}"
     );
     let (_, code) = h.shutdown(ShutdownReason::Spindown).await;
@@ -503,29 +738,417 @@ async fn unknown_and_broken_telemetry_is_answered_200_and_a_timeout_status_is_re
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn shutdown_with_reason_timeout_closes_the_open_invocation() {
+async fn shutdown_with_reason_timeout_or_failure_closes_the_open_invocation_and_names_why() {
+    for (reason, status, cause) in [
+        (
+            ShutdownReason::Timeout,
+            "TERMINATED_AFTER_TIME_OUT",
+            "timed_out",
+        ),
+        (
+            ShutdownReason::Failure,
+            "FAILED",
+            "environment_shutdown_failure",
+        ),
+    ] {
+        let h = start(Options {
+            invocation_timeout: Duration::from_millis(800),
+            ..Options::default()
+        })
+        .await;
+        let gate = Gate::new();
+        let id = h.sim.enqueue_payload(gate.payload()).await;
+        assert!(
+            h.api
+                .wait_for(LIMIT, |r| r.iter().any(|r| r.status() == Some("RUNNING"))),
+            "the invocation was not created"
+        );
+        // Past the deadline the extension stops waiting and polls /next, where SHUTDOWN
+        // arrives; the function still runs.
+        assert!(h.running(&id).await);
+        let (api, code) = h.shutdown(reason).await;
+        assert_eq!(code, Some(0));
+        let last = api.requests().pop().expect("UNWRAP: requests were made");
+        assert_eq!(last.status(), Some(status), "{:#?}", api.requests());
+        assert_eq!(
+            last.body["error_details"],
+            json!({"kind": "lambda_error", "cause": cause}),
+            "{:#}",
+            last.body
+        );
+        if status == "FAILED" {
+            assert_eq!(
+                last.body["last_status_message"],
+                "the Lambda environment shut down (failure) before the invocation ended"
+            );
+        }
+    }
+}
+
+/// Posts a fixture of `tests/fixtures/` for `request_id` to the extension's listener.
+async fn post_fixture(port: u16, text: &str, request_id: &str) {
+    let body = text.replace("REQUEST_ID", request_id);
+    assert_eq!(post_telemetry(port, &body).await, 200, "{body}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn runtime_failures_are_named_by_their_error_type_and_a_full_memory_after_one_is_out_of_memory()
+ {
+    let port = free_tcp_port();
     let h = start(Options {
-        invocation_timeout: Duration::from_millis(800),
+        env: vec![("PROC_WRAPPER_EXTENSION_TELEMETRY_PORT", port.to_string())],
+        // The fixtures stand for the simulator's own records of these types.
+        suppressed: vec!["platform.runtimeDone", "platform.report"],
         ..Options::default()
     })
     .await;
-    let id = h.sim.enqueue_payload(json!({"sleep_ms": 3000})).await;
-    assert!(
-        h.api
-            .wait_for(LIMIT, |r| r.iter().any(|r| r.status() == Some("RUNNING"))),
-        "the invocation was not created"
-    );
-    // Past the deadline the extension stops waiting and polls /next, where SHUTDOWN arrives.
-    assert!(h.sim.get_invocation_state(&id).await.is_some());
-    let (api, code) = h.shutdown(ShutdownReason::Timeout).await;
+    for (fixture, status, cause, runtime_done_status, error_type) in [
+        (
+            include_str!("fixtures/runtime_done_out_of_memory.json"),
+            "FAILED",
+            "out_of_memory",
+            "failure",
+            "Runtime.OutOfMemory",
+        ),
+        (
+            include_str!("fixtures/runtime_done_exit_error.json"),
+            "FAILED",
+            "exit_error",
+            "error",
+            "Runtime.ExitError",
+        ),
+        (
+            include_str!("fixtures/runtime_done_sandbox_timedout.json"),
+            "TERMINATED_AFTER_TIME_OUT",
+            "timed_out",
+            "timeout",
+            "Sandbox.Timedout",
+        ),
+        (
+            include_str!("fixtures/runtime_done_failure.json"),
+            "FAILED",
+            "runtime_failure",
+            "failure",
+            "Runtime.Unknown",
+        ),
+    ] {
+        let gate = Gate::new();
+        let id = h.sim.enqueue_payload(gate.payload()).await;
+        assert!(h.created(&id).await, "the invocation was not created");
+        post_fixture(port, fixture, &id).await;
+        let last = h.final_for(&id).await;
+        assert_eq!(last.status(), Some(status), "{:#}", last.body);
+        assert_eq!(
+            last.body["error_details"],
+            json!({
+                "kind": "lambda_error",
+                "cause": cause,
+                "runtime_done_status": runtime_done_status,
+                "error_type": error_type,
+            }),
+            "{:#}",
+            last.body
+        );
+        gate.open();
+        procwrapper_tests::lambda::invocation_done(&h.sim, &id, LIMIT)
+            .await
+            .expect("UNWRAP: the invocation completes");
+        assert!(procwrapper_tests::lambda::extensions_ready(&h.sim, &id, LIMIT).await);
+        if cause == "exit_error" {
+            // Its report: the memory was used up, so the exit was the memory's doing.
+            post_fixture(
+                port,
+                include_str!("fixtures/report_memory_exhausted.json"),
+                &id,
+            )
+            .await;
+            let is_report = |r: &Recorded| r.method == "PATCH" && is_late_report(r);
+            assert!(
+                until(LIMIT, || h.requests_for(&id).iter().any(is_report)).await,
+                "no report update: {:#?}",
+                h.requests_for(&id)
+            );
+            let report = h
+                .requests_for(&id)
+                .into_iter()
+                .find(is_report)
+                .expect("UNWRAP: seen above");
+            assert_eq!(
+                report.body["error_details"],
+                json!({
+                    "kind": "lambda_error",
+                    "cause": "out_of_memory",
+                    "runtime_done_status": "error",
+                    "error_type": "Runtime.ExitError",
+                }),
+                "{:#}",
+                report.body
+            );
+            assert_eq!(report.body["status"], "FAILED", "the final status again");
+            assert_eq!(report.body["max_memory_mb"], 128);
+            let lambda = &report.body["other_runtime_metadata"]["aws_lambda"];
+            assert_eq!(lambda["memory_size_mb"], 128, "{lambda:#}");
+            assert_eq!(lambda["max_memory_used_mb"], 128, "{lambda:#}");
+        }
+    }
+    let (api, code) = h.shutdown(ShutdownReason::Spindown).await;
     assert_eq!(code, Some(0));
-    let last = api.requests().pop().expect("UNWRAP: requests were made");
     assert_eq!(
-        last.status(),
-        Some("TERMINATED_AFTER_TIME_OUT"),
-        "{:#?}",
+        api.requests().iter().filter(|r| r.method == "POST").count(),
+        4,
+        "one execution per invocation"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_init_failure_that_no_invocation_follows_is_one_failed_execution() {
+    let port = free_tcp_port();
+    let h = start(Options {
+        env: vec![("PROC_WRAPPER_EXTENSION_TELEMETRY_PORT", port.to_string())],
+        suppressed: vec!["platform.initRuntimeDone", "platform.initReport"],
+        ..Options::default()
+    })
+    .await;
+    post_fixture(port, include_str!("fixtures/init_failed.json"), "").await;
+    // Lambda resets an environment whose initialisation failed.
+    let (api, code) = h.shutdown(ShutdownReason::Failure).await;
+    assert_eq!(code, Some(0));
+    let reqs = api.requests();
+    assert_eq!(reqs.len(), 1, "one request: {reqs:#?}");
+    let b = &reqs[0].body;
+    assert_eq!(reqs[0].method, "POST");
+    assert_eq!(b["status"], "FAILED", "{b:#}");
+    assert_eq!(
+        b["error_details"],
+        json!({"kind": "lambda_error", "cause": "init_failed", "error_type": "Runtime.ExitError"}),
+        "{b:#}"
+    );
+    let lambda = &b["other_runtime_metadata"]["aws_lambda"];
+    assert_eq!(lambda["init_status"], "error", "{lambda:#}");
+    assert_eq!(lambda["init_phase"], "init", "{lambda:#}");
+    assert_eq!(lambda["init_error_type"], "Runtime.ExitError", "{lambda:#}");
+    let d = &b["execution_method_details"];
+    assert_eq!(d["aws_request_id"], Value::Null, "no invocation: {d:#}");
+    assert_eq!(d["function_name"], FUNCTION);
+    assert_eq!(d["cold_start"], true);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_init_names_the_failure_of_the_invocation_that_follows_it_or_runs_it() {
+    let port = free_tcp_port();
+    let h = start(Options {
+        env: vec![("PROC_WRAPPER_EXTENSION_TELEMETRY_PORT", port.to_string())],
+        suppressed: vec!["platform.initRuntimeDone", "platform.initReport"],
+        ..Options::default()
+    })
+    .await;
+    // The Init phase failed; the first invocation fails too (its own initialisation did).
+    post_fixture(port, include_str!("fixtures/init_failed.json"), "").await;
+    let (first, status) = h.invoke(json!({"fail": true})).await;
+    assert_eq!(status, InvocationStatus::Error);
+    let b = h.final_for(&first).await.body;
+    assert_eq!(b["status"], "FAILED", "{b:#}");
+    assert_eq!(b["error_details"]["cause"], "init_failed", "{b:#}");
+    assert_eq!(b["error_details"]["runtime_done_status"], "error", "{b:#}");
+    assert_eq!(
+        b["other_runtime_metadata"]["aws_lambda"]["init_phase"],
+        "init"
+    );
+    // Only the invocation that follows the failed init is concerned.
+    let (second, status) = h.invoke(json!({})).await;
+    assert_eq!(status, InvocationStatus::Success);
+    assert_eq!(h.final_for(&second).await.status(), Some("SUCCEEDED"));
+    let (api, code) = h.shutdown(ShutdownReason::Spindown).await;
+    assert_eq!(code, Some(0));
+    assert_eq!(
+        api.requests().iter().filter(|r| r.method == "POST").count(),
+        2,
+        "no execution for the init beside the invocations': {:#?}",
         api.requests()
     );
+
+    // An initialisation run again within an invocation (after the Init phase failed or
+    // timed out) that fails ends that invocation at once, before its runtimeDone.
+    let port = free_tcp_port();
+    let h = start(Options {
+        env: vec![("PROC_WRAPPER_EXTENSION_TELEMETRY_PORT", port.to_string())],
+        suppressed: vec![
+            "platform.initRuntimeDone",
+            "platform.initReport",
+            "platform.runtimeDone",
+        ],
+        ..Options::default()
+    })
+    .await;
+    let gate = Gate::new();
+    let id = h.sim.enqueue_payload(gate.payload()).await;
+    assert!(h.created(&id).await, "the invocation was not created");
+    post_fixture(
+        port,
+        include_str!("fixtures/init_failed_invoke_phase.json"),
+        "",
+    )
+    .await;
+    let b = h.final_for(&id).await.body;
+    assert!(h.running(&id).await, "the gate is still closed");
+    assert_eq!(b["status"], "FAILED", "{b:#}");
+    assert_eq!(
+        b["error_details"],
+        json!({"kind": "lambda_error", "cause": "init_failed", "error_type": "Runtime.Unknown"}),
+        "{b:#}"
+    );
+    assert_eq!(
+        b["other_runtime_metadata"]["aws_lambda"]["init_phase"],
+        "invoke"
+    );
+    gate.open();
+    procwrapper_tests::lambda::invocation_done(&h.sim, &id, LIMIT)
+        .await
+        .expect("UNWRAP: the invocation completes");
+    let (_, code) = h.shutdown(ShutdownReason::Failure).await;
+    assert_eq!(code, Some(0));
+}
+
+/// What the extension may wait for, made longer than any test: a wait for the telemetry
+/// watchdog or the deadline would last past the test's limit.
+fn waits_longer_than_the_test() -> Vec<(&'static str, String)> {
+    vec![("PROC_WRAPPER_EXTENSION_TELEMETRY_WAIT_MS", "600000".into())]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_reporting_off_every_invoke_is_answered_by_next_at_once_and_it_is_said_once() {
+    for (unset, set, said) in [
+        (
+            vec!["PROC_WRAPPER_API_KEY"],
+            vec![],
+            "not reporting invocations: no API key",
+        ),
+        (
+            vec!["PROC_WRAPPER_AUTO_CREATE_TASK_RUN_ENVIRONMENT_NAME"],
+            vec![],
+            "not reporting invocations: an auto-created Task needs a Run Environment",
+        ),
+        (
+            vec![],
+            vec![("PROC_WRAPPER_OFFLINE_MODE", "TRUE".to_owned())],
+            "offline mode: not reporting invocations",
+        ),
+    ] {
+        let mut env = waits_longer_than_the_test();
+        env.extend(set);
+        let h = start(Options {
+            env,
+            unset,
+            invocation_timeout: Duration::from_secs(600),
+            proxy: Proxy::Forward,
+            ..Options::default()
+        })
+        .await;
+        // The first /next delivers the first INVOKE; each next one comes while the
+        // invocation still runs.
+        for n in 2..=4 {
+            h.invoke_without_a_wait(n).await;
+        }
+        let log = h.log();
+        let (api, code) = h.shutdown(ShutdownReason::Spindown).await;
+        assert_eq!(code, Some(0));
+        assert!(api.requests().is_empty(), "{:#?}", api.requests());
+        assert_eq!(log.count(said), 1, "{:#?}", log.lines());
+        assert_eq!(
+            log.count("not reporting invocations"),
+            1,
+            "said once: {:#?}",
+            log.lines()
+        );
+        let warnings = log.warnings();
+        assert!(
+            warnings.len() <= 1 && warnings.iter().all(|w| w.contains(said)),
+            "{warnings:#?}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn when_no_telemetry_arrives_only_the_first_invocation_waits_for_it_and_it_is_said_once() {
+    let h = start(Options {
+        env: vec![("PROC_WRAPPER_EXTENSION_TELEMETRY_WAIT_MS", "300".into())],
+        invocation_timeout: Duration::from_secs(600),
+        proxy: Proxy::Forward,
+        suppressed: EVERY_PLATFORM_RECORD.to_vec(),
+        ..Options::default()
+    })
+    .await;
+    // The first invocation waits for telemetry (300 ms), then gives up on it.
+    let first = h.invoke_without_a_wait(2).await;
+    let no_telemetry = "no telemetry arrived within 300ms of an invocation";
+    assert_eq!(h.log().count(no_telemetry), 1, "{:#?}", h.log().lines());
+    // The others do not wait at all: the extension goes back to /next at once.
+    let mut others = Vec::new();
+    for n in 3..=5 {
+        others.push(h.invoke_without_a_wait(n).await);
+    }
+    let log = h.log();
+    let (api, code) = h.shutdown(ShutdownReason::Spindown).await;
+    assert_eq!(code, Some(0));
+    assert!(
+        api.requests().is_empty(),
+        "nothing created that could not be finished: {:#?}",
+        api.requests()
+    );
+    assert_eq!(log.count(no_telemetry), 1, "said once: {:#?}", log.lines());
+    assert_eq!(log.count(&format!("invocation {first}: not reported")), 0);
+    for id in &others {
+        assert_eq!(
+            log.count(&format!(
+                "invocation {id}: not reported; back to /next at once"
+            )),
+            1,
+            "{:#?}",
+            log.lines()
+        );
+    }
+    let warnings = log.warnings();
+    assert!(
+        warnings.len() == 1 && warnings[0].contains(no_telemetry),
+        "{warnings:#?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn when_the_telemetry_subscription_is_refused_every_invoke_is_answered_by_next_at_once() {
+    for (status, body) in [
+        (404, "404 page not found"),
+        // The Runtime Interface Emulator's stub.
+        (
+            202,
+            r#"{"errorMessage":"Telemetry API is not supported","errorType":"Telemetry.NotSupported"}"#,
+        ),
+        (500, "internal error"),
+    ] {
+        let h = start(Options {
+            env: waits_longer_than_the_test(),
+            invocation_timeout: Duration::from_secs(600),
+            proxy: Proxy::RefuseSubscription(status, body),
+            ..Options::default()
+        })
+        .await;
+        for n in 2..=3 {
+            h.invoke_without_a_wait(n).await;
+        }
+        let log = h.log();
+        let (api, code) = h.shutdown(ShutdownReason::Spindown).await;
+        assert_eq!(code, Some(0));
+        assert!(api.requests().is_empty(), "{:#?}", api.requests());
+        let said = "not reporting invocations: cannot subscribe to telemetry";
+        assert_eq!(log.count(said), 1, "{status}: {:#?}", log.lines());
+        let warnings = log.warnings();
+        assert!(
+            warnings.len() == 1
+                && warnings[0].contains(said)
+                && warnings[0].contains(&status.to_string()),
+            "{status}: {warnings:#?}"
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -656,6 +1279,7 @@ async fn the_wrapped_handler_alone_reports_each_invocation_with_the_runtime_cont
         b["error_details"],
         json!({
             "kind": "lambda_error",
+            "cause": "handler_error",
             "error_type": "Box<dyn Error + Send + Sync>",
             "error_message": "the handler failed on purpose",
         })
@@ -870,28 +1494,29 @@ async fn a_full_backlog_drops_the_oldest_reports_and_shutdown_counts_them() {
         ..Options::default()
     })
     .await;
-    h.api.start_outage(Fault::Status(503));
-    let mut ids = Vec::new();
+    // The server asks for a wait longer than the test: nothing goes until SHUTDOWN, whose
+    // deadline comes first.
+    h.api.start_outage(Fault::RetryAfter(503, "60".into()));
     for _ in 0..5 {
-        ids.push(h.invoke(json!({})).await.0);
+        h.invoke(json!({})).await;
     }
-    h.api.end_outage();
+    let log = h.log();
     let (api, code) = h.shutdown(ShutdownReason::Spindown).await;
     assert_eq!(code, Some(0));
-    // The two newest reports were kept and sent at SHUTDOWN.
-    let delivered: Vec<String> = api
-        .requests()
-        .iter()
-        .filter(|r| r.method == "POST" && r.status() == Some("SUCCEEDED"))
-        .filter_map(|r| {
-            r.body["execution_method_details"]["aws_request_id"]
-                .as_str()
-                .map(str::to_owned)
-        })
-        .collect();
-    assert_eq!(api.finished().len(), 2, "{:#?}", api.requests());
-    assert!(
-        delivered.contains(&ids[3]) && delivered.contains(&ids[4]),
-        "{delivered:?}"
+    assert!(api.finished().is_empty());
+    // Five reports for a bound of two: the three oldest dropped, the two others unsent.
+    assert_eq!(
+        log.count(
+            "5 report(s) lost in all: 3 dropped from the full backlog, 0 given up, 2 unsent at \
+             SHUTDOWN"
+        ),
+        1,
+        "{:#?}",
+        log.lines()
+    );
+    assert_eq!(
+        log.count("the backlog of reports is full"),
+        1,
+        "warned once"
     );
 }

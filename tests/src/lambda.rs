@@ -1,10 +1,124 @@
 //! Waiting on `lambda-simulator` by polling its state. Its own `wait_for_*` helpers check the
 //! state, then wait for a notification, and a notification sent between the two is lost (the
 //! wait then lasts until its timeout); polling every millisecond has no such gap.
+//!
+//! [`RuntimeApiProxy`] stands between an extension and the simulator, to be what the
+//! simulator cannot: an emulator that refuses the Telemetry API subscription, and a count of
+//! the extension's `/next` calls.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+use axum::Router;
+use axum::body::Bytes;
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
 use lambda_simulator::{InvocationStatus, Simulator};
+
+use crate::server::Server;
+
+/// The path of the Telemetry API subscription.
+const TELEMETRY_PATH: &str = "/2022-07-01/telemetry";
+
+/// A proxy in front of the simulator's Runtime, Extensions and Telemetry APIs, for an
+/// extension: it forwards every request as it came (long polls included), except that it
+/// answers the telemetry subscription itself when told to, and it counts the extension's
+/// calls of `/next`. Stopped when dropped.
+pub struct RuntimeApiProxy {
+    /// `127.0.0.1:PORT`, for the extension's `AWS_LAMBDA_RUNTIME_API`.
+    pub addr: String,
+    nexts: Arc<AtomicUsize>,
+    _server: Server,
+}
+
+impl RuntimeApiProxy {
+    /// Proxies to `upstream` (`host:port`). With `subscription` `Some((status, body))`, the
+    /// telemetry subscription is answered with that status and body instead of reaching
+    /// the simulator (which then never delivers a record).
+    pub fn start(upstream: &str, subscription: Option<(u16, String)>) -> Self {
+        let nexts = Arc::new(AtomicUsize::new(0));
+        let counter = nexts.clone();
+        let upstream = format!("http://{upstream}");
+        let server = Server::start(move || {
+            let client = reqwest::Client::builder()
+                .no_proxy()
+                .build()
+                .expect("UNWRAP: a plain HTTP client builds");
+            Router::new().fallback(
+                move |method: Method, uri: Uri, headers: HeaderMap, body: Bytes| {
+                    let client = client.clone();
+                    let counter = counter.clone();
+                    let upstream = upstream.clone();
+                    let subscription = subscription.clone();
+                    async move {
+                        if uri.path().ends_with("/extension/event/next") {
+                            counter.fetch_add(1, Ordering::SeqCst);
+                        }
+                        if let Some((status, text)) =
+                            subscription.filter(|_| uri.path() == TELEMETRY_PATH)
+                        {
+                            let status =
+                                StatusCode::from_u16(status).unwrap_or(StatusCode::NOT_FOUND);
+                            return (status, text).into_response();
+                        }
+                        forward(&client, &upstream, method, &uri, headers, body).await
+                    }
+                },
+            )
+        });
+        Self {
+            addr: server.addr.to_string(),
+            nexts,
+            _server: server,
+        }
+    }
+
+    /// The extension's calls of `/next` so far, the one still waiting included.
+    pub fn next_calls(&self) -> usize {
+        self.nexts.load(Ordering::SeqCst)
+    }
+}
+
+/// Headers that belong to one hop, not to the request or the answer.
+fn end_to_end(name: &axum::http::HeaderName) -> bool {
+    !matches!(
+        name.as_str(),
+        "host" | "content-length" | "transfer-encoding" | "connection"
+    )
+}
+
+async fn forward(
+    client: &reqwest::Client,
+    upstream: &str,
+    method: Method,
+    uri: &Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let path = uri.path_and_query().map_or("/", |p| p.as_str());
+    let mut request = client
+        .request(method, format!("{upstream}{path}"))
+        .body(body);
+    for (name, value) in &headers {
+        if end_to_end(name) {
+            request = request.header(name, value);
+        }
+    }
+    let answer = match request.send().await {
+        Ok(a) => a,
+        Err(e) => return (StatusCode::BAD_GATEWAY, e.to_string()).into_response(),
+    };
+    let status = answer.status();
+    let mut out = HeaderMap::new();
+    for (name, value) in answer.headers() {
+        if end_to_end(name) {
+            out.append(name, value.clone());
+        }
+    }
+    let body = answer.bytes().await.unwrap_or_default();
+    (status, out, body).into_response()
+}
 
 /// Waits until invocation `id` is over (its response or error posted, or timed out); returns
 /// its status, or `None` after `limit`.

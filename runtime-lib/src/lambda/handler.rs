@@ -52,7 +52,7 @@ use crate::managed::execution_uuid_from_input;
 use crate::metadata::{LambdaInvocation, RuntimeMetadata};
 use crate::process::FinalStatus;
 use crate::status::StatusUpdater;
-use crate::task::wire::LambdaDetails;
+use crate::task::wire::{LambdaCause, LambdaDetails};
 use crate::time::UtcTime;
 
 struct Shared {
@@ -260,12 +260,15 @@ impl Shared {
         };
         let sampled_out = !reporting.sampled_in(uuid.is_some());
         let duration = started_at.elapsed().unwrap_or(Duration::ZERO);
+        let failed = ending.error_type.is_some();
         let outcome = InvocationOutcome {
-            status: if ending.error_type.is_some() {
+            status: if failed {
                 FinalStatus::Failed
             } else {
                 FinalStatus::Succeeded
             },
+            // An error or a panic of the handler (which the wrapper sees as an error type).
+            cause: failed.then_some(LambdaCause::HandlerError),
             details: LambdaDetails {
                 duration_ms: Some(duration.as_secs_f64() * 1000.0),
                 error_type: ending.error_type,

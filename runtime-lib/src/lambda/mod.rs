@@ -25,7 +25,7 @@ use crate::metadata::RuntimeMetadata;
 use crate::process::FinalStatus;
 use crate::task::body;
 use crate::task::request::{IntoApiRequest, create_or_attach};
-use crate::task::wire::{ErrorDetails, LambdaDetails, to_object};
+use crate::task::wire::{ErrorDetails, LambdaCause, LambdaDetails, to_object};
 use crate::task::{Mode, Sampling};
 use crate::time::UtcTime;
 
@@ -120,6 +120,8 @@ pub struct InvocationOutcome {
     pub status: FinalStatus,
     /// What is known of the invocation: its duration, its error.
     pub details: LambdaDetails,
+    /// How it ended, when it did not succeed and the reporter could tell.
+    pub cause: Option<LambdaCause>,
     /// When it ended.
     pub finished_at: UtcTime,
 }
@@ -143,20 +145,37 @@ impl InvocationOutcome {
         }
         if self.status != FinalStatus::Succeeded {
             fields.remove("output_value");
-            let d = &self.details;
             fields.insert(
                 "error_details".into(),
-                json!(ErrorDetails::LambdaError {
-                    runtime_done_status: d.runtime_done_status.clone(),
-                    error_type: d.error_type.clone(),
-                    error_message: d.error_message.clone(),
-                }),
+                json!(lambda_error(self.cause, &self.details)),
             );
         }
         if let Some(mb) = max_memory_mb(&self.details.more) {
             fields.insert("max_memory_mb".into(), json!(mb));
         }
         fields
+    }
+}
+
+/// `error_details` of a Lambda invocation that did not succeed: `cause` with the
+/// `runtimeDone` status, error type and message that `details` knows.
+pub fn lambda_error(cause: Option<LambdaCause>, details: &LambdaDetails) -> ErrorDetails {
+    ErrorDetails::LambdaError {
+        cause,
+        runtime_done_status: details.runtime_done_status.clone(),
+        error_type: details.error_type.clone(),
+        error_message: details.error_message.clone(),
+    }
+}
+
+/// Whether the metrics of `platform.report` (snake-case names) show the environment's
+/// memory used up: `max_memory_used_mb` at or above a known `memory_size_mb`. After a
+/// failure this names it out of memory (the heuristic Datadog's extension uses).
+pub fn memory_exhausted(metrics: &Map<String, Value>) -> bool {
+    let figure = |k: &str| metrics.get(k).and_then(Value::as_f64);
+    match (figure("max_memory_used_mb"), figure("memory_size_mb")) {
+        (Some(used), Some(size)) => size > 0.0 && used >= size,
+        _ => false,
     }
 }
 
@@ -420,6 +439,57 @@ impl LambdaReporting {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_failure_names_its_cause_and_what_the_telemetry_said() {
+        let outcome = InvocationOutcome {
+            status: FinalStatus::Failed,
+            details: LambdaDetails {
+                runtime_done_status: Some("failure".into()),
+                error_type: Some("Runtime.OutOfMemory".into()),
+                ..LambdaDetails::default()
+            },
+            cause: Some(LambdaCause::OutOfMemory),
+            finished_at: UtcTime::now(),
+        };
+        let fields = outcome.final_fields(Map::new());
+        assert_eq!(
+            fields["error_details"],
+            json!({
+                "kind": "lambda_error",
+                "cause": "out_of_memory",
+                "runtime_done_status": "failure",
+                "error_type": "Runtime.OutOfMemory",
+            })
+        );
+        let success = InvocationOutcome {
+            status: FinalStatus::Succeeded,
+            cause: None,
+            ..outcome
+        };
+        assert!(
+            success
+                .final_fields(Map::new())
+                .get("error_details")
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn memory_is_exhausted_when_the_peak_reaches_the_size() {
+        let metrics = |used: Value, size: Value| {
+            let mut m = Map::new();
+            m.insert("max_memory_used_mb".into(), used);
+            m.insert("memory_size_mb".into(), size);
+            m
+        };
+        assert!(memory_exhausted(&metrics(json!(128), json!(128))));
+        assert!(memory_exhausted(&metrics(json!(129), json!(128))));
+        assert!(!memory_exhausted(&metrics(json!(127), json!(128))));
+        assert!(!memory_exhausted(&metrics(json!(0), json!(0))));
+        assert!(!memory_exhausted(&metrics(json!(128), Value::Null)));
+        assert!(!memory_exhausted(&Map::new()));
+    }
 
     #[test]
     fn the_task_is_the_function_unless_configured() {

@@ -395,6 +395,9 @@ pub enum ErrorDetails {
     },
     /// A Lambda invocation failed.
     LambdaError {
+        /// Which ending it was, when the reporter could tell.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        cause: Option<LambdaCause>,
         /// The `status` of `platform.runtimeDone` (`error`, `failure`, `timeout`), when the
         /// telemetry gave it.
         #[serde(skip_serializing_if = "Option::is_none")]
@@ -406,6 +409,35 @@ pub enum ErrorDetails {
         #[serde(skip_serializing_if = "Option::is_none")]
         error_message: Option<String>,
     },
+}
+
+/// How a Lambda invocation that did not succeed ended: `cause` of `error_details` kind
+/// `lambda_error` (README "What the server is told beyond 6.0.2").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LambdaCause {
+    /// The handler returned an error: `platform.runtimeDone` status `error`, or the handler
+    /// wrapper saw an error or a panic.
+    HandlerError,
+    /// The runtime failed (`platform.runtimeDone` status `failure`) with an `errorType` not
+    /// named by another cause.
+    RuntimeFailure,
+    /// The runtime process exited (`errorType` `Runtime.ExitError`).
+    ExitError,
+    /// The function ran out of memory: `errorType` `Runtime.OutOfMemory`, or a failed
+    /// invocation whose `platform.report` shows `maxMemoryUsedMB` at `memorySizeMB`.
+    OutOfMemory,
+    /// The function timed out: `platform.runtimeDone` status `timeout`, `errorType`
+    /// `Sandbox.Timedout`, or a SHUTDOWN with reason `timeout` while it ran.
+    TimedOut,
+    /// The function's initialisation failed (`platform.initRuntimeDone` or
+    /// `platform.initReport` with a status other than `success`).
+    InitFailed,
+    /// The environment shut down with reason `failure` while the invocation ran.
+    EnvironmentShutdownFailure,
+    /// The environment shut down for another reason (`spindown`, ...) while the invocation
+    /// ran.
+    EnvironmentShutdown,
 }
 
 /// One variable or property that did not resolve.
