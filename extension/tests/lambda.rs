@@ -1520,3 +1520,34 @@ async fn a_full_backlog_drops_the_oldest_reports_and_shutdown_counts_them() {
         "warned once"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_wrapped_handler_alone_keeps_what_an_outage_held_back_and_sends_it_later() {
+    let h = start(Options {
+        extension: false,
+        wrapped: true,
+        ..Options::default()
+    })
+    .await;
+    h.api.start_outage(Fault::RetryAfter(503, "1".into()));
+    for _ in 0..3 {
+        let (_, status) = h.invoke(json!({})).await;
+        assert_eq!(
+            status,
+            InvocationStatus::Success,
+            "the function never fails for it"
+        );
+    }
+    assert!(h.api.finished().is_empty());
+    h.api.end_outage();
+    for _ in 0..2 {
+        h.invoke(json!({})).await;
+    }
+    assert!(
+        procwrapper_tests::wait_until(LIMIT, || h.api.finished().len() >= 5),
+        "{} of 5 final statuses delivered: {:#?}",
+        h.api.finished().len(),
+        h.api.requests()
+    );
+    assert_eq!(h.api.finished().len(), 5, "one execution per invocation");
+}

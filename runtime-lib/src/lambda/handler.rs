@@ -25,7 +25,10 @@
 //!
 //! * Without `cloudreactor-extension`, the wrapper reports by itself with **one** request when
 //!   the handler returns (a creation that carries the final status), before the response is
-//!   sent.
+//!   sent, waiting at most `PROC_WRAPPER_LAMBDA_MAX_ADDED_MS` (and not at all while the API
+//!   server fails). A report that could not go waits in a backlog ([`crate::lambda::backlog`])
+//!   and is sent during later invocations; what is still waiting when Lambda ends the
+//!   environment is lost (only an extension hears SHUTDOWN).
 //! * With the extension attached (`crate::handoff::extension_attached`), the extension owns
 //!   the Task Execution; the wrapper hands it what only the function knows over the local UDP
 //!   status channel ([`crate::handoff`]), so each invocation is reported once.
@@ -47,6 +50,7 @@ use tokio::sync::OnceCell;
 use tracing::{info, warn};
 
 use crate::handoff::{HandOff, Phase, extension_attached};
+use crate::lambda::backlog::{self, Backlog, Item};
 use crate::lambda::{InvocationOutcome, InvocationStart, LambdaReporting};
 use crate::managed::execution_uuid_from_input;
 use crate::metadata::{LambdaInvocation, RuntimeMetadata};
@@ -60,7 +64,9 @@ struct Shared {
     max_added: Duration,
     extension: bool,
     updater: Mutex<StatusUpdater>,
-    reporting: OnceCell<Option<LambdaReporting>>,
+    reporting: OnceCell<Option<(LambdaReporting, Backlog)>>,
+    /// The bound of the backlog (`PROC_WRAPPER_EXTENSION_BACKLOG_MAX`).
+    backlog_max: usize,
 }
 
 /// The tower layer that reports each invocation of the handler it wraps.
@@ -97,8 +103,10 @@ impl CloudReactorLayer {
             warn!("{w}");
         }
         let updater = StatusUpdater::from_lookup(false, &lookup);
+        let backlog_max = backlog_max(&lookup);
         Self {
             shared: Arc::new(Shared {
+                backlog_max,
                 extension,
                 updater: Mutex::new(updater),
                 reporting: OnceCell::new(),
@@ -242,14 +250,19 @@ impl Shared {
         }
         let reporting = self
             .reporting
-            .get_or_init(|| {
+            .get_or_init(|| async {
                 let function = Some(ctx.env_config.function_name.clone()).filter(|f| !f.is_empty());
-                LambdaReporting::prepare(self.env.clone(), function)
+                let reporting = LambdaReporting::prepare(self.env.clone(), function).await?;
+                let backlog = Backlog::start(reporting.client.clone(), self.backlog_max);
+                Some((reporting, backlog))
             })
             .await;
-        let Some(reporting) = reporting else {
+        let Some((reporting, backlog)) = reporting else {
             return;
         };
+        // What earlier invocations left in the backlog goes now (the environment was frozen
+        // since), whatever happens to this one.
+        backlog.kick();
         let env = |k: &str| reporting.env.get(k).cloned();
         let metadata = RuntimeMetadata::lambda(&env, &invocation(ctx));
         let start = InvocationStart {
@@ -284,26 +297,53 @@ impl Shared {
         if let Some(mb) = crate::process::resources::own_peak_mb() {
             fields.entry("max_memory_mb").or_insert(json!(mb));
         }
-        let report = reporting.report_finished(&start, &outcome, fields, sampled_out);
-        let Ok(result) = tokio::time::timeout(limit, report).await else {
-            warn!(
-                request_id = ctx.request_id,
-                "gave up reporting the invocation after {} ms ({})",
-                limit.as_millis(),
-                crate::lambda::MAX_ADDED_VAR
-            );
+        let Some(body) = reporting.finished_body(&start, &outcome, fields, sampled_out) else {
             return;
         };
-        match result {
-            Ok(Some(uuid)) => info!(
+        // One request carries the end; while the API server fails, it waits in the backlog
+        // for a later invocation and this one does not wait for it.
+        let (delivered, sent) = tokio::sync::oneshot::channel();
+        let key = ctx.request_id.clone();
+        backlog.push(
+            &key,
+            Item::Start {
+                body,
+                known_uuid: uuid,
+                is_final: true,
+            },
+            Some(delivered),
+        );
+        backlog.end(&key);
+        let limit = if backlog.healthy() {
+            limit
+        } else {
+            Duration::ZERO
+        };
+        if tokio::time::timeout(limit, sent).await.is_err() {
+            info!(
                 request_id = ctx.request_id,
-                "reported the invocation as Task Execution {uuid}"
-            ),
-            Ok(None) => {}
-            Err(e) => warn!(
-                request_id = ctx.request_id,
-                "could not report the invocation: {e}"
-            ),
+                "the report of the invocation waits in the backlog (at most {} ms are added, {})",
+                self.max_added.as_millis(),
+                crate::lambda::MAX_ADDED_VAR
+            );
+        }
+    }
+}
+
+/// The bound of the handler wrapper's backlog: `PROC_WRAPPER_EXTENSION_BACKLOG_MAX`, as for
+/// the extension (a value that is not a whole number above 0 gives the default, with a
+/// warning).
+fn backlog_max(env: &dyn Fn(&str) -> Option<String>) -> usize {
+    let var = crate::config::table::EXTENSION_BACKLOG_MAX.var();
+    match env(var).map(|t| t.trim().parse::<usize>()) {
+        None => backlog::DEFAULT_MAX,
+        Some(Ok(n)) if n > 0 => n,
+        Some(_) => {
+            warn!(
+                "{var} must be a whole number above 0; using {}",
+                backlog::DEFAULT_MAX
+            );
+            backlog::DEFAULT_MAX
         }
     }
 }

@@ -3,8 +3,8 @@
 //!
 //! In Lambda the Task is the function: unless configured otherwise it is named after the
 //! function, auto-created and passive ([`with_task_defaults`]). Each invocation is one Task
-//! Execution. [`LambdaReporting`] holds the resolved settings and the API client, and sends
-//! requests with a short, bounded retry ([`send`]), since an invocation's time is precious.
+//! Execution. [`LambdaReporting`] holds the resolved settings and the API client and builds
+//! the bodies; [`backlog::Backlog`] sends them, keeping what cannot go yet.
 
 pub mod backlog;
 #[cfg(feature = "lambda")]
@@ -12,29 +12,19 @@ pub mod handler;
 
 use crate::config::table as T;
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use reqwest::Method;
 use serde_json::{Map, Value, json};
 use tracing::{debug, error, info};
 
-use crate::api::{ApiClient, ApiError, task_param_errors};
+use crate::api::{ApiClient, task_param_errors};
 use crate::config::Config;
 use crate::metadata::RuntimeMetadata;
 use crate::process::FinalStatus;
 use crate::task::body;
-use crate::task::request::{IntoApiRequest, create_or_attach};
 use crate::task::wire::{ErrorDetails, LambdaCause, LambdaDetails, to_object};
 use crate::task::{Mode, Sampling};
 use crate::time::UtcTime;
-
-/// Delays between the attempts of one request.
-const RETRY_DELAYS: [Duration; 3] = [
-    Duration::from_millis(100),
-    Duration::from_millis(500),
-    Duration::from_secs(2),
-];
 
 /// The variable that bounds the time reporting may add to an invocation.
 pub(crate) const MAX_ADDED_VAR: &str = T::LAMBDA_MAX_ADDED.var();
@@ -85,31 +75,6 @@ pub fn with_task_defaults(
         env.entry(key.into()).or_insert_with(|| "TRUE".into());
     }
     env
-}
-
-/// Sends one request, retrying a few times (100 ms, 500 ms, 2 s) on network errors, 429 and
-/// 5xx. Callers bound the total time themselves.
-pub async fn send(
-    client: &ApiClient,
-    method: Method,
-    path: &str,
-    body: &Value,
-) -> Result<Value, ApiError> {
-    let mut delays = RETRY_DELAYS.iter();
-    loop {
-        let result = client.send_once(method.clone(), path, body).await;
-        let retryable = matches!(
-            result,
-            Err(ApiError::Unreachable(_) | ApiError::Rejected(429 | 500..=599))
-        );
-        match delays.next() {
-            Some(d) if retryable => {
-                debug!("{method} {path}: {result:?}; retrying in {d:?}");
-                tokio::time::sleep(*d).await;
-            }
-            _ => return result,
-        }
-    }
 }
 
 /// How an invocation ended, as both Lambda reporters tell it: the handler wrapper from the
@@ -214,15 +179,7 @@ pub struct LambdaReporting {
     pub client: ApiClient,
     /// The resolved environment, for the runtime metadata.
     pub env: HashMap<String, String>,
-    /// False after a request failed for want of a (good) answer, until one succeeds: callers
-    /// then stop waiting for reports, so an API outage adds no time to invocations.
-    healthy: AtomicBool,
-    /// Requests in flight at once (and so connections open) are limited.
-    connections: tokio::sync::Semaphore,
 }
-
-/// Most requests to the API server in flight at once.
-const MAX_CONNECTIONS: usize = 4;
 
 impl LambdaReporting {
     /// Resolves the settings (secret locations included) from `env` with
@@ -267,80 +224,7 @@ impl LambdaReporting {
             config,
             client,
             env,
-            healthy: AtomicBool::new(true),
-            connections: tokio::sync::Semaphore::new(MAX_CONNECTIONS),
         })
-    }
-
-    /// [`send`], keeping track of the API server's health ([`LambdaReporting::healthy`]).
-    /// While the server fails, requests are tried once, without retries, so that reports
-    /// waiting for it do not pile up.
-    ///
-    /// The future is boxed: the state of an HTTP request is large, and tasks that may send
-    /// one (one per invocation being reported) should stay small while they wait.
-    pub fn send<'a>(
-        &'a self,
-        method: Method,
-        path: &'a str,
-        body: &'a Value,
-    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<Value, ApiError>> + Send + 'a>>
-    {
-        Box::pin(async move {
-            // Waiting for a connection costs little; the request's state is allocated only
-            // once it may go. The semaphore is never closed, so acquiring cannot fail.
-            let _permit = self.connections.acquire().await.ok();
-            Box::pin(self.send_inner(method, path, body)).await
-        })
-    }
-
-    /// [`LambdaReporting::send`] of a typed request.
-    pub async fn send_request(&self, request: impl IntoApiRequest) -> Result<Value, ApiError> {
-        let r = request.into_request();
-        self.send(r.method, &r.path, &r.body).await
-    }
-
-    /// One request: the first request to find the API server failing retries it (100 ms,
-    /// 500 ms, 2 s); while it fails, the others try once.
-    async fn send_inner(
-        &self,
-        method: Method,
-        path: &str,
-        body: &Value,
-    ) -> Result<Value, ApiError> {
-        let mut delays = RETRY_DELAYS.iter();
-        let mut retrying = false;
-        loop {
-            let result = self.client.send_once(method.clone(), path, body).await;
-            let down = matches!(
-                result,
-                Err(ApiError::Unreachable(_) | ApiError::Rejected(429 | 500..=599))
-            );
-            if !down {
-                if !self.healthy.swap(true, Ordering::Relaxed) {
-                    info!("the API server answers again");
-                }
-                return result;
-            }
-            let was_healthy = self.healthy.swap(false, Ordering::Relaxed);
-            if was_healthy && !retrying {
-                tracing::warn!(
-                    "the API server is not answering properly; invocations will not wait for it"
-                );
-                retrying = true;
-            }
-            match delays.next() {
-                Some(d) if retrying => {
-                    debug!("{method} {path}: {result:?}; retrying in {d:?}");
-                    tokio::time::sleep(*d).await;
-                }
-                _ => return result,
-            }
-        }
-    }
-
-    /// False while the API server fails to answer (since the last request).
-    pub fn healthy(&self) -> bool {
-        self.healthy.load(Ordering::Relaxed)
     }
 
     /// The body of the creation request of an invocation: with the Task unless the
@@ -369,23 +253,6 @@ impl LambdaReporting {
         ))
     }
 
-    /// Creates the Task Execution of an invocation as RUNNING (a PATCH of the known
-    /// execution); returns its UUID.
-    pub async fn create(&self, start: &InvocationStart) -> Result<String, ApiError> {
-        let request = create_or_attach(start.uuid.as_deref(), self.creation_body(start));
-        let response = self.send_request(request).await?;
-        start
-            .uuid
-            .clone()
-            .or_else(|| {
-                response
-                    .get("uuid")
-                    .and_then(Value::as_str)
-                    .map(str::to_owned)
-            })
-            .ok_or_else(|| ApiError::InvalidResponse("no uuid in the creation response".into()))
-    }
-
     /// Decides whether an invocation is reported from its start (`api_managed_probability`;
     /// a known execution always is).
     pub fn sampled_in(&self, known_uuid: bool) -> bool {
@@ -393,7 +260,7 @@ impl LambdaReporting {
     }
 
     /// The body of the one request that reports an invocation whose start was not reported
-    /// ([`LambdaReporting::report_finished`]); `None` when it is not reported (sampled out,
+    /// (the backlog sends it); `None` when it is not reported (sampled out,
     /// and neither a failure nor a timeout is reported by its probability).
     pub fn finished_body(
         &self,
@@ -408,31 +275,6 @@ impl LambdaReporting {
         let mut body = self.creation_body(start);
         body.extend(outcome.final_fields(fields));
         Some(body)
-    }
-
-    /// Reports an invocation whose start was not reported with one request carrying its
-    /// final fields ([`InvocationOutcome::final_fields`] of `fields`; a POST, or a PATCH of the
-    /// known execution). An invocation sampled out
-    /// is reported only when it failed or timed out, with the matching probability. Returns
-    /// the execution's UUID when it was reported.
-    pub async fn report_finished(
-        &self,
-        start: &InvocationStart,
-        outcome: &InvocationOutcome,
-        fields: Map<String, Value>,
-        sampled_out: bool,
-    ) -> Result<Option<String>, ApiError> {
-        let Some(body) = self.finished_body(start, outcome, fields, sampled_out) else {
-            return Ok(None);
-        };
-        let request = create_or_attach(start.uuid.as_deref(), body);
-        let response = self.send_request(request).await?;
-        Ok(start.uuid.clone().or_else(|| {
-            response
-                .get("uuid")
-                .and_then(Value::as_str)
-                .map(str::to_owned)
-        }))
     }
 }
 
