@@ -329,6 +329,12 @@ fn an_unresolved_secret_is_reported_and_the_command_never_runs() {
     assert!(failures[0]["error"].as_str().is_some(), "{details}");
     let uuid = procwrapper_tests::fake_api::execution_uuid(1);
     assert_eq!(api.status_of(&uuid).as_deref(), Some("FAILED"));
+    // A creation that carries the end gives the dashboard's link too.
+    assert!(
+        stderr(&out).contains(&format!("{DASHBOARD_BASE}{uuid}")),
+        "{}",
+        stderr(&out)
+    );
 }
 
 #[test]

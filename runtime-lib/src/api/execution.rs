@@ -165,10 +165,11 @@ impl ExecutionClient {
         &mut self,
         body: Map<String, Value>,
     ) -> Result<(), ApiError> {
-        self.api
-            .send_request(request::Create(body))
-            .await
-            .map(|_| ())
+        let response = self.api.send_request(request::Create(body)).await?;
+        if let Some(url) = text(&response, "dashboard_url") {
+            info!("the Task Execution on the CloudReactor dashboard: {url}");
+        }
+        Ok(())
     }
 
     /// Reports an API failure to Rollbar, when configured.
