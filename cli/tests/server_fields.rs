@@ -111,15 +111,6 @@ fn the_deployment_is_sent_and_cut_to_what_the_server_keeps() {
 }
 
 #[test]
-fn without_a_deployment_none_is_sent() {
-    let api = FakeApi::start();
-    let out = run(wrapper(&api).args(["true"]));
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    let body = creation(&api).body;
-    assert!(body.get("deployment").is_none(), "{body}");
-}
-
-#[test]
 fn the_dashboard_url_of_the_creation_is_logged_at_info() {
     let api = FakeApi::start();
     let out = run(wrapper(&api).args(["true"]));
@@ -290,10 +281,12 @@ fn a_missing_result_file_is_named() {
 }
 
 #[test]
-fn success_sends_no_error_details() {
+fn a_plain_success_sends_no_deployment_and_no_error_details() {
     let api = FakeApi::start();
     let out = run(wrapper(&api).args(["true"]));
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let body = creation(&api).body;
+    assert!(body.get("deployment").is_none(), "{body}");
     let body = final_update(&api).body;
     assert!(body.get("error_details").is_none(), "{body}");
 }

@@ -262,6 +262,80 @@ impl Seen {
     }
 }
 
+impl Seen {
+    /// The invocation's outcome from what was seen: `status` and `cause` as decided, the
+    /// failed initialisation it follows, and a `platform.report` that came already (it
+    /// follows the invocation's end) naming a failure out of memory.
+    fn outcome(
+        &mut self,
+        status: FinalStatus,
+        mut cause: Option<LambdaCause>,
+        started_at: SystemTime,
+    ) -> InvocationOutcome {
+        if let Some(init) = &self.init_failure {
+            for (key, value) in [
+                ("init_status", &init.status),
+                ("init_error_type", &init.error_type),
+                ("init_phase", &init.phase),
+            ] {
+                if let Some(v) = value {
+                    self.lambda.more.insert(key.into(), json!(v));
+                }
+            }
+        }
+        if status == FinalStatus::Failed && self.report.as_ref().is_some_and(memory_exhausted) {
+            cause = Some(LambdaCause::OutOfMemory);
+        }
+        let finished_at = self
+            .lambda
+            .duration_ms
+            .filter(|ms| ms.is_finite() && *ms > 0.0)
+            .map_or_else(UtcTime::now, |ms| {
+                UtcTime::from_system(started_at + Duration::from_secs_f64(ms / 1000.0))
+            });
+        InvocationOutcome {
+            status,
+            details: self.lambda.clone(),
+            cause,
+            finished_at,
+        }
+    }
+}
+
+/// The late update with `platform.report`'s figures (`report`) added to what `lambda` knew,
+/// under the final update's `other_runtime_metadata`. It repeats the final status: the
+/// server takes an update without one for `RUNNING`, which it refuses (409) after the end.
+/// A failure with the memory used up was the memory's doing (Lambda's own errorType, such
+/// as `Runtime.ExitError`, may not say so): its `error_details` say so.
+fn late_report(
+    lambda: &LambdaDetails,
+    outcome: &InvocationOutcome,
+    report: Map<String, Value>,
+    mut other: Value,
+) -> Map<String, Value> {
+    let out_of_memory = outcome.status == FinalStatus::Failed
+        && outcome.cause != Some(LambdaCause::OutOfMemory)
+        && memory_exhausted(&report);
+    let mut figures = lambda.clone();
+    figures.more.extend(report);
+    if let Some(o) = other.as_object_mut() {
+        o.insert("aws_lambda".into(), json!(figures));
+    }
+    let mut body = Map::new();
+    body.insert("status".into(), json!(outcome.status.as_str()));
+    body.insert("other_runtime_metadata".into(), other);
+    if let Some(mb) = proc_wrapper::lambda::max_memory_mb(&figures.more) {
+        body.insert("max_memory_mb".into(), json!(mb));
+    }
+    if out_of_memory {
+        body.insert(
+            "error_details".into(),
+            json!(lambda_error(Some(LambdaCause::OutOfMemory), &figures)),
+        );
+    }
+    body
+}
+
 impl Invocation {
     async fn next_event(&mut self, seen: &mut Seen) -> bool {
         match self.events.recv().await {
@@ -323,6 +397,47 @@ impl Invocation {
     }
 
     /// Runs the invocation's reporting to its end.
+    /// Step 1: waits until the creation is due (the function announced itself, or the
+    /// creation delay passed while it runs and telemetry is known to arrive: where it never
+    /// does, the main loop closes the invocation before anything is created), or the outcome
+    /// is known.
+    async fn until_creation_due(&mut self, seen: &mut Seen, started: Instant) {
+        let due = tokio::time::Instant::from_std(started + self.creation_delay);
+        let mut past_due = false;
+        loop {
+            let due_now = past_due && seen.telemetry;
+            if seen.started_hand_off || seen.outcome_known() || due_now {
+                return;
+            }
+            tokio::select! {
+                open = self.next_event(seen) => if !open { return },
+                () = tokio::time::sleep_until(due), if !past_due => past_due = true,
+            }
+        }
+    }
+
+    /// Step 3: waits for the outcome (until the outcome limit), then briefly for the end
+    /// message of a function that announced itself (it sends its result before its
+    /// response, so the message is normally here already).
+    async fn until_outcome(&mut self, seen: &mut Seen, sampled_out: bool) {
+        let outcome_limit = self.outcome_limit;
+        while !seen.outcome_known() {
+            tokio::select! {
+                open = self.next_event(seen) => if !open { break },
+                () = tokio::time::sleep_until(outcome_limit) => {
+                    seen.close = Some(Close::NoTelemetry);
+                }
+            }
+        }
+        while !sampled_out && seen.started_hand_off && !seen.ended_hand_off && seen.close.is_none()
+        {
+            match tokio::time::timeout(END_HAND_OFF_WAIT, self.next_event(seen)).await {
+                Ok(true) => {}
+                Ok(false) | Err(_) => break,
+            }
+        }
+    }
+
     pub(crate) async fn run(mut self) {
         let started_at = SystemTime::now();
         let started = Instant::now();
@@ -342,20 +457,8 @@ impl Invocation {
             telemetry: self.telemetry_arrives,
             ..Seen::default()
         };
-        // 1. Until the creation is due, and telemetry is known to arrive: where it never
-        // does, the main loop closes the invocation before anything is created.
-        let due = tokio::time::Instant::from_std(started + self.creation_delay);
-        let mut past_due = false;
-        loop {
-            let due_now = past_due && seen.telemetry;
-            if seen.started_hand_off || seen.outcome_known() || due_now {
-                break;
-            }
-            tokio::select! {
-                open = self.next_event(&mut seen) => if !open { break },
-                () = tokio::time::sleep_until(due), if !past_due => past_due = true,
-            }
-        }
+        // 1. Until the creation is due.
+        self.until_creation_due(&mut seen, started).await;
         let lambda = &reporting.lambda;
         let start = InvocationStart {
             metadata: self.metadata(&reporting, &seen),
@@ -381,25 +484,8 @@ impl Invocation {
             created = true;
         }
         // 3. The outcome.
-        let outcome_limit = self.outcome_limit;
-        while !seen.outcome_known() {
-            tokio::select! {
-                open = self.next_event(&mut seen) => if !open { break },
-                () = tokio::time::sleep_until(outcome_limit) => {
-                    seen.close = Some(Close::NoTelemetry);
-                }
-            }
-        }
-        // A function that announced itself sends its result before its response, so its end
-        // message is normally here already.
-        while !sampled_out && seen.started_hand_off && !seen.ended_hand_off && seen.close.is_none()
-        {
-            match tokio::time::timeout(END_HAND_OFF_WAIT, self.next_event(&mut seen)).await {
-                Ok(true) => {}
-                Ok(false) | Err(_) => break,
-            }
-        }
-        let Some((status, mut cause)) = seen.decide() else {
+        self.until_outcome(&mut seen, sampled_out).await;
+        let Some((status, cause)) = seen.decide() else {
             // The main loop said once that telemetry does not arrive; only an execution
             // that was created (the function announced itself) is worth a word.
             if created {
@@ -417,34 +503,7 @@ impl Invocation {
             backlog.end(&rid);
             return;
         };
-        if let Some(init) = &seen.init_failure {
-            for (key, value) in [
-                ("init_status", &init.status),
-                ("init_error_type", &init.error_type),
-                ("init_phase", &init.phase),
-            ] {
-                if let Some(v) = value {
-                    seen.lambda.more.insert(key.into(), json!(v));
-                }
-            }
-        }
-        // A report that came already (it follows the invocation's end) can name it.
-        if status == FinalStatus::Failed && seen.report.as_ref().is_some_and(memory_exhausted) {
-            cause = Some(LambdaCause::OutOfMemory);
-        }
-        let finished_at = seen
-            .lambda
-            .duration_ms
-            .filter(|ms| ms.is_finite() && *ms > 0.0)
-            .map_or_else(UtcTime::now, |ms| {
-                UtcTime::from_system(started_at + Duration::from_secs_f64(ms / 1000.0))
-            });
-        let outcome = InvocationOutcome {
-            status,
-            details: seen.lambda.clone(),
-            cause,
-            finished_at,
-        };
+        let outcome = seen.outcome(status, cause, started_at);
         // Extra properties from the function's status updates are kept beside ours.
         let fields = outcome.final_fields(std::mem::take(&mut seen.fields));
         let other_runtime_metadata = fields
@@ -496,31 +555,7 @@ impl Invocation {
             }
         }
         if let Some(report) = seen.report.take().filter(|_| reported) {
-            // A failure with the memory used up was the memory's doing (Lambda's own
-            // errorType, such as Runtime.ExitError, may not say so).
-            let out_of_memory = status == FinalStatus::Failed
-                && cause != Some(LambdaCause::OutOfMemory)
-                && memory_exhausted(&report);
-            let mut figures = seen.lambda.clone();
-            figures.more.extend(report);
-            let mut other = other_runtime_metadata;
-            if let Some(o) = other.as_object_mut() {
-                o.insert("aws_lambda".into(), json!(figures));
-            }
-            // The final status again: the server takes an update without one for `RUNNING`,
-            // which it refuses (409) after the end.
-            let mut body = Map::new();
-            body.insert("status".into(), json!(status.as_str()));
-            body.insert("other_runtime_metadata".into(), other);
-            if let Some(mb) = proc_wrapper::lambda::max_memory_mb(&figures.more) {
-                body.insert("max_memory_mb".into(), json!(mb));
-            }
-            if out_of_memory {
-                body.insert(
-                    "error_details".into(),
-                    json!(lambda_error(Some(LambdaCause::OutOfMemory), &figures)),
-                );
-            }
+            let body = late_report(&seen.lambda, &outcome, report, other_runtime_metadata);
             backlog.push(
                 &rid,
                 Item::Update {
