@@ -8,8 +8,8 @@
 //! before its update) and at most [`MAX_CONNECTIONS`] at once:
 //!
 //! * **Compact records.** What waits is the JSON text of what the body does not share with
-//!   the first body of its kind (the Task, the settings, the function's details are the same
-//!   in every invocation), about 0.5 to 1 KiB, not a task holding a future.
+//!   the first body of its kind, at any depth (the Task, the settings, the function's details
+//!   are the same in every invocation but for a trace id), not a task holding a future.
 //! * **Merging.** Fields pushed while an execution's start still waits join that start (one
 //!   creation then carries the final status); fields pushed while an update waits join it.
 //! * **Retries.** A network error, 408, 429, 5xx, or a 409 to a creation (too many
@@ -166,33 +166,83 @@ impl Backlog {
     }
 }
 
-/// A body stored as the JSON text of what differs from the first body of its kind: the
-/// fields it has with other values (or that the template lacks), and the template's fields
-/// it lacks.
+/// A body stored as the JSON text of what differs from the first body of its kind, at any
+/// depth (the Task and the function's details differ between invocations only by a trace id
+/// or a request id deep inside): a patch of the template.
+///
+/// A patch is `["v", value]` (this value instead) or `["p", {key: patch}, [removed keys]]`
+/// (the template's object with these keys patched, added or removed); equal parts are left
+/// out.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Compact(Box<str>);
 
+/// The patch that turns `template` into `value`, `None` when they are equal.
+fn patch(value: &Value, template: &Value) -> Option<Value> {
+    if value == template {
+        return None;
+    }
+    match (value, template) {
+        (Value::Object(v), Value::Object(t)) => {
+            let changed: Map<String, Value> = v
+                .iter()
+                .filter_map(|(k, x)| {
+                    let p = match t.get(k) {
+                        Some(tx) => patch(x, tx)?,
+                        None => Value::Array(vec!["v".into(), x.clone()]),
+                    };
+                    Some((k.clone(), p))
+                })
+                .collect();
+            let removed: Vec<Value> = t
+                .keys()
+                .filter(|k| !v.contains_key(*k))
+                .map(|k| Value::String(k.clone()))
+                .collect();
+            Some(Value::Array(vec![
+                "p".into(),
+                Value::Object(changed),
+                Value::Array(removed),
+            ]))
+        }
+        _ => Some(Value::Array(vec!["v".into(), value.clone()])),
+    }
+}
+
+/// `template` with `patch` applied.
+fn apply(template: &Value, patch: &Value) -> Value {
+    match patch.as_array().map(Vec::as_slice) {
+        Some([kind, value]) if kind == "v" => value.clone(),
+        Some([kind, Value::Object(changed), Value::Array(removed)]) if kind == "p" => {
+            let mut out = template.as_object().cloned().unwrap_or_default();
+            for (k, p) in changed {
+                let next = apply(out.get(k).unwrap_or(&Value::Null), p);
+                out.insert(k.clone(), next);
+            }
+            for k in removed.iter().filter_map(Value::as_str) {
+                out.remove(k);
+            }
+            Value::Object(out)
+        }
+        _ => template.clone(),
+    }
+}
+
 impl Compact {
     fn encode(body: &Map<String, Value>, template: &Map<String, Value>) -> Self {
-        let own: Map<String, Value> = body
-            .iter()
-            .filter(|(k, v)| template.get(*k) != Some(*v))
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect();
-        let missing: Vec<&String> = template.keys().filter(|k| !body.contains_key(*k)).collect();
-        let text = serde_json::to_string(&(own, missing)).unwrap_or_default();
+        // Copies for the moment of encoding; only the patch's text is kept.
+        let body = Value::Object(body.clone());
+        let template = Value::Object(template.clone());
+        let text =
+            patch(&body, &template).map_or_else(|| "[\"p\",{},[]]".to_owned(), |p| p.to_string());
         Self(text.into_boxed_str())
     }
 
     fn decode(&self, template: &Map<String, Value>) -> Map<String, Value> {
-        let (own, missing): (Map<String, Value>, Vec<String>) =
-            serde_json::from_str(&self.0).unwrap_or_default();
-        let mut body = template.clone();
-        for k in missing {
-            body.remove(&k);
+        let patch: Value = serde_json::from_str(&self.0).unwrap_or(Value::Null);
+        match apply(&Value::Object(template.clone()), &patch) {
+            Value::Object(m) => m,
+            _ => template.clone(),
         }
-        body.extend(own);
-        body
     }
 
     fn bytes(&self) -> usize {
@@ -780,6 +830,9 @@ mod tests {
             json!({"status": "FAILED", "c": [1, 2]}),
             json!({}),
             json!({"task": {"name": "g"}, "a": 1, "b": 2, "-x": "~y"}),
+            json!({"task": {"name": "f", "deep": {"id": 2}}, "a": [1], "b": null}),
+            json!({"task": "not an object", "a": {"p": 1}}),
+            json!({"task": {}, "status": ["v", 1], "a": ["p", {}, []]}),
         ] {
             let body = object(body);
             let compact = Compact::encode(&body, &template);
@@ -788,12 +841,24 @@ mod tests {
     }
 
     #[test]
-    fn a_record_keeps_only_what_differs_from_the_first_body() {
+    fn a_record_keeps_only_what_differs_from_the_first_body_at_any_depth() {
         let big = "x".repeat(2000);
-        let template = object(json!({"task": {"capability": big}, "status": "RUNNING"}));
-        let body = object(json!({"task": {"capability": big}, "status": "SUCCEEDED"}));
-        let bytes = Compact::encode(&body, &template).bytes();
-        assert!(bytes < 64, "{bytes} bytes");
+        let template = object(json!({
+            "task": {"capability": big, "infra": {"xray": {"trace_id": "Root=1-a"}}},
+            "status": "RUNNING",
+        }));
+        let body = object(json!({
+            "task": {"capability": big, "infra": {"xray": {"trace_id": "Root=1-b"}}},
+            "status": "SUCCEEDED",
+        }));
+        let compact = Compact::encode(&body, &template);
+        assert!(
+            compact.bytes() < 200,
+            "{} bytes: {}",
+            compact.bytes(),
+            compact.0
+        );
+        assert_eq!(compact.decode(&template), body);
     }
 
     #[test]
