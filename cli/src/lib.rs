@@ -17,7 +17,7 @@ use clap::Parser;
 use clap::error::ErrorKind;
 use proc_wrapper::api::{CreationFailure, Reporter, task_param_errors};
 use proc_wrapper::child_env::{self, ChildEnv};
-use proc_wrapper::config::{Args, Config};
+use proc_wrapper::config::{Args, Config, LogFormat, LogLevel};
 use proc_wrapper::exec::ExecError;
 use proc_wrapper::exit_codes;
 use proc_wrapper::metadata::RuntimeMetadata;
@@ -67,11 +67,22 @@ pub fn main_with_args<I: IntoIterator<Item = OsString>>(args: I) -> i32 {
     {
         Ok(loaded) => loaded,
         Err(e) => {
-            eprintln!("PROC_WRAPPER: ERROR: {e}");
+            // Logging is not set up yet (its settings may be the ones at fault).
+            let format = LogFormat::from_env();
+            if format == LogFormat::Json {
+                proc_wrapper::logging::init_with_format(LogLevel::Info, true, format);
+                error!("{e}");
+            } else {
+                eprintln!("PROC_WRAPPER: ERROR: {e}");
+            }
             return exit_codes::CONFIGURATION_ERROR;
         }
     };
-    proc_wrapper::logging::init(config.log.level, config.log.include_timestamps);
+    proc_wrapper::logging::init_with_format(
+        config.log.level,
+        config.log.include_timestamps,
+        config.log.format,
+    );
     for warning in &config.warnings {
         warn!("{warning}");
     }

@@ -432,3 +432,77 @@ fn one_argument_holding_a_script_runs_it() {
     assert_eq!(out.status.code(), Some(3));
     assert_eq!(stdout(&out), "X\n");
 }
+
+/// The lines of `text`, each a JSON object with Lambda's keys (panics otherwise).
+fn lambda_json_lines(text: &str) -> Vec<serde_json::Map<String, serde_json::Value>> {
+    text.lines()
+        .map(|line| {
+            let Ok(serde_json::Value::Object(object)) = serde_json::from_str(line) else {
+                panic!("not a JSON object: {line}\nin\n{text}");
+            };
+            for key in ["timestamp", "level", "message"] {
+                assert!(object[key].is_string(), "no {key}: {line}");
+            }
+            object
+        })
+        .collect()
+}
+
+#[test]
+fn lambdas_json_log_format_gives_json_lines_and_text_stays_text() {
+    let out = run(wrapper()
+        .env("AWS_LAMBDA_LOG_FORMAT", "JSON")
+        .env("PROC_WRAPPER_LOG_LEVEL", "DEBUG")
+        .args(["--", "true"]));
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let lines = lambda_json_lines(&stderr(&out));
+    assert!(lines.len() > 1, "{}", stderr(&out));
+    assert!(
+        lines.iter().any(|l| l["level"] == "DEBUG"),
+        "{}",
+        stderr(&out)
+    );
+    let last = lines.last().expect("UNWRAP: lines seen above");
+    assert!(
+        last["message"]
+            .as_str()
+            .is_some_and(|m| m.starts_with("Task '") && m.contains("' succeeded at ")),
+        "the summary: {last:?}"
+    );
+    let time = last["timestamp"].as_str().expect("UNWRAP: checked");
+    assert!(
+        time.len() == 24 && time.ends_with('Z') && time.as_bytes()[10] == b'T',
+        "{time}"
+    );
+    // Lambda's level, when the wrapper's is not set; a configuration error is JSON too.
+    let out = run(wrapper()
+        .env("AWS_LAMBDA_LOG_FORMAT", "json")
+        .env("AWS_LAMBDA_LOG_LEVEL", "WARN")
+        .args(["--", "true"]));
+    assert_eq!(stderr(&out), "", "nothing at WARN");
+    let out = run(wrapper()
+        .env("AWS_LAMBDA_LOG_FORMAT", "JSON")
+        .env("PROC_WRAPPER_PROCESS_TIMEOUT_SECONDS", "abc")
+        .args(["--", "true"]));
+    assert_eq!(out.status.code(), Some(78));
+    let lines = lambda_json_lines(&stderr(&out));
+    assert_eq!(lines[0]["level"], "ERROR");
+    assert!(
+        lines[0]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("PROC_WRAPPER_PROCESS_TIMEOUT_SECONDS")),
+        "{lines:?}"
+    );
+    // Text (or unset): the original format.
+    for format in ["Text", ""] {
+        let out = run(wrapper()
+            .env("AWS_LAMBDA_LOG_FORMAT", format)
+            .args(["--", "true"]));
+        let err = stderr(&out);
+        assert!(!err.is_empty());
+        assert!(
+            err.lines().all(|l| l.starts_with("PROC_WRAPPER: ")),
+            "{err}"
+        );
+    }
+}

@@ -10,7 +10,9 @@
 //! * anything else: answers `{"echo": <event>}`.
 //!
 //! With `TEST_FUNCTION_WRAPPED=TRUE` the handler runs under runtime-lib's Lambda handler
-//! wrapper (`proc_wrapper::lambda::handler::run`).
+//! wrapper (`proc_wrapper::lambda::handler::run`); with `TEST_FUNCTION_LOG=TRUE` it logs
+//! through `proc_wrapper::logging::init_lambda` (else it installs no subscriber and is
+//! silent).
 
 use std::time::Duration;
 
@@ -47,6 +49,9 @@ async fn handler(event: LambdaEvent<Value>) -> Result<Value, Error> {
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
+    if std::env::var("TEST_FUNCTION_LOG").is_ok_and(|v| v == "TRUE") {
+        proc_wrapper::logging::init_lambda();
+    }
     if std::env::var("TEST_FUNCTION_WRAPPED").is_ok_and(|v| v == "TRUE") {
         proc_wrapper::lambda::handler::run(service_fn(handler)).await
     } else {

@@ -3,7 +3,7 @@
 
 use std::ffi::OsString;
 
-use proc_wrapper::config::{Args, Config, LogLevel};
+use proc_wrapper::config::{Args, Config, LogFormat, LogLevel};
 
 const USAGE: &str = "\
 Usage: cloudreactor-extension            run as an AWS Lambda extension (from /opt/extensions)
@@ -17,11 +17,11 @@ Settings come from the PROC_WRAPPER_* environment variables; see the README.";
 fn main() {
     let env: Vec<(OsString, OsString)> = std::env::vars_os().collect();
     let config = Config::from_sources(&Args::default(), &|k| std::env::var(k).ok());
-    let (level, timestamps) = match &config {
-        Ok(c) => (c.log.level, c.log.include_timestamps),
-        Err(_) => (LogLevel::Info, true),
+    let (level, timestamps, format) = match &config {
+        Ok(c) => (c.log.level, c.log.include_timestamps, c.log.format),
+        Err(_) => (LogLevel::Info, true, LogFormat::from_env()),
     };
-    proc_wrapper::logging::init(level, timestamps);
+    proc_wrapper::logging::init_with_format(level, timestamps, format);
     if let Err(e) = &config {
         tracing::warn!("{e}");
     }

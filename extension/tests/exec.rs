@@ -62,3 +62,34 @@ fn exec_fails_closed_naming_the_variable() {
     let out = extension().args(["--exec"]).output().expect("UNWRAP: runs");
     assert_eq!(out.status.code(), Some(78));
 }
+
+#[test]
+fn exec_logs_json_lines_with_lambdas_json_log_format() {
+    let out = extension()
+        .env("AWS_LAMBDA_LOG_FORMAT", "JSON")
+        .env("PROC_WRAPPER_LOG_LEVEL", "DEBUG")
+        .env(
+            "API_TOKEN_FOR_PROC_WRAPPER_TO_RESOLVE",
+            "ENV:NOT_SET_ANYWHERE",
+        )
+        .args(["--exec", "sh", "-c", "echo RAN"])
+        .output()
+        .expect("UNWRAP: runs");
+    assert_eq!(out.status.code(), Some(78));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let lines: Vec<serde_json::Value> = stderr
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    let error = lines
+        .iter()
+        .find(|l| l["level"] == "ERROR")
+        .unwrap_or_else(|| panic!("no error line: {stderr}"));
+    assert!(
+        error["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("API_TOKEN")),
+        "{error}"
+    );
+    assert!(lines.iter().all(|l| l["timestamp"].is_string()), "{stderr}");
+}

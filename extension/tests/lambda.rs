@@ -132,6 +132,9 @@ struct Options {
     proxy: Proxy,
     /// Telemetry record types the simulator does not deliver.
     suppressed: Vec<&'static str>,
+    /// The function logs (`TEST_FUNCTION_LOG=TRUE`) to this file instead of the test's
+    /// standard error.
+    function_log: Option<PathBuf>,
 }
 
 impl Default for Options {
@@ -145,6 +148,7 @@ impl Default for Options {
             wrapped: false,
             proxy: Proxy::None,
             suppressed: Vec::new(),
+            function_log: None,
         }
     }
 }
@@ -295,7 +299,17 @@ async fn start(options: Options) -> Harness {
             "the extension did not listen on its status port"
         );
     }
-    let mut func = ProcessConfig::new(function_bin(), ProcessRole::Runtime);
+    let mut func = match &options.function_log {
+        None => ProcessConfig::new(function_bin(), ProcessRole::Runtime),
+        // The simulator's processes inherit standard error or drop it: a shell that execs
+        // the function (same process) sends it to the file.
+        Some(path) => ProcessConfig::new("/bin/sh", ProcessRole::Runtime)
+            .arg("-c")
+            .arg(r#"exec "$0" 2>"$1""#)
+            .arg(function_bin().to_string_lossy())
+            .arg(path.to_string_lossy())
+            .env("TEST_FUNCTION_LOG", "TRUE"),
+    };
     for (k, v) in &common {
         func = func.env(*k, v.clone());
     }
@@ -1550,4 +1564,98 @@ async fn the_wrapped_handler_alone_keeps_what_an_outage_held_back_and_sends_it_l
         h.api.requests()
     );
     assert_eq!(h.api.finished().len(), 5, "one execution per invocation");
+}
+
+/// `line` as a JSON object with Lambda's keys (panics otherwise).
+fn lambda_json_line(line: &str) -> serde_json::Map<String, Value> {
+    let Ok(Value::Object(object)) = serde_json::from_str::<Value>(line) else {
+        panic!("not a JSON object: {line}");
+    };
+    for key in ["timestamp", "level", "message"] {
+        assert!(object[key].is_string(), "no {key}: {line}");
+    }
+    object
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_lambdas_json_log_format_the_extension_writes_json_lines_with_the_request_id() {
+    let h = start(Options {
+        env: vec![("AWS_LAMBDA_LOG_FORMAT", "JSON".into())],
+        ..Options::default()
+    })
+    .await;
+    let (id, status) = h.invoke(json!({"hello": "world"})).await;
+    assert_eq!(status, InvocationStatus::Success);
+    assert_eq!(h.final_for(&id).await.status(), Some("SUCCEEDED"));
+    let log = h.log();
+    let (_, code) = h.shutdown(ShutdownReason::Spindown).await;
+    assert_eq!(code, Some(0));
+    let lines: Vec<_> = log.lines().iter().map(|l| lambda_json_line(l)).collect();
+    assert!(lines.len() > 3, "{:#?}", log.lines());
+    let levels: Vec<_> = lines.iter().map(|l| l["level"].clone()).collect();
+    assert!(
+        levels.contains(&json!("DEBUG")),
+        "PROC_WRAPPER_LOG_LEVEL: {levels:?}"
+    );
+    let of_the_invocation: Vec<_> = lines
+        .iter()
+        .filter(|l| l.get("requestId") == Some(&json!(id)))
+        .collect();
+    assert!(
+        of_the_invocation
+            .iter()
+            .any(|l| l["message"] == "reported the invocation (SUCCEEDED)"),
+        "{of_the_invocation:#?}"
+    );
+    let time = lines[0]["timestamp"]
+        .as_str()
+        .expect("UNWRAP: checked above");
+    assert!(
+        time.len() == 24 && time.ends_with('Z') && time.as_bytes()[19] == b'.',
+        "{time}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_lambdas_json_log_format_the_handler_wrapper_logs_json_through_init_lambda() {
+    // A unique path in the temporary folder, removed at the end.
+    let log_file = Gate::new();
+    let path = log_file.0.clone();
+    let h = start(Options {
+        extension: false,
+        wrapped: true,
+        env: vec![
+            ("AWS_LAMBDA_LOG_FORMAT", "json".into()),
+            ("AWS_LAMBDA_LOG_LEVEL", "ERROR".into()),
+            // Lambda's level applies only when the wrapper's own is not set.
+            ("PROC_WRAPPER_LOG_LEVEL", "INFO".into()),
+        ],
+        function_log: Some(path.clone()),
+        ..Options::default()
+    })
+    .await;
+    let (id, status) = h.invoke(json!({"hello": "world"})).await;
+    assert_eq!(status, InvocationStatus::Success);
+    let reported = || {
+        std::fs::read_to_string(&path)
+            .unwrap_or_default()
+            .contains("reported the invocation")
+    };
+    assert!(
+        until(LIMIT, reported).await,
+        "{:?}",
+        std::fs::read_to_string(&path)
+    );
+    let text = std::fs::read_to_string(&path).expect("UNWRAP: seen above");
+    let lines: Vec<_> = text.lines().map(lambda_json_line).collect();
+    let line = lines
+        .iter()
+        .find(|l| l["message"] == "reported the invocation (SUCCEEDED)")
+        .expect("UNWRAP: seen above");
+    assert_eq!(line["requestId"], id.as_str(), "{text}");
+    assert_eq!(line["level"], "INFO");
+    assert!(
+        lines.iter().all(|l| l["level"] != "DEBUG"),
+        "at INFO: {text}"
+    );
 }

@@ -20,7 +20,7 @@
 //! | [`managed`] | embedded mode: a Rust function run as a Task Execution |
 //! | [`lambda`] | reporting Lambda invocations; with feature `lambda`, the handler wrapper |
 //! | [`handoff`] | what code in a Lambda function tells `cloudreactor-extension` |
-//! | [`logging`] | the wrapper's own log format |
+//! | [`logging`] | the wrapper's own log: the text format, or Lambda's JSON format (`AWS_LAMBDA_LOG_FORMAT`) |
 //! | [`exit_codes`] | the exit codes of `proc_wrapper` |
 //! | [`time`] | UTC timestamps |
 //!

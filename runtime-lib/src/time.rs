@@ -69,6 +69,21 @@ impl UtcTime {
         )
     }
 
+    /// `2024-01-31T13:45:07.123Z` (ISO 8601 with milliseconds, as Lambda's JSON logs write
+    /// it).
+    pub(crate) fn iso8601_millis(&self) -> String {
+        format!(
+            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
+            self.year,
+            self.month,
+            self.day,
+            self.hour,
+            self.minute,
+            self.second,
+            self.micros / 1000
+        )
+    }
+
     /// `2024-01-31T13:45:07.123456+00:00` (ISO-8601, as sent to the API server).
     pub fn iso8601(&self) -> String {
         format!(

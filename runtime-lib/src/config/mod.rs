@@ -232,11 +232,51 @@ impl LogLevel {
     }
 }
 
+/// The format of the wrapper's own log: `AWS_LAMBDA_LOG_FORMAT`, which Lambda sets from the
+/// function's logging configuration (and which `proc_wrapper` honours everywhere).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LogFormat {
+    /// `PROC_WRAPPER: 2024-01-31 13:45:07,123 INFO: message` (the Python original's), when
+    /// `AWS_LAMBDA_LOG_FORMAT` is unset or anything but `JSON`.
+    #[default]
+    Text,
+    /// One JSON object a line, as Lambda's runtimes write it:
+    /// `{"timestamp":"2024-01-31T13:45:07.123Z","level":"INFO","message":"...","requestId":"..."}`
+    /// (`AWS_LAMBDA_LOG_FORMAT=JSON`, any case).
+    Json,
+}
+
+impl LogFormat {
+    /// The variable that selects the format.
+    pub const VAR: &'static str = "AWS_LAMBDA_LOG_FORMAT";
+
+    /// The format `lookup` selects: [`LogFormat::Json`] when `AWS_LAMBDA_LOG_FORMAT` is
+    /// `JSON` (any case, blanks around it ignored), else [`LogFormat::Text`].
+    pub fn from_lookup(lookup: &dyn Fn(&str) -> Option<String>) -> Self {
+        match lookup(Self::VAR) {
+            Some(v) if v.trim().eq_ignore_ascii_case("json") => Self::Json,
+            _ => Self::Text,
+        }
+    }
+
+    /// The format the process environment selects.
+    pub fn from_env() -> Self {
+        Self::from_lookup(&|k| std::env::var(k).ok())
+    }
+}
+
+/// Lambda's application log level (`AWS_LAMBDA_LOG_LEVEL`, set with the JSON log format):
+/// the level of the wrapper's log when neither `PROC_WRAPPER_LOG_LEVEL` nor `--log-level`
+/// is given.
+pub const AWS_LAMBDA_LOG_LEVEL_VAR: &str = "AWS_LAMBDA_LOG_LEVEL";
+
 /// Logging and log capture settings.
 #[derive(Debug, Clone, PartialEq)]
 pub struct LogConfig {
     /// Level of the wrapper's own log.
     pub level: LogLevel,
+    /// Format of the wrapper's own log.
+    pub format: LogFormat,
     /// Secret values may appear in the log.
     pub log_secrets: bool,
     /// Log the input value.
@@ -829,9 +869,24 @@ impl Config {
         warnings: &mut Vec<String>,
     ) -> Result<LogConfig, ConfigError> {
         let l = &args.log;
-        let cli_level = l.log_level.unwrap_or(LogLevel::Info);
+        let lambda_level = || {
+            let raw = src.env(&[AWS_LAMBDA_LOG_LEVEL_VAR])?;
+            // Lambda's names: TRACE, DEBUG, INFO, WARN, ERROR, FATAL.
+            let level = match raw.text.to_ascii_uppercase().as_str() {
+                "FATAL" => Some(LogLevel::Critical),
+                other => LogLevel::from_text(other),
+            };
+            Some(level.unwrap_or_else(|| {
+                warnings.push(format!(
+                    "{AWS_LAMBDA_LOG_LEVEL_VAR} '{}' is not one of TRACE, DEBUG, INFO, WARN, \
+                     ERROR, FATAL; using INFO",
+                    raw.text
+                ));
+                LogLevel::Info
+            }))
+        };
         let level = match src.var(&T::LOG_LEVEL) {
-            None => cli_level,
+            None => l.log_level.or_else(lambda_level).unwrap_or(LogLevel::Info),
             Some(raw) => LogLevel::from_text(&raw.text).unwrap_or_else(|| {
                 warnings.push(format!(
                     "{} '{}' is not one of TRACE, DEBUG, INFO, WARNING, ERROR, CRITICAL; using \
@@ -847,6 +902,7 @@ impl Config {
         };
         Ok(LogConfig {
             level,
+            format: LogFormat::from_lookup(&|k| src.raw_env(k)),
             log_secrets: bool_setting(src.var(&T::LOG_SECRETS), l.log_secrets),
             log_input_value: bool_setting(src.var(&T::LOG_INPUT_VALUE), l.log_input_value),
             log_result_value: bool_setting(src.var(&T::LOG_RESULT_VALUE), l.log_result_value),
@@ -1429,6 +1485,40 @@ mod tests {
         assert_eq!(c.warnings.len(), 1);
         let c = build(&["-l", "debug"], &[]).unwrap();
         assert_eq!(c.log.level, LogLevel::Debug);
+    }
+
+    #[test]
+    fn lambda_log_level_and_format() {
+        let c = build(&["true"], &[]).unwrap();
+        assert_eq!(
+            (c.log.level, c.log.format),
+            (LogLevel::Info, LogFormat::Text)
+        );
+        let lambda = [
+            ("AWS_LAMBDA_LOG_FORMAT", "json"),
+            ("AWS_LAMBDA_LOG_LEVEL", "WARN"),
+        ];
+        let c = build(&["true"], &lambda).unwrap();
+        assert_eq!(
+            (c.log.level, c.log.format),
+            (LogLevel::Warning, LogFormat::Json)
+        );
+        let c = build(&["true"], &[("AWS_LAMBDA_LOG_LEVEL", "FATAL")]).unwrap();
+        assert_eq!(c.log.level, LogLevel::Critical);
+        // The wrapper's own settings win.
+        let c = build(&["-l", "ERROR", "true"], &lambda).unwrap();
+        assert_eq!(c.log.level, LogLevel::Error);
+        let mut env = lambda.to_vec();
+        env.push(("PROC_WRAPPER_LOG_LEVEL", "DEBUG"));
+        let c = build(&["true"], &env).unwrap();
+        assert_eq!(c.log.level, LogLevel::Debug);
+        let c = build(&["true"], &[("AWS_LAMBDA_LOG_LEVEL", "LOUD")]).unwrap();
+        assert_eq!(c.log.level, LogLevel::Info);
+        assert_eq!(c.warnings.len(), 1, "{:?}", c.warnings);
+        for text in ["Text", "", "yaml"] {
+            let c = build(&["true"], &[("AWS_LAMBDA_LOG_FORMAT", text)]).unwrap();
+            assert_eq!(c.log.format, LogFormat::Text, "{text}");
+        }
     }
 
     #[test]

@@ -321,6 +321,7 @@ mod tests {
     fn log_config() -> LogConfig {
         LogConfig {
             level: crate::config::LogLevel::Info,
+            format: crate::config::LogFormat::Text,
             log_secrets: false,
             log_input_value: false,
             log_result_value: false,
@@ -576,6 +577,7 @@ mod tests {
     fn tails_keep_the_last_lines() {
         let log = LogConfig {
             level: crate::config::LogLevel::Info,
+            format: crate::config::LogFormat::Text,
             log_secrets: false,
             log_input_value: false,
             log_result_value: false,

@@ -29,5 +29,8 @@ async fn handler(event: LambdaEvent<Value>) -> Result<Value, Error> {
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
+    // The handler wrapper's log (and any `tracing` events of the handler) in the function's
+    // log format: JSON lines with `AWS_LAMBDA_LOG_FORMAT=JSON`.
+    proc_wrapper::logging::init_lambda();
     proc_wrapper::lambda::handler::run(service_fn(handler)).await
 }
