@@ -128,14 +128,8 @@ impl Settings {
             "seconds",
             &mut warnings,
         ));
-        let backlog_max = usize::try_from(number(
-            env,
-            T::EXTENSION_BACKLOG_MAX.var(),
-            (u64::try_from(d.backlog_max).unwrap_or(u64::MAX), 1),
-            "reports",
-            &mut warnings,
-        ))
-        .unwrap_or(d.backlog_max);
+        let (backlog_max, warning) = proc_wrapper::lambda::backlog::max_from_env(env);
+        warnings.extend(warning);
         let telemetry_port = match env(T::EXTENSION_TELEMETRY_PORT.var()) {
             None => d.telemetry_port,
             Some(text) => match text.trim().parse::<u16>() {

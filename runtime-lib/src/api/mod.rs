@@ -433,9 +433,8 @@ impl Reporter {
     /// the final update says `STOPPED` too, with why in `error_details` and the log tails;
     /// after a 409 that refused a status, nothing more is sent.
     pub async fn final_update(&mut self, outcome: &Outcome, extra: Map<String, Value>) {
-        if let Some(conflict) = self.stop.take() {
+        if let Some(conflict) = self.stop.clone() {
             self.stopped_update(outcome, &conflict, extra).await;
-            self.stop = Some(conflict);
             return;
         }
         if outcome.status == FinalStatus::Stopped {
@@ -458,9 +457,8 @@ impl Reporter {
         // went out (or was answered), it goes now, on its own, before the final update.
         if self.pending.contains_key("pid") {
             self.update(Map::new(), RequestKind::Update).await;
-            if let Some(conflict) = self.stop.take() {
+            if let Some(conflict) = self.stop.clone() {
                 self.stopped_update(outcome, &conflict, extra).await;
-                self.stop = Some(conflict);
                 return;
             }
         }

@@ -48,6 +48,29 @@ pub const MAX_ATTEMPTS: u32 = 20;
 /// The default bound of the backlog.
 pub const DEFAULT_MAX: usize = 1000;
 
+/// The bound of the backlog, `PROC_WRAPPER_EXTENSION_BACKLOG_MAX` (default [`DEFAULT_MAX`],
+/// at least 1), read alike by the extension and the handler wrapper: a value that is not a
+/// whole number gives the default, 0 gives 1, each with a warning naming the variable.
+pub fn max_from_env(env: &dyn Fn(&str) -> Option<String>) -> (usize, Option<String>) {
+    let var = crate::config::table::EXTENSION_BACKLOG_MAX.var();
+    let Some(text) = env(var) else {
+        return (DEFAULT_MAX, None);
+    };
+    match text.trim().parse::<usize>() {
+        Ok(0) => (
+            1,
+            Some(format!("{var} must be at least 1 reports; using 1 reports")),
+        ),
+        Ok(n) => (n, None),
+        Err(_) => (
+            DEFAULT_MAX,
+            Some(format!(
+                "{var}='{text}' is not a whole number of reports; using {DEFAULT_MAX} reports"
+            )),
+        ),
+    }
+}
+
 /// The first wait after a failure; it doubles with each failure in a row.
 const FIRST_BACKOFF: Duration = Duration::from_millis(500);
 
@@ -182,30 +205,34 @@ fn patch(value: &Value, template: &Value) -> Option<Value> {
         return None;
     }
     match (value, template) {
-        (Value::Object(v), Value::Object(t)) => {
-            let changed: Map<String, Value> = v
-                .iter()
-                .filter_map(|(k, x)| {
-                    let p = match t.get(k) {
-                        Some(tx) => patch(x, tx)?,
-                        None => Value::Array(vec!["v".into(), x.clone()]),
-                    };
-                    Some((k.clone(), p))
-                })
-                .collect();
-            let removed: Vec<Value> = t
-                .keys()
-                .filter(|k| !v.contains_key(*k))
-                .map(|k| Value::String(k.clone()))
-                .collect();
-            Some(Value::Array(vec![
-                "p".into(),
-                Value::Object(changed),
-                Value::Array(removed),
-            ]))
-        }
+        (Value::Object(v), Value::Object(t)) => Some(patch_object(v, t)),
         _ => Some(Value::Array(vec!["v".into(), value.clone()])),
     }
+}
+
+/// The `["p", …]` patch that turns object `t` into object `v` (`["p", {}, []]` when they
+/// are equal).
+fn patch_object(v: &Map<String, Value>, t: &Map<String, Value>) -> Value {
+    let changed: Map<String, Value> = v
+        .iter()
+        .filter_map(|(k, x)| {
+            let p = match t.get(k) {
+                Some(tx) => patch(x, tx)?,
+                None => Value::Array(vec!["v".into(), x.clone()]),
+            };
+            Some((k.clone(), p))
+        })
+        .collect();
+    let removed: Vec<Value> = t
+        .keys()
+        .filter(|k| !v.contains_key(*k))
+        .map(|k| Value::String(k.clone()))
+        .collect();
+    Value::Array(vec![
+        "p".into(),
+        Value::Object(changed),
+        Value::Array(removed),
+    ])
 }
 
 /// `template` with `patch` applied.
@@ -229,12 +256,7 @@ fn apply(template: &Value, patch: &Value) -> Value {
 
 impl Compact {
     fn encode(body: &Map<String, Value>, template: &Map<String, Value>) -> Self {
-        // Copies for the moment of encoding; only the patch's text is kept.
-        let body = Value::Object(body.clone());
-        let template = Value::Object(template.clone());
-        let text =
-            patch(&body, &template).map_or_else(|| "[\"p\",{},[]]".to_owned(), |p| p.to_string());
-        Self(text.into_boxed_str())
+        Self(patch_object(body, template).to_string().into_boxed_str())
     }
 
     fn decode(&self, template: &Map<String, Value>) -> Map<String, Value> {
@@ -280,6 +302,8 @@ struct Entry {
 struct Sent {
     key: String,
     pending: Pending,
+    /// The `status` of the body that was sent, for the log.
+    status: Option<String>,
     tried: Tried,
 }
 
@@ -556,13 +580,19 @@ impl Actor {
             };
             entry.in_flight = true;
             pending.attempts += 1;
-            let body = Value::Object(self.body(&pending));
+            let body = self.body(&pending);
+            let status = body
+                .get("status")
+                .and_then(Value::as_str)
+                .map(str::to_owned);
+            let body = Value::Object(body);
             let client = self.client.clone();
             self.in_flight.spawn(async move {
                 let tried = client.try_once(request.method, &request.path, &body).await;
                 Sent {
                     key,
                     pending,
+                    status,
                     tried,
                 }
             });
@@ -573,6 +603,7 @@ impl Actor {
         let Sent {
             key,
             pending,
+            status,
             tried,
         } = sent;
         let Some(entry) = self.entries.get_mut(&key) else {
@@ -598,7 +629,7 @@ impl Actor {
                     }
                 }
                 entry.started = true;
-                self.delivered(&key, &pending);
+                self.delivered(&key, &pending, status.as_deref());
             }
             Tried::Answered(why) => {
                 // Taken, but its answer is unreadable: a creation's UUID is then unknown.
@@ -609,7 +640,7 @@ impl Actor {
                 if entry.uuid.is_none() {
                     entry.lost = true;
                 }
-                self.delivered(&key, &pending);
+                self.delivered(&key, &pending, status.as_deref());
             }
             Tried::Later { why, retry_after } => {
                 self.later(key.clone(), pending, &why, retry_after);
@@ -654,21 +685,17 @@ impl Actor {
     }
 
     /// The record went: the next one of its execution may go.
-    fn delivered(&mut self, key: &str, pending: &Pending) {
+    fn delivered(&mut self, key: &str, pending: &Pending, status: Option<&str>) {
         self.waiting -= 1;
         let entry = self
             .entries
             .get_mut(key)
             .expect("UNWRAP: the caller found it");
         if pending.is_final {
-            let status = self.templates[usize::from(!pending.start)]
-                .as_ref()
-                .map(|t| pending.body.decode(t))
-                .and_then(|b| b.get("status").and_then(Value::as_str).map(str::to_owned));
             info!(
                 request_id = key,
                 "reported the invocation ({})",
-                status.as_deref().unwrap_or("final")
+                status.unwrap_or("final")
             );
             fire(&mut entry.waiters);
         }
@@ -859,6 +886,25 @@ mod tests {
             compact.0
         );
         assert_eq!(compact.decode(&template), body);
+    }
+
+    #[test]
+    fn the_bound_is_read_alike_for_both_reporters() {
+        let read = |v: Option<&str>| {
+            max_from_env(&|k| {
+                (k == "PROC_WRAPPER_EXTENSION_BACKLOG_MAX")
+                    .then(|| v.map(str::to_owned))
+                    .flatten()
+            })
+        };
+        assert_eq!(read(None), (DEFAULT_MAX, None));
+        assert_eq!(read(Some(" 25 ")), (25, None));
+        let (n, warning) = read(Some("0"));
+        assert_eq!(n, 1);
+        assert!(warning.is_some_and(|w| w.contains("PROC_WRAPPER_EXTENSION_BACKLOG_MAX")));
+        let (n, warning) = read(Some("many"));
+        assert_eq!(n, DEFAULT_MAX);
+        assert!(warning.is_some_and(|w| w.contains("='many'")));
     }
 
     #[test]

@@ -103,7 +103,10 @@ impl CloudReactorLayer {
             warn!("{w}");
         }
         let updater = StatusUpdater::from_lookup(false, &lookup);
-        let backlog_max = backlog_max(&lookup);
+        let (backlog_max, warning) = backlog::max_from_env(&lookup);
+        if let Some(w) = warning {
+            warn!("{w}");
+        }
         Self {
             shared: Arc::new(Shared {
                 backlog_max,
@@ -326,24 +329,6 @@ impl Shared {
                 self.max_added.as_millis(),
                 crate::lambda::MAX_ADDED_VAR
             );
-        }
-    }
-}
-
-/// The bound of the handler wrapper's backlog: `PROC_WRAPPER_EXTENSION_BACKLOG_MAX`, as for
-/// the extension (a value that is not a whole number above 0 gives the default, with a
-/// warning).
-fn backlog_max(env: &dyn Fn(&str) -> Option<String>) -> usize {
-    let var = crate::config::table::EXTENSION_BACKLOG_MAX.var();
-    match env(var).map(|t| t.trim().parse::<usize>()) {
-        None => backlog::DEFAULT_MAX,
-        Some(Ok(n)) if n > 0 => n,
-        Some(_) => {
-            warn!(
-                "{var} must be a whole number above 0; using {}",
-                backlog::DEFAULT_MAX
-            );
-            backlog::DEFAULT_MAX
         }
     }
 }
