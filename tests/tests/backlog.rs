@@ -143,6 +143,24 @@ fn a_refused_connection_outage_loses_no_final_status() {
 }
 
 #[test]
+fn a_slow_server_delays_the_reports_but_loses_none() {
+    rt().block_on(async {
+        let api = FakeApi::start();
+        // Every answer after 0.7 s, under the 5 s request timeout.
+        api.start_outage(Fault::Delay(Duration::from_millis(700)));
+        let backlog = Backlog::start(client(&api), 1000);
+        let delivered: Vec<_> = (0..6).map(|n| invocation(&backlog, n)).collect();
+        for d in delivered {
+            tokio::time::timeout(LIMIT, d).await.unwrap().unwrap();
+        }
+        assert!(backlog.healthy(), "a slow answer is an answer");
+        assert_all_final(&api, 6);
+        let summary = backlog.flush(Instant::now() + LIMIT).await;
+        assert_eq!(summary, Summary::default());
+    });
+}
+
+#[test]
 fn a_start_and_final_that_waited_together_go_as_one_creation() {
     rt().block_on(async {
         let api = FakeApi::start();
