@@ -34,6 +34,7 @@
 //! function, never call `init/error`, and never stop the extension from answering `/next`.
 
 mod invocation;
+pub mod proxy;
 #[cfg(test)]
 mod routing_tests;
 pub mod runtime_api;
