@@ -2,7 +2,8 @@
 # tests need, and stops them on exit.
 #   setup_venv   creates tests/.venv with moto[server] and cfn-lint (once), and the Python
 #                proc_wrapper 6.0.2 (pinned, with its optional readers) for the differential
-#                suite; exports PROC_WRAPPER_TEST_ORIGINAL_PYTHON
+#                suite; exports PROC_WRAPPER_TEST_ORIGINAL_PYTHON; and AWS's Python Lambda
+#                runtime interface client awslambdaric (pinned) for the end-to-end tests
 #   start_moto   starts moto_server on a free loopback port and exports the variables that
 #                point the tests (and proc_wrapper) at it; a second moto_server, whose IAM
 #                authentication checks every signature once a test turns it on, is
@@ -21,6 +22,23 @@ setup_venv() {
     "$VENV/bin/pip" install --quiet 'moto[server]>=5' 'cfn-lint>=1'
   fi
   setup_original
+  setup_lambda_ric
+}
+
+# missing_pins NAME==VERSION...: prints those that tests/.venv lacks or has at another version
+# (importlib.metadata normalises the names).
+missing_pins() {
+  "$VENV/bin/python" - "$@" <<'PY'
+import importlib.metadata, sys
+for spec in sys.argv[1:]:
+    name, version = spec.split("==")
+    try:
+        ok = importlib.metadata.version(name) == version
+    except importlib.metadata.PackageNotFoundError:
+        ok = False
+    if not ok:
+        print(spec)
+PY
 }
 
 # The Python proc_wrapper 6.0.2, the oracle of the differential suite
@@ -34,26 +52,31 @@ ORIGINAL_PACKAGES=(
   mergedeep==1.3.4
 )
 setup_original() {
-  # The pinned packages that are missing or at another version (importlib.metadata
-  # normalises the names).
   local missing
-  missing=$("$VENV/bin/python" - "${ORIGINAL_PACKAGES[@]}" <<'PY'
-import importlib.metadata, sys
-for spec in sys.argv[1:]:
-    name, version = spec.split("==")
-    try:
-        ok = importlib.metadata.version(name) == version
-    except importlib.metadata.PackageNotFoundError:
-        ok = False
-    if not ok:
-        print(spec)
-PY
-  )
+  missing=$(missing_pins "${ORIGINAL_PACKAGES[@]}")
   if [ -n "$missing" ]; then
     echo "tests: installing" $missing "into tests/.venv" >&2
     "$VENV/bin/pip" install --quiet "${ORIGINAL_PACKAGES[@]}"
   fi
   export PROC_WRAPPER_TEST_ORIGINAL_PYTHON="$VENV/bin/python"
+}
+
+# AWS's Python Lambda runtime interface client (`python -m awslambdaric MODULE.FUNCTION`), the
+# function runtime of the end-to-end tests (tests/fixtures/python_function), with its
+# dependencies, all pinned. Wheels only: its source build needs cmake and libcurl and takes
+# minutes, so a missing wheel fails at once instead.
+LAMBDA_RIC_PACKAGES=(
+  awslambdaric==4.2.2
+  simplejson==4.3.0
+  snapshot-restore-py==1.0.0
+)
+setup_lambda_ric() {
+  local missing
+  missing=$(missing_pins "${LAMBDA_RIC_PACKAGES[@]}")
+  if [ -n "$missing" ]; then
+    echo "tests: installing" $missing "into tests/.venv" >&2
+    "$VENV/bin/pip" install --quiet --only-binary :all: "${LAMBDA_RIC_PACKAGES[@]}"
+  fi
 }
 
 # Cross-compilation to static musl binaries: zig (PyPI `ziglang`, in the venv), cargo-zigbuild

@@ -44,6 +44,9 @@ use crate::telemetry::{InitEnd, ending};
 /// message (which it sends before its response, so it normally arrives first).
 const END_HAND_OFF_WAIT: Duration = Duration::from_millis(100);
 
+/// How long past the creation delay a proxied invocation waits for its event.
+const EVENT_WAIT: Duration = Duration::from_secs(1);
+
 /// What the main loop passes to an invocation's task.
 #[derive(Debug)]
 pub(crate) enum Event {
@@ -62,8 +65,28 @@ pub(crate) enum Event {
     Init(InitEnd),
     /// The first platform record arrived: telemetry is delivered in this environment.
     TelemetryArrives,
+    /// The event of the invocation, seen by the Runtime API proxy: the Task Execution UUID
+    /// of `cloudreactor_context`, and the event itself when it could be read whole.
+    Input {
+        uuid: Option<String>,
+        input: Option<Value>,
+    },
+    /// Lambda accepted the runtime's answer, seen by the Runtime API proxy.
+    Answered(Answer),
     /// Finish without waiting for anything more.
     Close(Close),
+}
+
+/// The runtime's answer to an invocation, as the Runtime API proxy saw it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Answer {
+    /// A response.
+    Response,
+    /// An error, with its `errorType` and `errorMessage` when known.
+    Error {
+        error_type: Option<String>,
+        error_message: Option<String>,
+    },
 }
 
 /// Why an invocation had to finish without its outcome.
@@ -106,6 +129,9 @@ pub(crate) struct Invocation {
     pub(crate) creation_delay: Duration,
     /// Platform telemetry was seen to arrive before this invocation started.
     pub(crate) telemetry_arrives: bool,
+    /// The runtime talks to Lambda through the extension's Runtime API proxy: the event
+    /// of the invocation will be seen.
+    pub(crate) proxied: bool,
     /// When to give up waiting for the outcome (telemetry never came).
     pub(crate) outcome_limit: tokio::time::Instant,
     pub(crate) reporting: ReportingRx,
@@ -136,6 +162,12 @@ struct Seen {
     telemetry: bool,
     close: Option<Close>,
     report: Option<Map<String, Value>>,
+    /// The proxy saw the event.
+    event_seen: bool,
+    /// The event, when the proxy could read it whole.
+    input: Option<Value>,
+    /// The runtime's answer, as the proxy saw it.
+    answered: Option<Answer>,
 }
 
 impl Seen {
@@ -198,15 +230,38 @@ impl Seen {
                 self.telemetry = true;
             }
             Event::TelemetryArrives => self.telemetry = true,
+            Event::Input { uuid, input } => {
+                self.event_seen = true;
+                if uuid.is_some() {
+                    self.uuid = uuid;
+                }
+                self.input = input;
+            }
+            Event::Answered(answer) => {
+                if let Answer::Error {
+                    error_type,
+                    error_message,
+                } = &answer
+                {
+                    if error_type.is_some() {
+                        self.lambda.error_type.clone_from(error_type);
+                    }
+                    if error_message.is_some() {
+                        self.lambda.error_message.clone_from(error_message);
+                    }
+                }
+                self.answered = Some(answer);
+            }
             Event::Close(reason) => self.close = Some(reason),
         }
     }
 
-    /// The outcome is known from `runtimeDone`, from the function's end message, from a
-    /// failed initialisation of the invoke phase, or because the invocation had to be
-    /// closed.
+    /// The outcome is known from `runtimeDone`, from the runtime's answer (seen by the
+    /// proxy), from the function's end message, from a failed initialisation of the invoke
+    /// phase, or because the invocation had to be closed.
     fn outcome_known(&self) -> bool {
         self.done.is_some()
+            || self.answered.is_some()
             || self.ended_hand_off
             || self.close.is_some()
             || self
@@ -216,13 +271,15 @@ impl Seen {
     }
 
     /// The final status and its cause (`None`: a success), or `None` when the outcome is
-    /// unknown. The order matters: a success (of `runtimeDone`, or the function's end
-    /// message without an error) wins; then a failed initialisation names any other
-    /// ending; then `runtimeDone` ([`ending`]), the end message, SHUTDOWN.
+    /// unknown. The order matters: a success (of `runtimeDone`, of the runtime's answer,
+    /// or the function's end message without an error) wins; then a failed initialisation
+    /// names any other ending; then `runtimeDone` ([`ending`]), the runtime's error, the
+    /// end message, SHUTDOWN.
     fn decide(&mut self) -> Option<(FinalStatus, Option<LambdaCause>)> {
-        let succeeded = match &self.done {
-            Some(s) => s == "success",
-            None => self.ended_hand_off && self.lambda.error_type.is_none(),
+        let succeeded = match (&self.done, &self.answered) {
+            (Some(s), _) => s == "success",
+            (None, Some(answer)) => *answer == Answer::Response,
+            (None, None) => self.ended_hand_off && self.lambda.error_type.is_none(),
         };
         if succeeded {
             return Some((FinalStatus::Succeeded, None));
@@ -235,7 +292,7 @@ impl Seen {
         }
         Some(match (&self.done, &self.close) {
             (Some(s), _) => ending(s, self.done_error_type.as_deref()),
-            (None, _) if self.ended_hand_off => {
+            (None, _) if self.answered.is_some() || self.ended_hand_off => {
                 (FinalStatus::Failed, Some(LambdaCause::HandlerError))
             }
             (None, Some(Close::Shutdown(reason))) if reason == "timeout" => (
@@ -403,15 +460,26 @@ impl Invocation {
     /// is known.
     async fn until_creation_due(&mut self, seen: &mut Seen, started: Instant) {
         let due = tokio::time::Instant::from_std(started + self.creation_delay);
+        // Through the proxy, the event (which may name the execution) comes with the
+        // invocation; it is waited for, a bounded time.
+        let event_due = due + EVENT_WAIT;
         let mut past_due = false;
+        let mut past_event_due = false;
         loop {
-            let due_now = past_due && seen.telemetry;
+            let event_known = !self.proxied || seen.event_seen || past_event_due;
+            let due_now = past_due && seen.telemetry && event_known;
             if seen.started_hand_off || seen.outcome_known() || due_now {
                 return;
             }
             tokio::select! {
                 open = self.next_event(seen) => if !open { return },
                 () = tokio::time::sleep_until(due), if !past_due => past_due = true,
+                () = tokio::time::sleep_until(event_due), if !past_event_due => {
+                    past_event_due = true;
+                    if self.proxied && !seen.event_seen {
+                        debug!(request_id = self.invoke.request_id, "the proxy did not see the event of the invocation");
+                    }
+                }
             }
         }
     }
@@ -464,7 +532,10 @@ impl Invocation {
             metadata: self.metadata(&reporting, &seen),
             started_at: UtcTime::from_system(started_at),
             uuid: seen.uuid.clone(),
-            input_value: None,
+            input_value: seen
+                .input
+                .take()
+                .filter(|_| reporting.lambda.config.api.send_input_value),
         };
         let sampled_out = !lambda.sampled_in(seen.uuid.is_some());
         let rid = self.invoke.request_id.clone();
@@ -582,6 +653,7 @@ mod tests {
             cold_start: false,
             creation_delay: std::time::Duration::ZERO,
             telemetry_arrives: false,
+            proxied: false,
             outcome_limit: tokio::time::Instant::now(),
             reporting: wrx,
             events: rx,

@@ -57,7 +57,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, warn};
 
-use crate::invocation::{Close, Event, Invocation, ReportingRx, ReportingState};
+use crate::invocation::{Answer, Close, Event, Invocation, ReportingRx, ReportingState};
 use crate::runtime_api::{Invoke, NextEvent, Registration, RuntimeApi};
 use crate::settings::Settings;
 use crate::telemetry::{InitEnd, Record};
@@ -77,6 +77,8 @@ pub enum Inbound {
     Telemetry(Record),
     /// A status or hand-off message from the function.
     Status(HandOff),
+    /// What the Runtime API proxy saw.
+    Proxy(proxy::Seen),
 }
 
 /// Listens for status and hand-off messages on `127.0.0.1:port` until `cancel`, handing each
@@ -152,6 +154,8 @@ struct State {
     init_failure: Option<InitEnd>,
     /// An init record (`platform.initRuntimeDone` or `platform.initReport`) arrived.
     init_known: bool,
+    /// The runtime polls for its events through the Runtime API proxy.
+    proxied: bool,
 }
 
 /// What is known of the Telemetry API's records.
@@ -286,6 +290,7 @@ impl State {
                     Record::Other(kind) => debug!("telemetry: {kind}"),
                 }
             }
+            Inbound::Proxy(seen) => self.proxy_saw(seen),
             Inbound::Status(h) => {
                 debug!(for_request = ?h.request_id, current = ?self.current_id(), "a message from the function");
                 let target = h
@@ -298,6 +303,71 @@ impl State {
                 }
             }
         }
+    }
+
+    /// What the Runtime API proxy saw: the event of an invocation (which may name its Task
+    /// Execution), or the runtime's answer, which settles the outcome at once.
+    fn proxy_saw(&mut self, seen: proxy::Seen) {
+        match seen {
+            proxy::Seen::Polled => {
+                if !self.proxied {
+                    debug!("the runtime talks to Lambda through the Runtime API proxy");
+                    self.proxied = true;
+                }
+            }
+            proxy::Seen::Event {
+                request_id,
+                body,
+                complete,
+            } => {
+                self.proxied = true;
+                let input = if complete {
+                    serde_json::from_slice::<serde_json::Value>(&body).ok()
+                } else {
+                    debug!(
+                        request_id,
+                        "the event is too large to be read for its Task Execution"
+                    );
+                    None
+                };
+                let uuid = input
+                    .as_ref()
+                    .and_then(proc_wrapper::lambda::execution_uuid_from_input);
+                if let Some(uuid) = &uuid {
+                    debug!(request_id, "the event names Task Execution {uuid}");
+                }
+                self.deliver(&request_id, Event::Input { uuid, input });
+            }
+            proxy::Seen::Response { request_id } => self.answered(&request_id, Answer::Response),
+            proxy::Seen::Error {
+                request_id,
+                error_type,
+                body,
+            } => {
+                let error = serde_json::from_slice::<serde_json::Value>(&body).ok();
+                let field = |k: &str| {
+                    error
+                        .as_ref()
+                        .and_then(|e| e.get(k))
+                        .and_then(serde_json::Value::as_str)
+                        .map(str::to_owned)
+                };
+                // The body's errorType names the error; the header is often generic
+                // (`unhandled` from lambda_runtime).
+                let answer = Answer::Error {
+                    error_type: field("errorType").or(error_type),
+                    error_message: field("errorMessage"),
+                };
+                self.answered(&request_id, answer);
+            }
+        }
+    }
+
+    fn answered(&mut self, request_id: &str, answer: Answer) {
+        if let Some(c) = self.current.as_mut().filter(|c| c.request_id == request_id) {
+            c.done_at.get_or_insert_with(Instant::now);
+        }
+        self.deliver(request_id, Event::Answered(answer));
     }
 
     /// Starts reporting an invocation; the receiver fires when its final update is done.
@@ -370,6 +440,7 @@ impl State {
             cold_start: self.invoked == 1,
             creation_delay: self.settings.creation_delay,
             telemetry_arrives: self.telemetry == Telemetry::Arriving,
+            proxied: self.proxied,
             outcome_limit,
             reporting: self.reporting.clone(),
             events: rx,
@@ -425,6 +496,24 @@ pub async fn run(env: HashMap<String, String>) -> i32 {
             return 1;
         }
     };
+    let (tx, mut inbox) = unbounded_channel();
+    // The proxy listens before the extension registers: Lambda starts the runtime (and
+    // the exec wrapper, which looks for the proxy) only once the extensions registered.
+    if let (Some(port), Some(upstream)) =
+        (settings.runtime_proxy, env.get("AWS_LAMBDA_RUNTIME_API"))
+    {
+        let to_main = tx.clone();
+        let sink: proxy::Sink = Arc::new(move |seen| {
+            let _ = to_main.send(Inbound::Proxy(seen));
+        });
+        match proxy::spawn(port, upstream.clone(), sink) {
+            Ok(port) => debug!("the Runtime API proxy listens on 127.0.0.1:{port}"),
+            Err(e) => warn!(
+                "cannot start the Runtime API proxy on 127.0.0.1:{port}: {e}; the runtime will \
+                 talk to Lambda directly, and invocations are reported from telemetry alone"
+            ),
+        }
+    }
     let registration = match api.register(&extension_name()).await {
         Ok(r) => r,
         Err(e) => {
@@ -438,7 +527,6 @@ pub async fn run(env: HashMap<String, String>) -> i32 {
     );
     let env = with_task_defaults(env, registration.function_name.clone());
     let lookup = |k: &str| env.get(k).cloned();
-    let (tx, mut inbox) = unbounded_channel();
     // Cancelled when the extension ends: the listeners stop.
     let cancel = CancellationToken::new();
     let _cancel_on_exit = cancel.clone().drop_guard();
@@ -513,6 +601,7 @@ pub async fn run(env: HashMap<String, String>) -> i32 {
         },
         init_failure: None,
         init_known: false,
+        proxied: false,
     };
     let mut last_invoke: Option<Instant> = None;
     loop {
@@ -617,12 +706,25 @@ async fn wait_for_invocation(
     request_id: &str,
 ) {
     let invoked_at = Instant::now();
+    // The final update is done, but no telemetry has arrived in this environment yet: an
+    // outcome that came from the proxy or the handler wrapper does not say whether it
+    // will. The wait for the first record goes on (once per environment; about the
+    // Telemetry API's buffering time), so that where none comes, invocations stop being
+    // reported and waited for.
+    let mut reported = false;
     loop {
+        if reported && state.telemetry != Telemetry::Awaited {
+            break;
+        }
         let done_at = state.current.as_ref().and_then(|c| c.done_at);
-        let limit = waiting_limit(state, done_at, deadline, invoked_at);
+        let limit = if reported {
+            Some(invoked_at + state.settings.telemetry_wait)
+        } else {
+            waiting_limit(state, done_at, deadline, invoked_at)
+        };
         tokio::select! {
             biased;
-            _ = &mut finished => break,
+            _ = &mut finished, if !reported => reported = true,
             Some(inbound) = inbox.recv() => state.route(inbound),
             () = sleep_until_opt(limit) => {
                 let seen = state.current.as_ref().is_some_and(|c| c.telemetry_seen);

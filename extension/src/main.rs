@@ -58,6 +58,8 @@ fn main() {
         if command.first().is_some_and(|a| a == "--") {
             command.remove(0);
         }
+        let mut env = env;
+        runtime.block_on(cloudreactor_extension::proxy::route_runtime(&mut env));
         match runtime.block_on(proc_wrapper::exec::resolve_and_exec(&command, env)) {
             Ok(never) => match never {},
             Err(e) => {

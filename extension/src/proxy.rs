@@ -1,32 +1,58 @@
-//! The Runtime API proxy (work in progress toward issue 17; not wired into the extension
-//! yet): it listens on `127.0.0.1`, forwards every Runtime API call to Lambda's endpoint
-//! unchanged (method, path, query, headers, status codes and bodies, streamed as they come,
-//! never buffered whole), and tells the extension what it saw: the event of each invocation
-//! (`GET …/invocation/next`, up to [`MAX_TAP_BYTES`] of it), and the moment the runtime
-//! posts its response or its error (with up to [`MAX_TAP_BYTES`] of the error).
+//! The Runtime API proxy: it listens on `127.0.0.1`, forwards every Runtime API call of the
+//! runtime to Lambda's endpoint unchanged (method, path, query, headers, status codes and
+//! bodies, streamed frame by frame as they come, never buffered whole), and tells the
+//! extension what it saw ([`Seen`]): that the runtime polls for events, the event of each
+//! invocation (`GET …/invocation/next`, up to [`MAX_TAP_BYTES`] of it), and the moment
+//! Lambda accepted the runtime's response or error (with up to [`MAX_TAP_BYTES`] of the
+//! error).
+//!
+//! The proxy runs on a thread of its own with its own async runtime, so nothing the
+//! reporting side does (a slow API server, a busy main loop) delays a forwarded call; what
+//! it tells the extension goes through a callback that never blocks. The exec wrapper
+//! finds it with [`probe`] and points the runtime's `AWS_LAMBDA_RUNTIME_API` at it
+//! ([`route_runtime`]); when it does not answer, the runtime talks to Lambda directly.
 
 use std::convert::Infallible;
+use std::ffi::OsString;
 use std::pin::Pin;
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use http_body_util::BodyExt;
 use http_body_util::combinators::BoxBody;
 use hyper::body::{Body, Bytes, Frame, Incoming};
+use hyper::client::conn::http1::SendRequest;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
+use proc_wrapper::config::table as T;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::mpsc::UnboundedSender;
-use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
 /// The most bytes of an event or an error body kept for the extension.
 pub const MAX_TAP_BYTES: usize = 1 << 20;
 
+/// The port the extension's proxy listens on unless `PROC_WRAPPER_LAMBDA_RUNTIME_PROXY_PORT`
+/// says otherwise (next to the status update port, 2373).
+pub const DEFAULT_PORT: u16 = 2374;
+
+/// The path at which the proxy answers for itself (no Runtime API path looks like it).
+pub const PROBE_PATH: &str = "/_cloudreactor/runtime-api-proxy";
+
+/// The header of the probe's answer that names the endpoint the proxy forwards to.
+const UPSTREAM_HEADER: &str = "x-cloudreactor-upstream";
+
+/// How long the exec wrapper waits for the proxy to answer, in all.
+pub const PROBE_WAIT: Duration = Duration::from_millis(250);
+
 /// What the proxy saw.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Seen {
+    /// The runtime asked for its next event through the proxy.
+    Polled,
     /// The event of an invocation (the answer to `/next`): its request id and the start of
     /// its body (the whole body when it is at most [`MAX_TAP_BYTES`]; `complete` says).
     Event {
@@ -37,53 +63,164 @@ pub enum Seen {
         /// Whether `body` is all of it.
         complete: bool,
     },
-    /// The runtime posted the invocation's response (seen when its body ends).
+    /// Lambda accepted the invocation's response (its whole body was forwarded).
     Response {
         /// The request id of the path.
         request_id: String,
     },
-    /// The runtime posted the invocation's error.
+    /// Lambda accepted the invocation's error: an error post, or a streamed response that
+    /// ended with an error trailer.
     Error {
         /// The request id of the path.
         request_id: String,
+        /// `Lambda-Runtime-Function-Error-Type` (header or trailer), if given.
+        error_type: Option<String>,
         /// The error body, or its start (`errorType`, `errorMessage`).
         body: Bytes,
     },
 }
 
-/// What a body passing through is, for the tap.
-#[derive(Debug, Clone)]
-enum Tap {
-    Event(String),
-    Response(String),
-    Error(String),
+/// Where the proxy tells what it saw; called on the proxy's thread, so it must not block.
+pub type Sink = Arc<dyn Fn(Seen) + Send + Sync>;
+
+/// What a posted body is, for the tap.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Posted {
+    Response,
+    Error,
 }
 
-/// A body passed on frame by frame, a copy of whose start goes to the extension when it ends.
+/// The copy of a body passing through, shared by the body (which fills it) and the call
+/// (which learns Lambda's answer): the one that finishes second tells the extension.
+#[derive(Default)]
+struct Copy {
+    bytes: Vec<u8>,
+    complete: bool,
+    /// The body ended.
+    ended: bool,
+    /// The body broke: nothing is told.
+    broken: bool,
+    /// `Lambda-Runtime-Function-Error-Type` of the trailers of a streamed response.
+    trailer_error_type: Option<String>,
+    /// `Lambda-Runtime-Function-Error-Body` (base64) of those trailers.
+    trailer_error_body: Option<Bytes>,
+}
+
+impl Copy {
+    fn keep(&mut self, data: &[u8]) {
+        let room = MAX_TAP_BYTES.saturating_sub(self.bytes.len());
+        if data.len() > room {
+            self.complete = false;
+        }
+        let take = data.len().min(room);
+        self.bytes.extend_from_slice(&data[..take]);
+    }
+}
+
+/// How a tapped body ends: told at once (the event), or once Lambda also answered (a post).
+enum Tap {
+    Event(String),
+    Post {
+        request_id: String,
+        posted: Posted,
+        header_error_type: Option<String>,
+        /// Lambda's answer: `Some(accepted)` once known.
+        answered: Option<bool>,
+    },
+}
+
+struct Shared {
+    copy: Copy,
+    tap: Option<Tap>,
+}
+
+type Slot = Arc<Mutex<Shared>>;
+
+fn lock(slot: &Slot) -> std::sync::MutexGuard<'_, Shared> {
+    slot.lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Tells the extension what the slot holds, once all of it is known.
+fn tell_if_settled(slot: &Slot, sink: &Sink) {
+    let seen = {
+        let mut shared = lock(slot);
+        if shared.copy.broken {
+            shared.tap = None;
+            return;
+        }
+        if !shared.copy.ended {
+            return;
+        }
+        let ready = match &shared.tap {
+            Some(Tap::Event(_)) => true,
+            Some(Tap::Post { answered, .. }) => answered.is_some(),
+            None => false,
+        };
+        if !ready {
+            return;
+        }
+        let Some(tap) = shared.tap.take() else { return };
+        let copy = std::mem::take(&mut shared.copy);
+        match tap {
+            Tap::Event(request_id) => Seen::Event {
+                request_id,
+                body: Bytes::from(copy.bytes),
+                complete: copy.complete,
+            },
+            Tap::Post {
+                answered: Some(false),
+                ..
+            } => return,
+            Tap::Post {
+                request_id,
+                posted,
+                header_error_type,
+                ..
+            } => match (posted, copy.trailer_error_type) {
+                (Posted::Response, None) => Seen::Response { request_id },
+                (Posted::Response, Some(error_type)) => Seen::Error {
+                    request_id,
+                    error_type: Some(error_type),
+                    body: copy
+                        .trailer_error_body
+                        .map(|b| decode_base64(&b))
+                        .unwrap_or_default(),
+                },
+                (Posted::Error, _) => Seen::Error {
+                    request_id,
+                    error_type: header_error_type,
+                    body: Bytes::from(copy.bytes),
+                },
+            },
+        }
+    };
+    sink(seen);
+}
+
+fn decode_base64(text: &[u8]) -> Bytes {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD
+        .decode(text.trim_ascii())
+        .map(Bytes::from)
+        .unwrap_or_else(|_| Bytes::copy_from_slice(text))
+}
+
+/// A body passed on frame by frame, whose start is copied into its slot.
 struct Tapped {
     inner: BoxBody<Bytes, hyper::Error>,
-    tap: Option<Tap>,
-    copy: Vec<u8>,
-    complete: bool,
-    tx: UnboundedSender<Seen>,
+    slot: Slot,
+    sink: Sink,
+    ended: bool,
 }
 
 impl Tapped {
-    fn finish(&mut self) {
-        let Some(tap) = self.tap.take() else {
-            return;
-        };
-        let body = Bytes::from(std::mem::take(&mut self.copy));
-        let seen = match tap {
-            Tap::Event(request_id) => Seen::Event {
-                request_id,
-                body,
-                complete: self.complete,
-            },
-            Tap::Response(request_id) => Seen::Response { request_id },
-            Tap::Error(request_id) => Seen::Error { request_id, body },
-        };
-        let _ = self.tx.send(seen);
+    fn end(&mut self) {
+        if !self.ended {
+            self.ended = true;
+            lock(&self.slot).copy.ended = true;
+            tell_if_settled(&self.slot, &self.sink);
+        }
     }
 }
 
@@ -99,21 +236,33 @@ impl Body for Tapped {
         match &polled {
             Poll::Ready(Some(Ok(frame))) => {
                 if let Some(data) = frame.data_ref() {
-                    let room = MAX_TAP_BYTES.saturating_sub(self.copy.len());
-                    if data.len() > room {
-                        self.complete = false;
+                    lock(&self.slot).copy.keep(data);
+                } else if let Some(trailers) = frame.trailers_ref() {
+                    let text = |name: &str| {
+                        trailers
+                            .get(name)
+                            .and_then(|v| v.to_str().ok())
+                            .map(str::to_owned)
+                    };
+                    {
+                        let mut shared = lock(&self.slot);
+                        shared.copy.trailer_error_type = text("lambda-runtime-function-error-type");
+                        shared.copy.trailer_error_body =
+                            text("lambda-runtime-function-error-body").map(Bytes::from);
                     }
-                    let take = data.len().min(room);
-                    self.copy.extend_from_slice(&data[..take]);
+                    // Trailers are the last frame: hyper polls no further.
+                    self.end();
                 }
                 // Hyper stops polling a body that says it has ended (a known length).
                 if self.inner.is_end_stream() {
-                    self.finish();
+                    self.end();
                 }
             }
-            Poll::Ready(None) => self.finish(),
-            // A broken body tells nothing.
-            Poll::Ready(Some(Err(_))) => self.tap = None,
+            Poll::Ready(None) => self.end(),
+            Poll::Ready(Some(Err(_))) => {
+                lock(&self.slot).copy.broken = true;
+                self.ended = true;
+            }
             Poll::Pending => {}
         }
         polled
@@ -128,16 +277,33 @@ impl Body for Tapped {
     }
 }
 
-/// What the path of a runtime call says the proxy should tap.
-fn tap_of(method: &hyper::Method, path: &str) -> Option<Tap> {
-    let rest = path.strip_prefix("/2018-06-01/runtime/invocation/")?;
+fn tapped(inner: BoxBody<Bytes, hyper::Error>, tap: Tap, sink: &Sink) -> (Slot, Tapped) {
+    let slot = Arc::new(Mutex::new(Shared {
+        copy: Copy {
+            complete: true,
+            ..Copy::default()
+        },
+        tap: Some(tap),
+    }));
+    let body = Tapped {
+        inner,
+        slot: slot.clone(),
+        sink: sink.clone(),
+        ended: false,
+    };
+    (slot, body)
+}
+
+/// What the path of a runtime call says it posts.
+fn posted(method: &hyper::Method, path: &str) -> Option<(String, Posted)> {
     if *method != hyper::Method::POST {
         return None;
     }
+    let rest = path.strip_prefix("/2018-06-01/runtime/invocation/")?;
     let (id, what) = rest.split_once('/')?;
     match what {
-        "response" => Some(Tap::Response(id.to_owned())),
-        "error" => Some(Tap::Error(id.to_owned())),
+        "response" => Some((id.to_owned(), Posted::Response)),
+        "error" => Some((id.to_owned(), Posted::Error)),
         _ => None,
     }
 }
@@ -153,111 +319,316 @@ where
     BoxBody::new(body)
 }
 
-/// The answer when Lambda's endpoint cannot be reached: what Lambda would give a runtime
-/// whose call failed (the runtime retries or exits, as it does without a proxy).
-fn unreachable(why: &str) -> Response<BoxBody<Bytes, hyper::Error>> {
-    warn!("the Runtime API proxy could not reach Lambda's endpoint: {why}");
+fn full(status: StatusCode, body: Bytes) -> Response<BoxBody<Bytes, hyper::Error>> {
     let mut r = Response::new(boxed(
-        http_body_util::Full::new(Bytes::from_static(
-            b"{\"errorType\":\"Runtime.ProxyUnreachable\"}",
-        ))
-        .map_err(|never: Infallible| match never {}),
+        http_body_util::Full::new(body).map_err(|never: Infallible| match never {}),
     ));
-    *r.status_mut() = StatusCode::BAD_GATEWAY;
+    *r.status_mut() = status;
     r
 }
 
-/// Forwards one call to `upstream` (`host:port`), tapping what the extension wants to see.
-async fn forward(
-    upstream: String,
-    req: Request<Incoming>,
-    tx: UnboundedSender<Seen>,
-) -> Result<Response<BoxBody<Bytes, hyper::Error>>, Infallible> {
-    let method = req.method().clone();
-    let path = req.uri().path().to_owned();
-    let next = is_next(&method, &path);
-    let tap = tap_of(&method, &path);
-    let stream = match TcpStream::connect(&upstream).await {
-        Ok(s) => s,
-        Err(e) => return Ok(unreachable(&e.to_string())),
-    };
-    let (mut sender, conn) = match hyper::client::conn::http1::handshake(TokioIo::new(stream)).await
-    {
-        Ok(pair) => pair,
-        Err(e) => return Ok(unreachable(&e.to_string())),
-    };
+/// The answer when Lambda's endpoint cannot be reached: a server error, which runtimes
+/// handle as they handle Lambda's own (they retry or exit, as they would without a proxy).
+fn unreachable(why: &str) -> Response<BoxBody<Bytes, hyper::Error>> {
+    warn!("the Runtime API proxy could not reach Lambda's endpoint: {why}");
+    full(
+        StatusCode::BAD_GATEWAY,
+        Bytes::from_static(
+            b"{\"errorType\":\"Runtime.ProxyUnreachable\",\"errorMessage\":\"the Runtime API proxy could not reach Lambda's endpoint\"}",
+        ),
+    )
+}
+
+/// The connection to Lambda's endpoint of one runtime connection (calls on it come one
+/// after another), kept open between calls.
+type Upstream = Arc<tokio::sync::Mutex<Option<SendRequest<BoxBody<Bytes, hyper::Error>>>>>;
+
+async fn connect(upstream: &str) -> Result<SendRequest<BoxBody<Bytes, hyper::Error>>, String> {
+    let stream = TcpStream::connect(upstream)
+        .await
+        .map_err(|e| e.to_string())?;
+    let _ = stream.set_nodelay(true);
+    let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .map_err(|e| e.to_string())?;
     tokio::spawn(async move {
         if let Err(e) = conn.await {
             debug!("the Runtime API proxy's upstream connection: {e}");
         }
     });
+    Ok(sender)
+}
+
+/// A ready sender: the kept one if it is still usable, else a new connection.
+async fn sender(
+    kept: &Upstream,
+    upstream: &str,
+) -> Result<SendRequest<BoxBody<Bytes, hyper::Error>>, String> {
+    if let Some(mut s) = kept.lock().await.take() {
+        if s.ready().await.is_ok() {
+            return Ok(s);
+        }
+    }
+    connect(upstream).await
+}
+
+/// Forwards one call to `upstream` (`host:port`), tapping what the extension wants to see.
+async fn forward(
+    upstream: Arc<str>,
+    kept: Upstream,
+    req: Request<Incoming>,
+    sink: Sink,
+) -> Result<Response<BoxBody<Bytes, hyper::Error>>, Infallible> {
+    let method = req.method().clone();
+    let path = req.uri().path().to_owned();
+    if method == hyper::Method::GET && path == PROBE_PATH {
+        let mut r = full(
+            StatusCode::OK,
+            Bytes::from_static(b"cloudreactor-extension Runtime API proxy\n"),
+        );
+        if let Ok(v) = hyper::header::HeaderValue::from_str(&upstream) {
+            r.headers_mut().insert(UPSTREAM_HEADER, v);
+        }
+        return Ok(r);
+    }
+    let next = is_next(&method, &path);
+    if next {
+        sink(Seen::Polled);
+    }
     let (parts, body) = req.into_parts();
-    let body = match tap {
-        Some(tap) => boxed(Tapped {
-            inner: boxed(body),
-            tap: Some(tap),
-            copy: Vec::new(),
-            complete: true,
-            tx: tx.clone(),
-        }),
-        None => boxed(body),
+    let (post_slot, body) = match posted(&method, &path) {
+        Some((request_id, posted)) => {
+            let header_error_type = parts
+                .headers
+                .get("lambda-runtime-function-error-type")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned);
+            let tap = Tap::Post {
+                request_id,
+                posted,
+                header_error_type,
+                answered: None,
+            };
+            let (slot, body) = tapped(boxed(body), tap, &sink);
+            (Some(slot), boxed(body))
+        }
+        None => (None, boxed(body)),
     };
-    let upstream_req = Request::from_parts(parts, body);
-    let response = match sender.send_request(upstream_req).await {
+    let mut sender = match sender(&kept, &upstream).await {
+        Ok(s) => s,
+        Err(e) => return Ok(unreachable(&e)),
+    };
+    let response = match sender.send_request(Request::from_parts(parts, body)).await {
         Ok(r) => r,
         Err(e) => return Ok(unreachable(&e.to_string())),
     };
+    // The connection serves the next call once this answer's body has been read.
+    *kept.lock().await = Some(sender);
+    if let Some(slot) = post_slot {
+        if let Some(Tap::Post { answered, .. }) = &mut lock(&slot).tap {
+            *answered = Some(response.status().is_success());
+        }
+        tell_if_settled(&slot, &sink);
+    }
     let request_id = response
         .headers()
         .get("lambda-runtime-aws-request-id")
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
     let (parts, body) = response.into_parts();
-    let body = match (next, request_id) {
-        (true, Some(id)) => boxed(Tapped {
-            inner: boxed(body),
-            tap: Some(Tap::Event(id)),
-            copy: Vec::new(),
-            complete: true,
-            tx,
-        }),
+    let body = match (next && parts.status.is_success(), request_id) {
+        (true, Some(id)) => boxed(tapped(boxed(body), Tap::Event(id), &sink).1),
         _ => boxed(body),
     };
     Ok(Response::from_parts(parts, body))
 }
 
+/// Serves the proxy on `listener` in front of `upstream`, until the process ends.
+pub async fn serve(listener: TcpListener, upstream: String, sink: Sink) {
+    let upstream: Arc<str> = upstream.into();
+    loop {
+        let stream = match listener.accept().await {
+            Ok((stream, _)) => stream,
+            Err(e) => {
+                // Out of file descriptors, for instance: try again soon, without spinning.
+                debug!("the Runtime API proxy could not accept a connection: {e}");
+                tokio::time::sleep(Duration::from_millis(10)).await;
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        let upstream = upstream.clone();
+        let sink = sink.clone();
+        tokio::spawn(async move {
+            let kept = Upstream::default();
+            let service =
+                service_fn(move |req| forward(upstream.clone(), kept.clone(), req, sink.clone()));
+            if let Err(e) = http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service)
+                .await
+            {
+                debug!("a Runtime API proxy connection: {e}");
+            }
+        });
+    }
+}
+
 /// Starts the proxy on `127.0.0.1:port` (0: a free port) in front of `upstream` (the value
-/// of `AWS_LAMBDA_RUNTIME_API` that Lambda gave, `host:port`); returns the port. What it sees
-/// goes to `tx`; it stops accepting at `cancel`.
-pub async fn start(
-    port: u16,
-    upstream: String,
-    tx: UnboundedSender<Seen>,
-    cancel: CancellationToken,
-) -> std::io::Result<u16> {
-    let listener = TcpListener::bind(("127.0.0.1", port)).await?;
+/// of `AWS_LAMBDA_RUNTIME_API` that Lambda gave, `host:port`), on a thread of its own;
+/// returns the port once it listens. What it sees goes to `sink`.
+pub fn spawn(port: u16, upstream: String, sink: Sink) -> std::io::Result<u16> {
+    let listener = std::net::TcpListener::bind(("127.0.0.1", port))?;
+    listener.set_nonblocking(true)?;
     let port = listener.local_addr()?.port();
-    tokio::spawn(async move {
-        loop {
-            let accepted = tokio::select! {
-                () = cancel.cancelled() => break,
-                a = listener.accept() => a,
-            };
-            let Ok((stream, _)) = accepted else { continue };
-            let upstream = upstream.clone();
-            let tx = tx.clone();
-            tokio::spawn(async move {
-                let service = service_fn(move |req| forward(upstream.clone(), req, tx.clone()));
-                if let Err(e) = http1::Builder::new()
-                    .serve_connection(TokioIo::new(stream), service)
-                    .await
-                {
-                    debug!("a Runtime API proxy connection: {e}");
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    std::thread::Builder::new()
+        .name("runtime-api-proxy".into())
+        .spawn(move || {
+            runtime.block_on(async move {
+                match TcpListener::from_std(listener) {
+                    Ok(listener) => serve(listener, upstream, sink).await,
+                    Err(e) => warn!("the Runtime API proxy cannot listen: {e}"),
                 }
             });
-        }
-    });
+        })?;
     Ok(port)
+}
+
+/// Whether the extension's proxy answers on `127.0.0.1:port` in front of `upstream`:
+/// `Ok(())`, or why not. Tries until `wait` has passed (the extension binds its proxy before
+/// it registers, and Lambda starts the runtime after the extensions registered, so it
+/// normally answers at the first try).
+pub async fn probe(port: u16, upstream: &str, wait: Duration) -> Result<(), String> {
+    let until = tokio::time::Instant::now() + wait;
+    loop {
+        let tried = tokio::time::timeout_at(until, probe_once(port)).await;
+        let why = match tried {
+            Ok(Ok(forwards_to)) if forwards_to == upstream => return Ok(()),
+            Ok(Ok(forwards_to)) => {
+                return Err(format!(
+                    "it forwards to {forwards_to}, not to this environment's {upstream}"
+                ));
+            }
+            Ok(Err(why)) => why,
+            Err(_) => format!("no answer within {} ms", wait.as_millis()),
+        };
+        if tokio::time::Instant::now() + Duration::from_millis(5) >= until {
+            return Err(why);
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+/// One probe: the upstream the proxy names, or why there is no proxy.
+async fn probe_once(port: u16) -> Result<String, String> {
+    let mut stream = TcpStream::connect(("127.0.0.1", port))
+        .await
+        .map_err(|e| e.to_string())?;
+    let request =
+        format!("GET {PROBE_PATH} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n");
+    stream
+        .write_all(request.as_bytes())
+        .await
+        .map_err(|e| e.to_string())?;
+    // The head of the answer is enough.
+    let mut answer = Vec::new();
+    let mut buf = [0u8; 2048];
+    while !answer.windows(4).any(|w| w == b"\r\n\r\n") && answer.len() < 16 * 1024 {
+        let n = stream.read(&mut buf).await.map_err(|e| e.to_string())?;
+        if n == 0 {
+            break;
+        }
+        answer.extend_from_slice(&buf[..n]);
+    }
+    let text = String::from_utf8_lossy(&answer);
+    let mut lines = text.split("\r\n");
+    let status = lines.next().unwrap_or_default();
+    if !status.starts_with("HTTP/1.1 200") {
+        return Err(format!("what answers there is not the proxy ({status:?})"));
+    }
+    lines
+        .take_while(|l| !l.is_empty())
+        .find_map(|l| {
+            let (name, value) = l.split_once(':')?;
+            name.trim()
+                .eq_ignore_ascii_case(UPSTREAM_HEADER)
+                .then(|| value.trim().to_owned())
+        })
+        .ok_or_else(|| "what answers there is not the proxy (no upstream named)".to_owned())
+}
+
+/// The proxy's settings from the environment: its port, or `None` when it is off
+/// (`PROC_WRAPPER_LAMBDA_RUNTIME_PROXY` false); the second value lists what was ignored.
+pub fn port_from_env(env: &dyn Fn(&str) -> Option<String>) -> (Option<u16>, Vec<String>) {
+    let mut warnings = Vec::new();
+    if let Some(on) = env(T::LAMBDA_RUNTIME_PROXY.var()) {
+        let on = on.trim();
+        if on.eq_ignore_ascii_case("false") || on == "0" {
+            return (None, warnings);
+        }
+        if !(on.eq_ignore_ascii_case("true") || on == "1" || on.is_empty()) {
+            warnings.push(format!(
+                "{}='{on}' is neither TRUE nor FALSE; the proxy is on",
+                T::LAMBDA_RUNTIME_PROXY.var()
+            ));
+        }
+    }
+    let port = match env(T::LAMBDA_RUNTIME_PROXY_PORT.var()) {
+        None => DEFAULT_PORT,
+        Some(text) => match text.trim().parse::<u16>() {
+            Ok(p) if p != 0 && p != 9001 => p,
+            _ => {
+                warnings.push(format!(
+                    "{}='{text}' is not a port number from 1 to 65535 other than 9001; using \
+                     {DEFAULT_PORT}",
+                    T::LAMBDA_RUNTIME_PROXY_PORT.var()
+                ));
+                DEFAULT_PORT
+            }
+        },
+    };
+    (Some(port), warnings)
+}
+
+/// The exec wrapper's part: when the proxy is on and answers, `AWS_LAMBDA_RUNTIME_API` in
+/// `env` (the runtime's environment) points at it; otherwise `env` is left as it is and the
+/// reason is logged. Outside Lambda (no `AWS_LAMBDA_RUNTIME_API`) nothing happens.
+pub async fn route_runtime(env: &mut [(OsString, OsString)]) {
+    let text = |k: &str| {
+        env.iter()
+            .find(|(name, _)| name == k)
+            .and_then(|(_, v)| v.to_str())
+            .map(str::to_owned)
+    };
+    let Some(upstream) = text("AWS_LAMBDA_RUNTIME_API") else {
+        return;
+    };
+    let (port, warnings) = port_from_env(&text);
+    for w in warnings {
+        warn!("{w}");
+    }
+    let Some(port) = port else {
+        debug!("the Runtime API proxy is off; the runtime talks to Lambda directly");
+        return;
+    };
+    match probe(port, &upstream, PROBE_WAIT).await {
+        Ok(()) => {
+            let via = format!("127.0.0.1:{port}");
+            debug!(
+                "the runtime talks to Lambda ({upstream}) through the extension's proxy on {via}"
+            );
+            if let Some((_, v)) = env.iter_mut().find(|(k, _)| k == "AWS_LAMBDA_RUNTIME_API") {
+                *v = OsString::from(via);
+            }
+        }
+        Err(why) => warn!(
+            "the extension's Runtime API proxy does not answer on 127.0.0.1:{port} ({why}); \
+             the runtime talks to Lambda directly, and invocations are reported from \
+             telemetry alone"
+        ),
+    }
 }
 
 #[cfg(test)]

@@ -1,24 +1,33 @@
-//! The proxy between a runtime client (reqwest here) and a fake Lambda Runtime API.
+//! The proxy between a runtime client (reqwest, or hyper for streamed bodies) and a fake
+//! Lambda Runtime API.
 
 use std::sync::{Arc, Mutex};
 
+use http_body_util::channel::Channel;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
-use hyper::{Request, Response};
-use tokio::sync::mpsc::unbounded_channel;
+use hyper::{HeaderMap, Request, Response};
+use tokio::sync::mpsc::{UnboundedReceiver, unbounded_channel};
 
 use super::*;
 
-/// What the fake Runtime API received: method, path, body.
-type Received = Arc<Mutex<Vec<(String, String, Vec<u8>)>>>;
+/// What the fake Runtime API received: method, path, body, and the body's frames as they
+/// arrived (data sizes; `usize::MAX` for trailers).
+#[derive(Clone, Default)]
+struct Received {
+    calls: Arc<Mutex<Vec<(String, String, Vec<u8>)>>>,
+    frames: Arc<Mutex<Vec<usize>>>,
+}
 
 const EVENT: &str =
     r#"{"cloudreactor_context": {"proc_wrapper_params": {"task_execution": {"uuid": "u-1"}}}}"#;
 
+/// A fake Runtime API: `/next` answers an event of `req-1`; a post is answered 202 with
+/// its length, or 413 when its path says `too-big`.
 async fn fake_runtime_api() -> (String, Received) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap().to_string();
-    let received: Received = Arc::default();
+    let received = Received::default();
     let log = received.clone();
     tokio::spawn(async move {
         loop {
@@ -32,19 +41,34 @@ async fn fake_runtime_api() -> (String, Received) {
                     async move {
                         let method = req.method().to_string();
                         let path = req.uri().path().to_owned();
-                        let body = req.into_body().collect().await.unwrap().to_bytes();
-                        log.lock()
+                        let mut body = req.into_body();
+                        let mut bytes = Vec::new();
+                        while let Some(Ok(frame)) = body.frame().await {
+                            if let Some(d) = frame.data_ref() {
+                                log.frames.lock().unwrap().push(d.len());
+                                bytes.extend_from_slice(d);
+                            } else {
+                                log.frames.lock().unwrap().push(usize::MAX);
+                            }
+                        }
+                        let length = bytes.len();
+                        log.calls
+                            .lock()
                             .unwrap()
-                            .push((method.clone(), path.clone(), body.to_vec()));
+                            .push((method.clone(), path.clone(), bytes));
                         let response = if path.ends_with("/invocation/next") {
                             Response::builder()
                                 .header("Lambda-Runtime-Aws-Request-Id", "req-1")
                                 .header("Lambda-Runtime-Deadline-Ms", "1700000000000")
                                 .body(Full::new(Bytes::from_static(EVENT.as_bytes())))
+                        } else if path.contains("too-big") {
+                            Response::builder()
+                                .status(413)
+                                .body(Full::new(Bytes::from_static(b"{}")))
                         } else {
                             Response::builder()
                                 .status(202)
-                                .body(Full::new(Bytes::from(format!("{}", body.len()))))
+                                .body(Full::new(Bytes::from(length.to_string())))
                         };
                         Ok::<_, Infallible>(response.unwrap())
                     }
@@ -58,13 +82,19 @@ async fn fake_runtime_api() -> (String, Received) {
     (addr, received)
 }
 
+/// A proxy on a free port in front of `upstream`; what it sees arrives on the receiver.
+fn proxy(upstream: &str) -> (u16, UnboundedReceiver<Seen>) {
+    let (tx, rx) = unbounded_channel();
+    let sink: Sink = Arc::new(move |seen| {
+        let _ = tx.send(seen);
+    });
+    (spawn(0, upstream.to_owned(), sink).unwrap(), rx)
+}
+
 #[tokio::test]
 async fn the_event_passes_unchanged_and_the_extension_sees_it() {
     let (upstream, received) = fake_runtime_api().await;
-    let (tx, mut rx) = unbounded_channel();
-    let port = start(0, upstream, tx, CancellationToken::new())
-        .await
-        .unwrap();
+    let (port, mut rx) = proxy(&upstream);
     let base = format!("http://127.0.0.1:{port}/2018-06-01/runtime/invocation");
     let next = reqwest::get(format!("{base}/next")).await.unwrap();
     assert_eq!(next.status(), 200);
@@ -74,6 +104,7 @@ async fn the_event_passes_unchanged_and_the_extension_sees_it() {
         "1700000000000"
     );
     assert_eq!(next.text().await.unwrap(), EVENT);
+    assert_eq!(recv(&mut rx).await, Some(Seen::Polled));
     assert_eq!(
         recv(&mut rx).await,
         Some(Seen::Event {
@@ -83,18 +114,15 @@ async fn the_event_passes_unchanged_and_the_extension_sees_it() {
         })
     );
     assert_eq!(
-        received.lock().unwrap()[0].1,
+        received.calls.lock().unwrap()[0].1,
         "/2018-06-01/runtime/invocation/next"
     );
 }
 
 #[tokio::test]
-async fn a_response_and_an_error_pass_whole_and_are_seen_when_they_end() {
+async fn a_response_and_an_error_pass_whole_and_are_seen_once_lambda_accepted_them() {
     let (upstream, received) = fake_runtime_api().await;
-    let (tx, mut rx) = unbounded_channel();
-    let port = start(0, upstream, tx, CancellationToken::new())
-        .await
-        .unwrap();
+    let (port, mut rx) = proxy(&upstream);
     let base = format!("http://127.0.0.1:{port}/2018-06-01/runtime/invocation");
     let client = reqwest::Client::new();
     // A response bigger than the tap keeps: it passes frame by frame.
@@ -128,10 +156,11 @@ async fn a_response_and_an_error_pass_whole_and_are_seen_when_they_end() {
         recv(&mut rx).await,
         Some(Seen::Error {
             request_id: "req-2".into(),
+            error_type: Some("Runtime.ExitError".into()),
             body: Bytes::from_static(error.as_bytes()),
         })
     );
-    let got = received.lock().unwrap();
+    let got = received.calls.lock().unwrap();
     assert_eq!(
         got[0].2.len(),
         48 * 64 * 1024,
@@ -142,14 +171,117 @@ async fn a_response_and_an_error_pass_whole_and_are_seen_when_they_end() {
 }
 
 #[tokio::test]
+async fn a_response_lambda_refuses_passes_its_answer_on_and_settles_nothing() {
+    let (upstream, _received) = fake_runtime_api().await;
+    let (port, mut rx) = proxy(&upstream);
+    let client = reqwest::Client::new();
+    let base = format!("http://127.0.0.1:{port}/2018-06-01/runtime/invocation");
+    let answer = client
+        .post(format!("{base}/too-big/response"))
+        .body("x".repeat(1000))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 413, "the runtime sees Lambda's answer");
+    // The runtime then posts its error, which is what is seen.
+    let answer = client
+        .post(format!("{base}/req-3/error"))
+        .body(r#"{"errorType": "Function.ResponseSizeTooLarge"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 202);
+    assert!(matches!(
+        recv(&mut rx).await,
+        Some(Seen::Error { request_id, error_type: None, .. }) if request_id == "req-3"
+    ));
+}
+
+/// A client connection to the proxy, for bodies sent frame by frame.
+async fn hyper_client(port: u16) -> SendRequest<Channel<Bytes>> {
+    let stream = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    sender
+}
+
+/// Waits until the fake Runtime API has received `n` frames.
+async fn frames_received(received: &Received, n: usize) -> Vec<usize> {
+    let until = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let frames = received.frames.lock().unwrap().clone();
+        if frames.len() >= n || tokio::time::Instant::now() > until {
+            return frames;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_streamed_response_passes_frame_by_frame_and_its_error_trailer_is_seen() {
+    let (upstream, received) = fake_runtime_api().await;
+    let (port, mut rx) = proxy(&upstream);
+    let mut sender = hyper_client(port).await;
+    let (mut body_tx, body) = Channel::<Bytes>::new(4);
+    let request = Request::post("/2018-06-01/runtime/invocation/req-4/response")
+        .header("Host", "127.0.0.1")
+        .header("Lambda-Runtime-Function-Response-Mode", "streaming")
+        .header("Transfer-Encoding", "chunked")
+        .header(
+            "Trailer",
+            "Lambda-Runtime-Function-Error-Type, Lambda-Runtime-Function-Error-Body",
+        )
+        .body(body)
+        .unwrap();
+    let answer = tokio::spawn(async move { sender.send_request(request).await });
+    body_tx
+        .send_data(Bytes::from_static(b"first part;"))
+        .await
+        .unwrap();
+    // The first part reaches Lambda while the runtime has not sent the second: nothing
+    // waits for the whole body.
+    assert_eq!(frames_received(&received, 1).await, vec![11]);
+    body_tx
+        .send_data(Bytes::from_static(b"second part"))
+        .await
+        .unwrap();
+    assert_eq!(frames_received(&received, 2).await, vec![11, 11]);
+    let mut trailers = HeaderMap::new();
+    trailers.insert(
+        "Lambda-Runtime-Function-Error-Type",
+        "Runtime.StreamError".parse().unwrap(),
+    );
+    trailers.insert(
+        "Lambda-Runtime-Function-Error-Body",
+        "eyJlcnJvck1lc3NhZ2UiOiJicm9rZW4ifQ==".parse().unwrap(),
+    );
+    body_tx.send_trailers(trailers).await.unwrap();
+    drop(body_tx);
+    let answer = answer.await.unwrap().unwrap();
+    assert_eq!(answer.status(), 202);
+    assert_eq!(
+        received.calls.lock().unwrap()[0].2,
+        b"first part;second part",
+        "the streamed body reached Lambda intact"
+    );
+    assert_eq!(
+        recv(&mut rx).await,
+        Some(Seen::Error {
+            request_id: "req-4".into(),
+            error_type: Some("Runtime.StreamError".into()),
+            body: Bytes::from_static(br#"{"errorMessage":"broken"}"#),
+        })
+    );
+}
+
+#[tokio::test]
 async fn lambdas_endpoint_unreachable_answers_502() {
     let closed = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let upstream = closed.local_addr().unwrap().to_string();
     drop(closed);
-    let (tx, _rx) = unbounded_channel();
-    let port = start(0, upstream, tx, CancellationToken::new())
-        .await
-        .unwrap();
+    let (port, _rx) = proxy(&upstream);
     let next = reqwest::get(format!(
         "http://127.0.0.1:{port}/2018-06-01/runtime/invocation/next"
     ))
@@ -158,8 +290,108 @@ async fn lambdas_endpoint_unreachable_answers_502() {
     assert_eq!(next.status(), 502);
 }
 
+#[tokio::test]
+async fn the_probe_finds_the_proxy_of_this_environment_only() {
+    let (upstream, _received) = fake_runtime_api().await;
+    let (port, _rx) = proxy(&upstream);
+    let wait = std::time::Duration::from_millis(200);
+    assert_eq!(probe(port, &upstream, wait).await, Ok(()));
+    let other = probe(port, "127.0.0.1:1", wait).await.unwrap_err();
+    assert!(other.contains("forwards to"), "{other}");
+    // Something else on the port: the fake Runtime API answers 202 there.
+    let port_of = |a: &str| a.rsplit(':').next().unwrap().parse::<u16>().unwrap();
+    let not_proxy = probe(port_of(&upstream), &upstream, wait)
+        .await
+        .unwrap_err();
+    assert!(not_proxy.contains("not the proxy"), "{not_proxy}");
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let free = closed.local_addr().unwrap().port();
+    drop(closed);
+    let started = std::time::Instant::now();
+    let nobody = probe(free, &upstream, wait).await.unwrap_err();
+    assert!(nobody.to_lowercase().contains("refused"), "{nobody}");
+    assert!(
+        started.elapsed() >= wait - std::time::Duration::from_millis(10),
+        "it tried again"
+    );
+}
+
+#[tokio::test]
+async fn the_exec_wrapper_points_the_runtime_at_the_proxy_or_leaves_it() {
+    let (upstream, _received) = fake_runtime_api().await;
+    let (port, _rx) = proxy(&upstream);
+    let env = |pairs: &[(&str, &str)]| -> Vec<(OsString, OsString)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (OsString::from(k), OsString::from(v)))
+            .collect()
+    };
+    let api = |e: &[(OsString, OsString)]| {
+        e.iter()
+            .find(|(k, _)| k == "AWS_LAMBDA_RUNTIME_API")
+            .map(|(_, v)| v.to_string_lossy().into_owned())
+    };
+    let port_text = port.to_string();
+    let mut on = env(&[
+        ("AWS_LAMBDA_RUNTIME_API", &upstream),
+        ("PROC_WRAPPER_LAMBDA_RUNTIME_PROXY_PORT", &port_text),
+    ]);
+    route_runtime(&mut on).await;
+    assert_eq!(api(&on), Some(format!("127.0.0.1:{port}")));
+    let mut off = env(&[
+        ("AWS_LAMBDA_RUNTIME_API", &upstream),
+        ("PROC_WRAPPER_LAMBDA_RUNTIME_PROXY_PORT", &port_text),
+        ("PROC_WRAPPER_LAMBDA_RUNTIME_PROXY", "FALSE"),
+    ]);
+    route_runtime(&mut off).await;
+    assert_eq!(api(&off), Some(upstream.clone()));
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let free = closed.local_addr().unwrap().port().to_string();
+    drop(closed);
+    let mut missing = env(&[
+        ("AWS_LAMBDA_RUNTIME_API", &upstream),
+        ("PROC_WRAPPER_LAMBDA_RUNTIME_PROXY_PORT", &free),
+    ]);
+    route_runtime(&mut missing).await;
+    assert_eq!(api(&missing), Some(upstream.clone()), "fails open");
+    let mut outside = env(&[("PATH", "/bin")]);
+    route_runtime(&mut outside).await;
+    assert_eq!(api(&outside), None);
+}
+
+#[test]
+fn the_proxy_settings_name_the_variable_at_fault() {
+    let read = |pairs: &[(&str, &str)]| {
+        let pairs: Vec<(String, String)> = pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        port_from_env(&|k| pairs.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone()))
+    };
+    assert_eq!(read(&[]), (Some(DEFAULT_PORT), vec![]));
+    assert_eq!(
+        read(&[("PROC_WRAPPER_LAMBDA_RUNTIME_PROXY", "false")]).0,
+        None
+    );
+    assert_eq!(
+        read(&[("PROC_WRAPPER_LAMBDA_RUNTIME_PROXY_PORT", "9100")]).0,
+        Some(9100)
+    );
+    for bad in ["9001", "0", "http", "70000"] {
+        let (port, warnings) = read(&[("PROC_WRAPPER_LAMBDA_RUNTIME_PROXY_PORT", bad)]);
+        assert_eq!(port, Some(DEFAULT_PORT));
+        assert!(
+            warnings[0].contains(&format!("PROC_WRAPPER_LAMBDA_RUNTIME_PROXY_PORT='{bad}'")),
+            "{warnings:?}"
+        );
+    }
+    let (port, warnings) = read(&[("PROC_WRAPPER_LAMBDA_RUNTIME_PROXY", "maybe")]);
+    assert_eq!(port, Some(DEFAULT_PORT));
+    assert!(warnings[0].contains("PROC_WRAPPER_LAMBDA_RUNTIME_PROXY='maybe'"));
+}
+
 /// The next thing the proxy saw, within 10 s.
-async fn recv(rx: &mut tokio::sync::mpsc::UnboundedReceiver<Seen>) -> Option<Seen> {
+async fn recv(rx: &mut UnboundedReceiver<Seen>) -> Option<Seen> {
     tokio::time::timeout(std::time::Duration::from_secs(10), rx.recv())
         .await
         .ok()

@@ -41,6 +41,7 @@ fn state_with(reporting: ReportingState) -> State {
         telemetry: Telemetry::Awaited,
         init_failure: None,
         init_known: false,
+        proxied: false,
     }
 }
 
@@ -112,6 +113,11 @@ fn drain(rx: &mut UnboundedReceiver<Event>) -> Vec<String> {
             Event::HandOff(h) => format!("status:{}", h.fields["success_count"]),
             Event::Close(Close::Shutdown(reason)) => format!("close:shutdown:{reason}"),
             Event::Close(Close::NoTelemetry) => "close:no-telemetry".to_owned(),
+            Event::Input { uuid, .. } => format!("input:{}", uuid.unwrap_or_default()),
+            Event::Answered(crate::invocation::Answer::Response) => "answered:response".to_owned(),
+            Event::Answered(crate::invocation::Answer::Error { error_type, .. }) => {
+                format!("answered:error:{}", error_type.unwrap_or_default())
+            }
         });
     }
     names

@@ -32,6 +32,10 @@ pub struct Settings {
     /// (`PROC_WRAPPER_EXTENSION_BACKLOG_MAX`, default 1000, at least 1); beyond it the oldest
     /// are dropped, counted.
     pub backlog_max: usize,
+    /// The port of the Runtime API proxy on `127.0.0.1`, or `None` when it is off
+    /// (`PROC_WRAPPER_LAMBDA_RUNTIME_PROXY`, default on;
+    /// `PROC_WRAPPER_LAMBDA_RUNTIME_PROXY_PORT`, default 2374).
+    pub runtime_proxy: Option<u16>,
 }
 
 impl Default for Settings {
@@ -44,6 +48,7 @@ impl Default for Settings {
             telemetry_wait: Duration::from_millis(2000),
             frequent_interval: Duration::from_secs(60),
             backlog_max: proc_wrapper::lambda::backlog::DEFAULT_MAX,
+            runtime_proxy: Some(crate::proxy::DEFAULT_PORT),
         }
     }
 }
@@ -130,6 +135,8 @@ impl Settings {
         ));
         let (backlog_max, warning) = proc_wrapper::lambda::backlog::max_from_env(env);
         warnings.extend(warning);
+        let (runtime_proxy, proxy_warnings) = crate::proxy::port_from_env(env);
+        warnings.extend(proxy_warnings);
         let telemetry_port = match env(T::EXTENSION_TELEMETRY_PORT.var()) {
             None => d.telemetry_port,
             Some(text) => match text.trim().parse::<u16>() {
@@ -159,6 +166,7 @@ impl Settings {
                 telemetry_wait,
                 frequent_interval,
                 backlog_max,
+                runtime_proxy,
             },
             warnings,
         )

@@ -135,6 +135,39 @@ struct Options {
     /// The function logs (`TEST_FUNCTION_LOG=TRUE`) to this file instead of the test's
     /// standard error.
     function_log: Option<PathBuf>,
+    /// The function's runtime.
+    runtime: Runtime,
+    /// The runtime starts through the exec wrapper (`cloudreactor-extension --exec`, as
+    /// `AWS_LAMBDA_EXEC_WRAPPER=/opt/cloudreactor-exec-wrapper` starts it), which points it
+    /// at the extension's Runtime API proxy.
+    exec_wrapper: bool,
+    /// Variables of the function only.
+    function_env: Vec<(&'static str, String)>,
+}
+
+/// The runtime of the test function.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Runtime {
+    /// `extension/examples/test_function.rs` on `lambda_runtime`.
+    Rust,
+    /// `tests/fixtures/python_function/handler.py` under AWS's runtime interface client
+    /// `awslambdaric` (installed in `tests/.venv` by `tests/run.sh`).
+    Python,
+}
+
+/// The Python of `tests/.venv`, which has `awslambdaric`.
+fn venv_python() -> PathBuf {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/.venv/bin/python");
+    assert!(
+        path.exists(),
+        "{} is missing: tests/run.sh creates it (tests/services.sh setup_venv)",
+        path.display()
+    );
+    path
+}
+
+fn python_function_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/python_function")
 }
 
 impl Default for Options {
@@ -149,6 +182,9 @@ impl Default for Options {
             proxy: Proxy::None,
             suppressed: Vec::new(),
             function_log: None,
+            runtime: Runtime::Rust,
+            exec_wrapper: false,
+            function_env: Vec::new(),
         }
     }
 }
@@ -238,6 +274,11 @@ async fn start(options: Options) -> Harness {
             if options.wrapped { "TRUE" } else { "FALSE" }.to_owned(),
         ),
         ("PROC_WRAPPER_LOG_LEVEL", "DEBUG".to_owned()),
+        // Tests run at once: each extension's proxy has a port of its own.
+        (
+            "PROC_WRAPPER_LAMBDA_RUNTIME_PROXY_PORT",
+            free_tcp_port().to_string(),
+        ),
     ];
     common.extend(options.env);
     common.retain(|(k, _)| !options.unset.contains(k));
@@ -299,19 +340,45 @@ async fn start(options: Options) -> Harness {
             "the extension did not listen on its status port"
         );
     }
-    let mut func = match &options.function_log {
-        None => ProcessConfig::new(function_bin(), ProcessRole::Runtime),
+    let mut command: Vec<String> = Vec::new();
+    if options.exec_wrapper {
+        command.extend([
+            extension_bin().to_string_lossy().into_owned(),
+            "--exec".into(),
+        ]);
+    }
+    match options.runtime {
+        Runtime::Rust => command.push(function_bin().to_string_lossy().into_owned()),
+        Runtime::Python => command.extend([
+            venv_python().to_string_lossy().into_owned(),
+            "-m".into(),
+            "awslambdaric".into(),
+            "handler.handle".into(),
+        ]),
+    }
+    let func = match &options.function_log {
+        None => command[1..].iter().fold(
+            ProcessConfig::new(&command[0], ProcessRole::Runtime),
+            |c, a| c.arg(a.clone()),
+        ),
         // The simulator's processes inherit standard error or drop it: a shell that execs
         // the function (same process) sends it to the file.
         Some(path) => ProcessConfig::new("/bin/sh", ProcessRole::Runtime)
             .arg("-c")
-            .arg(r#"exec "$0" 2>"$1""#)
-            .arg(function_bin().to_string_lossy())
+            .arg(r#"log=$1; shift; exec "$@" 2>"$log""#)
+            .arg("sh")
             .arg(path.to_string_lossy())
             .env("TEST_FUNCTION_LOG", "TRUE"),
     };
-    for (k, v) in &common {
+    let mut func = match &options.function_log {
+        None => func,
+        Some(_) => command.iter().fold(func, |c, a| c.arg(a.clone())),
+    };
+    for (k, v) in common.iter().chain(&options.function_env) {
         func = func.env(*k, v.clone());
+    }
+    if options.runtime == Runtime::Python {
+        func = func.env("PYTHONPATH", python_function_dir().to_string_lossy());
     }
     let function = sim
         .spawn_process_with_config(func)
@@ -1658,4 +1725,151 @@ async fn with_lambdas_json_log_format_the_handler_wrapper_logs_json_through_init
         lines.iter().all(|l| l["level"] != "DEBUG"),
         "at INFO: {text}"
     );
+}
+
+// The Runtime API proxy: the runtime starts through the exec wrapper, which points it at the
+// extension's proxy (README "What the extension knows, with and without the proxy").
+
+/// The error of the test function of `runtime` for a failing event, and its type and message.
+fn failing(runtime: Runtime) -> (Value, &'static str, &'static str) {
+    match runtime {
+        // What lambda_runtime posts as the errorType of a boxed error.
+        Runtime::Rust => (
+            json!({"fail": true}),
+            "&alloc::boxed::Box<dyn core::error::Error + core::marker::Send + core::marker::Sync>",
+            "the handler failed on purpose",
+        ),
+        Runtime::Python => (json!({"fail": "bad thing"}), "ValueError", "bad thing"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn through_the_proxy_the_runtimes_answer_settles_the_outcome_and_cloudreactor_context_names_the_execution()
+ {
+    for runtime in [Runtime::Rust, Runtime::Python] {
+        // Without `runtimeDone`, only what the proxy saw can settle an outcome.
+        let h = start(Options {
+            exec_wrapper: true,
+            runtime,
+            env: vec![("PROC_WRAPPER_SEND_INPUT_VALUE", "TRUE".to_owned())],
+            suppressed: vec!["platform.runtimeDone"],
+            ..Options::default()
+        })
+        .await;
+        let (id, status) = h.invoke(json!({"hello": "world"})).await;
+        let done = h.final_for(&id).await;
+        assert_eq!(
+            status,
+            InvocationStatus::Success,
+            "{runtime:?}: {:#}",
+            done.body
+        );
+        assert_eq!(done.status(), Some("SUCCEEDED"), "{:#}", done.body);
+        assert_eq!(done.body["input_value"], json!({"hello": "world"}));
+
+        // An execution CloudReactor started: updated, never created.
+        let known = "0c9d4f7e-8a1b-4c2d-9e3f-5a6b7c8d9e0f";
+        let before = h.api.requests().len();
+        let event = started_by_cloudreactor(known);
+        let (_, status) = h.invoke(event.clone()).await;
+        assert_eq!(status, InvocationStatus::Success);
+        assert!(
+            until(LIMIT, || !h.api.finals_of(known).is_empty()).await,
+            "{runtime:?}: the execution CloudReactor started was not updated: {:#?}",
+            h.api.requests()
+        );
+        let after: Vec<Recorded> = h.api.requests().split_off(before);
+        assert!(
+            after.iter().all(|r| r.method == "PATCH"),
+            "{runtime:?}: nothing is created: {after:#?}"
+        );
+        let first = &after
+            .iter()
+            .find(|r| r.path.contains(known))
+            .expect("UNWRAP: it was updated")
+            .body;
+        assert_eq!(first["status"], "SUCCEEDED", "{first:#}");
+        assert_eq!(first["input_value"], event);
+        assert!(first.get("task").is_none(), "{first:#}");
+
+        // An error response: its type and message are the error details.
+        let (payload, error_type, error_message) = failing(runtime);
+        let (id, status) = h.invoke(payload).await;
+        assert_eq!(status, InvocationStatus::Error);
+        let done = h.final_for(&id).await;
+        assert_eq!(done.status(), Some("FAILED"), "{:#}", done.body);
+        assert_eq!(
+            done.body["error_details"],
+            json!({
+                "kind": "lambda_error",
+                "cause": "handler_error",
+                "error_type": error_type,
+                "error_message": error_message,
+            }),
+            "{runtime:?}"
+        );
+        let log = h.log();
+        assert_eq!(
+            log.count("the runtime talks to Lambda through the Runtime API proxy"),
+            1
+        );
+        assert!(log.warnings().is_empty(), "{:#?}", log.warnings());
+        let (_, code) = h.shutdown(ShutdownReason::Spindown).await;
+        assert_eq!(code, Some(0));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_the_proxy_the_runtime_talks_to_lambda_and_telemetry_reports() {
+    for (proxy_off, expected_log) in [(false, "does not answer on 127.0.0.1:"), (true, "")] {
+        let log_file = std::env::temp_dir().join(format!(
+            "cloudreactor-extension-no-proxy-{}-{proxy_off}.log",
+            std::process::id()
+        ));
+        // The exec wrapper looks on a port where nothing listens, or the proxy is off.
+        let closed = free_tcp_port().to_string();
+        let (env, function_env) = if proxy_off {
+            (
+                vec![("PROC_WRAPPER_LAMBDA_RUNTIME_PROXY", "FALSE".to_owned())],
+                vec![],
+            )
+        } else {
+            (
+                vec![],
+                vec![("PROC_WRAPPER_LAMBDA_RUNTIME_PROXY_PORT", closed)],
+            )
+        };
+        let h = start(Options {
+            exec_wrapper: true,
+            env,
+            function_env,
+            function_log: Some(log_file.clone()),
+            ..Options::default()
+        })
+        .await;
+        let (id, status) = h.invoke(json!({"hello": "world"})).await;
+        assert_eq!(status, InvocationStatus::Success);
+        let done = h.final_for(&id).await;
+        assert_eq!(done.status(), Some("SUCCEEDED"));
+        assert_eq!(
+            h.log()
+                .count("the runtime talks to Lambda through the Runtime API proxy"),
+            0
+        );
+        let function_log = std::fs::read_to_string(&log_file).unwrap_or_default();
+        let _ = std::fs::remove_file(&log_file);
+        if proxy_off {
+            assert!(
+                !function_log.lines().any(|l| l.contains("WARNING")),
+                "{function_log}"
+            );
+        } else {
+            assert!(
+                function_log.contains(expected_log) && function_log.contains("WARNING"),
+                "the exec wrapper says why: {function_log}"
+            );
+        }
+        let (_, code) = h.shutdown(ShutdownReason::Spindown).await;
+        assert_eq!(code, Some(0));
+    }
 }

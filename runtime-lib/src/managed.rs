@@ -160,7 +160,7 @@ pub struct ManagedCall {
 
 /// The Task Execution UUID that CloudReactor puts in the input of executions it starts:
 /// `cloudreactor_context.proc_wrapper_params.task_execution.uuid`.
-pub(crate) fn execution_uuid_from_input(input: &Value) -> Option<String> {
+pub fn execution_uuid_from_input(input: &Value) -> Option<String> {
     input
         .get("cloudreactor_context")?
         .get("proc_wrapper_params")?

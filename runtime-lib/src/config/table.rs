@@ -342,6 +342,12 @@ settings! {
     EXTENSION_FREQUENT_INTERVAL = "extension_frequent_interval_seconds", ["PROC_WRAPPER_EXTENSION_FREQUENT_INTERVAL_SECONDS"];
     /// The most reports the Lambda reporters keep while the API server is down.
     EXTENSION_BACKLOG_MAX = "extension_backlog_max", ["PROC_WRAPPER_EXTENSION_BACKLOG_MAX"];
+    /// The extension's Runtime API proxy, which the exec wrapper puts between the runtime and Lambda.
+    LAMBDA_RUNTIME_PROXY = "lambda_runtime_proxy", ["PROC_WRAPPER_LAMBDA_RUNTIME_PROXY"];
+    /// The port of that proxy on `127.0.0.1`.
+    LAMBDA_RUNTIME_PROXY_PORT = "lambda_runtime_proxy_port", ["PROC_WRAPPER_LAMBDA_RUNTIME_PROXY_PORT"];
+    /// The program the layer's `bootstrap` runs for an OS-only runtime.
+    LAMBDA_BOOTSTRAP_COMMAND = "lambda_bootstrap_command", ["PROC_WRAPPER_LAMBDA_BOOTSTRAP_COMMAND"];
 }
 
 /// The setting of a `proc_wrapper_params` key, or of a variable.

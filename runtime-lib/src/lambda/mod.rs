@@ -19,6 +19,7 @@ use tracing::{debug, error, info};
 
 use crate::api::{ApiClient, task_param_errors};
 use crate::config::Config;
+pub use crate::managed::execution_uuid_from_input;
 use crate::metadata::RuntimeMetadata;
 use crate::process::FinalStatus;
 use crate::task::body;
