@@ -364,10 +364,11 @@ async fn sender(
     kept: &Upstream,
     upstream: &str,
 ) -> Result<SendRequest<BoxBody<Bytes, hyper::Error>>, String> {
-    if let Some(mut s) = kept.lock().await.take() {
-        if s.ready().await.is_ok() {
-            return Ok(s);
-        }
+    let reused = kept.lock().await.take();
+    if let Some(mut s) = reused
+        && s.ready().await.is_ok()
+    {
+        return Ok(s);
     }
     connect(upstream).await
 }

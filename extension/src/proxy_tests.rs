@@ -15,9 +15,12 @@ use super::*;
 /// arrived (data sizes; `usize::MAX` for trailers).
 #[derive(Clone, Default)]
 struct Received {
-    calls: Arc<Mutex<Vec<(String, String, Vec<u8>)>>>,
+    calls: Arc<Mutex<Vec<Call>>>,
     frames: Arc<Mutex<Vec<usize>>>,
 }
+
+/// Method, path, body.
+type Call = (String, String, Vec<u8>);
 
 const EVENT: &str =
     r#"{"cloudreactor_context": {"proc_wrapper_params": {"task_execution": {"uuid": "u-1"}}}}"#;
