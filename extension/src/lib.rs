@@ -33,6 +33,7 @@
 //! Failures of the API server, the settings or the secrets are logged; they never fail the
 //! function, never call `init/error`, and never stop the extension from answering `/next`.
 
+pub mod bootstrap;
 mod invocation;
 pub mod proxy;
 #[cfg(test)]

@@ -10,6 +10,11 @@ Usage: cloudreactor-extension            run as an AWS Lambda extension (from /o
        cloudreactor-extension --exec COMMAND [ARGS...]
                                          resolve secret locations in the environment, then
                                          replace this process with COMMAND
+       cloudreactor-extension --bootstrap
+                                         the same for the function's executable: the
+                                         command in PROC_WRAPPER_LAMBDA_BOOTSTRAP_COMMAND, or
+                                         _HANDLER in LAMBDA_TASK_ROOT (/opt/bootstrap of the
+                                         layer, for OS-only runtimes)
        cloudreactor-extension --version
 
 Settings come from the PROC_WRAPPER_* environment variables; see the README.";
@@ -27,9 +32,10 @@ fn main() {
     }
     let mut args = std::env::args_os().skip(1);
     let first = args.next();
-    let exec = match first.as_ref().map(|a| a.to_string_lossy()).as_deref() {
-        None => false,
-        Some("--exec") => true,
+    let (exec, bootstrap) = match first.as_ref().map(|a| a.to_string_lossy()).as_deref() {
+        None => (false, false),
+        Some("--exec") => (true, false),
+        Some("--bootstrap") => (true, true),
         Some("-v" | "--version") => {
             println!("cloudreactor-extension v{}", proc_wrapper::VERSION);
             return;
@@ -57,6 +63,19 @@ fn main() {
         let mut command: Vec<OsString> = args.collect();
         if command.first().is_some_and(|a| a == "--") {
             command.remove(0);
+        }
+        if bootstrap {
+            match cloudreactor_extension::bootstrap::command(&|k| std::env::var(k).ok()) {
+                // Arguments given to the bootstrap follow the command's own.
+                Ok(mut handler) => {
+                    handler.append(&mut command);
+                    command = handler;
+                }
+                Err(e) => {
+                    tracing::error!("{e}");
+                    std::process::exit(proc_wrapper::exit_codes::CONFIGURATION_ERROR);
+                }
+            }
         }
         let mut env = env;
         runtime.block_on(cloudreactor_extension::proxy::route_runtime(&mut env));

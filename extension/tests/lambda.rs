@@ -137,12 +137,24 @@ struct Options {
     function_log: Option<PathBuf>,
     /// The function's runtime.
     runtime: Runtime,
-    /// The runtime starts through the exec wrapper (`cloudreactor-extension --exec`, as
-    /// `AWS_LAMBDA_EXEC_WRAPPER=/opt/cloudreactor-exec-wrapper` starts it), which points it
-    /// at the extension's Runtime API proxy.
-    exec_wrapper: bool,
+    /// How the runtime starts: directly, or through the exec wrapper or the layer's
+    /// bootstrap, which point it at the extension's Runtime API proxy.
+    launcher: Launcher,
     /// Variables of the function only.
     function_env: Vec<(&'static str, String)>,
+}
+
+/// How the runtime starts.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Launcher {
+    /// Lambda starts it.
+    Direct,
+    /// `cloudreactor-extension --exec RUNTIME`, as
+    /// `AWS_LAMBDA_EXEC_WRAPPER=/opt/cloudreactor-exec-wrapper` starts it.
+    ExecWrapper,
+    /// `cloudreactor-extension --bootstrap` (the layer's `/opt/bootstrap`, for OS-only
+    /// runtimes), with `_HANDLER` naming the runtime's executable.
+    Bootstrap,
 }
 
 /// The runtime of the test function.
@@ -183,7 +195,7 @@ impl Default for Options {
             suppressed: Vec::new(),
             function_log: None,
             runtime: Runtime::Rust,
-            exec_wrapper: false,
+            launcher: Launcher::Direct,
             function_env: Vec::new(),
         }
     }
@@ -341,13 +353,25 @@ async fn start(options: Options) -> Harness {
         );
     }
     let mut command: Vec<String> = Vec::new();
-    if options.exec_wrapper {
-        command.extend([
-            extension_bin().to_string_lossy().into_owned(),
-            "--exec".into(),
-        ]);
+    let mut function_env = options.function_env.clone();
+    match options.launcher {
+        Launcher::Direct => {}
+        Launcher::ExecWrapper => {
+            command.extend([
+                extension_bin().to_string_lossy().into_owned(),
+                "--exec".into(),
+            ]);
+        }
+        Launcher::Bootstrap => {
+            command.extend([
+                extension_bin().to_string_lossy().into_owned(),
+                "--bootstrap".into(),
+            ]);
+            function_env.push(("_HANDLER", function_bin().to_string_lossy().into_owned()));
+        }
     }
     match options.runtime {
+        Runtime::Rust if options.launcher == Launcher::Bootstrap => {}
         Runtime::Rust => command.push(function_bin().to_string_lossy().into_owned()),
         Runtime::Python => command.extend([
             venv_python().to_string_lossy().into_owned(),
@@ -374,7 +398,7 @@ async fn start(options: Options) -> Harness {
         None => func,
         Some(_) => command.iter().fold(func, |c, a| c.arg(a.clone())),
     };
-    for (k, v) in common.iter().chain(&options.function_env) {
+    for (k, v) in common.iter().chain(&function_env) {
         func = func.env(*k, v.clone());
     }
     if options.runtime == Runtime::Python {
@@ -1749,7 +1773,7 @@ async fn through_the_proxy_the_runtimes_answer_settles_the_outcome_and_cloudreac
     for runtime in [Runtime::Rust, Runtime::Python] {
         // Without `runtimeDone`, only what the proxy saw can settle an outcome.
         let h = start(Options {
-            exec_wrapper: true,
+            launcher: Launcher::ExecWrapper,
             runtime,
             env: vec![("PROC_WRAPPER_SEND_INPUT_VALUE", "TRUE".to_owned())],
             suppressed: vec!["platform.runtimeDone"],
@@ -1840,7 +1864,7 @@ async fn without_the_proxy_the_runtime_talks_to_lambda_and_telemetry_reports() {
             )
         };
         let h = start(Options {
-            exec_wrapper: true,
+            launcher: Launcher::ExecWrapper,
             env,
             function_env,
             function_log: Some(log_file.clone()),
@@ -1872,4 +1896,35 @@ async fn without_the_proxy_the_runtime_talks_to_lambda_and_telemetry_reports() {
         let (_, code) = h.shutdown(ShutdownReason::Spindown).await;
         assert_eq!(code, Some(0));
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_layers_bootstrap_runs_the_handler_executable_through_the_proxy() {
+    let h = start(Options {
+        launcher: Launcher::Bootstrap,
+        suppressed: vec!["platform.runtimeDone"],
+        ..Options::default()
+    })
+    .await;
+    let known = "1d2e3f40-5a6b-4c7d-8e9f-0a1b2c3d4e5f";
+    let (_, status) = h.invoke(started_by_cloudreactor(known)).await;
+    assert_eq!(status, InvocationStatus::Success);
+    assert!(
+        until(LIMIT, || h
+            .api
+            .finals_of(known)
+            .iter()
+            .any(|r| r.status() == Some("SUCCEEDED")))
+        .await,
+        "the execution CloudReactor started was not updated: {:#?}",
+        h.api.requests()
+    );
+    assert!(h.api.requests().iter().all(|r| r.method == "PATCH"));
+    assert_eq!(
+        h.log()
+            .count("the runtime talks to Lambda through the Runtime API proxy"),
+        1
+    );
+    let (_, code) = h.shutdown(ShutdownReason::Spindown).await;
+    assert_eq!(code, Some(0));
 }

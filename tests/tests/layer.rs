@@ -46,17 +46,22 @@ fn layers() -> [(PathBuf, u16); 2] {
 }
 
 #[test]
-fn each_layer_holds_the_static_extension_and_the_exec_wrapper() {
+fn each_layer_holds_the_static_extension_the_exec_wrapper_and_the_bootstrap() {
     for (zip, machine) in layers() {
         let (dir, entries) = extract(&zip);
         let files: Vec<_> = entries
             .iter()
             .filter(|(name, _)| !name.ends_with('/'))
             .collect();
-        assert_eq!(files.len(), 2, "{}: {entries:?}", zip.display());
+        assert_eq!(files.len(), 3, "{}: {entries:?}", zip.display());
         for (name, mode) in files {
             assert!(
-                name == "extensions/cloudreactor-extension" || name == "cloudreactor-exec-wrapper",
+                [
+                    "extensions/cloudreactor-extension",
+                    "cloudreactor-exec-wrapper",
+                    "bootstrap"
+                ]
+                .contains(&name.as_str()),
                 "unexpected {name} in {}",
                 zip.display()
             );
@@ -96,6 +101,54 @@ fn the_exec_wrapper_of_the_x86_64_layer_resolves_then_runs_the_runtime() {
         .output()
         .unwrap();
     assert!(String::from_utf8_lossy(&out.stdout).starts_with("cloudreactor-extension v"));
+}
+
+#[test]
+fn the_bootstrap_of_the_x86_64_layer_runs_the_handler_named_by_the_function() {
+    let (dir, _) = extract(&layers()[0].0);
+    let task_root = tempfile::tempdir().unwrap();
+    let handler = task_root.path().join("my-handler");
+    std::fs::write(&handler, "#!/bin/sh\necho \"$GREETING $1\"; exit 4\n").unwrap();
+    std::fs::set_permissions(
+        &handler,
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let bootstrap = dir.path().join("bootstrap");
+    let run = |extra: &[(&str, &str)]| {
+        Command::new(&bootstrap)
+            .env_clear()
+            .env("PATH", "/usr/bin:/bin")
+            .env("LAMBDA_TASK_ROOT", task_root.path())
+            .env(
+                "GREETING_FOR_PROC_WRAPPER_TO_RESOLVE",
+                r#"PLAIN:{"text": "hello"}|JP:$.text"#,
+            )
+            .envs(extra.iter().copied())
+            .output()
+            .unwrap()
+    };
+    let out = run(&[("_HANDLER", "my-handler")]);
+    assert_eq!(
+        out.status.code(),
+        Some(4),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "hello \n");
+    let command = format!("{} world", handler.display());
+    let out = run(&[
+        ("_HANDLER", "ignored"),
+        ("PROC_WRAPPER_LAMBDA_BOOTSTRAP_COMMAND", &command),
+    ]);
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "hello world\n");
+    let out = run(&[]);
+    assert_eq!(out.status.code(), Some(78));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("_HANDLER") && err.contains("PROC_WRAPPER_LAMBDA_BOOTSTRAP_COMMAND"),
+        "{err}"
+    );
 }
 
 #[test]
