@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Benchmarks of cloudreactor-extension (targets in tests/src/bin/bench_extension.rs): the
 # stripped static binary per architecture (from the layer zips), process start to the first
-# /next and the idle RSS, and the time added after the runtime's response with the API server
-# reachable, slow and down, and what the backlog delivers after an outage or a slow server.
-# Usage: tests/bench/extension.sh [STARTS] [INVOCATIONS] [LOAD_INVOCATIONS]
+# /next and the idle RSS, the time the Runtime API proxy adds to a round trip, the time added
+# after the runtime's response with the API server reachable (frequent, sporadic, sporadic with
+# the handler wrapper, sporadic through the exec wrapper and the proxy), slow and down, and
+# what the backlog delivers after an outage or a slow server.
+# Usage: tests/bench/extension.sh [STARTS] [INVOCATIONS] [LOAD_INVOCATIONS] [ROUND_TRIPS]
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 source tests/services.sh
@@ -22,8 +24,10 @@ cargo build --release --quiet -p procwrapper-tests --bin bench_extension
 fn="target/release/examples/test_function"
 echo "--- start-up"
 target/release/bench_extension "$ext" "$fn" startup "${1:-50}"
+echo "--- Runtime API proxy"
+target/release/bench_extension "$ext" "$fn" roundtrip "${4:-2000}"
 echo "--- per invocation"
-for mode in up up-sporadic wrapped-sporadic; do
+for mode in up up-sporadic wrapped-sporadic proxy-sporadic; do
   target/release/bench_extension "$ext" "$fn" invocations "${2:-500}" "$mode"
 done
 echo "--- load: API server slow (1 s per answer), then down; back to back, then 5 ms apart"

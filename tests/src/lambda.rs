@@ -3,12 +3,13 @@
 //! wait then lasts until its timeout); polling every millisecond has no such gap.
 //!
 //! [`RuntimeApiProxy`] stands between an extension and the simulator, to be what the
-//! simulator cannot: an emulator that refuses the Telemetry API subscription, and a count of
-//! the extension's `/next` calls.
+//! simulator cannot: an emulator that refuses the Telemetry API subscription, a count of
+//! the extension's `/next` calls, and when the runtime's responses and the extension's
+//! `/next` calls arrived (to the microsecond, for the benchmarks).
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
 
 use axum::Router;
 use axum::body::Bytes;
@@ -17,6 +18,15 @@ use axum::response::{IntoResponse, Response};
 use lambda_simulator::{InvocationStatus, Simulator};
 
 use crate::server::Server;
+
+/// A call the proxy saw arrive.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Call {
+    /// An extension's `/next`.
+    ExtensionNext,
+    /// The runtime's response or error to this request id.
+    Answer(String),
+}
 
 /// The path of the Telemetry API subscription.
 const TELEMETRY_PATH: &str = "/2022-07-01/telemetry";
@@ -29,6 +39,7 @@ pub struct RuntimeApiProxy {
     /// `127.0.0.1:PORT`, for the extension's `AWS_LAMBDA_RUNTIME_API`.
     pub addr: String,
     nexts: Arc<AtomicUsize>,
+    timeline: Arc<Mutex<Vec<(SystemTime, Call)>>>,
     _server: Server,
 }
 
@@ -39,6 +50,8 @@ impl RuntimeApiProxy {
     pub fn start(upstream: &str, subscription: Option<(u16, String)>) -> Self {
         let nexts = Arc::new(AtomicUsize::new(0));
         let counter = nexts.clone();
+        let timeline: Arc<Mutex<Vec<(SystemTime, Call)>>> = Arc::default();
+        let seen = timeline.clone();
         let upstream = format!("http://{upstream}");
         let server = Server::start(move || {
             let client = reqwest::Client::builder()
@@ -51,9 +64,23 @@ impl RuntimeApiProxy {
                     let counter = counter.clone();
                     let upstream = upstream.clone();
                     let subscription = subscription.clone();
+                    let seen = seen.clone();
                     async move {
-                        if uri.path().ends_with("/extension/event/next") {
+                        let at = SystemTime::now();
+                        let path = uri.path();
+                        let call = if path.ends_with("/extension/event/next") {
                             counter.fetch_add(1, Ordering::SeqCst);
+                            Some(Call::ExtensionNext)
+                        } else {
+                            path.strip_prefix("/2018-06-01/runtime/invocation/")
+                                .and_then(|rest| rest.split_once('/'))
+                                .filter(|(_, what)| matches!(*what, "response" | "error"))
+                                .map(|(id, _)| Call::Answer(id.to_owned()))
+                        };
+                        if let Some(call) = call {
+                            seen.lock()
+                                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                                .push((at, call));
                         }
                         if let Some((status, text)) =
                             subscription.filter(|_| uri.path() == TELEMETRY_PATH)
@@ -70,8 +97,30 @@ impl RuntimeApiProxy {
         Self {
             addr: server.addr.to_string(),
             nexts,
+            timeline,
             _server: server,
         }
+    }
+
+    /// When the runtime's answer to invocation `request_id` arrived here.
+    pub fn answered_at(&self, request_id: &str) -> Option<SystemTime> {
+        self.timeline
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .iter()
+            .find(|(_, c)| *c == Call::Answer(request_id.to_owned()))
+            .map(|(at, _)| *at)
+    }
+
+    /// The time from `since` to the first call of `/next` by an extension after it, once
+    /// it arrived.
+    pub fn next_call_after(&self, since: SystemTime) -> Option<Duration> {
+        self.timeline
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .iter()
+            .find(|(at, c)| *c == Call::ExtensionNext && *at >= since)
+            .and_then(|(at, _)| at.duration_since(since).ok())
     }
 
     /// The extension's calls of `/next` so far, the one still waiting included.

@@ -278,8 +278,18 @@ struct Pending {
     /// Its start (else an update of the created execution).
     start: bool,
     is_final: bool,
-    body: Compact,
+    body: Body,
     attempts: u32,
+}
+
+/// The body of a record.
+#[derive(Debug)]
+enum Body {
+    /// Waiting: compact.
+    Compact(Compact),
+    /// Going at once (nothing waits before it and the server answers): as it came, with no
+    /// encoding on the way; made compact only if it has to wait after all.
+    Plain(Map<String, Value>),
 }
 
 #[derive(Default)]
@@ -305,6 +315,8 @@ struct Sent {
     /// The `status` of the body that was sent, for the log.
     status: Option<String>,
     tried: Tried,
+    /// The body that was sent (kept if it has to go again).
+    body: Value,
 }
 
 struct Actor {
@@ -428,9 +440,17 @@ impl Actor {
     }
 
     fn body(&self, pending: &Pending) -> Map<String, Value> {
-        match &self.templates[usize::from(!pending.start)] {
-            Some(t) => pending.body.decode(t),
-            None => Map::new(),
+        match (&pending.body, &self.templates[usize::from(!pending.start)]) {
+            (Body::Plain(m), _) => m.clone(),
+            (Body::Compact(c), Some(t)) => c.decode(t),
+            (Body::Compact(_), None) => Map::new(),
+        }
+    }
+
+    /// A record sent plain that has to wait after all keeps `sent`, compact.
+    fn keep(&mut self, pending: &mut Pending, sent: Value) {
+        if let (Body::Plain(_), Value::Object(sent)) = (&pending.body, sent) {
+            pending.body = Body::Compact(self.compact(pending.start, &sent));
         }
     }
 
@@ -441,7 +461,7 @@ impl Actor {
         Pending {
             start: earlier.start,
             is_final: earlier.is_final || later.is_final,
-            body: self.compact(earlier.start, &body),
+            body: Body::Compact(self.compact(earlier.start, &body)),
             attempts: earlier.attempts,
         }
     }
@@ -466,14 +486,22 @@ impl Actor {
             debug!(request_id = key, "an update without its execution; dropped");
             return;
         }
+        let can_send =
+            self.order.is_empty() && self.may_send() && self.in_flight.len() < MAX_CONNECTIONS;
         let entry = self.entries.get_mut(&key).expect("UNWRAP: inserted above");
         entry.waiters.extend(delivered);
         let fresh = entry.pending.is_none();
+        let goes_now = fresh && !entry.in_flight && can_send;
         let earlier = entry.pending.take();
+        let body = if goes_now {
+            Body::Plain(body)
+        } else {
+            Body::Compact(self.compact(start, &body))
+        };
         let mut pending = Pending {
             start,
             is_final,
-            body: self.compact(start, &body),
+            body,
             attempts: 0,
         };
         if let Some(earlier) = earlier {
@@ -580,7 +608,10 @@ impl Actor {
             };
             entry.in_flight = true;
             pending.attempts += 1;
-            let body = self.body(&pending);
+            let body = match &mut pending.body {
+                Body::Plain(m) => std::mem::take(m),
+                Body::Compact(_) => self.body(&pending),
+            };
             let status = body
                 .get("status")
                 .and_then(Value::as_str)
@@ -594,6 +625,7 @@ impl Actor {
                     pending,
                     status,
                     tried,
+                    body,
                 }
             });
         }
@@ -602,9 +634,10 @@ impl Actor {
     fn answered(&mut self, sent: Sent) {
         let Sent {
             key,
-            pending,
+            mut pending,
             status,
             tried,
+            body,
         } = sent;
         let Some(entry) = self.entries.get_mut(&key) else {
             return;
@@ -643,6 +676,7 @@ impl Actor {
                 self.delivered(&key, &pending, status.as_deref());
             }
             Tried::Later { why, retry_after } => {
+                self.keep(&mut pending, body);
                 self.later(key.clone(), pending, &why, retry_after);
             }
             Tried::Conflict(c) if pending.start && entry.uuid.is_none() => {
@@ -651,6 +685,7 @@ impl Actor {
                     "the API server answered 409{}",
                     c.describe().map(|d| format!(" ({d})")).unwrap_or_default()
                 );
+                self.keep(&mut pending, body);
                 self.later(key.clone(), pending, &why, None);
             }
             Tried::Conflict(c) => {

@@ -11,13 +11,20 @@
 //!   `up` (API server reachable; frequent invocations, reported in the background),
 //!   `up-sporadic` (each invocation reported before `/next`, as for a function called less
 //!   than once a minute), `wrapped-sporadic` (the same with the Rust handler wrapper handing
-//!   the outcome over), `slow` (every answer after 1 s), `down` (connections refused),
+//!   the outcome over), `proxy-sporadic` (the same with the runtime started through the exec
+//!   wrapper, talking to Lambda through the extension's Runtime API proxy, whose view of the
+//!   response settles the outcome), `slow` (every answer after 1 s), `down` (connections refused),
 //!   `outage` (503 with `Retry-After: 1` during the invocations, then healthy for one more)
 //!   and `slow-then-fast` (1 s per answer, then fast): what the backlog delivered after the
 //!   recovery, how soon, and the RSS meanwhile. Each mode also prints the bytes a waiting
 //!   report takes in the backlog.
 //!
-//! Usage: `bench_extension EXTENSION FUNCTION startup|invocations N [MODE [PAUSE_MS]]`
+//! * `roundtrip N`: the time the Runtime API proxy adds to a Runtime API round trip: N posts
+//!   of a 1 KiB response (to a request id the simulator does not know: it answers at once)
+//!   on one kept-alive connection, to the simulator directly and through the proxy of the
+//!   running extension.
+//!
+//! Usage: `bench_extension EXTENSION FUNCTION startup|invocations|roundtrip N [MODE [PAUSE_MS]]`
 //! (PAUSE_MS between invocations; 0, back to back, is the worst case for the extension, whose
 //! telemetry then lags behind the invocations).
 
@@ -27,6 +34,7 @@ use lambda_simulator::process::{ManagedProcess, ProcessConfig, ProcessRole};
 use lambda_simulator::{ShutdownReason, Simulator};
 use procwrapper_tests::bench::{ms, percentile};
 use procwrapper_tests::fake_api::{API_KEY, FakeApi, Fault};
+use procwrapper_tests::lambda::RuntimeApiProxy;
 use serde_json::json;
 
 const LIMIT: Duration = Duration::from_secs(30);
@@ -72,12 +80,89 @@ fn env_for(api_url: &str, cap_ms: &str) -> Vec<(&'static str, String)> {
             "PROC_WRAPPER_LOG_LEVEL",
             std::env::var("BENCH_LOG_LEVEL").unwrap_or_else(|_| "WARNING".to_owned()),
         ),
+        (
+            "PROC_WRAPPER_LAMBDA_RUNTIME_PROXY_PORT",
+            free_port().to_string(),
+        ),
     ]
 }
 
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("UNWRAP: a free port")
+        .port()
+}
+
+/// The time the proxy adds to a Runtime API round trip (see the module's documentation).
+async fn roundtrip(extension: &str, n: usize) {
+    let sim = Simulator::builder()
+        .function_name("bench-fn")
+        .build()
+        .await
+        .expect("UNWRAP: the simulator starts");
+    let env = env_for("http://127.0.0.1:9", "500");
+    let port = env
+        .iter()
+        .find(|(k, _)| *k == "PROC_WRAPPER_LAMBDA_RUNTIME_PROXY_PORT")
+        .map(|(_, v)| v.clone())
+        .expect("UNWRAP: set above");
+    let _ext = spawn(&sim, extension, ProcessRole::Extension, &env);
+    sim.wait_for(|| async { sim.extension_count().await >= 1 }, LIMIT)
+        .await
+        .expect("UNWRAP: the extension registers");
+    let body = format!("{{\"pad\": \"{}\"}}", "x".repeat(1010));
+    let direct = format!("127.0.0.1:{}", sim.addr().port());
+    let proxied = format!("127.0.0.1:{port}");
+    let mut medians = Vec::new();
+    for (name, addr) in [("direct", &direct), ("through the proxy", &proxied)] {
+        let client = reqwest::Client::builder()
+            .pool_max_idle_per_host(1)
+            .build()
+            .expect("UNWRAP: a client");
+        let url = format!("http://{addr}/2018-06-01/runtime/invocation/bench-unknown/response");
+        let mut times = Vec::with_capacity(n);
+        // A warm-up round trip opens the connection kept for the others.
+        for i in 0..=n {
+            let started = Instant::now();
+            let answer = client
+                .post(&url)
+                .body(body.clone())
+                .send()
+                .await
+                .expect("UNWRAP: the Runtime API answers");
+            let _ = answer.bytes().await;
+            if i > 0 {
+                times.push(started.elapsed());
+            }
+        }
+        times.sort();
+        medians.push(percentile(&times, 0.5));
+        report(&format!("Runtime API round trip, {name}"), "ms", times);
+    }
+    println!(
+        "time the proxy adds to a round trip (difference of the medians): {:.3} ms (target p50 <= 0.3 ms)",
+        ms(medians[1].saturating_sub(medians[0]))
+    );
+    sim.graceful_shutdown(ShutdownReason::Spindown).await;
+}
+
 fn spawn(sim: &Simulator, bin: &str, role: ProcessRole, env: &[(&str, String)]) -> ManagedProcess {
+    spawn_with(sim, bin, &[], role, env)
+}
+
+fn spawn_with(
+    sim: &Simulator,
+    bin: &str,
+    args: &[&str],
+    role: ProcessRole,
+    env: &[(&str, String)],
+) -> ManagedProcess {
     let mut config =
         ProcessConfig::new(bin, role).inherit_stdio(std::env::var_os("BENCH_LOG_LEVEL").is_some());
+    for a in args {
+        config = config.arg(*a);
+    }
     for (k, v) in env {
         config = config.env(*k, v.clone());
     }
@@ -145,7 +230,7 @@ async fn startup(extension: &str, n: usize) {
 async fn invocations(extension: &str, function: &str, n: usize, api_state: &str, pace: Duration) {
     let api = FakeApi::start();
     let (url, cap) = match api_state {
-        "up" | "up-sporadic" | "wrapped-sporadic" => (api.url.clone(), "500"),
+        "up" | "up-sporadic" | "wrapped-sporadic" | "proxy-sporadic" => (api.url.clone(), "500"),
         "slow" => {
             api.push_faults((0..n * 3).map(|_| Fault::Delay(Duration::from_secs(1))));
             (api.url.clone(), "100")
@@ -186,11 +271,26 @@ async fn invocations(extension: &str, function: &str, n: usize, api_state: &str,
             *v = "TRUE".to_owned();
         }
     }
+    // Both talk to the simulator through a recording proxy, which times the runtime's
+    // responses and the extension's /next calls.
+    let recorder = RuntimeApiProxy::start(&format!("127.0.0.1:{}", sim.addr().port()), None);
+    env.push(("AWS_LAMBDA_RUNTIME_API", recorder.addr.clone()));
     let ext = spawn(&sim, extension, ProcessRole::Extension, &env);
     sim.wait_for(|| async { sim.extension_count().await >= 1 }, LIMIT)
         .await
         .expect("UNWRAP: the extension registers");
-    let _function = spawn(&sim, function, ProcessRole::Runtime, &env);
+    let _function = if api_state == "proxy-sporadic" {
+        // As AWS_LAMBDA_EXEC_WRAPPER=/opt/cloudreactor-exec-wrapper starts the runtime.
+        spawn_with(
+            &sim,
+            extension,
+            &["--exec", function],
+            ProcessRole::Runtime,
+            &env,
+        )
+    } else {
+        spawn(&sim, function, ProcessRole::Runtime, &env)
+    };
     let mut added = Vec::new();
     let mut unmeasured = 0;
     let mut missed = 0;
@@ -211,13 +311,25 @@ async fn invocations(extension: &str, function: &str, n: usize, api_state: &str,
             procwrapper_tests::lambda::extensions_ready(&sim, &id, LIMIT).await,
             "the extension did not call /next again"
         );
-        // The simulator's own figure (runtime response to the extension's /next) is kept
-        // when it has one. Its readiness tracking (lambda-simulator 0.2) records none for
-        // most invocations, with this extension and with earlier builds alike; then the time
-        // between the two polls (1 ms resolution) is the time added.
-        match sim.get_extension_overhead_ms(&id).await {
-            Some(o) => added.push(Duration::from_secs_f64(o.max(0.0) / 1000.0)),
-            None => {
+        // From the moment the simulator had the runtime's response (as Lambda counts it)
+        // to the extension's next /next as the recording proxy saw it arrive; else the
+        // simulator's own figure; else the time between the two polls (1 ms resolution).
+        let responded = sim
+            .get_invocation_state(&id)
+            .await
+            .and_then(|s| s.response)
+            .map(|r| std::time::SystemTime::from(r.received_at))
+            .or_else(|| recorder.answered_at(&id));
+        let recorded = responded.and_then(|t0| {
+            procwrapper_tests::wait_until(Duration::from_secs(1), || {
+                recorder.next_call_after(t0).is_some()
+            });
+            recorder.next_call_after(t0)
+        });
+        match (recorded, sim.get_extension_overhead_ms(&id).await) {
+            (Some(d), _) => added.push(d),
+            (None, Some(o)) => added.push(Duration::from_secs_f64(o.max(0.0) / 1000.0)),
+            (None, None) => {
                 let waited = done.elapsed();
                 if waited + Duration::from_millis(50) >= READY_TIMEOUT {
                     // The simulator's tracking missed the extension's /next (which the
@@ -347,6 +459,7 @@ fn main() {
         .expect("UNWRAP: a runtime");
     match args[3].as_str() {
         "startup" => runtime.block_on(startup(&args[1], n)),
+        "roundtrip" => runtime.block_on(roundtrip(&args[1], n)),
         "invocations" => runtime.block_on(invocations(
             &args[1],
             &args[2],
