@@ -1,16 +1,19 @@
 //! One invocation's Task Execution, driven by a task of its own.
 //!
 //! The task receives what concerns its request id (hand-off messages from the function, the
-//! `runtimeDone` and `report` telemetry records, SHUTDOWN) and:
+//! `runtimeDone` and `report` telemetry records, what the Runtime API proxy saw: the event and
+//! the runtime's answer; SHUTDOWN) and:
 //!
 //! 1. waits until the creation is due: a start hand-off from the function, or the creation
 //!    delay elapsed while the function still runs and telemetry is known to arrive (so that
 //!    where it never arrives, in an emulator, no execution is left `RUNNING`). An
 //!    invocation that ends sooner is reported with a single request carrying the final
-//!    status;
-//! 2. creates the Task Execution (a PATCH when the function handed over a known UUID);
-//! 3. waits for the outcome (`runtimeDone`, the end hand-off when the function started one,
-//!    a failed initialisation of the invoke phase, or SHUTDOWN), names how it ended (the
+//!    status; through the proxy, the creation also waits (a bounded time) for the event;
+//! 2. creates the Task Execution (a PATCH when the function handed over a known UUID or the
+//!    event names one);
+//! 3. waits for the outcome (`runtimeDone`, the runtime's answer seen by the proxy, the end
+//!    hand-off when the function started one, a failed initialisation of the invoke phase,
+//!    or SHUTDOWN), names how it ended (the
 //!    status decision below, with [`crate::telemetry::ending`]), hands the final update to
 //!    the backlog (which tells the main loop once it is delivered);
 //! 4. hands over the late `platform.report` figures as an update that repeats the final
@@ -243,10 +246,12 @@ impl Seen {
                     error_message,
                 } = &answer
                 {
-                    if error_type.is_some() {
+                    // The handler wrapper's end message, which comes before, names the
+                    // error as the function knows it: it is kept.
+                    if self.lambda.error_type.is_none() {
                         self.lambda.error_type.clone_from(error_type);
                     }
-                    if error_message.is_some() {
+                    if self.lambda.error_message.is_none() {
                         self.lambda.error_message.clone_from(error_message);
                     }
                 }
