@@ -9,6 +9,10 @@
 //! * `{"panic": true}`: panics;
 //! * anything else: answers `{"echo": <event>}`.
 //!
+//! With `TEST_FUNCTION_STREAMING=TRUE` it streams its response instead (Lambda's response
+//! streaming, `Lambda-Runtime-Function-Response-Mode: streaming`): `{"parts": N}` answers
+//! `{"parts": [0, 1, ..., N-1]}` in N + 2 chunks, 5 ms apart.
+//!
 //! With `TEST_FUNCTION_WRAPPED=TRUE` the handler runs under runtime-lib's Lambda handler
 //! wrapper (`proc_wrapper::lambda::handler::run`); with `TEST_FUNCTION_LOG=TRUE` it logs
 //! through `proc_wrapper::logging::init_lambda` (else it installs no subscriber and is
@@ -47,8 +51,40 @@ async fn handler(event: LambdaEvent<Value>) -> Result<Value, Error> {
     Ok(json!({ "echo": p }))
 }
 
+async fn streaming(
+    event: LambdaEvent<Value>,
+) -> Result<lambda_runtime::streaming::Response<lambda_runtime::streaming::Body>, Error> {
+    let parts = event
+        .payload
+        .get("parts")
+        .and_then(Value::as_u64)
+        .unwrap_or(1);
+    let (mut tx, rx) = lambda_runtime::streaming::channel();
+    tokio::spawn(async move {
+        let mut chunks = vec!["{\"parts\": [".to_owned()];
+        chunks.extend((0..parts).map(|i| {
+            if i == 0 {
+                i.to_string()
+            } else {
+                format!(", {i}")
+            }
+        }));
+        chunks.push("]}".to_owned());
+        for chunk in chunks {
+            if tx.send_data(chunk.into()).await.is_err() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    });
+    Ok(lambda_runtime::streaming::Response::from(rx))
+}
+
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
+    if std::env::var("TEST_FUNCTION_STREAMING").is_ok_and(|v| v == "TRUE") {
+        return lambda_runtime::run(service_fn(streaming)).await;
+    }
     if std::env::var("TEST_FUNCTION_LOG").is_ok_and(|v| v == "TRUE") {
         proc_wrapper::logging::init_lambda();
     }

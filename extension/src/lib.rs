@@ -86,6 +86,18 @@ pub enum Inbound {
     Proxy(proxy::Seen),
 }
 
+/// The Task Execution UUID of an event's `cloudreactor_context`, read without keeping the
+/// rest of the event.
+fn context_uuid(event: &[u8]) -> Option<String> {
+    #[derive(serde::Deserialize)]
+    struct Event {
+        cloudreactor_context: Option<serde_json::Value>,
+    }
+    let event: Event = serde_json::from_slice(event).ok()?;
+    let context = serde_json::json!({"cloudreactor_context": event.cloudreactor_context?});
+    proc_wrapper::lambda::execution_uuid_from_input(&context)
+}
+
 /// Listens for status and hand-off messages on `127.0.0.1:port` until `cancel`, handing each
 /// on to the main loop.
 async fn listen_udp(
@@ -326,18 +338,29 @@ impl State {
                 complete,
             } => {
                 self.proxied = true;
-                let input = if complete {
-                    serde_json::from_slice::<serde_json::Value>(&body).ok()
-                } else {
+                if !complete {
                     debug!(
                         request_id,
                         "the event is too large to be read for its Task Execution"
                     );
-                    None
+                }
+                // The event is kept only to be sent (or while the settings are not known).
+                let keep = match &*self.reporting.borrow() {
+                    ReportingState::Resolving => true,
+                    ReportingState::On(r) => r.lambda.config.api.send_input_value,
+                    ReportingState::Off => false,
                 };
-                let uuid = input
-                    .as_ref()
-                    .and_then(proc_wrapper::lambda::execution_uuid_from_input);
+                let (uuid, input) = if !complete {
+                    (None, None)
+                } else if keep {
+                    let input = serde_json::from_slice::<serde_json::Value>(&body).ok();
+                    let uuid = input
+                        .as_ref()
+                        .and_then(proc_wrapper::lambda::execution_uuid_from_input);
+                    (uuid, input)
+                } else {
+                    (context_uuid(&body), None)
+                };
                 if let Some(uuid) = &uuid {
                     debug!(request_id, "the event names Task Execution {uuid}");
                 }

@@ -512,7 +512,9 @@ pub async fn probe(port: u16, upstream: &str, wait: Duration) -> Result<(), Stri
                     "it forwards to {forwards_to}, not to this environment's {upstream}"
                 ));
             }
-            Ok(Err(why)) => why,
+            // Only a connection that could not be made is worth another try.
+            Ok(Err(Probed::NotConnected(why))) => why,
+            Ok(Err(Probed::Answered(why))) => return Err(why),
             Err(_) => format!("no answer within {} ms", wait.as_millis()),
         };
         if tokio::time::Instant::now() + Duration::from_millis(5) >= until {
@@ -522,22 +524,31 @@ pub async fn probe(port: u16, upstream: &str, wait: Duration) -> Result<(), Stri
     }
 }
 
+/// Why a probe found no proxy.
+enum Probed {
+    /// Nothing listens (yet).
+    NotConnected(String),
+    /// Something answered, not the proxy.
+    Answered(String),
+}
+
 /// One probe: the upstream the proxy names, or why there is no proxy.
-async fn probe_once(port: u16) -> Result<String, String> {
+async fn probe_once(port: u16) -> Result<String, Probed> {
     let mut stream = TcpStream::connect(("127.0.0.1", port))
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| Probed::NotConnected(e.to_string()))?;
+    let answered = |e: std::io::Error| Probed::Answered(e.to_string());
     let request =
         format!("GET {PROBE_PATH} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n");
     stream
         .write_all(request.as_bytes())
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(answered)?;
     // The head of the answer is enough.
     let mut answer = Vec::new();
     let mut buf = [0u8; 2048];
     while !answer.windows(4).any(|w| w == b"\r\n\r\n") && answer.len() < 16 * 1024 {
-        let n = stream.read(&mut buf).await.map_err(|e| e.to_string())?;
+        let n = stream.read(&mut buf).await.map_err(answered)?;
         if n == 0 {
             break;
         }
@@ -547,7 +558,9 @@ async fn probe_once(port: u16) -> Result<String, String> {
     let mut lines = text.split("\r\n");
     let status = lines.next().unwrap_or_default();
     if !status.starts_with("HTTP/1.1 200") {
-        return Err(format!("what answers there is not the proxy ({status:?})"));
+        return Err(Probed::Answered(format!(
+            "what answers there is not the proxy ({status:?})"
+        )));
     }
     lines
         .take_while(|l| !l.is_empty())
@@ -557,7 +570,9 @@ async fn probe_once(port: u16) -> Result<String, String> {
                 .eq_ignore_ascii_case(UPSTREAM_HEADER)
                 .then(|| value.trim().to_owned())
         })
-        .ok_or_else(|| "what answers there is not the proxy (no upstream named)".to_owned())
+        .ok_or_else(|| {
+            Probed::Answered("what answers there is not the proxy (no upstream named)".to_owned())
+        })
 }
 
 /// The proxy's settings from the environment: its port, or `None` when it is off

@@ -562,3 +562,67 @@ async fn shutdown_for_failure_before_any_invocation_waits_briefly_for_the_init_r
     shutdown(&mut s, &mut inbox, "spindown", 0).await;
     assert_eq!(Instant::now() - t0, Duration::ZERO);
 }
+
+fn proxied_event(id: &str, event: &Value) -> Inbound {
+    Inbound::Proxy(proxy::Seen::Event {
+        request_id: id.to_owned(),
+        body: serde_json::to_vec(event).expect("UNWRAP: JSON").into(),
+        complete: true,
+    })
+}
+
+#[test]
+fn what_the_proxy_saw_reaches_its_invocation_and_its_answer_marks_it_done() {
+    let mut s = state();
+    s.route(Inbound::Proxy(proxy::Seen::Polled));
+    assert!(s.proxied);
+    // The runtime's event can arrive before the extension's INVOKE.
+    let started = json!({
+        "n": 1,
+        "cloudreactor_context": {"proc_wrapper_params": {"task_execution": {"uuid": "u-1"}}},
+    });
+    s.route(proxied_event("A", &started));
+    let mut a = open(&mut s, "A");
+    assert!(
+        a.task.proxied,
+        "the task waits for the event before creating"
+    );
+    s.route(Inbound::Proxy(proxy::Seen::Response {
+        request_id: "A".into(),
+    }));
+    assert!(
+        s.current.as_ref().is_some_and(|c| c.done_at.is_some()),
+        "the answer marks A done"
+    );
+    assert_eq!(drain(&mut a.events), ["input:u-1", "answered:response"]);
+    end_current(&mut s);
+
+    let mut b = open(&mut s, "B");
+    s.route(proxied_event("B", &json!({"plain": true})));
+    s.route(Inbound::Proxy(proxy::Seen::Error {
+        request_id: "B".into(),
+        error_type: Some("unhandled".into()),
+        body: br#"{"errorType": "ValueError", "errorMessage": "bad thing"}"#
+            .as_slice()
+            .into(),
+    }));
+    let events: Vec<Event> = std::iter::from_fn(|| b.events.try_recv().ok()).collect();
+    assert!(matches!(&events[0], Event::Input { uuid: None, .. }));
+    assert!(
+        matches!(
+            &events[1],
+            Event::Answered(crate::invocation::Answer::Error { error_type: Some(t), error_message: Some(m) })
+                if t == "ValueError" && m == "bad thing"
+        ),
+        "the body's errorType wins over the header's: {events:?}"
+    );
+}
+
+#[test]
+fn an_events_uuid_is_read_without_keeping_the_event() {
+    let event = br#"{"big": [1, 2, 3], "cloudreactor_context": {"proc_wrapper_params": {"task_execution": {"uuid": "u-2"}}}}"#;
+    assert_eq!(context_uuid(event).as_deref(), Some("u-2"));
+    assert_eq!(context_uuid(br#"{"cloudreactor_context": {}}"#), None);
+    assert_eq!(context_uuid(br#""a string event""#), None);
+    assert_eq!(context_uuid(b"not json"), None);
+}

@@ -404,6 +404,15 @@ async fn start(options: Options) -> Harness {
     if options.runtime == Runtime::Python {
         func = func.env("PYTHONPATH", python_function_dir().to_string_lossy());
     }
+    // Behind the exec wrapper or the bootstrap, the runtime reaches Lambda's endpoint through
+    // the extension's proxy, whose endpoint is the extension's: the harness's proxy when
+    // there is one (the wrapper checks that it forwards to the runtime's endpoint).
+    if let Some(p) = proxy
+        .as_ref()
+        .filter(|_| options.launcher != Launcher::Direct)
+    {
+        func = func.env("AWS_LAMBDA_RUNTIME_API", p.addr.clone());
+    }
     let function = sim
         .spawn_process_with_config(func)
         .expect("UNWRAP: the function starts");
@@ -1925,6 +1934,51 @@ async fn the_layers_bootstrap_runs_the_handler_executable_through_the_proxy() {
             .count("the runtime talks to Lambda through the Runtime API proxy"),
         1
     );
+    let (_, code) = h.shutdown(ShutdownReason::Spindown).await;
+    assert_eq!(code, Some(0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_streamed_response_passes_through_the_proxy_intact() {
+    // Lambda's endpoint is a recording proxy in front of the simulator, which has no response
+    // streaming: it records what arrived and hands the simulator the JSON after the prelude.
+    let h = start(Options {
+        launcher: Launcher::ExecWrapper,
+        proxy: Proxy::Forward,
+        function_env: vec![("TEST_FUNCTION_STREAMING", "TRUE".to_owned())],
+        suppressed: vec!["platform.runtimeDone"],
+        ..Options::default()
+    })
+    .await;
+    let (id, status) = h.invoke(json!({"parts": 40})).await;
+    assert_eq!(status, InvocationStatus::Success);
+    let recorder = h.proxy.as_ref().expect("UNWRAP: asked for");
+    let body = recorder
+        .streamed(&id)
+        .expect("UNWRAP: the response was streamed");
+    let expected = format!(
+        "{{\"parts\": [{}]}}",
+        (0..40)
+            .map(|i| i.to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    let prelude_end = body
+        .windows(8)
+        .position(|w| w == [0; 8])
+        .expect("UNWRAP: lambda_runtime writes a prelude");
+    assert!(
+        serde_json::from_slice::<Value>(&body[..prelude_end]).is_ok(),
+        "the metadata prelude is intact: {body:?}"
+    );
+    assert_eq!(
+        &body[prelude_end + 8..],
+        expected.as_bytes(),
+        "every chunk arrived, in order"
+    );
+    // The proxy saw Lambda accept the response: that settled the outcome.
+    let done = h.final_for(&id).await;
+    assert_eq!(done.status(), Some("SUCCEEDED"), "{:#}", done.body);
     let (_, code) = h.shutdown(ShutdownReason::Spindown).await;
     assert_eq!(code, Some(0));
 }

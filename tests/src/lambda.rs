@@ -19,6 +19,10 @@ use lambda_simulator::{InvocationStatus, Simulator};
 
 use crate::server::Server;
 
+/// The end of the metadata prelude of a streamed response (`lambda_runtime` writes it before
+/// the body, for Function URLs).
+const PRELUDE_END: &[u8] = &[0; 8];
+
 /// A call the proxy saw arrive.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Call {
@@ -40,6 +44,7 @@ pub struct RuntimeApiProxy {
     pub addr: String,
     nexts: Arc<AtomicUsize>,
     timeline: Arc<Mutex<Vec<(SystemTime, Call)>>>,
+    streamed: Arc<Mutex<Vec<(String, Bytes)>>>,
     _server: Server,
 }
 
@@ -52,6 +57,8 @@ impl RuntimeApiProxy {
         let counter = nexts.clone();
         let timeline: Arc<Mutex<Vec<(SystemTime, Call)>>> = Arc::default();
         let seen = timeline.clone();
+        let streamed: Arc<Mutex<Vec<(String, Bytes)>>> = Arc::default();
+        let streams = streamed.clone();
         let upstream = format!("http://{upstream}");
         let server = Server::start(move || {
             let client = reqwest::Client::builder()
@@ -65,7 +72,9 @@ impl RuntimeApiProxy {
                     let upstream = upstream.clone();
                     let subscription = subscription.clone();
                     let seen = seen.clone();
+                    let streams = streams.clone();
                     async move {
+                        let mut body = body;
                         let at = SystemTime::now();
                         let path = uri.path();
                         let call = if path.ends_with("/extension/event/next") {
@@ -77,6 +86,23 @@ impl RuntimeApiProxy {
                                 .filter(|(_, what)| matches!(*what, "response" | "error"))
                                 .map(|(id, _)| Call::Answer(id.to_owned()))
                         };
+                        let streaming = headers
+                            .get("lambda-runtime-function-response-mode")
+                            .is_some_and(|m| m == "streaming");
+                        if let (Some(Call::Answer(id)), true) = (&call, streaming) {
+                            // The simulator takes a whole JSON body only: it gets the body
+                            // without the prelude; the test reads what arrived.
+                            streams
+                                .lock()
+                                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                                .push((id.clone(), body.clone()));
+                            if let Some(at) = body
+                                .windows(PRELUDE_END.len())
+                                .position(|w| w == PRELUDE_END)
+                            {
+                                body = body.slice(at + PRELUDE_END.len()..);
+                            }
+                        }
                         if let Some(call) = call {
                             seen.lock()
                                 .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -98,8 +124,19 @@ impl RuntimeApiProxy {
             addr: server.addr.to_string(),
             nexts,
             timeline,
+            streamed,
             _server: server,
         }
+    }
+
+    /// The body of the streamed response to invocation `request_id`, as it arrived whole.
+    pub fn streamed(&self, request_id: &str) -> Option<Bytes> {
+        self.streamed
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .iter()
+            .find(|(id, _)| id == request_id)
+            .map(|(_, b)| b.clone())
     }
 
     /// When the runtime's answer to invocation `request_id` arrived here.
