@@ -482,7 +482,10 @@ impl Invocation {
                 () = tokio::time::sleep_until(event_due), if !past_event_due => {
                     past_event_due = true;
                     if self.proxied && !seen.event_seen {
-                        debug!(request_id = self.invoke.request_id, "the proxy did not see the event of the invocation");
+                        debug!(
+                            request_id = self.invoke.request_id,
+                            "the proxy did not see the event of the invocation"
+                        );
                     }
                 }
             }

@@ -7,16 +7,16 @@
 //! * **Init**: start the Runtime API proxy on `127.0.0.1` (module `proxy`; before
 //!   registering, since Lambda starts the runtime, and with it the exec wrapper that looks for
 //!   the proxy, once the extensions registered), register with the Extensions API (INVOKE and
-//!   SHUTDOWN, with the `accountId` feature), open the Telemetry API listener on `0.0.0.0` (a free port unless configured)
-//!   and subscribe to platform records, open the UDP status listener on `127.0.0.1`, and start
-//!   resolving the `PROC_WRAPPER_*` settings (secret locations included) in the background,
-//!   so that nothing slow delays the first `/next`.
+//!   SHUTDOWN, with the `accountId` feature), open the Telemetry API listener on `0.0.0.0` (a
+//!   free port unless configured) and subscribe to platform records, open the UDP status
+//!   listener on `127.0.0.1`, and start resolving the `PROC_WRAPPER_*` settings (secret
+//!   locations included) in the background, so that nothing slow delays the first `/next`.
 //! * **INVOKE**: a task per invocation (module `invocation`) creates the Task Execution (or waits
 //!   for the outcome and reports it with one request when the function ends within the
 //!   creation delay), and sends the final update when `platform.runtimeDone` arrives, or as
 //!   soon as the proxy saw Lambda accept the runtime's response or error. The event the proxy
-//!   saw may name the Task Execution CloudReactor started: it is then updated, not created. The main
-//!   loop waits for that final update at most `PROC_WRAPPER_LAMBDA_MAX_ADDED_MS` after the
+//!   saw may name the Task Execution CloudReactor started: it is then updated, not created.
+//!   The main loop waits for that final update at most `PROC_WRAPPER_LAMBDA_MAX_ADDED_MS` after the
 //!   runtime's response and never past the deadline, then calls `/next` again; unfinished
 //!   requests go on in the background.
 //! * **`platform.report`** (billed duration, memory) arrives during the next invocation and is

@@ -342,7 +342,7 @@ settings! {
     EXTENSION_FREQUENT_INTERVAL = "extension_frequent_interval_seconds", ["PROC_WRAPPER_EXTENSION_FREQUENT_INTERVAL_SECONDS"];
     /// The most reports the Lambda reporters keep while the API server is down.
     EXTENSION_BACKLOG_MAX = "extension_backlog_max", ["PROC_WRAPPER_EXTENSION_BACKLOG_MAX"];
-    /// The extension's Runtime API proxy, which the exec wrapper puts between the runtime and Lambda.
+    /// The extension's Runtime API proxy, between the runtime and Lambda.
     LAMBDA_RUNTIME_PROXY = "lambda_runtime_proxy", ["PROC_WRAPPER_LAMBDA_RUNTIME_PROXY"];
     /// The port of that proxy on `127.0.0.1`.
     LAMBDA_RUNTIME_PROXY_PORT = "lambda_runtime_proxy_port", ["PROC_WRAPPER_LAMBDA_RUNTIME_PROXY_PORT"];
