@@ -400,3 +400,44 @@ async fn recv(rx: &mut UnboundedReceiver<Seen>) -> Option<Seen> {
         .ok()
         .flatten()
 }
+
+/// A runtime on `curl` asks `Expect: 100-continue` for a body over 1 KiB, and waits a
+/// second for the interim answer before it sends the body anyway: the proxy gives it at once.
+#[tokio::test]
+async fn a_runtime_that_expects_100_continue_gets_it_at_once_and_its_body_passes() {
+    let (upstream, received) = fake_runtime_api().await;
+    let (port, mut rx) = proxy(&upstream);
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    let body = "y".repeat(5000);
+    let head = format!(
+        "POST /2018-06-01/runtime/invocation/req-5/response HTTP/1.1\r\nHost: 127.0.0.1\r\n\
+         Content-Length: {}\r\nExpect: 100-continue\r\n\r\n",
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    let mut buf = [0u8; 256];
+    let n = tokio::time::timeout(std::time::Duration::from_millis(500), stream.read(&mut buf))
+        .await
+        .expect("UNWRAP: the interim answer comes at once")
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 100 Continue"),
+        "{}",
+        String::from_utf8_lossy(&buf[..n])
+    );
+    stream.write_all(body.as_bytes()).await.unwrap();
+    let mut answer = Vec::new();
+    while !String::from_utf8_lossy(&answer).contains("\r\n\r\n") {
+        let n = stream.read(&mut buf).await.unwrap();
+        assert!(n > 0, "the proxy closed the connection");
+        answer.extend_from_slice(&buf[..n]);
+    }
+    assert!(String::from_utf8_lossy(&answer).starts_with("HTTP/1.1 202"));
+    assert_eq!(
+        recv(&mut rx).await,
+        Some(Seen::Response {
+            request_id: "req-5".into()
+        })
+    );
+    assert_eq!(received.calls.lock().unwrap()[0].2.len(), 5000);
+}
