@@ -1909,9 +1909,11 @@ async fn without_the_proxy_the_runtime_talks_to_lambda_and_telemetry_reports() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_layers_bootstrap_runs_the_handler_executable_through_the_proxy() {
+    // Nothing is sampled in, but an execution CloudReactor started always is reported.
     let h = start(Options {
         launcher: Launcher::Bootstrap,
         suppressed: vec!["platform.runtimeDone"],
+        env: vec![("PROC_WRAPPER_API_MANAGED_PROBABILITY", "0".to_owned())],
         ..Options::default()
     })
     .await;
@@ -1929,6 +1931,13 @@ async fn the_layers_bootstrap_runs_the_handler_executable_through_the_proxy() {
         h.api.requests()
     );
     assert!(h.api.requests().iter().all(|r| r.method == "PATCH"));
+    let first = &h.api.requests()[0].body;
+    assert_eq!(first["api_managed_probability"], json!(1.0), "{first:#}");
+    assert_eq!(first["managed_probability"], json!(1.0), "{first:#}");
+    // An invocation of its own is sampled out (a success is not reported).
+    let (id, status) = h.invoke(json!({"hello": "world"})).await;
+    assert_eq!(status, InvocationStatus::Success);
+    assert!(h.requests_for(&id).is_empty());
     assert_eq!(
         h.log()
             .count("the runtime talks to Lambda through the Runtime API proxy"),

@@ -232,16 +232,8 @@ impl LambdaReporting {
     /// execution is known; a known execution says `api_managed_probability` 1.0 (it is
     /// always reported, as in 6.0.2).
     pub fn creation_body(&self, start: &InvocationStart) -> Map<String, Value> {
-        let forced;
-        let config = if start.uuid.is_some() {
-            let mut c = self.config.clone();
-            c.api.managed_probability = 1.0;
-            forced = c;
-            &forced
-        } else {
-            &self.config
-        };
-        to_object(&body::creation(
+        let config = &self.config;
+        let mut body = to_object(&body::creation(
             config,
             &start.metadata,
             body::CreationParts {
@@ -251,7 +243,17 @@ impl LambdaReporting {
                 with_task: start.uuid.is_none(),
                 passive: body::task_passive(config, &start.metadata),
             },
-        ))
+        ));
+        // A known execution is reported whatever the sampling says (its Task's settings are
+        // not sent).
+        if start.uuid.is_some() {
+            for key in ["api_managed_probability", "managed_probability"] {
+                if let Some(v) = body.get_mut(key) {
+                    *v = json!(1.0);
+                }
+            }
+        }
+        body
     }
 
     /// Decides whether an invocation is reported from its start (`api_managed_probability`;
