@@ -359,18 +359,40 @@ async fn connect(upstream: &str) -> Result<SendRequest<BoxBody<Bytes, hyper::Err
     Ok(sender)
 }
 
-/// A ready sender: the kept one if it is still usable, else a new connection.
-async fn sender(
+/// Sends `req` upstream on the kept connection if it is still usable, else on a new one;
+/// a kept connection that turns out closed before the request went is replaced once. The
+/// sender comes back with the answer, to be kept for the next call.
+async fn send(
     kept: &Upstream,
     upstream: &str,
-) -> Result<SendRequest<BoxBody<Bytes, hyper::Error>>, String> {
+    req: Request<BoxBody<Bytes, hyper::Error>>,
+) -> Result<
+    (
+        Response<Incoming>,
+        SendRequest<BoxBody<Bytes, hyper::Error>>,
+    ),
+    String,
+> {
     let reused = kept.lock().await.take();
+    let mut req = req;
     if let Some(mut s) = reused
         && s.ready().await.is_ok()
     {
-        return Ok(s);
+        match s.try_send_request(req).await {
+            Ok(r) => return Ok((r, s)),
+            Err(mut e) => match e.take_message() {
+                // Lambda closed the idle connection: the call goes on a new one.
+                Some(unsent) => {
+                    debug!("the kept upstream connection was closed: {}", e.error());
+                    req = unsent;
+                }
+                None => return Err(e.into_error().to_string()),
+            },
+        }
     }
-    connect(upstream).await
+    let mut s = connect(upstream).await?;
+    let r = s.send_request(req).await.map_err(|e| e.to_string())?;
+    Ok((r, s))
 }
 
 /// Forwards one call to `upstream` (`host:port`), tapping what the extension wants to see.
@@ -415,13 +437,9 @@ async fn forward(
         }
         None => (None, boxed(body)),
     };
-    let mut sender = match sender(&kept, &upstream).await {
-        Ok(s) => s,
+    let (response, sender) = match send(&kept, &upstream, Request::from_parts(parts, body)).await {
+        Ok(sent) => sent,
         Err(e) => return Ok(unreachable(&e)),
-    };
-    let response = match sender.send_request(Request::from_parts(parts, body)).await {
-        Ok(r) => r,
-        Err(e) => return Ok(unreachable(&e.to_string())),
     };
     // The connection serves the next call once this answer's body has been read.
     *kept.lock().await = Some(sender);

@@ -28,6 +28,11 @@ const EVENT: &str =
 /// A fake Runtime API: `/next` answers an event of `req-1`; a post is answered 202 with
 /// its length, or 413 when its path says `too-big`.
 async fn fake_runtime_api() -> (String, Received) {
+    fake_runtime_api_with(true).await
+}
+
+/// The same; without `keep_alive`, it closes each connection after its answer.
+async fn fake_runtime_api_with(keep_alive: bool) -> (String, Received) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap().to_string();
     let received = Received::default();
@@ -77,6 +82,7 @@ async fn fake_runtime_api() -> (String, Received) {
                     }
                 });
                 let _ = http1::Builder::new()
+                    .keep_alive(keep_alive)
                     .serve_connection(TokioIo::new(stream), service)
                     .await;
             });
@@ -440,4 +446,29 @@ async fn a_runtime_that_expects_100_continue_gets_it_at_once_and_its_body_passes
         })
     );
     assert_eq!(received.calls.lock().unwrap()[0].2.len(), 5000);
+}
+
+#[tokio::test]
+async fn calls_go_on_when_lambda_closes_the_connection_after_each_answer() {
+    let (upstream, received) = fake_runtime_api_with(false).await;
+    let (port, _rx) = proxy(&upstream);
+    // One kept-alive connection from the runtime, several calls on it.
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(1)
+        .build()
+        .unwrap();
+    let base = format!("http://127.0.0.1:{port}/2018-06-01/runtime/invocation");
+    for i in 0..5 {
+        let next = client.get(format!("{base}/next")).send().await.unwrap();
+        assert_eq!(next.status(), 200, "call {i}");
+        assert_eq!(next.text().await.unwrap(), EVENT);
+        let answer = client
+            .post(format!("{base}/req-{i}/response"))
+            .body("{}")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(answer.status(), 202, "call {i}");
+    }
+    assert_eq!(received.calls.lock().unwrap().len(), 10);
 }
