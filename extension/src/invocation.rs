@@ -74,6 +74,9 @@ pub(crate) enum Event {
         uuid: Option<String>,
         input: Option<Value>,
     },
+    /// The runtime posted its answer, seen by the Runtime API proxy; Lambda's acceptance
+    /// ([`Event::Answered`]) follows.
+    Posted,
     /// Lambda accepted the runtime's answer, seen by the Runtime API proxy.
     Answered(Answer),
     /// Finish without waiting for anything more.
@@ -171,6 +174,8 @@ struct Seen {
     input: Option<Value>,
     /// The runtime's answer, as the proxy saw it.
     answered: Option<Answer>,
+    /// The runtime posted its answer (the outcome follows at once).
+    posted: bool,
 }
 
 impl Seen {
@@ -240,6 +245,7 @@ impl Seen {
                 }
                 self.input = input;
             }
+            Event::Posted => self.posted = true,
             Event::Answered(answer) => {
                 if let Answer::Error {
                     error_type,
@@ -473,7 +479,9 @@ impl Invocation {
         loop {
             let event_known = !self.proxied || seen.event_seen || past_event_due;
             let due_now = past_due && seen.telemetry && event_known;
-            if seen.started_hand_off || seen.outcome_known() || due_now {
+            // Once the runtime posted its answer, the outcome follows at once: the report is
+            // prepared meanwhile, and nothing is created.
+            if seen.started_hand_off || seen.outcome_known() || seen.posted || due_now {
                 return;
             }
             tokio::select! {
@@ -550,7 +558,10 @@ impl Invocation {
         // 2. Creation, if the outcome is not known yet.
         let backlog = &reporting.backlog;
         let mut created = false;
-        if !seen.outcome_known() && !sampled_out {
+        let answer_posted = seen.posted && !seen.started_hand_off;
+        // The creation body, built while Lambda takes the runtime's answer when it was posted.
+        let mut prepared = (answer_posted && !sampled_out).then(|| lambda.creation_body(&start));
+        if !seen.outcome_known() && !sampled_out && !answer_posted {
             backlog.push(
                 &rid,
                 Item::Start {
@@ -601,7 +612,9 @@ impl Invocation {
                 finished,
             );
             true
-        } else if let Some(body) = lambda.finished_body(&start, &outcome, fields, sampled_out) {
+        } else if let Some(body) =
+            lambda.finished_body(&start, prepared.take(), &outcome, fields, sampled_out)
+        {
             backlog.push(
                 &rid,
                 Item::Start {

@@ -366,6 +366,7 @@ impl State {
                 }
                 self.deliver(&request_id, Event::Input { uuid, input });
             }
+            proxy::Seen::Posted { request_id } => self.deliver(&request_id, Event::Posted),
             proxy::Seen::Response { request_id } => self.answered(&request_id, Answer::Response),
             proxy::Seen::Error {
                 request_id,

@@ -63,6 +63,12 @@ pub enum Seen {
         /// Whether `body` is all of it.
         complete: bool,
     },
+    /// The runtime posted the whole of its response or error; Lambda has not answered yet
+    /// ([`Seen::Response`] or [`Seen::Error`] follows once it accepted it).
+    Posted {
+        /// The request id of the path.
+        request_id: String,
+    },
     /// Lambda accepted the invocation's response (its whole body was forwarded).
     Response {
         /// The request id of the path.
@@ -218,7 +224,21 @@ impl Tapped {
     fn end(&mut self) {
         if !self.ended {
             self.ended = true;
-            lock(&self.slot).copy.ended = true;
+            let posted = {
+                let mut shared = lock(&self.slot);
+                shared.copy.ended = true;
+                match &shared.tap {
+                    Some(Tap::Post {
+                        request_id,
+                        answered: None,
+                        ..
+                    }) => Some(request_id.clone()),
+                    _ => None,
+                }
+            };
+            if let Some(request_id) = posted {
+                (self.sink)(Seen::Posted { request_id });
+            }
             tell_if_settled(&self.slot, &self.sink);
         }
     }

@@ -147,7 +147,7 @@ async fn a_response_and_an_error_pass_whole_and_are_seen_once_lambda_accepted_th
     assert_eq!(answer.status(), 202);
     assert_eq!(answer.text().await.unwrap(), (48 * 64 * 1024).to_string());
     assert_eq!(
-        recv(&mut rx).await,
+        after_posted(&mut rx, "req-1").await,
         Some(Seen::Response {
             request_id: "req-1".into()
         })
@@ -162,7 +162,7 @@ async fn a_response_and_an_error_pass_whole_and_are_seen_once_lambda_accepted_th
         .unwrap();
     assert_eq!(answer.status(), 202);
     assert_eq!(
-        recv(&mut rx).await,
+        after_posted(&mut rx, "req-2").await,
         Some(Seen::Error {
             request_id: "req-2".into(),
             error_type: Some("Runtime.ExitError".into()),
@@ -192,6 +192,12 @@ async fn a_response_lambda_refuses_passes_its_answer_on_and_settles_nothing() {
         .await
         .unwrap();
     assert_eq!(answer.status(), 413, "the runtime sees Lambda's answer");
+    assert_eq!(
+        recv(&mut rx).await,
+        Some(Seen::Posted {
+            request_id: "too-big".into()
+        })
+    );
     // The runtime then posts its error, which is what is seen.
     let answer = client
         .post(format!("{base}/req-3/error"))
@@ -201,7 +207,7 @@ async fn a_response_lambda_refuses_passes_its_answer_on_and_settles_nothing() {
         .unwrap();
     assert_eq!(answer.status(), 202);
     assert!(matches!(
-        recv(&mut rx).await,
+        after_posted(&mut rx, "req-3").await,
         Some(Seen::Error { request_id, error_type: None, .. }) if request_id == "req-3"
     ));
 }
@@ -276,7 +282,7 @@ async fn a_streamed_response_passes_frame_by_frame_and_its_error_trailer_is_seen
         "the streamed body reached Lambda intact"
     );
     assert_eq!(
-        recv(&mut rx).await,
+        after_posted(&mut rx, "req-4").await,
         Some(Seen::Error {
             request_id: "req-4".into(),
             error_type: Some("Runtime.StreamError".into()),
@@ -440,7 +446,7 @@ async fn a_runtime_that_expects_100_continue_gets_it_at_once_and_its_body_passes
     }
     assert!(String::from_utf8_lossy(&answer).starts_with("HTTP/1.1 202"));
     assert_eq!(
-        recv(&mut rx).await,
+        after_posted(&mut rx, "req-5").await,
         Some(Seen::Response {
             request_id: "req-5".into()
         })
@@ -471,4 +477,16 @@ async fn calls_go_on_when_lambda_closes_the_connection_after_each_answer() {
         assert_eq!(answer.status(), 202, "call {i}");
     }
     assert_eq!(received.calls.lock().unwrap().len(), 10);
+}
+
+/// Asserts that the next thing seen is that the runtime posted its answer to `request_id`,
+/// and returns the one after it (within 10 s).
+async fn after_posted(rx: &mut UnboundedReceiver<Seen>, request_id: &str) -> Option<Seen> {
+    assert_eq!(
+        recv(rx).await,
+        Some(Seen::Posted {
+            request_id: request_id.into()
+        })
+    );
+    recv(rx).await
 }

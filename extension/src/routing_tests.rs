@@ -114,6 +114,7 @@ fn drain(rx: &mut UnboundedReceiver<Event>) -> Vec<String> {
             Event::Close(Close::Shutdown(reason)) => format!("close:shutdown:{reason}"),
             Event::Close(Close::NoTelemetry) => "close:no-telemetry".to_owned(),
             Event::Input { uuid, .. } => format!("input:{}", uuid.unwrap_or_default()),
+            Event::Posted => "posted".to_owned(),
             Event::Answered(crate::invocation::Answer::Response) => "answered:response".to_owned(),
             Event::Answered(crate::invocation::Answer::Error { error_type, .. }) => {
                 format!("answered:error:{}", error_type.unwrap_or_default())

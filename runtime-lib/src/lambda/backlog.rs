@@ -711,6 +711,12 @@ impl Actor {
 
     fn healthy_again(&mut self) {
         self.failures_in_a_row = 0;
+        // The server answers: a backoff set by a failure meanwhile (a connection it had
+        // closed during the outage, say) no longer holds the rest back, unless the server
+        // asked for the wait.
+        if !self.server_asked {
+            self.retry_at = None;
+        }
         if !self.healthy.swap(true, Ordering::Relaxed) {
             info!(
                 "the API server answers again; sending the {} waiting report(s)",

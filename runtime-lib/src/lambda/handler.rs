@@ -300,7 +300,8 @@ impl Shared {
         if let Some(mb) = crate::process::resources::own_peak_mb() {
             fields.entry("max_memory_mb").or_insert(json!(mb));
         }
-        let Some(body) = reporting.finished_body(&start, &outcome, fields, sampled_out) else {
+        let Some(body) = reporting.finished_body(&start, None, &outcome, fields, sampled_out)
+        else {
             return;
         };
         // One request carries the end; while the API server fails, it waits in the backlog

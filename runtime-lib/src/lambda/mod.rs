@@ -265,9 +265,11 @@ impl LambdaReporting {
     /// The body of the one request that reports an invocation whose start was not reported
     /// (the backlog sends it); `None` when it is not reported (sampled out,
     /// and neither a failure nor a timeout is reported by its probability).
+    /// `creation` is the creation body of `start` when it was built already.
     pub fn finished_body(
         &self,
         start: &InvocationStart,
+        creation: Option<Map<String, Value>>,
         outcome: &InvocationOutcome,
         fields: Map<String, Value>,
         sampled_out: bool,
@@ -275,7 +277,7 @@ impl LambdaReporting {
         if sampled_out && !Sampling::end_reported(&self.config.api, outcome.status) {
             return None;
         }
-        let mut body = self.creation_body(start);
+        let mut body = creation.unwrap_or_else(|| self.creation_body(start));
         body.extend(outcome.final_fields(fields));
         Some(body)
     }
