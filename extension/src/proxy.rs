@@ -541,6 +541,8 @@ pub fn spawn(port: u16, upstream: String, sink: Sink) -> std::io::Result<u16> {
 /// normally answers at the first try).
 pub async fn probe(port: u16, upstream: &str, wait: Duration) -> Result<(), String> {
     let until = tokio::time::Instant::now() + wait;
+    // Why the last try failed: an attempt cut short by the deadline says no more.
+    let mut last: Option<String> = None;
     loop {
         let tried = tokio::time::timeout_at(until, probe_once(port)).await;
         let why = match tried {
@@ -553,11 +555,16 @@ pub async fn probe(port: u16, upstream: &str, wait: Duration) -> Result<(), Stri
             // Only a connection that could not be made is worth another try.
             Ok(Err(Probed::NotConnected(why))) => why,
             Ok(Err(Probed::Answered(why))) => return Err(why),
-            Err(_) => format!("no answer within {} ms", wait.as_millis()),
+            Err(_) => {
+                return Err(
+                    last.unwrap_or_else(|| format!("no answer within {} ms", wait.as_millis()))
+                );
+            }
         };
         if tokio::time::Instant::now() + Duration::from_millis(5) >= until {
             return Err(why);
         }
+        last = Some(why.clone());
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
 }

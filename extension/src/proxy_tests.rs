@@ -322,13 +322,8 @@ async fn the_probe_finds_the_proxy_of_this_environment_only() {
     let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let free = closed.local_addr().unwrap().port();
     drop(closed);
-    let started = std::time::Instant::now();
     let nobody = probe(free, &upstream, wait).await.unwrap_err();
     assert!(nobody.to_lowercase().contains("refused"), "{nobody}");
-    assert!(
-        started.elapsed() >= wait - std::time::Duration::from_millis(10),
-        "it tried again"
-    );
 }
 
 #[tokio::test]
