@@ -51,7 +51,8 @@ pub const PROBE_WAIT: Duration = Duration::from_millis(250);
 /// What the proxy saw.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Seen {
-    /// The runtime asked for its next event through the proxy.
+    /// The runtime asked for its next event through the proxy (told the first time only:
+    /// it says that the runtime uses the proxy).
     Polled,
     /// The event of an invocation (the answer to `/next`): its request id and the start of
     /// its body (the whole body when it is at most [`MAX_TAP_BYTES`]; `complete` says).
@@ -485,6 +486,14 @@ async fn forward(
 /// Serves the proxy on `listener` in front of `upstream`, until the process ends.
 pub async fn serve(listener: TcpListener, upstream: String, sink: Sink) {
     let upstream: Arc<str> = upstream.into();
+    // Every `/next` would otherwise wake the extension's main loop for nothing new.
+    let polled = std::sync::atomic::AtomicBool::new(false);
+    let sink: Sink = Arc::new(move |seen| {
+        if seen == Seen::Polled && polled.swap(true, std::sync::atomic::Ordering::Relaxed) {
+            return;
+        }
+        sink(seen);
+    });
     loop {
         let stream = match listener.accept().await {
             Ok((stream, _)) => stream,

@@ -114,14 +114,16 @@ async fn the_event_passes_unchanged_and_the_extension_sees_it() {
     );
     assert_eq!(next.text().await.unwrap(), EVENT);
     assert_eq!(recv(&mut rx).await, Some(Seen::Polled));
-    assert_eq!(
-        recv(&mut rx).await,
-        Some(Seen::Event {
-            request_id: "req-1".into(),
-            body: Bytes::from_static(EVENT.as_bytes()),
-            complete: true,
-        })
-    );
+    let event = Some(Seen::Event {
+        request_id: "req-1".into(),
+        body: Bytes::from_static(EVENT.as_bytes()),
+        complete: true,
+    });
+    assert_eq!(recv(&mut rx).await, event);
+    // The runtime's next polls are not told again; their events are.
+    let next = reqwest::get(format!("{base}/next")).await.unwrap();
+    assert_eq!(next.text().await.unwrap(), EVENT);
+    assert_eq!(recv(&mut rx).await, event);
     assert_eq!(
         received.calls.lock().unwrap()[0].1,
         "/2018-06-01/runtime/invocation/next"
