@@ -1991,3 +1991,46 @@ async fn a_streamed_response_passes_through_the_proxy_intact() {
     let (_, code) = h.shutdown(ShutdownReason::Spindown).await;
     assert_eq!(code, Some(0));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn through_the_proxy_the_function_runs_whatever_the_api_server_does() {
+    // 500, a refusal (400), every answer after 1 s, then healthy: the function's answers
+    // reach Lambda through the proxy every time; what the server took is final.
+    for fault in [
+        Fault::Status(500),
+        Fault::Status(400),
+        Fault::Delay(Duration::from_secs(1)),
+    ] {
+        let h = start(Options {
+            launcher: Launcher::ExecWrapper,
+            runtime: Runtime::Python,
+            ..Options::default()
+        })
+        .await;
+        h.api.start_outage(fault.clone());
+        for _ in 0..3 {
+            let (_, status) = h.invoke(json!({"hello": "world"})).await;
+            assert_eq!(status, InvocationStatus::Success, "{fault:?}");
+        }
+        h.api.end_outage();
+        let (id, status) = h.invoke(json!({"fail": "after"})).await;
+        assert_eq!(status, InvocationStatus::Error, "{fault:?}");
+        assert_eq!(h.final_for(&id).await.status(), Some("FAILED"), "{fault:?}");
+        let (_, code) = h.shutdown(ShutdownReason::Spindown).await;
+        assert_eq!(code, Some(0));
+    }
+    // The API server unreachable.
+    let closed = format!("http://127.0.0.1:{}", free_tcp_port());
+    let h = start(Options {
+        launcher: Launcher::ExecWrapper,
+        api_url: Some(closed),
+        ..Options::default()
+    })
+    .await;
+    for _ in 0..3 {
+        let (_, status) = h.invoke(json!({"hello": "world"})).await;
+        assert_eq!(status, InvocationStatus::Success);
+    }
+    let (_, code) = h.shutdown(ShutdownReason::Spindown).await;
+    assert_eq!(code, Some(0));
+}
