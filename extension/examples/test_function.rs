@@ -2,8 +2,8 @@
 //! decides what it does:
 //!
 //! * `{"sleep_ms": N}`: sleeps N ms first;
-//! * `{"wait_for_file": PATH}`: waits until PATH exists (the test's way to hold an
-//!   invocation open for as long as it needs, and no longer);
+//! * `{"wait_for_file": PATH}`: creates `PATH.started`, then waits until PATH exists (the
+//!   test's way to hold an invocation open for as long as it needs, and no longer);
 //! * `{"success_count": N}`: sends a status update over UDP (to the extension);
 //! * `{"fail": true}`: returns an error (`errorType` is the error's type);
 //! * `{"panic": true}`: panics;
@@ -30,6 +30,7 @@ async fn handler(event: LambdaEvent<Value>) -> Result<Value, Error> {
         tokio::time::sleep(Duration::from_millis(ms)).await;
     }
     if let Some(path) = p.get("wait_for_file").and_then(Value::as_str) {
+        std::fs::write(format!("{path}.started"), b"")?;
         while !std::path::Path::new(path).exists() {
             tokio::time::sleep(Duration::from_millis(5)).await;
         }

@@ -535,7 +535,16 @@ pub async fn run(env: HashMap<String, String>) -> i32 {
         let sink: proxy::Sink = Arc::new(move |seen| {
             let _ = to_main.send(Inbound::Proxy(seen));
         });
-        match proxy::spawn(port, upstream.clone(), sink) {
+        // In a process of its own when this binary can be found again (it always can on
+        // Linux, through /proc/self/exe), else on a thread of this one.
+        let started = match std::env::current_exe() {
+            Ok(program) => proxy::process::start(program, port, upstream.clone(), sink),
+            Err(e) => {
+                debug!("the Runtime API proxy runs in the extension's process: {e}");
+                proxy::spawn(port, upstream.clone(), sink)
+            }
+        };
+        match started {
             Ok(port) => debug!("the Runtime API proxy listens on 127.0.0.1:{port}"),
             Err(e) => warn!(
                 "cannot start the Runtime API proxy on 127.0.0.1:{port}: {e}; the runtime will \

@@ -27,11 +27,19 @@ fn main() {
         Err(_) => (LogLevel::Info, true, LogFormat::from_env()),
     };
     proc_wrapper::logging::init_with_format(level, timestamps, format);
+    let mut args = std::env::args_os().skip(1);
+    let first = args.next();
+    if first.as_deref() == Some(cloudreactor_extension::proxy::process::ARG.as_ref()) {
+        // The proxy's own process, started by the extension (which already said what is
+        // wrong with the settings).
+        let upstream = args.next().unwrap_or_default();
+        std::process::exit(cloudreactor_extension::proxy::process::run(
+            &upstream.to_string_lossy(),
+        ));
+    }
     if let Err(e) = &config {
         tracing::warn!("{e}");
     }
-    let mut args = std::env::args_os().skip(1);
-    let first = args.next();
     let (exec, bootstrap) = match first.as_ref().map(|a| a.to_string_lossy()).as_deref() {
         None => (false, false),
         Some("--exec") => (true, false),

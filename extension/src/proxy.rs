@@ -6,9 +6,11 @@
 //! Lambda accepted the runtime's response or error (with up to [`MAX_TAP_BYTES`] of the
 //! error).
 //!
-//! The proxy runs on a thread of its own with its own async runtime, so nothing the
-//! reporting side does (a slow API server, a busy main loop) delays a forwarded call; what
-//! it tells the extension goes through a callback that never blocks. The exec wrapper
+//! The proxy runs in a process of its own ([`process`]), which the extension starts again on
+//! the same socket if it dies, so nothing the reporting side does (a slow API server, a busy
+//! main loop, a crash) delays or breaks a forwarded call; what it tells the extension goes
+//! through a callback that never blocks. ([`spawn`] runs it on a thread instead: the
+//! fallback when no process can be started, and the unit tests.) The exec wrapper
 //! finds it with [`probe`] and points the runtime's `AWS_LAMBDA_RUNTIME_API` at it
 //! ([`route_runtime`]); when it does not answer, the runtime talks to Lambda directly.
 
@@ -700,6 +702,9 @@ pub async fn route_runtime(env: &mut [(OsString, OsString)]) {
         ),
     }
 }
+
+#[path = "proxy_process.rs"]
+pub mod process;
 
 #[cfg(test)]
 #[path = "proxy_tests.rs"]

@@ -487,3 +487,30 @@ async fn after_posted(rx: &mut UnboundedReceiver<Seen>, request_id: &str) -> Opt
     );
     recv(rx).await
 }
+
+#[tokio::test]
+async fn when_its_process_cannot_start_or_keeps_dying_the_proxy_runs_in_the_extension() {
+    // A program that is not there, and one that ends at once whatever it is given.
+    for program in ["/nonexistent/cloudreactor-extension", "/bin/true"] {
+        let (upstream, _received) = fake_runtime_api().await;
+        let (tx, mut rx) = unbounded_channel();
+        let sink: Sink = Arc::new(move |seen| {
+            let _ = tx.send(seen);
+        });
+        let port = process::start(program.into(), 0, upstream.clone(), sink).unwrap();
+        // The socket listens from the start; whoever serves it answers.
+        let wait = std::time::Duration::from_secs(20);
+        assert_eq!(probe(port, &upstream, wait).await, Ok(()), "{program}");
+        let next = reqwest::get(format!(
+            "http://127.0.0.1:{port}/2018-06-01/runtime/invocation/next"
+        ))
+        .await
+        .unwrap();
+        assert_eq!(next.text().await.unwrap(), EVENT, "{program}");
+        assert_eq!(recv(&mut rx).await, Some(Seen::Polled), "{program}");
+        assert!(
+            matches!(recv(&mut rx).await, Some(Seen::Event { .. })),
+            "{program}"
+        );
+    }
+}

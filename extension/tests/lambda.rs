@@ -235,12 +235,51 @@ impl Gate {
     fn open(&self) {
         std::fs::write(&self.0, b"").expect("UNWRAP: the temporary folder is writable");
     }
+
+    /// `PATH.started`: the handler writes it once it has its event and waits.
+    fn started_path(&self) -> PathBuf {
+        let mut path = self.0.clone().into_os_string();
+        path.push(".started");
+        path.into()
+    }
+
+    /// Whether the handler has its event and waits at the gate.
+    fn reached(&self) -> bool {
+        self.started_path().exists()
+    }
 }
 
 impl Drop for Gate {
     fn drop(&mut self) {
         let _ = std::fs::remove_file(&self.0);
+        let _ = std::fs::remove_file(self.started_path());
     }
+}
+
+/// Whether process `pid` runs (a zombie does not).
+fn alive(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+        // The state follows the command name, which is in parentheses.
+        stat.rsplit_once(')')
+            .is_some_and(|(_, rest)| !rest.trim_start().starts_with(['Z', 'X']))
+    })
+}
+
+/// The processes whose parent is `pid`.
+fn children_of(pid: u32) -> Vec<u32> {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return Vec::new();
+    };
+    let mut children = Vec::new();
+    for task in tasks.flatten() {
+        if let Ok(text) = std::fs::read_to_string(task.path().join("children")) {
+            children.extend(
+                text.split_whitespace()
+                    .filter_map(|p| p.parse::<u32>().ok()),
+            );
+        }
+    }
+    children
 }
 
 async fn start(options: Options) -> Harness {
@@ -2033,4 +2072,114 @@ async fn through_the_proxy_the_function_runs_whatever_the_api_server_does() {
     }
     let (_, code) = h.shutdown(ShutdownReason::Spindown).await;
     assert_eq!(code, Some(0));
+}
+
+impl Harness {
+    /// The extension's process id.
+    fn extension_pid(&self) -> u32 {
+        self.extension
+            .as_ref()
+            .expect("UNWRAP: the test starts the extension")
+            .child
+            .id()
+    }
+
+    /// The Runtime API proxy's process (the extension's one child), once there is one other
+    /// than `not`.
+    async fn proxy_process(&self, not: Option<u32>) -> u32 {
+        let pid = self.extension_pid();
+        let mut found = None;
+        let seen = until(LIMIT, || {
+            found = children_of(pid).into_iter().find(|c| Some(*c) != not);
+            found.is_some()
+        })
+        .await;
+        assert!(
+            seen,
+            "the extension has no Runtime API proxy process other than {not:?}"
+        );
+        found.expect("UNWRAP: found above")
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_proxy_killed_while_the_handler_runs_leaves_the_function_working() {
+    for runtime in [Runtime::Rust, Runtime::Python] {
+        let h = start(Options {
+            launcher: Launcher::ExecWrapper,
+            runtime,
+            ..Options::default()
+        })
+        .await;
+        let first = h.proxy_process(None).await;
+        // The handler has its event and waits; the proxy dies.
+        let gate = Gate::new();
+        let id = h.sim.enqueue_payload(gate.payload()).await;
+        assert!(
+            until(LIMIT, || gate.reached()).await,
+            "{runtime:?}: the handler did not get its event"
+        );
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(first as i32),
+            nix::sys::signal::Signal::SIGKILL,
+        )
+        .expect("UNWRAP: the proxy's process is the extension's child");
+        assert!(
+            until(LIMIT, || !children_of(h.extension_pid()).contains(&first)).await,
+            "{runtime:?}: the killed proxy was not reaped"
+        );
+        // The handler answers: its answer reaches Lambda, through whatever listens now.
+        gate.open();
+        let status = procwrapper_tests::lambda::invocation_done(&h.sim, &id, LIMIT)
+            .await
+            .expect("UNWRAP: the invocation completes");
+        assert_eq!(status, InvocationStatus::Success, "{runtime:?}");
+        let answer = h
+            .sim
+            .get_invocation_state(&id)
+            .await
+            .and_then(|s| s.response)
+            .expect("UNWRAP: a successful invocation has a response")
+            .payload;
+        assert_eq!(answer["echo"], gate.payload(), "{runtime:?}: {answer:#}");
+        assert!(
+            procwrapper_tests::lambda::extensions_ready(&h.sim, &id, LIMIT).await,
+            "{runtime:?}: the extension did not call /next again"
+        );
+        // It is reported (from telemetry: the proxy that saw its event is gone).
+        let done = h.final_for(&id).await;
+        assert_eq!(done.status(), Some("SUCCEEDED"), "{:#}", done.body);
+
+        // Another proxy process took over, and sees the next invocations' events and
+        // answers: an execution CloudReactor started is updated, never created.
+        let second = h.proxy_process(Some(first)).await;
+        assert_ne!(second, first);
+        let known = "5f0b6f2a-3c4d-4e5f-8a9b-0c1d2e3f4a5b";
+        let before = h.api.requests().len();
+        let (_, status) = h.invoke(started_by_cloudreactor(known)).await;
+        assert_eq!(status, InvocationStatus::Success, "{runtime:?}");
+        assert!(
+            until(LIMIT, || !h.api.finals_of(known).is_empty()).await,
+            "{runtime:?}: the new proxy did not see the event: {:#?}",
+            h.api.requests()
+        );
+        let after: Vec<Recorded> = h.api.requests().split_off(before);
+        assert!(
+            after.iter().all(|r| r.method == "PATCH"),
+            "{runtime:?}: nothing is created: {after:#?}"
+        );
+        let log = h.log();
+        let ended = log
+            .warnings()
+            .into_iter()
+            .filter(|w| w.contains("the Runtime API proxy's process ended"))
+            .count();
+        assert_eq!(ended, 1, "{runtime:?}: {:#?}", log.warnings());
+        let (_, code) = h.shutdown(ShutdownReason::Spindown).await;
+        assert_eq!(code, Some(0), "{runtime:?}");
+        assert!(
+            until(LIMIT, || !alive(second)).await,
+            "{runtime:?}: the proxy's process ends with the extension"
+        );
+    }
 }

@@ -1,0 +1,451 @@
+//! The proxy's own process. The extension binds the proxy's socket and hands it to a child
+//! process (`cloudreactor-extension --runtime-api-proxy UPSTREAM`, the socket as file
+//! descriptor 3), which forwards the runtime's calls and tells the extension what it saw
+//! over a socket pair (descriptor 4, [`encode`] frames).
+//!
+//! Why a process: the runtime's calls must never depend on the health of the reporting side.
+//! If the proxy's process dies (killed, out of memory, a bug), the extension, which still
+//! holds the listening socket, starts another on the same socket at once; a call the runtime
+//! makes meanwhile waits in the socket's backlog instead of being refused, so a handler that
+//! is running when the proxy dies posts its answer to the new one and the function goes on.
+//! A call in flight at that moment (the runtime's `/next` long poll, between invocations) is
+//! cut, as it would be if Lambda's endpoint closed it. The invocation it belonged to is then
+//! reported from telemetry alone. The child ends with the extension (`PR_SET_PDEATHSIG`).
+//!
+//! When the child cannot be started, or dies within a second of starting three times in a
+//! row, the proxy runs on a thread of the extension's own process instead.
+
+use std::io::{BufReader, Read, Write};
+use std::os::fd::{AsRawFd, FromRawFd, RawFd};
+use std::os::unix::net::UnixStream;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use hyper::body::Bytes;
+use tokio::net::TcpListener;
+use tracing::{debug, warn};
+
+use super::{MAX_TAP_BYTES, Seen, Sink, serve};
+
+/// The first argument that makes `cloudreactor-extension` the proxy's process (internal:
+/// the extension starts it, with the descriptors below).
+pub const ARG: &str = "--runtime-api-proxy";
+
+/// The child's listening socket.
+const LISTENER_FD: RawFd = 3;
+/// The child's end of the socket pair to the extension.
+const TELL_FD: RawFd = 4;
+
+/// A child that lived less than this died "quickly".
+const QUICK: Duration = Duration::from_secs(1);
+/// After this many quick deaths in a row the proxy runs in the extension's process.
+const QUICK_DEATHS: u32 = 3;
+
+/// The largest frame [`read_frame`] accepts: an event or error of [`MAX_TAP_BYTES`], its
+/// request id and error type.
+const MAX_FRAME: usize = MAX_TAP_BYTES + 64 * 1024;
+
+fn put_bytes(out: &mut Vec<u8>, bytes: &[u8]) {
+    out.extend_from_slice(&(bytes.len() as u32).to_le_bytes());
+    out.extend_from_slice(bytes);
+}
+
+/// Appends one frame telling `seen` to `out`: its length (u32, little-endian), a tag byte,
+/// then each field (strings and bytes as a u32 length and the bytes; an absent optional
+/// string as length `u32::MAX`).
+pub fn encode(seen: &Seen, out: &mut Vec<u8>) {
+    let start = out.len();
+    out.extend_from_slice(&[0; 4]);
+    match seen {
+        Seen::Polled => out.push(0),
+        Seen::Event {
+            request_id,
+            body,
+            complete,
+        } => {
+            out.push(1);
+            put_bytes(out, request_id.as_bytes());
+            put_bytes(out, body);
+            out.push(u8::from(*complete));
+        }
+        Seen::Posted { request_id } => {
+            out.push(2);
+            put_bytes(out, request_id.as_bytes());
+        }
+        Seen::Response { request_id } => {
+            out.push(3);
+            put_bytes(out, request_id.as_bytes());
+        }
+        Seen::Error {
+            request_id,
+            error_type,
+            body,
+        } => {
+            out.push(4);
+            put_bytes(out, request_id.as_bytes());
+            match error_type {
+                Some(t) => put_bytes(out, t.as_bytes()),
+                None => out.extend_from_slice(&u32::MAX.to_le_bytes()),
+            }
+            put_bytes(out, body);
+        }
+    }
+    let len = (out.len() - start - 4) as u32;
+    out[start..start + 4].copy_from_slice(&len.to_le_bytes());
+}
+
+/// Reads fields off a frame's payload.
+struct Fields<'a>(&'a [u8]);
+
+impl<'a> Fields<'a> {
+    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
+        if self.0.len() < n {
+            return None;
+        }
+        let (head, rest) = self.0.split_at(n);
+        self.0 = rest;
+        Some(head)
+    }
+
+    fn byte(&mut self) -> Option<u8> {
+        self.take(1).map(|b| b[0])
+    }
+
+    fn len(&mut self) -> Option<u32> {
+        self.take(4)
+            .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+    }
+
+    fn bytes(&mut self) -> Option<&'a [u8]> {
+        let n = self.len()?;
+        self.take(n as usize)
+    }
+
+    fn text(&mut self) -> Option<String> {
+        String::from_utf8(self.bytes()?.to_vec()).ok()
+    }
+
+    fn optional_text(&mut self) -> Option<Option<String>> {
+        let n = self.len()?;
+        if n == u32::MAX {
+            return Some(None);
+        }
+        String::from_utf8(self.take(n as usize)?.to_vec())
+            .ok()
+            .map(Some)
+    }
+}
+
+/// The [`Seen`] of one frame's payload (without its length), or `None` if it is not one.
+pub fn decode(payload: &[u8]) -> Option<Seen> {
+    let mut f = Fields(payload);
+    let seen = match f.byte()? {
+        0 => Seen::Polled,
+        1 => Seen::Event {
+            request_id: f.text()?,
+            body: Bytes::copy_from_slice(f.bytes()?),
+            complete: f.byte()? != 0,
+        },
+        2 => Seen::Posted {
+            request_id: f.text()?,
+        },
+        3 => Seen::Response {
+            request_id: f.text()?,
+        },
+        4 => Seen::Error {
+            request_id: f.text()?,
+            error_type: f.optional_text()?,
+            body: Bytes::copy_from_slice(f.bytes()?),
+        },
+        _ => return None,
+    };
+    f.0.is_empty().then_some(seen)
+}
+
+/// The next frame's [`Seen`]; `Ok(None)` at the end of the stream, an error for a broken
+/// or oversized frame.
+pub fn read_frame(reader: &mut impl Read) -> std::io::Result<Option<Seen>> {
+    let mut len = [0; 4];
+    match reader.read_exact(&mut len) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
+        Err(e) => return Err(e),
+    }
+    let len = u32::from_le_bytes(len) as usize;
+    if len > MAX_FRAME {
+        return Err(std::io::Error::other(format!("a frame of {len} bytes")));
+    }
+    let mut payload = vec![0; len];
+    reader.read_exact(&mut payload)?;
+    decode(&payload)
+        .map(Some)
+        .ok_or_else(|| std::io::Error::other("a frame that tells nothing known"))
+}
+
+/// Starts the proxy on `127.0.0.1:port` (0: a free port) in front of `upstream` (Lambda's
+/// `AWS_LAMBDA_RUNTIME_API`) in a process of its own, `program` (this binary) run with
+/// [`ARG`], and keeps one running; returns the port once it listens. What the proxy sees
+/// goes to `sink`, on the supervising thread.
+pub fn start(program: PathBuf, port: u16, upstream: String, sink: Sink) -> std::io::Result<u16> {
+    let listener = std::net::TcpListener::bind(("127.0.0.1", port))?;
+    let port = listener.local_addr()?.port();
+    // Spawned children get `PR_SET_PDEATHSIG` tied to this thread, which never ends before
+    // the process does.
+    std::thread::Builder::new()
+        .name("runtime-api-proxy".into())
+        .spawn(move || supervise(&program, listener, upstream, sink))?;
+    Ok(port)
+}
+
+fn supervise(program: &Path, listener: std::net::TcpListener, upstream: String, sink: Sink) {
+    let mut quick_deaths = 0;
+    loop {
+        let started = Instant::now();
+        let (mut child, tells) = match spawn_child(program, &listener, &upstream) {
+            Ok(spawned) => spawned,
+            Err(e) => {
+                warn!(
+                    "cannot start the Runtime API proxy's process ({}): {e}; the proxy runs \
+                     in the extension's process",
+                    program.display()
+                );
+                break;
+            }
+        };
+        debug!("the Runtime API proxy runs in process {}", child.id());
+        let mut reader = BufReader::with_capacity(64 * 1024, tells);
+        loop {
+            match read_frame(&mut reader) {
+                Ok(Some(seen)) => sink(seen),
+                Ok(None) => break,
+                Err(e) => {
+                    warn!("the Runtime API proxy's process told something unreadable: {e}");
+                    break;
+                }
+            }
+        }
+        // It closed its end: it ended, or is broken. Either way another takes over.
+        let _ = child.kill();
+        let status = child
+            .wait()
+            .map_or_else(|e| e.to_string(), |s| s.to_string());
+        if started.elapsed() < QUICK {
+            quick_deaths += 1;
+        } else {
+            quick_deaths = 0;
+        }
+        if quick_deaths >= QUICK_DEATHS {
+            warn!(
+                "the Runtime API proxy's process ended ({status}) within {QUICK:?} of starting \
+                 {QUICK_DEATHS} times in a row; the proxy runs in the extension's process"
+            );
+            break;
+        }
+        warn!(
+            "the Runtime API proxy's process ended ({status}); starting another on the same \
+             socket (a call the runtime had in flight through it was cut; its invocation is \
+             reported from telemetry)"
+        );
+    }
+    serve_here(listener, upstream, sink);
+}
+
+/// Serves the proxy on this thread, for good.
+fn serve_here(listener: std::net::TcpListener, upstream: String, sink: Sink) {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            warn!("the Runtime API proxy cannot start: {e}");
+            return;
+        }
+    };
+    runtime.block_on(async move {
+        let listener = listener
+            .set_nonblocking(true)
+            .and_then(|()| TcpListener::from_std(listener));
+        match listener {
+            Ok(listener) => serve(listener, upstream, sink).await,
+            Err(e) => warn!("the Runtime API proxy cannot listen: {e}"),
+        }
+    });
+}
+
+fn spawn_child(
+    program: &Path,
+    listener: &std::net::TcpListener,
+    upstream: &str,
+) -> std::io::Result<(Child, UnixStream)> {
+    let (ours, theirs) = UnixStream::pair()?;
+    let listener_fd = listener.as_raw_fd();
+    let tell_fd = theirs.as_raw_fd();
+    let parent = std::process::id();
+    let mut command = Command::new(program);
+    command.arg(ARG).arg(upstream).stdin(Stdio::null());
+    // SAFETY: between fork and exec the closure calls only async-signal-safe functions
+    // (fcntl, dup2, prctl, getppid) and allocates nothing.
+    unsafe {
+        command.pre_exec(move || {
+            // Through copies above both targets, so that neither source is overwritten
+            // before it is copied (3 or 4 may be either of them).
+            let listener_copy = libc::fcntl(listener_fd, libc::F_DUPFD_CLOEXEC, 10);
+            let tell_copy = libc::fcntl(tell_fd, libc::F_DUPFD_CLOEXEC, 10);
+            if listener_copy < 0
+                || tell_copy < 0
+                || libc::dup2(listener_copy, LISTENER_FD) < 0
+                || libc::dup2(tell_copy, TELL_FD) < 0
+            {
+                return Err(std::io::Error::last_os_error());
+            }
+            // The proxy ends with the extension, which Lambda restarts with the runtime.
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            if libc::getppid() as u32 != parent {
+                return Err(std::io::Error::other("the extension ended"));
+            }
+            Ok(())
+        });
+    }
+    let child = command.spawn()?;
+    drop(theirs);
+    Ok((child, ours))
+}
+
+/// Whether `fd` is an open socket.
+fn is_socket(fd: RawFd) -> bool {
+    // SAFETY: fstat only writes the struct it is given.
+    unsafe {
+        let mut stat: libc::stat = std::mem::zeroed();
+        libc::fstat(fd, &mut stat) == 0 && (stat.st_mode & libc::S_IFMT) == libc::S_IFSOCK
+    }
+}
+
+/// The proxy's process (`cloudreactor-extension --runtime-api-proxy UPSTREAM`): serves on
+/// descriptor 3 and tells descriptor 4 what it saw, until it is killed (with the
+/// extension). Returns an exit code only when it cannot start.
+pub fn run(upstream: &str) -> i32 {
+    if !is_socket(LISTENER_FD) || !is_socket(TELL_FD) {
+        eprintln!(
+            "cloudreactor-extension: {ARG} is started by the extension itself, with its \
+             listening socket as descriptor {LISTENER_FD} and a socket to the extension as \
+             descriptor {TELL_FD}"
+        );
+        return proc_wrapper::exit_codes::CONFIGURATION_ERROR;
+    }
+    // SAFETY: both descriptors are open sockets (checked above) that nothing else in this
+    // process owns: the extension passed them for this use.
+    let (listener, tells) = unsafe {
+        (
+            std::net::TcpListener::from_raw_fd(LISTENER_FD),
+            UnixStream::from_raw_fd(TELL_FD),
+        )
+    };
+    // What the proxy saw is written by a thread of its own, so that forwarding never waits
+    // for the extension to read.
+    let (tx, rx) = std::sync::mpsc::channel::<Seen>();
+    let writer = std::thread::Builder::new()
+        .name("runtime-api-proxy-tells".into())
+        .spawn(move || {
+            let mut tells = tells;
+            let mut frame = Vec::new();
+            while let Ok(seen) = rx.recv() {
+                frame.clear();
+                encode(&seen, &mut frame);
+                if tells.write_all(&frame).is_err() {
+                    // The extension is gone (and this process goes with it).
+                    return;
+                }
+            }
+        });
+    if let Err(e) = writer {
+        eprintln!("cloudreactor-extension: {ARG}: cannot start: {e}");
+        return 1;
+    }
+    let sink: Sink = std::sync::Arc::new(move |seen| {
+        let _ = tx.send(seen);
+    });
+    serve_here(listener, upstream.to_owned(), sink);
+    1
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn round_trip(seen: Seen) {
+        let mut frame = Vec::new();
+        encode(&seen, &mut frame);
+        encode(&Seen::Polled, &mut frame);
+        let mut reader = &frame[..];
+        assert_eq!(read_frame(&mut reader).unwrap(), Some(seen));
+        assert_eq!(read_frame(&mut reader).unwrap(), Some(Seen::Polled));
+        assert_eq!(read_frame(&mut reader).unwrap(), None);
+    }
+
+    #[test]
+    fn every_kind_of_seen_survives_its_frame() {
+        round_trip(Seen::Polled);
+        round_trip(Seen::Event {
+            request_id: "req-1".into(),
+            body: Bytes::from_static(b"{\"a\": 1}"),
+            complete: true,
+        });
+        round_trip(Seen::Event {
+            request_id: "req-2".into(),
+            body: Bytes::from(vec![7; MAX_TAP_BYTES]),
+            complete: false,
+        });
+        round_trip(Seen::Posted {
+            request_id: "req-3".into(),
+        });
+        round_trip(Seen::Response {
+            request_id: "req-4".into(),
+        });
+        round_trip(Seen::Error {
+            request_id: "req-5".into(),
+            error_type: Some("ValueError".into()),
+            body: Bytes::from_static(b"{\"errorType\":\"ValueError\"}"),
+        });
+        round_trip(Seen::Error {
+            request_id: "req-6".into(),
+            error_type: None,
+            body: Bytes::new(),
+        });
+        round_trip(Seen::Error {
+            request_id: "req-7".into(),
+            error_type: Some(String::new()),
+            body: Bytes::new(),
+        });
+    }
+
+    #[test]
+    fn a_broken_frame_is_an_error_not_a_guess() {
+        let mut frame = Vec::new();
+        encode(
+            &Seen::Response {
+                request_id: "req-1".into(),
+            },
+            &mut frame,
+        );
+        // Cut short: the stream ended inside a frame.
+        assert!(read_frame(&mut &frame[..frame.len() - 1]).is_err());
+        // An unknown tag.
+        assert!(read_frame(&mut &[1, 0, 0, 0, 9][..]).is_err());
+        // Bytes left over after the fields.
+        let mut long = frame.clone();
+        long[0] += 1;
+        long.push(0);
+        assert!(read_frame(&mut &long[..]).is_err());
+        // A length no frame has.
+        assert!(read_frame(&mut &u32::MAX.to_le_bytes()[..]).is_err());
+        // Not UTF-8 where a request id goes.
+        assert!(read_frame(&mut &[6, 0, 0, 0, 3, 1, 0, 0, 0, 0xff][..]).is_err());
+        // An empty stream is the end, not an error.
+        assert_eq!(read_frame(&mut &[][..]).unwrap(), None);
+    }
+}
