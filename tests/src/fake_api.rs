@@ -300,41 +300,47 @@ async fn handle(
             accept: header(&headers, "accept"),
             body: body.clone(),
         });
-        s.outage.clone().or_else(|| s.faults.pop_front())
+        match s.outage.clone().or_else(|| s.faults.pop_front()) {
+            // Answered under the same lock as it was recorded: whatever a test does once it
+            // sees the request (stop the execution, say) comes after its effect, as on a
+            // server that records what it processed.
+            None => return answer(&mut s, uuid, query.as_deref(), &headers, &body),
+            Some(fault) => fault,
+        }
     };
     let status = |code: u16| StatusCode::from_u16(code).unwrap_or(StatusCode::BAD_GATEWAY);
     match fault {
-        Some(Fault::Status(code)) => {
+        Fault::Status(code) => {
             return StatusCode::from_u16(code)
                 .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
                 .into_response();
         }
-        Some(Fault::RetryAfter(code, after)) => {
+        Fault::RetryAfter(code, after) => {
             return (
                 StatusCode::from_u16(code).unwrap_or(StatusCode::SERVICE_UNAVAILABLE),
                 [("Retry-After", after)],
             )
                 .into_response();
         }
-        Some(Fault::Delay(d)) => {
+        Fault::Delay(d) => {
             tokio::select! {
                 () = tokio::time::sleep(d) => {}
                 _ = closing.wait_for(|c| *c) => return StatusCode::SERVICE_UNAVAILABLE.into_response(),
             }
         }
-        Some(Fault::Drop) => {
+        Fault::Drop => {
             conn.shut_down();
             // Nothing reaches the client: the connection is already shut down.
             return StatusCode::BAD_GATEWAY.into_response();
         }
-        Some(Fault::Stall) => {
+        Fault::Stall => {
             let _ = closing.wait_for(|c| *c).await;
             return StatusCode::SERVICE_UNAVAILABLE.into_response();
         }
-        Some(Fault::Body(code, content_type, text)) => {
+        Fault::Body(code, content_type, text) => {
             return (status(code), [("content-type", content_type)], text).into_response();
         }
-        Some(Fault::Huge(code, size)) => {
+        Fault::Huge(code, size) => {
             let mut text = String::with_capacity(size.max(12));
             text.push_str("{\"pad\": \"");
             text.extend(std::iter::repeat_n('a', size.saturating_sub(12)));
@@ -346,22 +352,31 @@ async fn handle(
             )
                 .into_response();
         }
-        None => {}
     }
+    // Only a delayed request gets here: it is answered after its delay.
     let mut s = lock(&state);
-    if header(&headers, "authorization") != Some(format!("Bearer {}", s.api_key)) {
+    answer(&mut s, uuid, query.as_deref(), &headers, &body)
+}
+
+/// The server's answer to a request that no fault answers, with its effect on `s`.
+fn answer(
+    s: &mut Inner,
+    uuid: Option<String>,
+    query: Option<&str>,
+    headers: &HeaderMap,
+    body: &Value,
+) -> Response {
+    if header(headers, "authorization") != Some(format!("Bearer {}", s.api_key)) {
         return StatusCode::FORBIDDEN.into_response();
     }
     let given = body.get("status").and_then(Value::as_str);
     let requested = given.unwrap_or("RUNNING");
-    if let Some(errors) = field_errors(&body) {
+    if let Some(errors) = field_errors(body) {
         return (StatusCode::BAD_REQUEST, axum::Json(errors)).into_response();
     }
-    let content = !query
-        .as_deref()
-        .is_some_and(|q| q.contains("content=false"));
+    let content = !query.is_some_and(|q| q.contains("content=false"));
     match uuid {
-        None if active_with_unknown_method(&body) => (
+        None if active_with_unknown_method(body) => (
             // The real server's TaskSerializer validation of an auto-created Task.
             StatusCode::BAD_REQUEST,
             axum::Json(json!({"task": {"passive": [
@@ -373,7 +388,7 @@ async fn handle(
             s.next += 1;
             let uuid = execution_uuid(s.next);
             s.statuses.insert(uuid.clone(), requested.to_owned());
-            s.stored.insert(uuid.clone(), stored_fields(&body));
+            s.stored.insert(uuid.clone(), stored_fields(body));
             let mut answer = s.serialized(&uuid);
             answer.insert(
                 "input_value".into(),
@@ -406,7 +421,7 @@ async fn handle(
                 if current == "STOPPING" {
                     // The real server stops the execution and answers 409 with it.
                     s.statuses.insert(uuid.clone(), "STOPPED".into());
-                    s.store(&uuid, &body);
+                    s.store(&uuid, body);
                     return (StatusCode::CONFLICT, axum::Json(s.serialized(&uuid))).into_response();
                 }
                 if !IN_PROGRESS.contains(&current.as_str()) {
@@ -428,7 +443,7 @@ async fn handle(
                 requested
             };
             s.statuses.insert(uuid.clone(), new.to_owned());
-            s.store(&uuid, &body);
+            s.store(&uuid, body);
             if content {
                 (StatusCode::OK, axum::Json(s.serialized(&uuid))).into_response()
             } else {

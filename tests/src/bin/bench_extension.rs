@@ -3,11 +3,13 @@
 //! server reachable) under `lambda-simulator`, with the real extension binary and a real
 //! `lambda_runtime` function:
 //!
-//! * `startup N`: process start to the first `/next`, and the RSS when idle, over N starts;
+//! * `startup N`: process start to the first `/next`, and the RSS when idle (the extension
+//!   and its Runtime API proxy process together), over N starts;
 //! * `invocations N MODE`: the time the extension adds after the runtime's response, from the
 //!   runtime's response to the extension's next `/next` as the simulator reports them, over N
-//!   back-to-back invocations; the extension's RSS after the first tenth of the invocations
-//!   and at the end (memory must stay flat); what reached the API server. MODE:
+//!   back-to-back invocations; the RSS of the extension and its proxy process together after
+//!   the first tenth of the invocations and at the end (memory must stay flat); what reached
+//!   the API server. MODE:
 //!   `up` (API server reachable; frequent invocations, reported in the background),
 //!   `up-sporadic` (each invocation reported before `/next`, as for a function called less
 //!   than once a minute), `wrapped-sporadic` (the same with the Rust handler wrapper handing
@@ -47,8 +49,25 @@ fn usage() -> ! {
     std::process::exit(2)
 }
 
-/// `VmRSS` and `VmHWM` of a process, in KiB.
+/// `VmRSS` and `VmHWM` of the extension and its Runtime API proxy's process (its
+/// children), in KiB: the sums.
 fn rss_kib(pid: u32) -> (u64, u64) {
+    let mut sum = one_rss_kib(pid);
+    let tasks = std::fs::read_dir(format!("/proc/{pid}/task"))
+        .into_iter()
+        .flatten();
+    for task in tasks.flatten() {
+        let children = std::fs::read_to_string(task.path().join("children")).unwrap_or_default();
+        for child in children.split_whitespace().filter_map(|c| c.parse().ok()) {
+            let (rss, hwm) = one_rss_kib(child);
+            sum = (sum.0 + rss, sum.1 + hwm);
+        }
+    }
+    sum
+}
+
+/// `VmRSS` and `VmHWM` of one process, in KiB.
+fn one_rss_kib(pid: u32) -> (u64, u64) {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
     let field = |name: &str| {
         status
@@ -220,7 +239,7 @@ async fn startup(extension: &str, n: usize) {
     rss.sort_unstable();
     println!(
         "{:<44} median {:6} KiB  max {:6} KiB (target <= 10 MB)",
-        "RSS when idle after init (VmHWM)",
+        "RSS idle after init, ext. + proxy (VmHWM)",
         rss[rss.len() / 2],
         rss[rss.len() - 1]
     );
@@ -391,7 +410,7 @@ async fn invocations(extension: &str, function: &str, n: usize, api_state: &str,
     }
     println!(
         "{:<44} after {} invocations {} KiB, right after the last {} KiB, {} {} KiB (peak {} KiB)",
-        "extension RSS",
+        "RSS, extension + proxy process",
         n.div_ceil(10),
         early_rss.0,
         burst_rss.0,
