@@ -1,5 +1,7 @@
-//! `cloudreactor-extension`: the Lambda extension (no arguments), or the exec wrapper
-//! (`--exec COMMAND...`, used by `/opt/cloudreactor-exec-wrapper`).
+//! `cloudreactor-extension`: the Lambda extension (no arguments), the exec wrapper
+//! (`--exec COMMAND...`, used by `/opt/cloudreactor-exec-wrapper`), the layer's bootstrap
+//! (`--bootstrap`), or the extension's Runtime API proxy process (`--runtime-api-proxy`,
+//! started by the extension itself).
 
 use std::ffi::OsString;
 
@@ -17,7 +19,8 @@ Usage: cloudreactor-extension            run as an AWS Lambda extension (from /o
                                          layer, for OS-only runtimes)
        cloudreactor-extension --version
 
-Settings come from the PROC_WRAPPER_* environment variables; see the README.";
+Settings come from the PROC_WRAPPER_* environment variables; see the README.
+(--runtime-api-proxy is internal: the extension runs its Runtime API proxy that way.)";
 
 fn main() {
     let env: Vec<(OsString, OsString)> = std::env::vars_os().collect();

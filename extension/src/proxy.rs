@@ -53,8 +53,8 @@ pub const PROBE_WAIT: Duration = Duration::from_millis(250);
 /// What the proxy saw.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Seen {
-    /// The runtime asked for its next event through the proxy (told the first time only:
-    /// it says that the runtime uses the proxy).
+    /// The runtime uses the proxy: the exec wrapper found it (and starts the runtime on
+    /// it), or the runtime asked for its next event through it. Told the first time only.
     Polled,
     /// The event of an invocation (the answer to `/next`): its request id and the start of
     /// its body (the whole body when it is at most [`MAX_TAP_BYTES`]; `complete` says).
@@ -428,6 +428,10 @@ async fn forward(
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
     if method == hyper::Method::GET && path == PROBE_PATH {
+        // The exec wrapper found the proxy and is about to start the runtime on it: told
+        // now, well before the runtime's first `/next` (whose INVOKE reaches the extension
+        // at the same moment as its event reaches the runtime).
+        sink(Seen::Polled);
         let mut r = full(
             StatusCode::OK,
             Bytes::from_static(b"cloudreactor-extension Runtime API proxy\n"),

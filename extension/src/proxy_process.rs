@@ -316,20 +316,36 @@ fn spawn_child(
     Ok((child, ours))
 }
 
-/// Whether `fd` is an open socket.
-fn is_socket(fd: RawFd) -> bool {
-    // SAFETY: fstat only writes the struct it is given.
-    unsafe {
-        let mut stat: libc::stat = std::mem::zeroed();
-        libc::fstat(fd, &mut stat) == 0 && (stat.st_mode & libc::S_IFMT) == libc::S_IFSOCK
-    }
+/// The value of integer socket option `option` of `fd`, if it is an open socket.
+fn socket_option(fd: RawFd, option: libc::c_int) -> Option<libc::c_int> {
+    let mut value: libc::c_int = 0;
+    let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: getsockopt writes at most `len` bytes to `value`, which has that size.
+    let done = unsafe {
+        libc::getsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            option,
+            (&raw mut value).cast(),
+            &raw mut len,
+        )
+    };
+    (done == 0).then_some(value)
+}
+
+/// Whether the descriptors are what the extension passes: a listening socket and a Unix
+/// stream socket.
+fn passed_by_the_extension() -> bool {
+    socket_option(LISTENER_FD, libc::SO_ACCEPTCONN) == Some(1)
+        && socket_option(TELL_FD, libc::SO_DOMAIN) == Some(libc::AF_UNIX)
+        && socket_option(TELL_FD, libc::SO_TYPE) == Some(libc::SOCK_STREAM)
 }
 
 /// The proxy's process (`cloudreactor-extension --runtime-api-proxy UPSTREAM`): serves on
 /// descriptor 3 and tells descriptor 4 what it saw, until it is killed (with the
 /// extension). Returns an exit code only when it cannot start.
 pub fn run(upstream: &str) -> i32 {
-    if !is_socket(LISTENER_FD) || !is_socket(TELL_FD) {
+    if !passed_by_the_extension() {
         eprintln!(
             "cloudreactor-extension: {ARG} is started by the extension itself, with its \
              listening socket as descriptor {LISTENER_FD} and a socket to the extension as \
@@ -337,8 +353,8 @@ pub fn run(upstream: &str) -> i32 {
         );
         return proc_wrapper::exit_codes::CONFIGURATION_ERROR;
     }
-    // SAFETY: both descriptors are open sockets (checked above) that nothing else in this
-    // process owns: the extension passed them for this use.
+    // SAFETY: both descriptors are open sockets of the kinds the extension passes (checked
+    // above) that nothing else in this process owns.
     let (listener, tells) = unsafe {
         (
             std::net::TcpListener::from_raw_fd(LISTENER_FD),

@@ -310,9 +310,11 @@ async fn lambdas_endpoint_unreachable_answers_502() {
 #[tokio::test]
 async fn the_probe_finds_the_proxy_of_this_environment_only() {
     let (upstream, _received) = fake_runtime_api().await;
-    let (port, _rx) = proxy(&upstream);
+    let (port, mut rx) = proxy(&upstream);
     let wait = std::time::Duration::from_millis(200);
     assert_eq!(probe(port, &upstream, wait).await, Ok(()));
+    // The exec wrapper starts the runtime on the proxy next: the extension learns it now.
+    assert_eq!(recv(&mut rx).await, Some(Seen::Polled));
     let other = probe(port, "127.0.0.1:1", wait).await.unwrap_err();
     assert!(other.contains("forwards to"), "{other}");
     // Something else on the port: the fake Runtime API answers 202 there.

@@ -93,3 +93,17 @@ fn exec_logs_json_lines_with_lambdas_json_log_format() {
     );
     assert!(lines.iter().all(|l| l["timestamp"].is_string()), "{stderr}");
 }
+
+#[test]
+fn the_proxy_process_mode_started_by_hand_says_that_the_extension_starts_it() {
+    let out = extension()
+        .args(["--runtime-api-proxy", "127.0.0.1:9001"])
+        .output()
+        .expect("UNWRAP: runs");
+    assert_eq!(out.status.code(), Some(78));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("--runtime-api-proxy is started by the extension itself"),
+        "{stderr}"
+    );
+}
