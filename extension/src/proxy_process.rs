@@ -14,8 +14,13 @@
 //!
 //! When the child cannot be started, or dies within a second of starting three times in a
 //! row, the proxy runs on a thread of the extension's own process instead.
+//!
+//! What the child tells is read on the extension's own async runtime, where it is used, not
+//! on the supervising thread: with musl's allocator (the static layer binary), memory that
+//! one thread allocates and another frees, at every invocation, made the extension's RSS
+//! grow by about 150 bytes per invocation without bound, while the heap in use stayed flat.
 
-use std::io::{BufReader, Read, Write};
+use std::io::Write;
 use std::os::fd::{AsRawFd, FromRawFd, RawFd};
 use std::os::unix::net::UnixStream;
 use std::os::unix::process::CommandExt;
@@ -24,6 +29,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use hyper::body::Bytes;
+use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::net::TcpListener;
 use tracing::{debug, warn};
 
@@ -166,10 +172,10 @@ pub fn decode(payload: &[u8]) -> Option<Seen> {
 
 /// The next frame's [`Seen`]; `Ok(None)` at the end of the stream, an error for a broken
 /// or oversized frame.
-pub fn read_frame(reader: &mut impl Read) -> std::io::Result<Option<Seen>> {
+pub async fn read_frame(reader: &mut (impl AsyncRead + Unpin)) -> std::io::Result<Option<Seen>> {
     let mut len = [0; 4];
-    match reader.read_exact(&mut len) {
-        Ok(()) => {}
+    match reader.read_exact(&mut len).await {
+        Ok(_) => {}
         Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
         Err(e) => return Err(e),
     }
@@ -178,28 +184,63 @@ pub fn read_frame(reader: &mut impl Read) -> std::io::Result<Option<Seen>> {
         return Err(std::io::Error::other(format!("a frame of {len} bytes")));
     }
     let mut payload = vec![0; len];
-    reader.read_exact(&mut payload)?;
+    reader.read_exact(&mut payload).await?;
     decode(&payload)
         .map(Some)
         .ok_or_else(|| std::io::Error::other("a frame that tells nothing known"))
 }
 
+/// Reads what the proxy's process `pid` tells, until it closes its end; kills it if what it
+/// tells cannot be read (its supervisor then starts another).
+async fn read_tells(tells: UnixStream, pid: u32, sink: Sink) {
+    let stream = match tells
+        .set_nonblocking(true)
+        .and_then(|()| tokio::net::UnixStream::from_std(tells))
+    {
+        Ok(stream) => stream,
+        Err(e) => {
+            warn!("cannot read what the Runtime API proxy's process tells: {e}");
+            return;
+        }
+    };
+    let mut reader = tokio::io::BufReader::with_capacity(64 * 1024, stream);
+    loop {
+        match read_frame(&mut reader).await {
+            Ok(Some(seen)) => sink(seen),
+            Ok(None) => return,
+            Err(e) => {
+                warn!("the Runtime API proxy's process told something unreadable: {e}");
+                let pid = nix::unistd::Pid::from_raw(pid as i32);
+                let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+                return;
+            }
+        }
+    }
+}
+
 /// Starts the proxy on `127.0.0.1:port` (0: a free port) in front of `upstream` (Lambda's
 /// `AWS_LAMBDA_RUNTIME_API`) in a process of its own, `program` (this binary) run with
 /// [`ARG`], and keeps one running; returns the port once it listens. What the proxy sees
-/// goes to `sink`, on the supervising thread.
+/// goes to `sink`, called on the current Tokio runtime (which this must be called from).
 pub fn start(program: PathBuf, port: u16, upstream: String, sink: Sink) -> std::io::Result<u16> {
+    let runtime = tokio::runtime::Handle::try_current().map_err(std::io::Error::other)?;
     let listener = std::net::TcpListener::bind(("127.0.0.1", port))?;
     let port = listener.local_addr()?.port();
     // Spawned children get `PR_SET_PDEATHSIG` tied to this thread, which never ends before
     // the process does.
     std::thread::Builder::new()
         .name("runtime-api-proxy".into())
-        .spawn(move || supervise(&program, listener, upstream, sink))?;
+        .spawn(move || supervise(&program, listener, upstream, sink, &runtime))?;
     Ok(port)
 }
 
-fn supervise(program: &Path, listener: std::net::TcpListener, upstream: String, sink: Sink) {
+fn supervise(
+    program: &Path,
+    listener: std::net::TcpListener,
+    upstream: String,
+    sink: Sink,
+    runtime: &tokio::runtime::Handle,
+) {
     let mut quick_deaths = 0;
     loop {
         let started = Instant::now();
@@ -215,19 +256,9 @@ fn supervise(program: &Path, listener: std::net::TcpListener, upstream: String, 
             }
         };
         debug!("the Runtime API proxy runs in process {}", child.id());
-        let mut reader = BufReader::with_capacity(64 * 1024, tells);
-        loop {
-            match read_frame(&mut reader) {
-                Ok(Some(seen)) => sink(seen),
-                Ok(None) => break,
-                Err(e) => {
-                    warn!("the Runtime API proxy's process told something unreadable: {e}");
-                    break;
-                }
-            }
-        }
-        // It closed its end: it ended, or is broken. Either way another takes over.
-        let _ = child.kill();
+        // Read where the extension's main loop runs: what the proxy tells reaches it
+        // without another thread in between.
+        runtime.spawn(read_tells(tells, child.id(), sink.clone()));
         let status = child
             .wait()
             .map_or_else(|e| e.to_string(), |s| s.to_string());
@@ -393,54 +424,66 @@ pub fn run(upstream: &str) -> i32 {
 mod tests {
     use super::*;
 
-    fn round_trip(seen: Seen) {
+    async fn round_trip(seen: Seen) {
         let mut frame = Vec::new();
         encode(&seen, &mut frame);
         encode(&Seen::Polled, &mut frame);
         let mut reader = &frame[..];
-        assert_eq!(read_frame(&mut reader).unwrap(), Some(seen));
-        assert_eq!(read_frame(&mut reader).unwrap(), Some(Seen::Polled));
-        assert_eq!(read_frame(&mut reader).unwrap(), None);
+        assert_eq!(read_frame(&mut reader).await.unwrap(), Some(seen));
+        assert_eq!(read_frame(&mut reader).await.unwrap(), Some(Seen::Polled));
+        assert_eq!(read_frame(&mut reader).await.unwrap(), None);
     }
 
-    #[test]
-    fn every_kind_of_seen_survives_its_frame() {
-        round_trip(Seen::Polled);
+    /// The next frame of `bytes`.
+    async fn read(bytes: &[u8]) -> std::io::Result<Option<Seen>> {
+        read_frame(&mut &bytes[..]).await
+    }
+
+    #[tokio::test]
+    async fn every_kind_of_seen_survives_its_frame() {
+        round_trip(Seen::Polled).await;
         round_trip(Seen::Event {
             request_id: "req-1".into(),
             body: Bytes::from_static(b"{\"a\": 1}"),
             complete: true,
-        });
+        })
+        .await;
         round_trip(Seen::Event {
             request_id: "req-2".into(),
             body: Bytes::from(vec![7; MAX_TAP_BYTES]),
             complete: false,
-        });
+        })
+        .await;
         round_trip(Seen::Posted {
             request_id: "req-3".into(),
-        });
+        })
+        .await;
         round_trip(Seen::Response {
             request_id: "req-4".into(),
-        });
+        })
+        .await;
         round_trip(Seen::Error {
             request_id: "req-5".into(),
             error_type: Some("ValueError".into()),
             body: Bytes::from_static(b"{\"errorType\":\"ValueError\"}"),
-        });
+        })
+        .await;
         round_trip(Seen::Error {
             request_id: "req-6".into(),
             error_type: None,
             body: Bytes::new(),
-        });
+        })
+        .await;
         round_trip(Seen::Error {
             request_id: "req-7".into(),
             error_type: Some(String::new()),
             body: Bytes::new(),
-        });
+        })
+        .await;
     }
 
-    #[test]
-    fn a_broken_frame_is_an_error_not_a_guess() {
+    #[tokio::test]
+    async fn a_broken_frame_is_an_error_not_a_guess() {
         let mut frame = Vec::new();
         encode(
             &Seen::Response {
@@ -449,19 +492,19 @@ mod tests {
             &mut frame,
         );
         // Cut short: the stream ended inside a frame.
-        assert!(read_frame(&mut &frame[..frame.len() - 1]).is_err());
+        assert!(read(&frame[..frame.len() - 1]).await.is_err());
         // An unknown tag.
-        assert!(read_frame(&mut &[1, 0, 0, 0, 9][..]).is_err());
+        assert!(read(&[1, 0, 0, 0, 9]).await.is_err());
         // Bytes left over after the fields.
         let mut long = frame.clone();
         long[0] += 1;
         long.push(0);
-        assert!(read_frame(&mut &long[..]).is_err());
+        assert!(read(&long).await.is_err());
         // A length no frame has.
-        assert!(read_frame(&mut &u32::MAX.to_le_bytes()[..]).is_err());
+        assert!(read(&u32::MAX.to_le_bytes()).await.is_err());
         // Not UTF-8 where a request id goes.
-        assert!(read_frame(&mut &[6, 0, 0, 0, 3, 1, 0, 0, 0, 0xff][..]).is_err());
+        assert!(read(&[6, 0, 0, 0, 3, 1, 0, 0, 0, 0xff]).await.is_err());
         // An empty stream is the end, not an error.
-        assert_eq!(read_frame(&mut &[][..]).unwrap(), None);
+        assert_eq!(read(&[]).await.unwrap(), None);
     }
 }
