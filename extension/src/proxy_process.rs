@@ -20,12 +20,14 @@
 //! one thread allocates and another frees, at every invocation, made the extension's RSS
 //! grow by about 150 bytes per invocation without bound, while the heap in use stayed flat.
 
+use std::collections::VecDeque;
 use std::io::Write;
 use std::os::fd::{AsRawFd, FromRawFd, RawFd};
 use std::os::unix::net::UnixStream;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use hyper::body::Bytes;
@@ -372,6 +374,115 @@ fn passed_by_the_extension() -> bool {
         && socket_option(TELL_FD, libc::SO_TYPE) == Some(libc::SOCK_STREAM)
 }
 
+/// Frames not yet written to the extension, in order.
+#[derive(Default)]
+struct Queue {
+    frames: VecDeque<Vec<u8>>,
+    /// How much of the first frame is written.
+    written: usize,
+    /// The extension is gone: nothing more is written.
+    closed: bool,
+}
+
+/// Where the proxy's process tells what it saw. A frame goes to the socket at once, on the
+/// proxy's thread, when nothing waits before it and the socket takes it whole (the usual
+/// case: frames are small, the extension reads at once); otherwise it waits in the queue
+/// for the writer thread, so that forwarding never waits for the extension to read.
+struct Outbox {
+    /// The socket to the extension, non-blocking.
+    tells: UnixStream,
+    queue: Mutex<Queue>,
+    /// Signalled when a frame is queued.
+    waiting: Condvar,
+}
+
+impl Outbox {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Queue> {
+        self.queue
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn tell(&self, seen: &Seen) {
+        let mut frame = Vec::new();
+        encode(seen, &mut frame);
+        let mut queue = self.lock();
+        if queue.closed {
+            return;
+        }
+        if queue.frames.is_empty() {
+            let written = match (&self.tells).write(&frame) {
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => 0,
+                Err(_) => {
+                    // The extension is gone (and this process goes with it).
+                    queue.closed = true;
+                    return;
+                }
+            };
+            if written == frame.len() {
+                return;
+            }
+            queue.written = written;
+        }
+        queue.frames.push_back(frame);
+        self.waiting.notify_one();
+    }
+
+    /// The writer thread: writes what was queued, in order, as the socket takes it.
+    fn drain(&self) {
+        loop {
+            let mut queue = self.lock();
+            while queue.frames.is_empty() {
+                queue = self
+                    .waiting
+                    .wait(queue)
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+            }
+            let written = queue.written;
+            let result = match queue.frames.front() {
+                Some(frame) => (&self.tells).write(&frame[written..]),
+                None => continue,
+            };
+            match result {
+                Ok(n) => {
+                    queue.written += n;
+                    if queue
+                        .frames
+                        .front()
+                        .is_some_and(|f| queue.written == f.len())
+                    {
+                        queue.frames.pop_front();
+                        queue.written = 0;
+                    }
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    drop(queue);
+                    self.wait_writable();
+                }
+                Err(_) => {
+                    queue.closed = true;
+                    queue.frames.clear();
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Blocks until the socket can take more (or is broken).
+    fn wait_writable(&self) {
+        let mut poll = libc::pollfd {
+            fd: self.tells.as_raw_fd(),
+            events: libc::POLLOUT,
+            revents: 0,
+        };
+        // SAFETY: one pollfd, which lives across the call.
+        unsafe {
+            libc::poll(&raw mut poll, 1, -1);
+        }
+    }
+}
+
 /// The proxy's process (`cloudreactor-extension --runtime-api-proxy UPSTREAM`): serves on
 /// descriptor 3 and tells descriptor 4 what it saw, until it is killed (with the
 /// extension). Returns an exit code only when it cannot start.
@@ -392,30 +503,26 @@ pub fn run(upstream: &str) -> i32 {
             UnixStream::from_raw_fd(TELL_FD),
         )
     };
-    // What the proxy saw is written by a thread of its own, so that forwarding never waits
-    // for the extension to read.
-    let (tx, rx) = std::sync::mpsc::channel::<Seen>();
-    let writer = std::thread::Builder::new()
-        .name("runtime-api-proxy-tells".into())
-        .spawn(move || {
-            let mut tells = tells;
-            let mut frame = Vec::new();
-            while let Ok(seen) = rx.recv() {
-                frame.clear();
-                encode(&seen, &mut frame);
-                if tells.write_all(&frame).is_err() {
-                    // The extension is gone (and this process goes with it).
-                    return;
-                }
-            }
-        });
+    if let Err(e) = tells.set_nonblocking(true) {
+        eprintln!("cloudreactor-extension: {ARG}: cannot start: {e}");
+        return 1;
+    }
+    let outbox = Arc::new(Outbox {
+        tells,
+        queue: Mutex::new(Queue::default()),
+        waiting: Condvar::new(),
+    });
+    let writer = {
+        let outbox = outbox.clone();
+        std::thread::Builder::new()
+            .name("runtime-api-proxy-tells".into())
+            .spawn(move || outbox.drain())
+    };
     if let Err(e) = writer {
         eprintln!("cloudreactor-extension: {ARG}: cannot start: {e}");
         return 1;
     }
-    let sink: Sink = std::sync::Arc::new(move |seen| {
-        let _ = tx.send(seen);
-    });
+    let sink: Sink = Arc::new(move |seen| outbox.tell(&seen));
     serve_here(listener, upstream.to_owned(), sink);
     1
 }
@@ -480,6 +587,62 @@ mod tests {
             body: Bytes::new(),
         })
         .await;
+    }
+
+    #[tokio::test]
+    async fn what_the_socket_cannot_take_at_once_waits_and_what_follows_keeps_its_order() {
+        let (ours, theirs) = UnixStream::pair().unwrap();
+        theirs.set_nonblocking(true).unwrap();
+        let outbox = Arc::new(Outbox {
+            tells: theirs,
+            queue: Mutex::new(Queue::default()),
+            waiting: Condvar::new(),
+        });
+        let writer = outbox.clone();
+        std::thread::spawn(move || writer.drain());
+        // Larger than the socket's buffer, and nobody reads yet.
+        let big = Seen::Event {
+            request_id: "req-1".into(),
+            body: Bytes::from(vec![1; MAX_TAP_BYTES]),
+            complete: false,
+        };
+        outbox.tell(&big);
+        assert!(
+            !outbox.lock().frames.is_empty(),
+            "the rest of the event waits"
+        );
+        let posted = Seen::Posted {
+            request_id: "req-1".into(),
+        };
+        let response = Seen::Response {
+            request_id: "req-1".into(),
+        };
+        outbox.tell(&posted);
+        outbox.tell(&response);
+        ours.set_nonblocking(true).unwrap();
+        let stream = tokio::net::UnixStream::from_std(ours).unwrap();
+        let mut reader = tokio::io::BufReader::new(stream);
+        assert_eq!(read_frame(&mut reader).await.unwrap(), Some(big));
+        assert_eq!(read_frame(&mut reader).await.unwrap(), Some(posted));
+        assert_eq!(read_frame(&mut reader).await.unwrap(), Some(response));
+        // Once the queue is empty, a frame goes at once.
+        assert!(
+            until_empty(&outbox).await,
+            "the writer thread wrote everything"
+        );
+        outbox.tell(&Seen::Polled);
+        assert!(outbox.lock().frames.is_empty());
+        assert_eq!(read_frame(&mut reader).await.unwrap(), Some(Seen::Polled));
+    }
+
+    async fn until_empty(outbox: &Outbox) -> bool {
+        for _ in 0..2000 {
+            if outbox.lock().frames.is_empty() {
+                return true;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+        false
     }
 
     #[tokio::test]
