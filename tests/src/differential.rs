@@ -1197,6 +1197,11 @@ fn run_side(w: &Wrappers, s: &Scenario, side: Side, moto: &str) -> Outcome {
     for a in &s.args {
         cmd.arg(ctx.expand(a));
     }
+    // Both wrappers start with the default signal actions, however the tests were started:
+    // a shell runs a background job with SIGINT and SIGQUIT ignored, `nohup` ignores
+    // SIGHUP, and an ignored signal stays ignored across exec (Python then installs no
+    // handler of its own, so 6.0.2 would sit out the signal scenarios).
+    reset_signals(&mut cmd);
     let mut child = cmd
         .spawn()
         .unwrap_or_else(|e| panic!("{} cannot start: {e}", side.label()));
@@ -1593,6 +1598,29 @@ fn summary(
         }
     }
     s
+}
+
+/// Makes `cmd` start with the default action for the signals the scenarios send.
+fn reset_signals(cmd: &mut Command) {
+    use std::os::unix::process::CommandExt as _;
+    // SAFETY: between fork and exec the closure only calls sigaction (async-signal-safe)
+    // and allocates nothing.
+    unsafe {
+        cmd.pre_exec(|| {
+            for sig in [
+                Signal::SIGINT,
+                Signal::SIGQUIT,
+                Signal::SIGHUP,
+                Signal::SIGTERM,
+                Signal::SIGUSR1,
+                Signal::SIGUSR2,
+            ] {
+                nix::sys::signal::signal(sig, nix::sys::signal::SigHandler::SigDfl)
+                    .map_err(std::io::Error::from)?;
+            }
+            Ok(())
+        });
+    }
 }
 
 #[cfg(test)]
