@@ -539,15 +539,24 @@ pub fn spawn(port: u16, upstream: String, sink: Sink) -> std::io::Result<u16> {
         .build()?;
     std::thread::Builder::new()
         .name("runtime-api-proxy".into())
-        .spawn(move || {
-            runtime.block_on(async move {
-                match TcpListener::from_std(listener) {
-                    Ok(listener) => serve(listener, upstream, sink).await,
-                    Err(e) => warn!("the Runtime API proxy cannot listen: {e}"),
-                }
-            });
-        })?;
+        .spawn(move || serve_blocking(&runtime, listener, upstream, sink))?;
     Ok(port)
+}
+
+/// Serves the proxy on `listener` (non-blocking) in front of `upstream` with `runtime`, on
+/// the calling thread, for good.
+fn serve_blocking(
+    runtime: &tokio::runtime::Runtime,
+    listener: std::net::TcpListener,
+    upstream: String,
+    sink: Sink,
+) {
+    runtime.block_on(async move {
+        match TcpListener::from_std(listener) {
+            Ok(listener) => serve(listener, upstream, sink).await,
+            Err(e) => warn!("the Runtime API proxy cannot listen: {e}"),
+        }
+    });
 }
 
 /// Whether the extension's proxy answers on `127.0.0.1:port` in front of `upstream`:

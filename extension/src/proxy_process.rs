@@ -32,10 +32,9 @@ use std::time::{Duration, Instant};
 
 use hyper::body::Bytes;
 use tokio::io::{AsyncRead, AsyncReadExt};
-use tokio::net::TcpListener;
 use tracing::{debug, warn};
 
-use super::{MAX_TAP_BYTES, Seen, Sink, serve};
+use super::{MAX_TAP_BYTES, Seen, Sink, serve_blocking};
 
 /// The first argument that makes `cloudreactor-extension` the proxy's process (internal:
 /// the extension starts it, with the descriptors below).
@@ -297,15 +296,11 @@ fn serve_here(listener: std::net::TcpListener, upstream: String, sink: Sink) {
             return;
         }
     };
-    runtime.block_on(async move {
-        let listener = listener
-            .set_nonblocking(true)
-            .and_then(|()| TcpListener::from_std(listener));
-        match listener {
-            Ok(listener) => serve(listener, upstream, sink).await,
-            Err(e) => warn!("the Runtime API proxy cannot listen: {e}"),
-        }
-    });
+    if let Err(e) = listener.set_nonblocking(true) {
+        warn!("the Runtime API proxy cannot listen: {e}");
+        return;
+    }
+    serve_blocking(&runtime, listener, upstream, sink);
 }
 
 fn spawn_child(

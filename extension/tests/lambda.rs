@@ -256,32 +256,6 @@ impl Drop for Gate {
     }
 }
 
-/// Whether process `pid` runs (a zombie does not).
-fn alive(pid: u32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
-        // The state follows the command name, which is in parentheses.
-        stat.rsplit_once(')')
-            .is_some_and(|(_, rest)| !rest.trim_start().starts_with(['Z', 'X']))
-    })
-}
-
-/// The processes whose parent is `pid`.
-fn children_of(pid: u32) -> Vec<u32> {
-    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
-        return Vec::new();
-    };
-    let mut children = Vec::new();
-    for task in tasks.flatten() {
-        if let Ok(text) = std::fs::read_to_string(task.path().join("children")) {
-            children.extend(
-                text.split_whitespace()
-                    .filter_map(|p| p.parse::<u32>().ok()),
-            );
-        }
-    }
-    children
-}
-
 async fn start(options: Options) -> Harness {
     let sim = Simulator::builder()
         .function_name(FUNCTION)
@@ -2090,7 +2064,9 @@ impl Harness {
         let pid = self.extension_pid();
         let mut found = None;
         let seen = until(LIMIT, || {
-            found = children_of(pid).into_iter().find(|c| Some(*c) != not);
+            found = procwrapper_tests::children_of(pid)
+                .into_iter()
+                .find(|c| Some(*c) != not);
             found.is_some()
         })
         .await;
@@ -2125,7 +2101,9 @@ async fn the_proxy_killed_while_the_handler_runs_leaves_the_function_working() {
         )
         .expect("UNWRAP: the proxy's process is the extension's child");
         assert!(
-            until(LIMIT, || !children_of(h.extension_pid()).contains(&first)).await,
+            until(LIMIT, || !procwrapper_tests::children_of(h.extension_pid())
+                .contains(&first))
+            .await,
             "{runtime:?}: the killed proxy was not reaped"
         );
         // The handler answers: its answer reaches Lambda, through whatever listens now.
@@ -2178,7 +2156,7 @@ async fn the_proxy_killed_while_the_handler_runs_leaves_the_function_working() {
         let (_, code) = h.shutdown(ShutdownReason::Spindown).await;
         assert_eq!(code, Some(0), "{runtime:?}");
         assert!(
-            until(LIMIT, || !alive(second)).await,
+            until(LIMIT, || procwrapper_tests::process_gone(second as i32)).await,
             "{runtime:?}: the proxy's process ends with the extension"
         );
     }

@@ -66,6 +66,24 @@ pub fn signal_child(child: &std::process::Child, sig: nix::sys::signal::Signal) 
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), sig).expect("UNWRAP: the child exists");
 }
 
+/// The processes whose parent is `pid` (from `/proc/PID/task/*/children`); none when it
+/// does not exist.
+pub fn children_of(pid: u32) -> Vec<u32> {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return Vec::new();
+    };
+    let mut children = Vec::new();
+    for task in tasks.flatten() {
+        if let Ok(text) = std::fs::read_to_string(task.path().join("children")) {
+            children.extend(
+                text.split_whitespace()
+                    .filter_map(|p| p.parse::<u32>().ok()),
+            );
+        }
+    }
+    children
+}
+
 /// True if `pid` no longer runs (it does not exist, or is a zombie waiting to be reaped).
 pub fn process_gone(pid: i32) -> bool {
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {

@@ -53,15 +53,9 @@ fn usage() -> ! {
 /// children), in KiB: the sums.
 fn rss_kib(pid: u32) -> (u64, u64) {
     let mut sum = one_rss_kib(pid);
-    let tasks = std::fs::read_dir(format!("/proc/{pid}/task"))
-        .into_iter()
-        .flatten();
-    for task in tasks.flatten() {
-        let children = std::fs::read_to_string(task.path().join("children")).unwrap_or_default();
-        for child in children.split_whitespace().filter_map(|c| c.parse().ok()) {
-            let (rss, hwm) = one_rss_kib(child);
-            sum = (sum.0 + rss, sum.1 + hwm);
-        }
+    for child in procwrapper_tests::children_of(pid) {
+        let (rss, hwm) = one_rss_kib(child);
+        sum = (sum.0 + rss, sum.1 + hwm);
     }
     sum
 }
