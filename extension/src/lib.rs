@@ -422,6 +422,17 @@ impl State {
     ) -> (oneshot::Receiver<()>, Option<Invocation>) {
         let (tx, rx) = unbounded_channel();
         let (finished_tx, finished_rx) = oneshot::channel();
+        // Its telemetry can reach this loop before its INVOKE does (it was kept in
+        // `early`): that is telemetry seen for it, and a `runtimeDone` among it is its end.
+        let early = self.early.get(&invoke.request_id);
+        let telemetry_seen = early.is_some_and(|events| {
+            events
+                .iter()
+                .any(|e| matches!(e, Event::Done { .. } | Event::Report(_)))
+        });
+        let done_at = early
+            .is_some_and(|events| events.iter().any(|e| matches!(e, Event::Done { .. })))
+            .then(Instant::now);
         if self.tasks.len() >= MAX_IN_FLIGHT {
             // The API server is too slow for the rate of invocations: memory stays bounded,
             // and this invocation goes unreported.
@@ -435,8 +446,8 @@ impl State {
             }
             self.current = Some(Current {
                 request_id: invoke.request_id,
-                done_at: None,
-                telemetry_seen: false,
+                done_at,
+                telemetry_seen,
             });
             let _ = finished_tx.send(());
             return (finished_rx, None);
@@ -455,8 +466,8 @@ impl State {
         }
         self.current = Some(Current {
             request_id: invoke.request_id.clone(),
-            done_at: None,
-            telemetry_seen: false,
+            done_at,
+            telemetry_seen,
         });
         self.invocations.insert(invoke.request_id.clone(), tx);
         self.invoked += 1;

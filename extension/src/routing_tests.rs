@@ -345,6 +345,34 @@ async fn telemetry_that_never_comes_closes_the_invocation_and_later_ones() {
     assert_eq!(drain(&mut b.events), ["close:no-telemetry"]);
 }
 
+/// Lambda sends an invocation's telemetry as its INVOKE goes out: with a fast function,
+/// its `runtimeDone` can reach the main loop first. That is telemetry seen, not missing,
+/// and the wait ends `max_added` after it, as for one that came after the INVOKE.
+#[tokio::test(start_paused = true)]
+async fn telemetry_that_comes_before_its_invoke_is_telemetry_seen_and_its_end() {
+    let mut s = state();
+    s.route(platform_start());
+    s.route(runtime_done("A", "success"));
+    let mut a = open(&mut s, "A");
+    assert!(
+        s.current
+            .as_ref()
+            .is_some_and(|c| c.telemetry_seen && c.done_at.is_some())
+    );
+    let (_tx, mut inbox) = unbounded_channel();
+    let t0 = Instant::now();
+
+    // The task is not running: its final update never comes, so the cap ends the wait.
+    wait_for_invocation(&mut s, &mut inbox, a.finished, None, "A").await;
+
+    assert_eq!(Instant::now() - t0, s.settings.max_added);
+    assert_eq!(s.telemetry, Telemetry::Arriving);
+    assert_eq!(drain(&mut a.events), ["done:success"]);
+    // Not given up on: the next invocation is not closed for want of telemetry.
+    let mut b = open(&mut s, "B");
+    assert!(drain(&mut b.events).is_empty());
+}
+
 #[tokio::test(start_paused = true)]
 async fn with_telemetry_the_wait_ends_max_added_after_runtime_done() {
     let mut s = state();
