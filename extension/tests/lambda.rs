@@ -1824,20 +1824,9 @@ async fn through_the_proxy_the_runtimes_answer_settles_the_outcome_and_cloudreac
 
         // An execution CloudReactor started: updated, never created.
         let known = "0c9d4f7e-8a1b-4c2d-9e3f-5a6b7c8d9e0f";
-        let before = h.api.requests().len();
-        let event = started_by_cloudreactor(known);
-        let (_, status) = h.invoke(event.clone()).await;
-        assert_eq!(status, InvocationStatus::Success);
-        assert!(
-            until(LIMIT, || !h.api.finals_of(known).is_empty()).await,
-            "{runtime:?}: the execution CloudReactor started was not updated: {:#?}",
-            h.api.requests()
-        );
-        let after: Vec<Recorded> = h.api.requests().split_off(before);
-        assert!(
-            after.iter().all(|r| r.method == "PATCH"),
-            "{runtime:?}: nothing is created: {after:#?}"
-        );
+        let (event, after) = h
+            .invoke_started_by_cloudreactor(known, &format!("{runtime:?}"))
+            .await;
         let first = &after
             .iter()
             .find(|r| r.path.contains(known))
@@ -1940,20 +1929,15 @@ async fn the_layers_bootstrap_runs_the_handler_executable_through_the_proxy() {
     })
     .await;
     let known = "1d2e3f40-5a6b-4c7d-8e9f-0a1b2c3d4e5f";
-    let (_, status) = h.invoke(started_by_cloudreactor(known)).await;
-    assert_eq!(status, InvocationStatus::Success);
+    let (_, after) = h
+        .invoke_started_by_cloudreactor(known, "the bootstrap")
+        .await;
+    let finals = h.api.finals_of(known);
     assert!(
-        until(LIMIT, || h
-            .api
-            .finals_of(known)
-            .iter()
-            .any(|r| r.status() == Some("SUCCEEDED")))
-        .await,
-        "the execution CloudReactor started was not updated: {:#?}",
-        h.api.requests()
+        finals.iter().any(|r| r.status() == Some("SUCCEEDED")),
+        "{finals:#?}"
     );
-    assert!(h.api.requests().iter().all(|r| r.method == "PATCH"));
-    let first = &h.api.requests()[0].body;
+    let first = &after[0].body;
     assert_eq!(first["api_managed_probability"], json!(1.0), "{first:#}");
     assert_eq!(first["managed_probability"], json!(1.0), "{first:#}");
     // An invocation of its own is sampled out (a success is not reported).
@@ -2058,6 +2042,32 @@ async fn through_the_proxy_the_function_runs_whatever_the_api_server_does() {
 }
 
 impl Harness {
+    /// Invokes the function with an event that names Task Execution `known` (one that
+    /// CloudReactor started) and waits until that execution has its final update; asserts
+    /// that the invocation succeeded and that nothing was created meanwhile (`what` names
+    /// the case). Returns the event and the requests sent since the invocation.
+    async fn invoke_started_by_cloudreactor(
+        &self,
+        known: &str,
+        what: &str,
+    ) -> (Value, Vec<Recorded>) {
+        let before = self.api.requests().len();
+        let event = started_by_cloudreactor(known);
+        let (_, status) = self.invoke(event.clone()).await;
+        assert_eq!(status, InvocationStatus::Success, "{what}");
+        assert!(
+            until(LIMIT, || !self.api.finals_of(known).is_empty()).await,
+            "{what}: the execution CloudReactor started was not updated: {:#?}",
+            self.api.requests()
+        );
+        let after = self.api.requests().split_off(before);
+        assert!(
+            after.iter().all(|r| r.method == "PATCH"),
+            "{what}: nothing is created: {after:#?}"
+        );
+        (event, after)
+    }
+
     /// The extension's process id.
     fn extension_pid(&self) -> u32 {
         self.extension
@@ -2142,19 +2152,8 @@ async fn the_proxy_killed_while_the_handler_runs_leaves_the_function_working() {
         let second = h.proxy_process(Some(first)).await;
         assert_ne!(second, first);
         let known = "5f0b6f2a-3c4d-4e5f-8a9b-0c1d2e3f4a5b";
-        let before = h.api.requests().len();
-        let (_, status) = h.invoke(started_by_cloudreactor(known)).await;
-        assert_eq!(status, InvocationStatus::Success, "{runtime:?}");
-        assert!(
-            until(LIMIT, || !h.api.finals_of(known).is_empty()).await,
-            "{runtime:?}: the new proxy did not see the event: {:#?}",
-            h.api.requests()
-        );
-        let after: Vec<Recorded> = h.api.requests().split_off(before);
-        assert!(
-            after.iter().all(|r| r.method == "PATCH"),
-            "{runtime:?}: nothing is created: {after:#?}"
-        );
+        h.invoke_started_by_cloudreactor(known, &format!("{runtime:?}, through the new proxy"))
+            .await;
         let log = h.log();
         let ended = log
             .warnings()
